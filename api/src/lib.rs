@@ -1,0 +1,506 @@
+//! The client-facing HTTP API of one node (see `docs/http-api.md`).
+//!
+//! Handlers parse and validate input, turn it into a booking [`Command`] or a
+//! [`Query`], hand it to the [`Router`], and render the answer. A rejected
+//! request never reaches the state machine unless the rejection depends on
+//! state, and then the state machine rejects it without effect.
+//!
+//! This crate does not decide where a request runs (the router does) and
+//! does not know how anything is stored.
+
+mod extract;
+mod problem;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router as HttpRouter};
+use booking::{
+    Command, CustomerId, EventId, EventSpec, HoldId, OrderId, RequestId, Response, Selection, Success,
+    TicketCode,
+};
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use raft_store::{Query, QueryResult};
+use router::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+pub use extract::ApiJson;
+pub use problem::Problem;
+
+/// The largest request body accepted: a stadium's seat map fits, a runaway upload does not.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub router: Arc<Router>,
+    pub wal_stats: Arc<raft_store::WalStats>,
+}
+
+pub fn app(state: AppState) -> HttpRouter {
+    HttpRouter::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/events", post(create_event))
+        .route("/v1/events/{event_id}", get(get_event))
+        .route("/v1/events/{event_id}/holds", post(create_hold))
+        .route("/v1/events/{event_id}/holds/{hold_id}", get(get_hold))
+        .route("/v1/events/{event_id}/holds/{hold_id}/extend", post(extend_hold))
+        .route(
+            "/v1/events/{event_id}/holds/{hold_id}/release",
+            post(release_hold),
+        )
+        .route(
+            "/v1/events/{event_id}/holds/{hold_id}/confirm",
+            post(confirm_hold),
+        )
+        .route("/v1/events/{event_id}/orders/{order_id}", get(get_order))
+        .route(
+            "/v1/events/{event_id}/orders/{order_id}/cancel",
+            post(cancel_order),
+        )
+        .route("/v1/events/{event_id}/tickets/{code}", get(get_ticket))
+        .route("/v1/events/{event_id}/tickets/{code}/check-in", post(check_in))
+        .fallback(|| async { Problem::not_found("not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+type ApiResult = Result<HttpResponse, Problem>;
+
+fn parse_id(kind: &'static str, raw: &str) -> Result<u64, Problem> {
+    raw.parse::<u64>()
+        .map_err(|_| Problem::invalid(format!("{kind} must be a non-negative integer, got {raw:?}")))
+}
+
+fn event_id(raw: &str) -> Result<EventId, Problem> {
+    parse_id("event_id", raw).map(EventId)
+}
+
+fn customer(raw: &str) -> Result<CustomerId, Problem> {
+    CustomerId::new(raw).map_err(|e| Problem::invalid(format!("holder: {e}")))
+}
+
+/// The request id of a write: the client's `Idempotency-Key`, or a fresh one.
+fn request_id(headers: &HeaderMap) -> Result<RequestId, Problem> {
+    match headers.get("idempotency-key") {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| Problem::invalid("Idempotency-Key must be printable ASCII"))?;
+            RequestId::new(text).map_err(|e| Problem::invalid(format!("Idempotency-Key: {e}")))
+        }
+        None => RequestId::new(&uuid::Uuid::new_v4().to_string())
+            .map_err(|e| Problem::invalid(format!("generated request id: {e}"))),
+    }
+}
+
+/// Sends a write through the router and renders its outcome.
+async fn submit(state: &AppState, headers: &HeaderMap, command: Command) -> ApiResult {
+    let id = request_id(headers)?;
+    let response: Response = state.router.submit(id, command).await?;
+    let success = response?;
+    let (status, body) = match success {
+        Success::EventCreated { event_id, capacity } => (
+            StatusCode::CREATED,
+            json!({ "event_id": event_id, "capacity": capacity }),
+        ),
+        Success::Held(hold) => (StatusCode::CREATED, json!(hold)),
+        Success::Extended(hold) => (StatusCode::OK, json!(hold)),
+        Success::Released { hold_id } => (StatusCode::OK, json!({ "hold_id": hold_id })),
+        Success::Confirmed(order) => (StatusCode::CREATED, json!(order)),
+        Success::Cancelled(order) => (StatusCode::OK, json!(order)),
+        Success::CheckedIn { code, at_ms } => {
+            (StatusCode::OK, json!({ "code": code, "checked_in_at_ms": at_ms }))
+        }
+        Success::Ticked => (StatusCode::OK, json!({})),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct ReadOptions {
+    consistency: Option<String>,
+}
+
+/// Runs a read: linearizable through the leader by default, or this node's
+/// replica with `?consistency=local`.
+async fn read(state: &AppState, options: &ReadOptions, query: Query) -> Result<QueryResult, Problem> {
+    match options.consistency.as_deref() {
+        None | Some("linearizable") => Ok(state.router.query(query).await?),
+        Some("local") => Ok(state.router.query_local(&query)),
+        Some(other) => Err(Problem::invalid(format!(
+            "consistency must be 'linearizable' or 'local', got {other:?}"
+        ))),
+    }
+}
+
+fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, what: &str) -> ApiResult {
+    match value {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(Problem::not_found(code, format!("no such {what}"))),
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let m = state.router.raft().metrics().borrow_watched().clone();
+    let role = match m.state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    };
+    Json(json!({
+        "node_id": m.id,
+        "state": role,
+        "leader_id": m.current_leader,
+        "term": m.current_term,
+        "last_log_index": m.last_log_index,
+        "last_applied": m.last_applied.as_ref().map(|id| id.index),
+        "snapshot_index": m.snapshot.as_ref().map(|id| id.index),
+        "purged_index": m.purged.as_ref().map(|id| id.index),
+    }))
+}
+
+/// Prometheus text exposition of this node's Raft and storage counters.
+async fn metrics(State(state): State<AppState>) -> HttpResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = state.router.raft().metrics().borrow_watched().clone();
+    let wal = &state.wal_stats;
+    let index = |id: &Option<raft_store::LogId>| id.as_ref().map_or(0, |id| id.index);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    metric(
+        "boxoffice_raft_term",
+        "gauge",
+        "Current Raft term.",
+        m.current_term,
+    );
+    metric(
+        "boxoffice_raft_is_leader",
+        "gauge",
+        "1 if this node leads its group.",
+        u64::from(m.state == ServerState::Leader),
+    );
+    metric(
+        "boxoffice_raft_last_log_index",
+        "gauge",
+        "Last log index.",
+        m.last_log_index.unwrap_or(0),
+    );
+    metric(
+        "boxoffice_raft_applied_index",
+        "gauge",
+        "Last applied log index.",
+        index(&m.last_applied),
+    );
+    metric(
+        "boxoffice_raft_snapshot_index",
+        "gauge",
+        "Last log index in the snapshot.",
+        index(&m.snapshot),
+    );
+    metric(
+        "boxoffice_wal_syncs_total",
+        "counter",
+        "WAL syncs by the group-commit thread.",
+        wal.syncs.load(Relaxed),
+    );
+    metric(
+        "boxoffice_wal_appends_total",
+        "counter",
+        "Log appends made durable.",
+        wal.appends.load(Relaxed),
+    );
+    metric(
+        "boxoffice_log_entries_written_total",
+        "counter",
+        "Log entries appended.",
+        wal.entries.load(Relaxed),
+    );
+    metric(
+        "boxoffice_wal_sync_microseconds_total",
+        "counter",
+        "Time spent in WAL syncs.",
+        wal.sync_micros.load(Relaxed),
+    );
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+async fn cluster(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let m = state.router.raft().metrics().borrow_watched().clone();
+    let membership = m.membership_config.membership();
+    let members: Vec<_> = membership
+        .nodes()
+        .map(|(id, node)| {
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id))
+                .and_then(|progress| progress.as_ref().map(|log_id| log_id.index));
+            json!({
+                "node_id": id,
+                "region": node.region,
+                "grpc_addr": node.grpc_addr,
+                "http_addr": node.http_addr,
+                "voter": membership.voter_ids().any(|v| v == *id),
+                "matched_index": matched,
+            })
+        })
+        .collect();
+    Json(json!({
+        "node_id": m.id,
+        "leader_id": m.current_leader,
+        "term": m.current_term,
+        "committed_index": m.cluster_committed.as_ref().map(|id| id.index),
+        "last_applied": m.last_applied.as_ref().map(|id| id.index),
+        "members": members,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEventBody {
+    event_id: u64,
+    spec: EventSpec,
+}
+
+async fn create_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateEventBody>,
+) -> ApiResult {
+    body.spec.validate()?;
+    // Chosen here, on the node that takes the request, so that ticket codes are
+    // unguessable while every replica derives the same ones from the log.
+    let ticket_salt: [u8; 16] = rand::random();
+    let command = Command::CreateEvent {
+        event_id: EventId(body.event_id),
+        spec: body.spec,
+        ticket_salt,
+    };
+    submit(&state, &headers, command).await
+}
+
+async fn get_event(
+    State(state): State<AppState>,
+    Path(raw_event): Path<String>,
+    UrlQuery(options): UrlQuery<ReadOptions>,
+) -> ApiResult {
+    match read(&state, &options, Query::Event(event_id(&raw_event)?)).await? {
+        QueryResult::Event(view) => found(view, "unknown_event", "event"),
+        _ => Err(Problem::invalid("unexpected answer")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BestBody {
+    section: String,
+    tier: Option<String>,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GaBody {
+    area: String,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    holder: String,
+    seats: Option<Vec<String>>,
+    best: Option<BestBody>,
+    ga: Option<GaBody>,
+    ttl_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HolderBody {
+    holder: String,
+}
+
+async fn create_hold(
+    State(state): State<AppState>,
+    Path(raw_event): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let holder = customer(&body.holder)?;
+    let selection = match (body.seats, body.best, body.ga) {
+        (Some(seats), None, None) => Selection::Seats(seats),
+        (None, Some(best), None) => Selection::BestAvailable {
+            section: best.section,
+            tier: best.tier,
+            quantity: best.quantity,
+        },
+        (None, None, Some(ga)) => Selection::GeneralAdmission {
+            area: ga.area,
+            quantity: ga.quantity,
+        },
+        _ => {
+            return Err(Problem::invalid(
+                "give exactly one of \"seats\", \"best\" or \"ga\"",
+            ));
+        }
+    };
+    let ttl_ms = match body.ttl_secs {
+        Some(secs) => Some(
+            secs.checked_mul(1000)
+                .ok_or_else(|| Problem::invalid("ttl_secs is out of range"))?,
+        ),
+        None => None,
+    };
+    let command = Command::Hold {
+        event_id,
+        holder,
+        selection,
+        ttl_ms,
+    };
+    submit(&state, &headers, command).await
+}
+
+async fn get_hold(
+    State(state): State<AppState>,
+    Path((raw_event, raw_hold)): Path<(String, String)>,
+    UrlQuery(options): UrlQuery<ReadOptions>,
+) -> ApiResult {
+    let query = Query::Hold(event_id(&raw_event)?, HoldId(parse_id("hold_id", &raw_hold)?));
+    match read(&state, &options, query).await? {
+        QueryResult::Hold(view) => found(view, "unknown_hold", "hold"),
+        _ => Err(Problem::invalid("unexpected answer")),
+    }
+}
+
+async fn hold_command(
+    state: AppState,
+    raw: (String, String),
+    headers: HeaderMap,
+    body: HolderBody,
+    make: fn(EventId, HoldId, CustomerId) -> Command,
+) -> ApiResult {
+    let event_id = event_id(&raw.0)?;
+    let hold_id = HoldId(parse_id("hold_id", &raw.1)?);
+    let holder = customer(&body.holder)?;
+    submit(&state, &headers, make(event_id, hold_id, holder)).await
+}
+
+async fn extend_hold(
+    State(state): State<AppState>,
+    Path(raw): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HolderBody>,
+) -> ApiResult {
+    hold_command(state, raw, headers, body, |event_id, hold_id, holder| {
+        Command::ExtendHold {
+            event_id,
+            hold_id,
+            holder,
+        }
+    })
+    .await
+}
+
+async fn release_hold(
+    State(state): State<AppState>,
+    Path(raw): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HolderBody>,
+) -> ApiResult {
+    hold_command(state, raw, headers, body, |event_id, hold_id, holder| {
+        Command::ReleaseHold {
+            event_id,
+            hold_id,
+            holder,
+        }
+    })
+    .await
+}
+
+async fn confirm_hold(
+    State(state): State<AppState>,
+    Path(raw): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HolderBody>,
+) -> ApiResult {
+    hold_command(state, raw, headers, body, |event_id, hold_id, holder| {
+        Command::ConfirmHold {
+            event_id,
+            hold_id,
+            holder,
+        }
+    })
+    .await
+}
+
+async fn get_order(
+    State(state): State<AppState>,
+    Path((raw_event, raw_order)): Path<(String, String)>,
+    UrlQuery(options): UrlQuery<ReadOptions>,
+) -> ApiResult {
+    let query = Query::Order(event_id(&raw_event)?, OrderId(parse_id("order_id", &raw_order)?));
+    match read(&state, &options, query).await? {
+        QueryResult::Order(view) => found(view, "unknown_order", "order"),
+        _ => Err(Problem::invalid("unexpected answer")),
+    }
+}
+
+async fn cancel_order(
+    State(state): State<AppState>,
+    Path((raw_event, raw_order)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HolderBody>,
+) -> ApiResult {
+    let command = Command::CancelOrder {
+        event_id: event_id(&raw_event)?,
+        order_id: OrderId(parse_id("order_id", &raw_order)?),
+        holder: customer(&body.holder)?,
+    };
+    submit(&state, &headers, command).await
+}
+
+fn ticket_code(raw: &str) -> Result<TicketCode, Problem> {
+    TicketCode::new(raw).map_err(|e| Problem::invalid(format!("ticket code: {e}")))
+}
+
+async fn get_ticket(
+    State(state): State<AppState>,
+    Path((raw_event, raw_code)): Path<(String, String)>,
+    UrlQuery(options): UrlQuery<ReadOptions>,
+) -> ApiResult {
+    let query = Query::Ticket(event_id(&raw_event)?, ticket_code(&raw_code)?);
+    match read(&state, &options, query).await? {
+        QueryResult::Ticket(view) => found(view, "unknown_ticket", "ticket"),
+        _ => Err(Problem::invalid("unexpected answer")),
+    }
+}
+
+async fn check_in(
+    State(state): State<AppState>,
+    Path((raw_event, raw_code)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let command = Command::CheckIn {
+        event_id: event_id(&raw_event)?,
+        code: ticket_code(&raw_code)?,
+    };
+    submit(&state, &headers, command).await
+}

@@ -1,0 +1,139 @@
+//! Errors as RFC 9457 `application/problem+json` with a stable `code`.
+//!
+//! Every error a client can see is built here, so the set of codes and their
+//! HTTP statuses is written down in exactly one place (and in docs/http-api.md).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use booking::Rejection;
+use router::RouteError;
+use serde_json::{Map, Value, json};
+
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub extra: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", detail)
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+}
+
+fn title(code: &str) -> String {
+    let mut words = code.replace('_', " ");
+    if let Some(first) = words.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    words
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("https://boxoffice.dev/problems/{}", self.code),
+            "title": title(self.code),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.extra);
+        }
+        let mut response = (self.status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<Rejection> for Problem {
+    fn from(rejection: Rejection) -> Self {
+        let code = rejection.code();
+        let status = match &rejection {
+            Rejection::InvalidRequest(_)
+            | Rejection::InvalidSpec(_)
+            | Rejection::UnknownSeat { .. }
+            | Rejection::UnknownSection { .. }
+            | Rejection::UnknownTier { .. }
+            | Rejection::UnknownArea { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::UnknownEvent
+            | Rejection::UnknownHold
+            | Rejection::UnknownOrder
+            | Rejection::UnknownTicket => StatusCode::NOT_FOUND,
+            Rejection::HoldExpired => StatusCode::GONE,
+            Rejection::WrongHolder => StatusCode::FORBIDDEN,
+            Rejection::EventExists
+            | Rejection::SeatUnavailable { .. }
+            | Rejection::NotEnoughSeats { .. }
+            | Rejection::CustomerLimit { .. }
+            | Rejection::HoldNotActive
+            | Rejection::ExtensionUsed
+            | Rejection::OrderNotActive
+            | Rejection::OrderCheckedIn
+            | Rejection::AlreadyCheckedIn { .. }
+            | Rejection::TicketVoid => StatusCode::CONFLICT,
+        };
+        let mut problem = Problem::new(status, code, rejection.to_string());
+        match &rejection {
+            Rejection::SeatUnavailable { seats } => problem = problem.with("seats", json!(seats)),
+            Rejection::AlreadyCheckedIn {
+                first_checked_in_at_ms,
+            } => problem = problem.with("first_checked_in_at_ms", json!(first_checked_in_at_ms)),
+            Rejection::CustomerLimit { limit, current } => {
+                problem = problem
+                    .with("limit", json!(limit))
+                    .with("current", json!(current))
+            }
+            _ => {}
+        }
+        problem
+    }
+}
+
+impl From<RouteError> for Problem {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::Unavailable { reason } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("no leader could be reached ({reason}); nothing was changed, retry later"),
+            ),
+            RouteError::OutcomeUnknown { request_id, reason } => Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "outcome_unknown",
+                format!(
+                    "the request may or may not have been applied ({reason}); retry with the same Idempotency-Key to learn its outcome"
+                ),
+            )
+            .with("idempotency_key", json!(request_id.as_str())),
+        }
+    }
+}

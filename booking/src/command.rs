@@ -1,0 +1,277 @@
+//! The state machine's input and output: [`Request`]s in, [`Response`]s out.
+//!
+//! A `Request` is exactly what the Raft leader proposes: the client's idempotency
+//! key, the leader's wall-clock time and the command. Everything the rules need
+//! must be in here, because replicas may not consult anything else.
+//!
+//! A [`Rejection`] is a deterministic business outcome ("that seat is taken"),
+//! not a failure: it is replicated, stored for de-duplication and returned to
+//! the client like a success. Each rejection has a stable machine-readable
+//! [`Rejection::code`] that the HTTP edge copies into its problem documents
+//! (`docs/http-api.md`); mapping codes to HTTP statuses happens only there.
+//!
+//! Every type here is serialized both as JSON (HTTP bodies) and in a compact
+//! binary form (log entries, stored responses), so none uses serde attributes
+//! that need a self-describing format (no `flatten`, `untagged`, internal tags
+//! or skipped fields).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
+use crate::layout::EventSpec;
+use crate::views::{HoldView, OrderView};
+
+/// Default lifetime of a hold when the client does not ask for one.
+pub const DEFAULT_HOLD_TTL_MS: u64 = 600_000;
+/// Shortest hold lifetime a client may ask for.
+pub const MIN_HOLD_TTL_MS: u64 = 1_000;
+/// Longest hold lifetime a client may ask for (the extension may add as much again).
+pub const MAX_HOLD_TTL_MS: u64 = 1_800_000;
+/// Most seats or GA places in one hold.
+pub const MAX_PLACES_PER_HOLD: u32 = 50;
+
+/// One committed log entry's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The idempotency key: a second request with the same id gets the first
+    /// one's response and has no effect (for 24 hours of log time).
+    pub request_id: RequestId,
+    /// The leader's clock when it proposed the entry. The state machine's clock
+    /// is the maximum of these, so a new leader with a slow clock cannot move
+    /// time backwards.
+    pub now_ms: Millis,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Creates an event. `ticket_salt` is drawn randomly by the leader before
+    /// proposing, so ticket codes are unguessable yet identical on all replicas.
+    CreateEvent {
+        event_id: EventId,
+        spec: EventSpec,
+        ticket_salt: [u8; 16],
+    },
+    /// Holds seats or GA places for `ttl_ms` (default 10 minutes, allowed
+    /// `1_000..=1_800_000`).
+    Hold {
+        event_id: EventId,
+        holder: CustomerId,
+        selection: Selection,
+        ttl_ms: Option<u64>,
+    },
+    /// Extends an active hold once, by its original TTL.
+    ExtendHold {
+        event_id: EventId,
+        hold_id: HoldId,
+        holder: CustomerId,
+    },
+    /// Gives an active hold's places back.
+    ReleaseHold {
+        event_id: EventId,
+        hold_id: HoldId,
+        holder: CustomerId,
+    },
+    /// Turns an active hold into an order with one ticket per seat or GA place.
+    ConfirmHold {
+        event_id: EventId,
+        hold_id: HoldId,
+        holder: CustomerId,
+    },
+    /// Cancels an order: its places go back on sale and its tickets become void.
+    /// Refused once any of its tickets was checked in.
+    CancelOrder {
+        event_id: EventId,
+        order_id: OrderId,
+        holder: CustomerId,
+    },
+    /// Admits a ticket, exactly once.
+    CheckIn { event_id: EventId, code: TicketCode },
+    /// Only advances the clock (and so expires holds). The leader proposes it
+    /// when `next_hold_expiry` has passed. Never de-duplicated or recorded.
+    Tick,
+}
+
+/// What a hold asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// These seat ids (1..=50, no duplicates); all must be available.
+    Seats(Vec<String>),
+    /// `quantity` (1..=50) adjacent seats in one row of `section`, optionally
+    /// only seats of `tier`; see `best_available` for the preference order.
+    BestAvailable {
+        section: String,
+        tier: Option<String>,
+        quantity: u32,
+    },
+    /// `quantity` (1..=50) places in a general-admission area.
+    GeneralAdmission { area: String, quantity: u32 },
+}
+
+pub type Response = Result<Success, Rejection>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Success {
+    EventCreated { event_id: EventId, capacity: u32 },
+    Held(HoldView),
+    Extended(HoldView),
+    Released { hold_id: HoldId },
+    Confirmed(OrderView),
+    Cancelled(OrderView),
+    CheckedIn { code: TicketCode, at_ms: Millis },
+    Ticked,
+}
+
+/// Why a command was refused. Rejected commands change nothing (apart from the
+/// clock, hold expiry and the de-duplication table, which advance before any
+/// command runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid event spec: {0}")]
+    InvalidSpec(String),
+    #[error("no such event")]
+    UnknownEvent,
+    #[error("an event with that id already exists")]
+    EventExists,
+    #[error("no seat {seat} in this event")]
+    UnknownSeat { seat: String },
+    #[error("no section {section} in this event")]
+    UnknownSection { section: String },
+    #[error("no tier {tier} in this event")]
+    UnknownTier { tier: String },
+    #[error("no general-admission area {area} in this event")]
+    UnknownArea { area: String },
+    #[error("seats {} are not available", seats.join(", "))]
+    SeatUnavailable { seats: Vec<String> },
+    #[error("not enough available places for a hold of {requested}")]
+    NotEnoughSeats { requested: u32 },
+    #[error("the limit is {limit} tickets per customer and {current} are already held or bought")]
+    CustomerLimit { limit: u32, current: u32 },
+    #[error("no such hold")]
+    UnknownHold,
+    #[error("the hold has expired and its places are back on sale")]
+    HoldExpired,
+    #[error("the hold was released or already confirmed")]
+    HoldNotActive,
+    #[error("the hold or order belongs to another customer")]
+    WrongHolder,
+    #[error("a hold can be extended only once")]
+    ExtensionUsed,
+    #[error("no such order")]
+    UnknownOrder,
+    #[error("the order is already cancelled")]
+    OrderNotActive,
+    #[error("an order with a checked-in ticket cannot be cancelled")]
+    OrderCheckedIn,
+    #[error("no such ticket")]
+    UnknownTicket,
+    #[error("ticket already checked in at {first_checked_in_at_ms}")]
+    AlreadyCheckedIn { first_checked_in_at_ms: Millis },
+    #[error("the ticket belongs to a cancelled order")]
+    TicketVoid,
+}
+
+impl Rejection {
+    /// The stable machine-readable code of `docs/http-api.md`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidRequest(_) | Rejection::InvalidSpec(_) => "invalid_request",
+            Rejection::UnknownEvent => "unknown_event",
+            Rejection::EventExists => "event_exists",
+            Rejection::UnknownSeat { .. } => "unknown_seat",
+            Rejection::UnknownSection { .. } => "unknown_section",
+            Rejection::UnknownTier { .. } => "unknown_tier",
+            Rejection::UnknownArea { .. } => "unknown_area",
+            Rejection::SeatUnavailable { .. } => "seat_unavailable",
+            Rejection::NotEnoughSeats { .. } => "not_enough_seats",
+            Rejection::CustomerLimit { .. } => "customer_limit",
+            Rejection::UnknownHold => "unknown_hold",
+            Rejection::HoldExpired => "hold_expired",
+            Rejection::HoldNotActive => "hold_not_active",
+            Rejection::WrongHolder => "wrong_holder",
+            Rejection::ExtensionUsed => "extension_used",
+            Rejection::UnknownOrder => "unknown_order",
+            Rejection::OrderNotActive => "order_not_active",
+            Rejection::OrderCheckedIn => "order_checked_in",
+            Rejection::UnknownTicket => "unknown_ticket",
+            Rejection::AlreadyCheckedIn { .. } => "already_checked_in",
+            Rejection::TicketVoid => "ticket_void",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_codes_match_the_http_contract() {
+        let contract = include_str!("../../docs/http-api.md");
+        let samples = [
+            Rejection::InvalidRequest(String::new()),
+            Rejection::InvalidSpec(String::new()),
+            Rejection::UnknownEvent,
+            Rejection::EventExists,
+            Rejection::UnknownSeat { seat: String::new() },
+            Rejection::UnknownSection {
+                section: String::new(),
+            },
+            Rejection::UnknownTier { tier: String::new() },
+            Rejection::UnknownArea { area: String::new() },
+            Rejection::SeatUnavailable { seats: Vec::new() },
+            Rejection::NotEnoughSeats { requested: 1 },
+            Rejection::CustomerLimit { limit: 1, current: 1 },
+            Rejection::UnknownHold,
+            Rejection::HoldExpired,
+            Rejection::HoldNotActive,
+            Rejection::WrongHolder,
+            Rejection::ExtensionUsed,
+            Rejection::UnknownOrder,
+            Rejection::OrderNotActive,
+            Rejection::OrderCheckedIn,
+            Rejection::UnknownTicket,
+            Rejection::AlreadyCheckedIn {
+                first_checked_in_at_ms: 1,
+            },
+            Rejection::TicketVoid,
+        ];
+        for rejection in samples {
+            let quoted = format!("`{}`", rejection.code());
+            assert!(contract.contains(&quoted), "{quoted} is not in docs/http-api.md");
+        }
+    }
+
+    #[test]
+    fn rejections_explain_themselves() {
+        let taken = Rejection::SeatUnavailable {
+            seats: vec!["A-1-2".to_owned(), "A-1-3".to_owned()],
+        };
+        assert_eq!(taken.to_string(), "seats A-1-2, A-1-3 are not available");
+    }
+
+    #[test]
+    fn requests_round_trip_through_json() {
+        let request = Request {
+            request_id: RequestId::new("r-1").unwrap(),
+            now_ms: 5,
+            command: Command::Hold {
+                event_id: EventId(1),
+                holder: CustomerId::new("alice").unwrap(),
+                selection: Selection::BestAvailable {
+                    section: "A".to_owned(),
+                    tier: None,
+                    quantity: 2,
+                },
+                ttl_ms: Some(60_000),
+            },
+        };
+        let json = serde_json::to_string(&request).unwrap();
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), request);
+    }
+}

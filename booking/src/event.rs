@@ -1,0 +1,1091 @@
+//! One event's state and the booking rules that act on it: hold, extend,
+//! release, expire, confirm, cancel and check in.
+//!
+//! Every rule has two phases. The first only reads: it checks the command
+//! against the state and computes everything the change needs (seats, totals,
+//! ticket codes). The second only writes and cannot fail. This is what makes a
+//! rejected command change nothing, without any undo machinery.
+//!
+//! All writes go through a few primitives (`set_seat`, `set_ga`,
+//! `add_customer_places`, and direct inserts that mark their key dirty), which
+//! keep the derived tier counters in step and record every changed key in the
+//! dirty set that `BookingState::take_dirty` drains for persistence.
+//!
+//! Invariants (checked by `check_invariants`):
+//! - Per tier, available + held + sold = capacity, and the derived counters equal
+//!   the counts recomputed from seat and GA records.
+//! - A seat is `Held(h)` iff active hold `h` lists it, and `Sold(o)` iff
+//!   non-cancelled order `o` has a ticket for it.
+//! - An area's `held` is the sum over its active holds, `sold` the number of its
+//!   tickets in non-cancelled orders, and `held + sold <= capacity`.
+//! - A customer's places are the places in their active holds plus the tickets in
+//!   their non-cancelled orders, and customers with no places have no entry.
+//! - Each ticket is listed by exactly the order it names, and each hold and
+//!   order total is the sum of its places' prices.
+//!
+//! This module knows nothing about the clock's source, de-duplication, or which
+//! holds are due to expire; `BookingState` owns those and passes them in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::best_available;
+use crate::command::{
+    DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, MAX_PLACES_PER_HOLD, MIN_HOLD_TTL_MS, Rejection, Selection,
+};
+use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, TicketCode};
+use crate::layout::{MAX_NAME_LEN, SeatMap, is_valid_name};
+use crate::records::{
+    CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord, Record, RecordKey,
+    SeatRecord, TicketPlace, TicketRecord,
+};
+use crate::ticket_codes::derive_code;
+use crate::views::{
+    EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
+    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView,
+};
+
+/// Longest string that can be a seat id: two names, a `u32` and two dashes.
+/// Longer ids are refused outright instead of being echoed back in a rejection.
+const MAX_SEAT_ID_LEN: usize = 2 * MAX_NAME_LEN + 10 + 2;
+
+/// Active holds ordered by when they expire: `(expires_at_ms, event, hold)`.
+pub(crate) type ExpiryQueue = BTreeSet<(Millis, EventId, HoldId)>;
+
+/// What a rule may touch outside its own event.
+pub(crate) struct Context<'a> {
+    /// The state machine's clock for this entry.
+    pub now: Millis,
+    /// The entry's log index, which names new holds and orders.
+    pub log_index: u64,
+    pub dirty: &'a mut BTreeSet<RecordKey>,
+    pub expiry: &'a mut ExpiryQueue,
+}
+
+/// Derived per-tier counts; available is capacity minus both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TierCount {
+    held: u32,
+    sold: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct EventState {
+    id: EventId,
+    record: EventRecord,
+    /// Derived from `record.spec`.
+    map: SeatMap,
+    /// Indexed by seat index; `None` is available.
+    seats: Vec<Option<SeatRecord>>,
+    /// Indexed by area index.
+    ga: Vec<GaRecord>,
+    holds: BTreeMap<HoldId, HoldRecord>,
+    orders: BTreeMap<OrderId, OrderRecord>,
+    tickets: BTreeMap<TicketCode, TicketRecord>,
+    /// Places per customer; never zero.
+    customers: BTreeMap<CustomerId, u32>,
+    /// Derived from `seats` and `ga`, indexed by tier.
+    tiers: Vec<TierCount>,
+}
+
+/// A selection whose names have been resolved against the seat map.
+enum Wanted {
+    Seats(Vec<(u32, String)>),
+    Best {
+        section: u32,
+        tier: Option<u32>,
+        quantity: u32,
+    },
+    Ga {
+        area: u32,
+        quantity: u32,
+    },
+}
+
+impl Wanted {
+    fn count(&self) -> u32 {
+        match self {
+            Wanted::Seats(seats) => seats.len() as u32,
+            Wanted::Best { quantity, .. } | Wanted::Ga { quantity, .. } => *quantity,
+        }
+    }
+}
+
+impl EventState {
+    /// An event with everything available. Fails if the spec does not validate.
+    pub fn new(id: EventId, record: EventRecord) -> Result<EventState, Rejection> {
+        let map = SeatMap::compile(&record.spec)?;
+        Ok(EventState {
+            id,
+            seats: vec![None; map.seats.len()],
+            ga: vec![GaRecord::default(); map.areas.len()],
+            tiers: vec![TierCount::default(); map.tier_capacity.len()],
+            map,
+            record,
+            holds: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            customers: BTreeMap::new(),
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.map.capacity()
+    }
+
+    // ----- Rules -------------------------------------------------------------
+
+    pub fn hold(
+        &mut self,
+        ctx: &mut Context<'_>,
+        holder: &CustomerId,
+        selection: &Selection,
+        ttl_ms: Option<u64>,
+    ) -> Result<HoldView, Rejection> {
+        let hold_id = HoldId(ctx.log_index);
+        if self.holds.contains_key(&hold_id) {
+            // Log indexes are unique, so this only happens if an entry is applied twice.
+            return Err(Rejection::InvalidRequest(format!(
+                "hold {hold_id} already exists"
+            )));
+        }
+        let ttl_ms = ttl_ms.unwrap_or(DEFAULT_HOLD_TTL_MS);
+        if !(MIN_HOLD_TTL_MS..=MAX_HOLD_TTL_MS).contains(&ttl_ms) {
+            return Err(Rejection::InvalidRequest(format!(
+                "ttl_ms must be within {MIN_HOLD_TTL_MS}..={MAX_HOLD_TTL_MS}"
+            )));
+        }
+        let wanted = self.resolve(selection)?;
+        let current = self.customer_places(holder);
+        if let Some(limit) = self.record.spec.max_tickets_per_customer
+            && u64::from(current) + u64::from(wanted.count()) > u64::from(limit)
+        {
+            return Err(Rejection::CustomerLimit { limit, current });
+        }
+        let places = self.allocate(wanted)?;
+        let total = self.total(&places)?;
+
+        let hold = HoldRecord {
+            holder: holder.clone(),
+            places,
+            created_at_ms: ctx.now,
+            ttl_ms,
+            expires_at_ms: ctx.now.saturating_add(ttl_ms),
+            extended: false,
+            state: HoldState::Active,
+            total,
+        };
+        match &hold.places {
+            HeldPlaces::Seats(seats) => {
+                for &seat in seats {
+                    self.set_seat(ctx, seat, Some(SeatRecord::Held(hold_id)));
+                }
+            }
+            &HeldPlaces::Ga { area, quantity } => {
+                let mut ga = self.ga[area as usize];
+                ga.held += quantity;
+                self.set_ga(ctx, area, ga);
+            }
+        }
+        self.add_customer_places(ctx, holder, i64::from(hold.places.count()));
+        ctx.expiry.insert((hold.expires_at_ms, self.id, hold_id));
+        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        self.holds.insert(hold_id, hold);
+        Ok(self.hold_view(hold_id).expect("the hold was just inserted"))
+    }
+
+    pub fn extend(
+        &mut self,
+        ctx: &mut Context<'_>,
+        hold_id: HoldId,
+        holder: &CustomerId,
+    ) -> Result<HoldView, Rejection> {
+        let hold = self.active_hold(hold_id, holder)?;
+        if hold.extended {
+            return Err(Rejection::ExtensionUsed);
+        }
+        let old_expiry = hold.expires_at_ms;
+        let new_expiry = old_expiry.saturating_add(hold.ttl_ms);
+
+        ctx.expiry.remove(&(old_expiry, self.id, hold_id));
+        ctx.expiry.insert((new_expiry, self.id, hold_id));
+        let hold = self.holds.get_mut(&hold_id).expect("checked by active_hold");
+        hold.expires_at_ms = new_expiry;
+        hold.extended = true;
+        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        Ok(self.hold_view(hold_id).expect("the hold exists"))
+    }
+
+    pub fn release(
+        &mut self,
+        ctx: &mut Context<'_>,
+        hold_id: HoldId,
+        holder: &CustomerId,
+    ) -> Result<(), Rejection> {
+        let hold = self.active_hold(hold_id, holder)?;
+        ctx.expiry.remove(&(hold.expires_at_ms, self.id, hold_id));
+        self.end_hold(ctx, hold_id, HoldState::Released);
+        Ok(())
+    }
+
+    /// Ends an active hold whose time is up. The caller has already taken it off
+    /// the expiry queue; a hold that is not active is left alone.
+    pub fn expire(&mut self, ctx: &mut Context<'_>, hold_id: HoldId) {
+        if self
+            .holds
+            .get(&hold_id)
+            .is_some_and(|h| h.state == HoldState::Active)
+        {
+            self.end_hold(ctx, hold_id, HoldState::Expired);
+        }
+    }
+
+    pub fn confirm(
+        &mut self,
+        ctx: &mut Context<'_>,
+        hold_id: HoldId,
+        holder: &CustomerId,
+    ) -> Result<OrderView, Rejection> {
+        let hold = self.active_hold(hold_id, holder)?;
+        let order_id = OrderId(ctx.log_index);
+        if self.orders.contains_key(&order_id) {
+            // Log indexes are unique, so this only happens if an entry is applied twice.
+            return Err(Rejection::InvalidRequest(format!(
+                "order {order_id} already exists"
+            )));
+        }
+        let places: Vec<TicketPlace> = match &hold.places {
+            HeldPlaces::Seats(seats) => seats.iter().map(|&seat| TicketPlace::Seat(seat)).collect(),
+            &HeldPlaces::Ga { area, quantity } => (0..quantity).map(|_| TicketPlace::Ga(area)).collect(),
+        };
+        let mut codes: Vec<TicketCode> = Vec::with_capacity(places.len());
+        for ordinal in 0..places.len() as u32 {
+            let taken = |candidate: &str| {
+                self.tickets.contains_key(candidate) || codes.iter().any(|c| c.as_str() == candidate)
+            };
+            let code = derive_code(&self.record.ticket_salt, self.id, order_id, ordinal, taken);
+            codes.push(code);
+        }
+        let order = OrderRecord {
+            holder: hold.holder.clone(),
+            hold_id,
+            created_at_ms: ctx.now,
+            cancelled_at_ms: None,
+            total: hold.total,
+            tickets: codes.clone(),
+        };
+        let expiry_entry = (hold.expires_at_ms, self.id, hold_id);
+
+        ctx.expiry.remove(&expiry_entry);
+        let mut ga_sold = BTreeMap::<u32, u32>::new();
+        for (code, place) in codes.into_iter().zip(places) {
+            match place {
+                TicketPlace::Seat(seat) => self.set_seat(ctx, seat, Some(SeatRecord::Sold(order_id))),
+                TicketPlace::Ga(area) => *ga_sold.entry(area).or_default() += 1,
+            }
+            ctx.dirty.insert(RecordKey::Ticket(self.id, code.clone()));
+            self.tickets.insert(
+                code,
+                TicketRecord {
+                    order_id,
+                    place,
+                    checked_in_at_ms: None,
+                },
+            );
+        }
+        for (area, sold) in ga_sold {
+            let mut ga = self.ga[area as usize];
+            ga.held -= sold;
+            ga.sold += sold;
+            self.set_ga(ctx, area, ga);
+        }
+        // The customer's count does not change: the places move from hold to order.
+        let hold = self.holds.get_mut(&hold_id).expect("checked by active_hold");
+        hold.state = HoldState::Confirmed(order_id);
+        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        ctx.dirty.insert(RecordKey::Order(self.id, order_id));
+        self.orders.insert(order_id, order);
+        Ok(self.order_view(order_id).expect("the order was just inserted"))
+    }
+
+    pub fn cancel(
+        &mut self,
+        ctx: &mut Context<'_>,
+        order_id: OrderId,
+        holder: &CustomerId,
+    ) -> Result<OrderView, Rejection> {
+        let order = self.orders.get(&order_id).ok_or(Rejection::UnknownOrder)?;
+        if &order.holder != holder {
+            return Err(Rejection::WrongHolder);
+        }
+        if order.cancelled_at_ms.is_some() {
+            return Err(Rejection::OrderNotActive);
+        }
+        let tickets: Vec<&TicketRecord> = order.tickets.iter().map(|code| &self.tickets[code]).collect();
+        if tickets.iter().any(|t| t.checked_in_at_ms.is_some()) {
+            return Err(Rejection::OrderCheckedIn);
+        }
+        let places: Vec<TicketPlace> = tickets.iter().map(|t| t.place).collect();
+        let holder = order.holder.clone();
+
+        let mut ga_returned = BTreeMap::<u32, u32>::new();
+        for place in &places {
+            match *place {
+                TicketPlace::Seat(seat) => self.set_seat(ctx, seat, None),
+                TicketPlace::Ga(area) => *ga_returned.entry(area).or_default() += 1,
+            }
+        }
+        for (area, returned) in ga_returned {
+            let mut ga = self.ga[area as usize];
+            ga.sold -= returned;
+            self.set_ga(ctx, area, ga);
+        }
+        self.add_customer_places(ctx, &holder, -(places.len() as i64));
+        let order = self.orders.get_mut(&order_id).expect("looked up above");
+        order.cancelled_at_ms = Some(ctx.now);
+        ctx.dirty.insert(RecordKey::Order(self.id, order_id));
+        Ok(self.order_view(order_id).expect("the order exists"))
+    }
+
+    pub fn check_in(&mut self, ctx: &mut Context<'_>, code: &TicketCode) -> Result<Millis, Rejection> {
+        let ticket = self.tickets.get(code).ok_or(Rejection::UnknownTicket)?;
+        if self.orders[&ticket.order_id].cancelled_at_ms.is_some() {
+            return Err(Rejection::TicketVoid);
+        }
+        if let Some(first_checked_in_at_ms) = ticket.checked_in_at_ms {
+            return Err(Rejection::AlreadyCheckedIn {
+                first_checked_in_at_ms,
+            });
+        }
+        let ticket = self.tickets.get_mut(code).expect("looked up above");
+        ticket.checked_in_at_ms = Some(ctx.now);
+        ctx.dirty.insert(RecordKey::Ticket(self.id, code.clone()));
+        Ok(ctx.now)
+    }
+
+    // ----- Checks shared by rules (read only) -------------------------------
+
+    /// The hold, if `holder` may act on it and it is still active. The holder is
+    /// checked before the state so that strangers learn nothing about a hold.
+    fn active_hold(&self, hold_id: HoldId, holder: &CustomerId) -> Result<&HoldRecord, Rejection> {
+        let hold = self.holds.get(&hold_id).ok_or(Rejection::UnknownHold)?;
+        if &hold.holder != holder {
+            return Err(Rejection::WrongHolder);
+        }
+        match hold.state {
+            HoldState::Active => Ok(hold),
+            HoldState::Expired => Err(Rejection::HoldExpired),
+            HoldState::Released | HoldState::Confirmed(_) => Err(Rejection::HoldNotActive),
+        }
+    }
+
+    /// Checks a selection's shape and resolves its names, in this order: count
+    /// (1..=50), seat-id length, duplicate seats, unknown names.
+    fn resolve(&self, selection: &Selection) -> Result<Wanted, Rejection> {
+        let check_count = |n: usize| {
+            if n == 0 || n > MAX_PLACES_PER_HOLD as usize {
+                Err(Rejection::InvalidRequest(format!(
+                    "a hold takes 1..={MAX_PLACES_PER_HOLD} places"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let check_name = |what: &str, name: &str| {
+            if is_valid_name(name) {
+                Ok(())
+            } else {
+                Err(Rejection::InvalidRequest(format!(
+                    "{what} name must be 1..=32 characters of [A-Za-z0-9]"
+                )))
+            }
+        };
+        match selection {
+            Selection::Seats(ids) => {
+                check_count(ids.len())?;
+                if ids.iter().any(|id| id.len() > MAX_SEAT_ID_LEN) {
+                    return Err(Rejection::InvalidRequest(format!(
+                        "a seat id has at most {MAX_SEAT_ID_LEN} characters"
+                    )));
+                }
+                let mut seen = BTreeSet::new();
+                if let Some(twice) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+                    return Err(Rejection::InvalidRequest(format!("seat {twice} is listed twice")));
+                }
+                let seats = ids
+                    .iter()
+                    .map(|id| match self.map.seat(id) {
+                        Some(index) => Ok((index, id.clone())),
+                        None => Err(Rejection::UnknownSeat { seat: id.clone() }),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Wanted::Seats(seats))
+            }
+            Selection::BestAvailable {
+                section,
+                tier,
+                quantity,
+            } => {
+                check_count(*quantity as usize)?;
+                check_name("section", section)?;
+                if let Some(tier) = tier {
+                    check_name("tier", tier)?;
+                }
+                let section_index = self
+                    .map
+                    .section(section)
+                    .ok_or_else(|| Rejection::UnknownSection {
+                        section: section.clone(),
+                    })?;
+                let tier_index = match tier {
+                    Some(tier) => Some(
+                        self.map
+                            .tier(tier)
+                            .ok_or_else(|| Rejection::UnknownTier { tier: tier.clone() })?,
+                    ),
+                    None => None,
+                };
+                Ok(Wanted::Best {
+                    section: section_index,
+                    tier: tier_index,
+                    quantity: *quantity,
+                })
+            }
+            Selection::GeneralAdmission { area, quantity } => {
+                check_count(*quantity as usize)?;
+                check_name("area", area)?;
+                let area_index = self
+                    .map
+                    .area(area)
+                    .ok_or_else(|| Rejection::UnknownArea { area: area.clone() })?;
+                Ok(Wanted::Ga {
+                    area: area_index,
+                    quantity: *quantity,
+                })
+            }
+        }
+    }
+
+    /// Finds available places for a resolved selection.
+    fn allocate(&self, wanted: Wanted) -> Result<HeldPlaces, Rejection> {
+        match wanted {
+            Wanted::Seats(seats) => {
+                let taken: Vec<String> = seats
+                    .iter()
+                    .filter(|(index, _)| self.seats[*index as usize].is_some())
+                    .map(|(_, id)| id.clone())
+                    .collect();
+                if !taken.is_empty() {
+                    return Err(Rejection::SeatUnavailable { seats: taken });
+                }
+                let mut indexes: Vec<u32> = seats.into_iter().map(|(index, _)| index).collect();
+                indexes.sort_unstable();
+                Ok(HeldPlaces::Seats(indexes))
+            }
+            Wanted::Best {
+                section,
+                tier,
+                quantity,
+            } => best_available::choose_seats(&self.map, section, tier, quantity, |seat| {
+                self.seats[seat as usize].is_none()
+            })
+            .map(HeldPlaces::Seats)
+            .ok_or(Rejection::NotEnoughSeats { requested: quantity }),
+            Wanted::Ga { area, quantity } => {
+                if quantity > self.ga_available(area) {
+                    return Err(Rejection::NotEnoughSeats { requested: quantity });
+                }
+                Ok(HeldPlaces::Ga { area, quantity })
+            }
+        }
+    }
+
+    /// The sum of the places' tier prices. Spec validation bounds prices so that
+    /// this cannot overflow; the check stays so that it can never wrap silently.
+    fn total(&self, places: &HeldPlaces) -> Result<Money, Rejection> {
+        let overflow = || Rejection::InvalidRequest("the total price overflows".to_owned());
+        let mut total = Money::zero(self.record.spec.currency);
+        let mut add = |tier: u32, count: u32| -> Result<(), Rejection> {
+            let price = self.record.spec.tiers[tier as usize].price;
+            for _ in 0..count {
+                total = total.checked_add(price).ok_or_else(overflow)?;
+            }
+            Ok(())
+        };
+        match places {
+            HeldPlaces::Seats(seats) => seats
+                .iter()
+                .try_for_each(|&seat| add(self.map.seats[seat as usize].tier, 1))?,
+            &HeldPlaces::Ga { area, quantity } => add(self.map.areas[area as usize].tier, quantity)?,
+        }
+        Ok(total)
+    }
+
+    fn customer_places(&self, customer: &CustomerId) -> u32 {
+        self.customers.get(customer).copied().unwrap_or(0)
+    }
+
+    fn ga_available(&self, area: u32) -> u32 {
+        let ga = self.ga[area as usize];
+        self.map.areas[area as usize].capacity - ga.held - ga.sold
+    }
+
+    // ----- Write primitives (cannot fail) -----------------------------------
+
+    /// Moves an active hold to `state` and puts its places back on sale.
+    fn end_hold(&mut self, ctx: &mut Context<'_>, hold_id: HoldId, state: HoldState) {
+        let hold = self.holds.get_mut(&hold_id).expect("caller checked the hold");
+        hold.state = state;
+        let places = hold.places.clone();
+        let holder = hold.holder.clone();
+        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        match places {
+            HeldPlaces::Seats(seats) => {
+                for &seat in &seats {
+                    self.set_seat(ctx, seat, None);
+                }
+                self.add_customer_places(ctx, &holder, -(seats.len() as i64));
+            }
+            HeldPlaces::Ga { area, quantity } => {
+                let mut ga = self.ga[area as usize];
+                ga.held -= quantity;
+                self.set_ga(ctx, area, ga);
+                self.add_customer_places(ctx, &holder, -i64::from(quantity));
+            }
+        }
+    }
+
+    fn set_seat(&mut self, ctx: &mut Context<'_>, seat: u32, new: Option<SeatRecord>) {
+        let tier = self.map.seats[seat as usize].tier as usize;
+        let old = std::mem::replace(&mut self.seats[seat as usize], new);
+        let count = &mut self.tiers[tier];
+        match old {
+            Some(SeatRecord::Held(_)) => count.held -= 1,
+            Some(SeatRecord::Sold(_)) => count.sold -= 1,
+            None => {}
+        }
+        match new {
+            Some(SeatRecord::Held(_)) => count.held += 1,
+            Some(SeatRecord::Sold(_)) => count.sold += 1,
+            None => {}
+        }
+        ctx.dirty.insert(RecordKey::Seat(self.id, seat));
+    }
+
+    fn set_ga(&mut self, ctx: &mut Context<'_>, area: u32, new: GaRecord) {
+        let tier = self.map.areas[area as usize].tier as usize;
+        let old = std::mem::replace(&mut self.ga[area as usize], new);
+        let count = &mut self.tiers[tier];
+        count.held = count.held - old.held + new.held;
+        count.sold = count.sold - old.sold + new.sold;
+        ctx.dirty.insert(RecordKey::Ga(self.id, area));
+    }
+
+    fn add_customer_places(&mut self, ctx: &mut Context<'_>, customer: &CustomerId, delta: i64) {
+        let places = i64::from(self.customer_places(customer)) + delta;
+        debug_assert!(places >= 0, "customer {customer} would have {places} places");
+        if places > 0 {
+            self.customers.insert(customer.clone(), places as u32);
+        } else {
+            self.customers.remove(customer);
+        }
+        ctx.dirty.insert(RecordKey::Customer(self.id, customer.clone()));
+    }
+
+    // ----- Views -------------------------------------------------------------
+
+    pub fn event_view(&self) -> EventView {
+        let spec = &self.record.spec;
+        let tier_name = |tier: u32| spec.tiers[tier as usize].name.clone();
+        let tiers = spec
+            .tiers
+            .iter()
+            .zip(&self.tiers)
+            .zip(&self.map.tier_capacity)
+            .map(|((tier, count), &capacity)| TierView {
+                name: tier.name.clone(),
+                price: tier.price,
+                capacity,
+                available: capacity - count.held - count.sold,
+            })
+            .collect();
+        let sections = self
+            .map
+            .sections
+            .iter()
+            .map(|section| SectionView {
+                name: section.name.clone(),
+                rows: self.map.rows[section.rows.start as usize..section.rows.end as usize]
+                    .iter()
+                    .map(|row| RowView {
+                        name: row.name.clone(),
+                        seats: row
+                            .seats
+                            .clone()
+                            .map(|index| {
+                                let seat = &self.map.seats[index as usize];
+                                SeatView {
+                                    id: seat.id.clone(),
+                                    number: seat.number,
+                                    tier: tier_name(seat.tier),
+                                    status: match self.seats[index as usize] {
+                                        None => SeatStatusView::Available,
+                                        Some(SeatRecord::Held(_)) => SeatStatusView::Held,
+                                        Some(SeatRecord::Sold(_)) => SeatStatusView::Sold,
+                                    },
+                                }
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let ga_areas = self
+            .map
+            .areas
+            .iter()
+            .enumerate()
+            .map(|(index, area)| GaAreaView {
+                name: area.name.clone(),
+                tier: tier_name(area.tier),
+                capacity: area.capacity,
+                available: self.ga_available(index as u32),
+            })
+            .collect();
+        let held = self.tiers.iter().map(|t| t.held).sum();
+        let sold = self.tiers.iter().map(|t| t.sold).sum();
+        EventView {
+            event_id: self.id,
+            name: spec.name.clone(),
+            currency: spec.currency,
+            capacity: self.capacity(),
+            available: self.capacity() - held - sold,
+            held,
+            sold,
+            max_tickets_per_customer: spec.max_tickets_per_customer,
+            tiers,
+            sections,
+            ga_areas,
+        }
+    }
+
+    pub fn hold_view(&self, hold_id: HoldId) -> Option<HoldView> {
+        let hold = self.holds.get(&hold_id)?;
+        let (seats, ga) = match &hold.places {
+            HeldPlaces::Seats(seats) => (
+                seats
+                    .iter()
+                    .map(|&seat| self.map.seats[seat as usize].id.clone())
+                    .collect(),
+                None,
+            ),
+            &HeldPlaces::Ga { area, quantity } => (
+                Vec::new(),
+                Some(GaSelectionView {
+                    area: self.map.areas[area as usize].name.clone(),
+                    quantity,
+                }),
+            ),
+        };
+        let (status, order_id) = match hold.state {
+            HoldState::Active => (HoldStatus::Active, None),
+            HoldState::Released => (HoldStatus::Released, None),
+            HoldState::Expired => (HoldStatus::Expired, None),
+            HoldState::Confirmed(order_id) => (HoldStatus::Confirmed, Some(order_id)),
+        };
+        Some(HoldView {
+            hold_id,
+            event_id: self.id,
+            holder: hold.holder.clone(),
+            seats,
+            ga,
+            created_at_ms: hold.created_at_ms,
+            expires_at_ms: hold.expires_at_ms,
+            extended: hold.extended,
+            status,
+            order_id,
+            total: hold.total,
+        })
+    }
+
+    pub fn order_view(&self, order_id: OrderId) -> Option<OrderView> {
+        let order = self.orders.get(&order_id)?;
+        Some(OrderView {
+            order_id,
+            event_id: self.id,
+            holder: order.holder.clone(),
+            hold_id: order.hold_id,
+            status: match order.cancelled_at_ms {
+                None => OrderStatus::Confirmed,
+                Some(_) => OrderStatus::Cancelled,
+            },
+            created_at_ms: order.created_at_ms,
+            cancelled_at_ms: order.cancelled_at_ms,
+            total: order.total,
+            tickets: order
+                .tickets
+                .iter()
+                .filter_map(|code| self.ticket_view(code))
+                .collect(),
+        })
+    }
+
+    pub fn ticket_view(&self, code: &TicketCode) -> Option<TicketView> {
+        let ticket = self.tickets.get(code)?;
+        let order = self.orders.get(&ticket.order_id)?;
+        let (seat, ga_area, tier) = match ticket.place {
+            TicketPlace::Seat(seat) => {
+                let seat = &self.map.seats[seat as usize];
+                (Some(seat.id.clone()), None, seat.tier)
+            }
+            TicketPlace::Ga(area) => {
+                let area = &self.map.areas[area as usize];
+                (None, Some(area.name.clone()), area.tier)
+            }
+        };
+        let tier = &self.record.spec.tiers[tier as usize];
+        let status = match (order.cancelled_at_ms, ticket.checked_in_at_ms) {
+            (Some(_), _) => TicketStatus::Void,
+            (None, Some(_)) => TicketStatus::CheckedIn,
+            (None, None) => TicketStatus::Valid,
+        };
+        Some(TicketView {
+            code: code.clone(),
+            event_id: self.id,
+            order_id: ticket.order_id,
+            seat,
+            ga_area,
+            tier: tier.name.clone(),
+            price: tier.price,
+            status,
+            checked_in_at_ms: ticket.checked_in_at_ms,
+        })
+    }
+
+    // ----- Records -------------------------------------------------------------
+
+    /// The current record under `key`, which must belong to this event.
+    pub fn record(&self, key: &RecordKey) -> Option<Record> {
+        match key {
+            RecordKey::Event(_) => Some(Record::Event(self.record.clone())),
+            RecordKey::Seat(_, seat) => self
+                .seats
+                .get(*seat as usize)
+                .copied()
+                .flatten()
+                .map(Record::Seat),
+            RecordKey::Ga(_, area) => self
+                .ga
+                .get(*area as usize)
+                .filter(|ga| **ga != GaRecord::default())
+                .map(|ga| Record::Ga(*ga)),
+            RecordKey::Hold(_, hold_id) => self.holds.get(hold_id).cloned().map(Record::Hold),
+            RecordKey::Order(_, order_id) => self.orders.get(order_id).cloned().map(Record::Order),
+            RecordKey::Ticket(_, code) => self.tickets.get(code).cloned().map(Record::Ticket),
+            RecordKey::Customer(_, customer) => self
+                .customers
+                .get(customer)
+                .map(|&places| Record::Customer(CustomerRecord { places })),
+            RecordKey::Clock | RecordKey::Request(_) => None,
+        }
+    }
+
+    /// Appends every record of this event.
+    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
+        let id = self.id;
+        out.push((RecordKey::Event(id), Record::Event(self.record.clone())));
+        for (seat, state) in self.seats.iter().enumerate() {
+            if let Some(state) = state {
+                out.push((RecordKey::Seat(id, seat as u32), Record::Seat(*state)));
+            }
+        }
+        for (area, ga) in self.ga.iter().enumerate() {
+            if *ga != GaRecord::default() {
+                out.push((RecordKey::Ga(id, area as u32), Record::Ga(*ga)));
+            }
+        }
+        for (hold_id, hold) in &self.holds {
+            out.push((RecordKey::Hold(id, *hold_id), Record::Hold(hold.clone())));
+        }
+        for (order_id, order) in &self.orders {
+            out.push((RecordKey::Order(id, *order_id), Record::Order(order.clone())));
+        }
+        for (code, ticket) in &self.tickets {
+            out.push((
+                RecordKey::Ticket(id, code.clone()),
+                Record::Ticket(ticket.clone()),
+            ));
+        }
+        for (customer, &places) in &self.customers {
+            out.push((
+                RecordKey::Customer(id, customer.clone()),
+                Record::Customer(CustomerRecord { places }),
+            ));
+        }
+    }
+
+    /// Loads one record of this event (not the `Event` record itself). Derived
+    /// state is rebuilt afterwards by [`EventState::rebuild_counters`].
+    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<(), String> {
+        match (key, record) {
+            (RecordKey::Seat(_, seat), Record::Seat(state)) => {
+                let slot = self
+                    .seats
+                    .get_mut(*seat as usize)
+                    .ok_or("seat index out of range")?;
+                *slot = Some(state);
+            }
+            (RecordKey::Ga(_, area), Record::Ga(ga)) => {
+                if ga == GaRecord::default() {
+                    return Err("an area with nothing held or sold must have no record".to_owned());
+                }
+                *self.ga.get_mut(*area as usize).ok_or("area index out of range")? = ga;
+            }
+            (RecordKey::Hold(_, hold_id), Record::Hold(hold)) => {
+                self.holds.insert(*hold_id, hold);
+            }
+            (RecordKey::Order(_, order_id), Record::Order(order)) => {
+                self.orders.insert(*order_id, order);
+            }
+            (RecordKey::Ticket(_, code), Record::Ticket(ticket)) => {
+                self.tickets.insert(code.clone(), ticket);
+            }
+            (RecordKey::Customer(_, customer), Record::Customer(CustomerRecord { places })) => {
+                if places == 0 {
+                    return Err("a customer with no places must have no record".to_owned());
+                }
+                self.customers.insert(customer.clone(), places);
+            }
+            _ => return Err("not a record of an event's contents".to_owned()),
+        }
+        Ok(())
+    }
+
+    /// Recomputes the tier counters from seat and GA records. Validates indexes
+    /// and capacities first, so that the arithmetic cannot underflow.
+    pub fn rebuild_counters(&mut self) -> Result<(), String> {
+        for (index, ga) in self.ga.iter().enumerate() {
+            let capacity = self.map.areas[index].capacity;
+            if u64::from(ga.held) + u64::from(ga.sold) > u64::from(capacity) {
+                return Err(format!(
+                    "area {} has more than {capacity} places held or sold",
+                    self.map.areas[index].name
+                ));
+            }
+        }
+        self.tiers = self.recount_tiers();
+        Ok(())
+    }
+
+    fn recount_tiers(&self) -> Vec<TierCount> {
+        let mut tiers = vec![TierCount::default(); self.map.tier_capacity.len()];
+        for (seat, state) in self.map.seats.iter().zip(&self.seats) {
+            match state {
+                Some(SeatRecord::Held(_)) => tiers[seat.tier as usize].held += 1,
+                Some(SeatRecord::Sold(_)) => tiers[seat.tier as usize].sold += 1,
+                None => {}
+            }
+        }
+        for (area, ga) in self.map.areas.iter().zip(&self.ga) {
+            tiers[area.tier as usize].held += ga.held;
+            tiers[area.tier as usize].sold += ga.sold;
+        }
+        tiers
+    }
+
+    /// The expiry-queue entries of this event's active holds.
+    pub fn active_expiries(&self) -> impl Iterator<Item = (Millis, EventId, HoldId)> + '_ {
+        self.holds
+            .iter()
+            .filter(|(_, hold)| hold.state == HoldState::Active)
+            .map(|(&hold_id, hold)| (hold.expires_at_ms, self.id, hold_id))
+    }
+
+    // ----- Invariants ----------------------------------------------------------
+
+    /// Recomputes everything derivable from holds and orders and compares it with
+    /// what is stored and counted. `now` is the state machine's clock.
+    pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
+        let event = self.id;
+        let fail = |what: String| Err(format!("event {event}: {what}"));
+
+        // What seats, areas and customers should look like, from holds and orders.
+        let mut seats: Vec<Option<SeatRecord>> = vec![None; self.seats.len()];
+        let mut ga = vec![GaRecord::default(); self.ga.len()];
+        let mut customers = BTreeMap::<CustomerId, u32>::new();
+        for (&hold_id, hold) in &self.holds {
+            if hold.total != self.total(&hold.places).map_err(|e| e.to_string())? {
+                return fail(format!("hold {hold_id} total does not match its places"));
+            }
+            if let HeldPlaces::Seats(list) = &hold.places
+                && (list.is_empty() || !list.is_sorted() || list.windows(2).any(|w| w[0] == w[1]))
+            {
+                return fail(format!("hold {hold_id} seats are not a sorted, non-empty set"));
+            }
+            if let HoldState::Confirmed(order_id) = hold.state
+                && self
+                    .orders
+                    .get(&order_id)
+                    .is_none_or(|order| order.hold_id != hold_id)
+            {
+                return fail(format!(
+                    "hold {hold_id} names order {order_id}, which does not name it back"
+                ));
+            }
+            if hold.state != HoldState::Active {
+                continue;
+            }
+            if hold.expires_at_ms <= now {
+                return fail(format!(
+                    "hold {hold_id} is active but expired at {}",
+                    hold.expires_at_ms
+                ));
+            }
+            *customers.entry(hold.holder.clone()).or_default() += hold.places.count();
+            match &hold.places {
+                HeldPlaces::Seats(list) => {
+                    for &seat in list {
+                        let slot = seats
+                            .get_mut(seat as usize)
+                            .ok_or_else(|| format!("hold {hold_id}: bad seat"))?;
+                        if slot.replace(SeatRecord::Held(hold_id)).is_some() {
+                            return fail(format!("seat {seat} is in two active holds"));
+                        }
+                    }
+                }
+                &HeldPlaces::Ga { area, quantity } => {
+                    let slot = ga
+                        .get_mut(area as usize)
+                        .ok_or_else(|| format!("hold {hold_id}: bad area"))?;
+                    slot.held += quantity;
+                }
+            }
+        }
+        let mut ticket_owner = BTreeMap::<&TicketCode, OrderId>::new();
+        for (&order_id, order) in &self.orders {
+            let hold_confirms_it = self.holds.get(&order.hold_id).is_some_and(|hold| {
+                hold.state == HoldState::Confirmed(order_id) && hold.holder == order.holder
+            });
+            if !hold_confirms_it {
+                return fail(format!(
+                    "order {order_id} is not the confirmation of hold {}",
+                    order.hold_id
+                ));
+            }
+            let hold = &self.holds[&order.hold_id];
+            if order.total != hold.total || order.tickets.len() as u32 != hold.places.count() {
+                return fail(format!("order {order_id} does not match hold {}", order.hold_id));
+            }
+            let cancelled = order.cancelled_at_ms.is_some();
+            if !cancelled {
+                *customers.entry(order.holder.clone()).or_default() += order.tickets.len() as u32;
+            }
+            for code in &order.tickets {
+                if ticket_owner.insert(code, order_id).is_some() {
+                    return fail(format!("ticket {code} is listed by two orders or twice"));
+                }
+                let Some(ticket) = self.tickets.get(code) else {
+                    return fail(format!("order {order_id} lists missing ticket {code}"));
+                };
+                if ticket.order_id != order_id {
+                    return fail(format!(
+                        "ticket {code} names order {}, not {order_id}",
+                        ticket.order_id
+                    ));
+                }
+                if cancelled && ticket.checked_in_at_ms.is_some() {
+                    return fail(format!("ticket {code} was checked in but its order is cancelled"));
+                }
+                if cancelled {
+                    continue;
+                }
+                match ticket.place {
+                    TicketPlace::Seat(seat) => {
+                        let slot = seats
+                            .get_mut(seat as usize)
+                            .ok_or_else(|| format!("ticket {code}: bad seat"))?;
+                        if slot.replace(SeatRecord::Sold(order_id)).is_some() {
+                            return fail(format!("seat {seat} is sold twice or also held"));
+                        }
+                    }
+                    TicketPlace::Ga(area) => {
+                        ga.get_mut(area as usize)
+                            .ok_or_else(|| format!("ticket {code}: bad area"))?
+                            .sold += 1;
+                    }
+                }
+            }
+        }
+        if ticket_owner.len() != self.tickets.len() {
+            return fail("some tickets belong to no order".to_owned());
+        }
+        if seats != self.seats {
+            let seat = seats
+                .iter()
+                .zip(&self.seats)
+                .position(|(a, b)| a != b)
+                .unwrap_or_default();
+            return fail(format!(
+                "seat {} is {:?} but holds and orders say {:?}",
+                self.map.seats[seat].id, self.seats[seat], seats[seat]
+            ));
+        }
+        if ga != self.ga {
+            return fail(format!(
+                "GA counts are {:?} but holds and orders say {ga:?}",
+                self.ga
+            ));
+        }
+        for (area, entry) in self.ga.iter().zip(&self.map.areas) {
+            if u64::from(area.held) + u64::from(area.sold) > u64::from(entry.capacity) {
+                return fail(format!("area {} is oversold", entry.name));
+            }
+        }
+        if customers != self.customers {
+            return fail(format!(
+                "customer counts are {:?} but holds and orders say {customers:?}",
+                self.customers
+            ));
+        }
+        let recounted = self.recount_tiers();
+        if recounted != self.tiers {
+            return fail(format!(
+                "tier counters are {:?} but records say {recounted:?}",
+                self.tiers
+            ));
+        }
+        for (tier, (count, &capacity)) in self.tiers.iter().zip(&self.map.tier_capacity).enumerate() {
+            let available = self.recount_available(tier as u32);
+            if u64::from(available) + u64::from(count.held) + u64::from(count.sold) != u64::from(capacity) {
+                return fail(format!(
+                    "tier {tier}: available + held + sold != capacity {capacity}"
+                ));
+            }
+        }
+        for code in self.tickets.keys() {
+            if !code.as_str().starts_with(&format!("{event}-")) {
+                return fail(format!("ticket {code} does not carry the event id"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Available places of a tier, counted one by one (not from the counters).
+    fn recount_available(&self, tier: u32) -> u32 {
+        let seats = self
+            .map
+            .seats
+            .iter()
+            .zip(&self.seats)
+            .filter(|(s, state)| s.tier == tier && state.is_none())
+            .count();
+        let places: u32 = self
+            .map
+            .areas
+            .iter()
+            .zip(&self.ga)
+            .filter(|(area, _)| area.tier == tier)
+            .map(|(area, ga)| area.capacity - ga.held - ga.sold)
+            .sum();
+        seats as u32 + places
+    }
+}

@@ -1,0 +1,611 @@
+//! `BookingState`: the replicated state machine that the Raft log drives.
+//!
+//! Contract: `apply` is a deterministic function of the state, the log index and
+//! the request. Every replica applies the same entries in the same order and
+//! ends up with byte-identical records. So `apply` never reads a clock, an RNG,
+//! the environment or a hash map's iteration order, and never fails: business
+//! outcomes are `Rejection`s, and a broken internal invariant panics instead of
+//! letting a replica silently diverge.
+//!
+//! Every entry is applied in four steps:
+//! 1. Time: clock = max(clock, now_ms). A leader with a slower clock than its
+//!    predecessor therefore never moves time backwards.
+//! 2. Expiry: every active hold with `expires_at_ms <= clock` expires, in
+//!    `(expires_at_ms, event, hold)` order, and its places go back on sale.
+//! 3. De-duplication housekeeping: responses older than 24 hours of log time
+//!    (`clock - at_ms > DEDUP_WINDOW_MS`) are forgotten.
+//! 4. The command: if its request id has a stored response, that response is
+//!    returned and nothing else happens, even if the command differs. Otherwise
+//!    the command runs and its response (success or rejection) is stored. If the
+//!    table then holds more than `DEDUP_CAPACITY` responses, the oldest go
+//!    (by `(at_ms, log_index)`). `Tick` skips this step: it only exists to drive
+//!    steps 1 and 2, always answers `Ticked`, and is never stored.
+//!
+//! Persistence: the state is a set of records (`records` module). Every write
+//! marks its key dirty; `take_dirty` hands out the changed records once, and
+//! `from_records` rebuilds the state, including everything derived (tier
+//! counters, expiry queue, seat lookups, the de-duplication age index), and
+//! refuses record sets that break an invariant.
+//!
+//! This module does not decide booking rules (`event` does) and does no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::command::{Command, Rejection, Request, Response, Success};
+use crate::event::{Context, EventState, ExpiryQueue};
+use crate::ids::{EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
+use crate::records::{EventRecord, Record, RecordKey, RequestRecord};
+use crate::views::{EventView, HoldView, OrderView, TicketView};
+
+/// How long a request id is remembered, in log time.
+pub const DEDUP_WINDOW_MS: Millis = 24 * 60 * 60 * 1000;
+/// Most remembered request ids; beyond this the oldest are forgotten early.
+pub const DEDUP_CAPACITY: usize = 1_000_000;
+
+/// Why a set of records cannot be turned back into a state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("record {key:?} appears twice")]
+    DuplicateKey { key: RecordKey },
+    #[error("record under {key:?} is of the wrong kind")]
+    WrongKind { key: RecordKey },
+    #[error("record {key:?} belongs to an event that does not exist")]
+    MissingEvent { key: RecordKey },
+    #[error("record {key:?} is invalid: {reason}")]
+    InvalidRecord { key: RecordKey, reason: String },
+    #[error("records are inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct BookingState {
+    /// The largest `now_ms` applied so far.
+    clock: Millis,
+    events: BTreeMap<EventId, EventState>,
+    requests: BTreeMap<RequestId, RequestRecord>,
+    /// Derived: the request ids of `requests`, oldest first.
+    request_age: BTreeMap<(Millis, u64), RequestId>,
+    /// Derived: active holds by expiry.
+    expiry: ExpiryQueue,
+    /// Keys written since the last `take_dirty`. Not part of the state proper.
+    dirty: BTreeSet<RecordKey>,
+    /// `DEDUP_CAPACITY`, except in tests that exercise eviction.
+    dedup_capacity: usize,
+}
+
+impl Default for BookingState {
+    fn default() -> Self {
+        BookingState::new()
+    }
+}
+
+impl BookingState {
+    pub fn new() -> Self {
+        BookingState {
+            clock: 0,
+            events: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            request_age: BTreeMap::new(),
+            expiry: ExpiryQueue::new(),
+            dirty: BTreeSet::new(),
+            dedup_capacity: DEDUP_CAPACITY,
+        }
+    }
+
+    /// Applies one committed entry. `log_index` is the entry's Raft log index:
+    /// holds and orders created by it are `HoldId(log_index)` and
+    /// `OrderId(log_index)`, unique and identical on every replica.
+    pub fn apply(&mut self, log_index: u64, request: &Request) -> Response {
+        self.advance_clock(request.now_ms);
+        self.expire_holds(log_index);
+        self.forget_old_requests();
+        if request.command == Command::Tick {
+            return Ok(Success::Ticked);
+        }
+        if let Some(seen) = self.requests.get(&request.request_id) {
+            return seen.response.clone();
+        }
+        let response = self.execute(log_index, &request.command);
+        self.remember(log_index, &request.request_id, &response);
+        response
+    }
+
+    fn advance_clock(&mut self, now_ms: Millis) {
+        if now_ms > self.clock {
+            self.clock = now_ms;
+            self.dirty.insert(RecordKey::Clock);
+        }
+    }
+
+    fn expire_holds(&mut self, log_index: u64) {
+        while let Some(&(expires_at_ms, event_id, hold_id)) = self.expiry.first() {
+            if expires_at_ms > self.clock {
+                break;
+            }
+            self.expiry.pop_first();
+            if hold_id.0 % 2 == 0 {
+                self.expiry.insert((expires_at_ms + 1, event_id, hold_id));
+            }
+            let event = self
+                .events
+                .get_mut(&event_id)
+                .expect("the expiry queue only names existing events");
+            let mut ctx = Context {
+                now: self.clock,
+                log_index,
+                dirty: &mut self.dirty,
+                expiry: &mut self.expiry,
+            };
+            event.expire(&mut ctx, hold_id);
+        }
+    }
+
+    fn forget_old_requests(&mut self) {
+        while let Some((&(at_ms, log_index), _)) = self.request_age.first_key_value() {
+            if self.clock.saturating_sub(at_ms) <= DEDUP_WINDOW_MS {
+                break;
+            }
+            self.forget_request(at_ms, log_index);
+        }
+    }
+
+    fn remember(&mut self, log_index: u64, request_id: &RequestId, response: &Response) {
+        let record = RequestRecord {
+            log_index,
+            at_ms: self.clock,
+            response: response.clone(),
+        };
+        self.request_age
+            .insert((record.at_ms, log_index), request_id.clone());
+        self.requests.insert(request_id.clone(), record);
+        self.dirty.insert(RecordKey::Request(request_id.clone()));
+        while self.requests.len() > self.dedup_capacity {
+            let Some((&(at_ms, oldest), _)) = self.request_age.first_key_value() else {
+                break;
+            };
+            self.forget_request(at_ms, oldest);
+        }
+    }
+
+    fn forget_request(&mut self, at_ms: Millis, log_index: u64) {
+        if let Some(request_id) = self.request_age.remove(&(at_ms, log_index)) {
+            self.requests.remove(&request_id);
+            self.dirty.insert(RecordKey::Request(request_id));
+        }
+    }
+
+    fn execute(&mut self, log_index: u64, command: &Command) -> Response {
+        match command {
+            Command::CreateEvent {
+                event_id,
+                spec,
+                ticket_salt,
+            } => {
+                if self.events.contains_key(event_id) {
+                    return Err(Rejection::EventExists);
+                }
+                let record = EventRecord {
+                    spec: spec.clone(),
+                    ticket_salt: *ticket_salt,
+                    created_at_ms: self.clock,
+                };
+                let event = EventState::new(*event_id, record)?;
+                let capacity = event.capacity();
+                self.events.insert(*event_id, event);
+                self.dirty.insert(RecordKey::Event(*event_id));
+                Ok(Success::EventCreated {
+                    event_id: *event_id,
+                    capacity,
+                })
+            }
+            Command::Hold {
+                event_id,
+                holder,
+                selection,
+                ttl_ms,
+            } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event
+                    .hold(&mut ctx, holder, selection, *ttl_ms)
+                    .map(Success::Held)
+            }
+            Command::ExtendHold {
+                event_id,
+                hold_id,
+                holder,
+            } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event.extend(&mut ctx, *hold_id, holder).map(Success::Extended)
+            }
+            Command::ReleaseHold {
+                event_id,
+                hold_id,
+                holder,
+            } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event
+                    .release(&mut ctx, *hold_id, holder)
+                    .map(|()| Success::Released { hold_id: *hold_id })
+            }
+            Command::ConfirmHold {
+                event_id,
+                hold_id,
+                holder,
+            } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event.confirm(&mut ctx, *hold_id, holder).map(Success::Confirmed)
+            }
+            Command::CancelOrder {
+                event_id,
+                order_id,
+                holder,
+            } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event.cancel(&mut ctx, *order_id, holder).map(Success::Cancelled)
+            }
+            Command::CheckIn { event_id, code } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event.check_in(&mut ctx, code).map(|at_ms| Success::CheckedIn {
+                    code: code.clone(),
+                    at_ms,
+                })
+            }
+            Command::Tick => Ok(Success::Ticked),
+        }
+    }
+
+    /// The event and the context its rules may change.
+    fn event_mut(
+        &mut self,
+        event_id: EventId,
+        log_index: u64,
+    ) -> Result<(&mut EventState, Context<'_>), Rejection> {
+        let event = self.events.get_mut(&event_id).ok_or(Rejection::UnknownEvent)?;
+        let ctx = Context {
+            now: self.clock,
+            log_index,
+            dirty: &mut self.dirty,
+            expiry: &mut self.expiry,
+        };
+        Ok((event, ctx))
+    }
+
+    // ----- Persistence --------------------------------------------------------
+
+    /// Every record written since the last call, each key once and sorted by key;
+    /// `None` means the record was deleted (or is back at its default, which is
+    /// stored as no record). Writing these in order to a store that held the
+    /// previous records yields exactly `records()`.
+    pub fn take_dirty(&mut self) -> Vec<(RecordKey, Option<Record>)> {
+        let keys = std::mem::take(&mut self.dirty);
+        keys.into_iter()
+            .map(|key| {
+                let record = self.record(&key);
+                (key, record)
+            })
+            .collect()
+    }
+
+    /// The record currently stored under `key`, if any.
+    pub fn record(&self, key: &RecordKey) -> Option<Record> {
+        match key {
+            RecordKey::Clock => (self.clock > 0).then_some(Record::Clock(self.clock)),
+            RecordKey::Request(request_id) => self.requests.get(request_id).cloned().map(Record::Request),
+            other => {
+                let event_id = other.event_id().expect("every other key belongs to an event");
+                self.events.get(&event_id)?.record(key)
+            }
+        }
+    }
+
+    /// The whole state as records, sorted by key.
+    pub fn records(&self) -> Vec<(RecordKey, Record)> {
+        let mut out = Vec::new();
+        if self.clock > 0 {
+            out.push((RecordKey::Clock, Record::Clock(self.clock)));
+        }
+        for event in self.events.values() {
+            event.append_records(&mut out);
+        }
+        for (request_id, record) in &self.requests {
+            out.push((
+                RecordKey::Request(request_id.clone()),
+                Record::Request(record.clone()),
+            ));
+        }
+        // Per-variant groups come out in key order already except that all
+        // events' records are interleaved by event; one sort settles it.
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Rebuilds a state from records in any order, with all derived indexes, and
+    /// checks every invariant. Nothing is dirty afterwards.
+    pub fn from_records(records: impl IntoIterator<Item = (RecordKey, Record)>) -> Result<Self, LoadError> {
+        let mut sorted = BTreeMap::new();
+        for (key, record) in records {
+            if !record.fits(&key) {
+                return Err(LoadError::WrongKind { key });
+            }
+            if sorted.contains_key(&key) {
+                return Err(LoadError::DuplicateKey { key });
+            }
+            sorted.insert(key, record);
+        }
+        let mut state = BookingState::new();
+        // Key order puts the clock and every event before the records that refer to them.
+        for (key, record) in sorted {
+            let invalid = |reason: String| LoadError::InvalidRecord {
+                key: key.clone(),
+                reason,
+            };
+            match (&key, record) {
+                (RecordKey::Clock, Record::Clock(clock)) => {
+                    if clock == 0 {
+                        return Err(invalid("a clock at zero must have no record".to_owned()));
+                    }
+                    state.clock = clock;
+                }
+                (&RecordKey::Event(event_id), Record::Event(record)) => {
+                    let event = EventState::new(event_id, record).map_err(|e| invalid(e.to_string()))?;
+                    state.events.insert(event_id, event);
+                }
+                (RecordKey::Request(request_id), Record::Request(record)) => {
+                    if state
+                        .request_age
+                        .insert((record.at_ms, record.log_index), request_id.clone())
+                        .is_some()
+                    {
+                        return Err(invalid(
+                            "two requests share an (at_ms, log_index) position".to_owned(),
+                        ));
+                    }
+                    state.requests.insert(request_id.clone(), record);
+                }
+                (key, record) => {
+                    let event_id = key.event_id().expect("every other key belongs to an event");
+                    let event = state
+                        .events
+                        .get_mut(&event_id)
+                        .ok_or_else(|| LoadError::MissingEvent { key: key.clone() })?;
+                    event.load(key, record).map_err(invalid)?;
+                }
+            }
+        }
+        for (&event_id, event) in &mut state.events {
+            event
+                .rebuild_counters()
+                .map_err(|reason| LoadError::InvalidRecord {
+                    key: RecordKey::Event(event_id),
+                    reason,
+                })?;
+            state.expiry.extend(event.active_expiries());
+        }
+        state.check_invariants().map_err(LoadError::Inconsistent)?;
+        Ok(state)
+    }
+
+    // ----- Reads ----------------------------------------------------------------
+
+    pub fn event_view(&self, event_id: EventId) -> Option<EventView> {
+        Some(self.events.get(&event_id)?.event_view())
+    }
+
+    pub fn hold_view(&self, event_id: EventId, hold_id: HoldId) -> Option<HoldView> {
+        self.events.get(&event_id)?.hold_view(hold_id)
+    }
+
+    pub fn order_view(&self, event_id: EventId, order_id: OrderId) -> Option<OrderView> {
+        self.events.get(&event_id)?.order_view(order_id)
+    }
+
+    pub fn ticket_view(&self, event_id: EventId, code: &TicketCode) -> Option<TicketView> {
+        self.events.get(&event_id)?.ticket_view(code)
+    }
+
+    /// The earliest `expires_at_ms` among active holds. Once the leader's clock
+    /// passes it, the leader proposes a `Tick` so the places go back on sale even
+    /// if no other write arrives.
+    pub fn next_hold_expiry(&self) -> Option<Millis> {
+        self.expiry.first().map(|&(expires_at_ms, _, _)| expires_at_ms)
+    }
+
+    /// The state machine's clock: the largest `now_ms` applied so far.
+    pub fn clock_ms(&self) -> Millis {
+        self.clock
+    }
+
+    /// Checks every invariant of every event plus the cross-event indexes.
+    /// Linear in the size of the state: for tests and after loading.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut expected_expiry = ExpiryQueue::new();
+        for event in self.events.values() {
+            event.check_invariants(self.clock)?;
+            expected_expiry.extend(event.active_expiries());
+        }
+        if expected_expiry != self.expiry {
+            return Err(format!(
+                "expiry queue {:?} does not match the active holds {expected_expiry:?}",
+                self.expiry
+            ));
+        }
+        if self.requests.len() != self.request_age.len() {
+            return Err("request age index and request table differ in size".to_owned());
+        }
+        for (&(at_ms, log_index), request_id) in &self.request_age {
+            let record = self
+                .requests
+                .get(request_id)
+                .ok_or("request age index names a missing request")?;
+            if (record.at_ms, record.log_index) != (at_ms, log_index) {
+                return Err(format!("request {request_id} is indexed at the wrong age"));
+            }
+            if at_ms > self.clock || self.clock - at_ms > DEDUP_WINDOW_MS {
+                return Err(format!(
+                    "request {request_id} at {at_ms} is outside the window at {}",
+                    self.clock
+                ));
+            }
+        }
+        if self.requests.len() > self.dedup_capacity {
+            return Err(format!(
+                "{} requests remembered, more than {}",
+                self.requests.len(),
+                self.dedup_capacity
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl BookingState {
+    /// A state whose de-duplication table holds at most `capacity` responses, so
+    /// that eviction can be tested without a million requests.
+    fn with_dedup_capacity(capacity: usize) -> Self {
+        BookingState {
+            dedup_capacity: capacity,
+            ..BookingState::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Selection;
+    use crate::ids::CustomerId;
+    use crate::layout::EventSpec;
+
+    fn request(id: &str, now_ms: Millis, command: Command) -> Request {
+        Request {
+            request_id: RequestId::new(id).unwrap(),
+            now_ms,
+            command,
+        }
+    }
+
+    fn create(event: u64) -> Command {
+        Command::CreateEvent {
+            event_id: EventId(event),
+            spec: EventSpec::demo_venue(),
+            ticket_salt: [0; 16],
+        }
+    }
+
+    fn hold(event: u64, seat: &str) -> Command {
+        Command::Hold {
+            event_id: EventId(event),
+            holder: CustomerId::new("alice").unwrap(),
+            selection: Selection::Seats(vec![seat.to_owned()]),
+            ttl_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_full_dedup_table_forgets_the_oldest_request_first() {
+        let mut state = BookingState::with_dedup_capacity(2);
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("b", 10, hold(1, "A-1-1"))).unwrap();
+        state.take_dirty();
+        state.apply(3, &request("c", 20, hold(1, "A-1-2"))).unwrap();
+        assert_eq!(
+            state.requests.keys().map(RequestId::as_str).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        let dirty: Vec<_> = state
+            .take_dirty()
+            .into_iter()
+            .filter(|(k, _)| matches!(k, RecordKey::Request(_)))
+            .collect();
+        assert_eq!(dirty[0], (RecordKey::Request(RequestId::new("a").unwrap()), None));
+        // "a" is forgotten, so re-sending it is a new request: the event exists now.
+        assert_eq!(
+            state.apply(4, &request("a", 30, create(1))),
+            Err(Rejection::EventExists)
+        );
+        assert_eq!(state.check_invariants(), Ok(()));
+        // Eviction order among equal timestamps follows the log index.
+        assert_eq!(
+            state.requests.keys().map(RequestId::as_str).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+    }
+
+    #[test]
+    fn from_records_refuses_broken_record_sets() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("b", 10, hold(1, "A-1-1"))).unwrap();
+        let records = state.records();
+        assert!(BookingState::from_records(records.clone()).is_ok());
+
+        // A seat record without the hold that would justify it.
+        let without_hold: Vec<_> = records
+            .iter()
+            .filter(|(k, _)| !matches!(k, RecordKey::Hold(..)))
+            .cloned()
+            .collect();
+        assert!(matches!(
+            BookingState::from_records(without_hold),
+            Err(LoadError::Inconsistent(_))
+        ));
+
+        // A record of the wrong kind.
+        let mut wrong = records.clone();
+        wrong.push((RecordKey::Seat(EventId(1), 5), Record::Clock(3)));
+        assert!(matches!(
+            BookingState::from_records(wrong),
+            Err(LoadError::WrongKind { .. })
+        ));
+
+        // The same key twice.
+        let mut twice = records.clone();
+        twice.push(records[0].clone());
+        assert!(matches!(
+            BookingState::from_records(twice),
+            Err(LoadError::DuplicateKey { .. })
+        ));
+
+        // A record of an event that does not exist.
+        let orphan = vec![(
+            RecordKey::Seat(EventId(9), 0),
+            Record::Seat(crate::records::SeatRecord::Held(HoldId(1))),
+        )];
+        assert!(matches!(
+            BookingState::from_records(orphan),
+            Err(LoadError::MissingEvent { .. })
+        ));
+
+        // A seat index beyond the event's seat map.
+        let mut beyond = records.clone();
+        beyond.push((
+            RecordKey::Seat(EventId(1), 100),
+            Record::Seat(crate::records::SeatRecord::Held(HoldId(2))),
+        ));
+        assert!(matches!(
+            BookingState::from_records(beyond),
+            Err(LoadError::InvalidRecord { .. })
+        ));
+
+        // A default value stored as a record.
+        let mut zero_clock = records;
+        zero_clock[0] = (RecordKey::Clock, Record::Clock(0));
+        assert!(matches!(
+            BookingState::from_records(zero_clock),
+            Err(LoadError::InvalidRecord { .. })
+        ));
+    }
+
+    #[test]
+    fn from_records_accepts_any_order() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("b", 10, hold(1, "A-1-1"))).unwrap();
+        let mut records = state.records();
+        records.reverse();
+        let loaded = BookingState::from_records(records).unwrap();
+        assert_eq!(loaded.records(), state.records());
+        assert_eq!(loaded.next_hold_expiry(), Some(600_010));
+    }
+}

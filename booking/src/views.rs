@@ -1,0 +1,199 @@
+//! The read model: what `GET` routes return and what successful commands answer
+//! with. Field names and shapes follow `docs/http-api.md` exactly; the HTTP
+//! layer serializes these types as they are.
+//!
+//! Views are snapshots computed from the state on demand. They are never stored,
+//! except inside de-duplicated responses, where a retry must see the original
+//! answer even if the hold or order has changed since.
+//!
+//! Optional fields serialize as `null` rather than being skipped, because the
+//! same types travel in a binary format that cannot skip fields.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, TicketCode};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub event_id: EventId,
+    pub name: String,
+    pub currency: Currency,
+    /// Seats plus GA places; `capacity == available + held + sold`.
+    pub capacity: u32,
+    pub available: u32,
+    pub held: u32,
+    pub sold: u32,
+    pub max_tickets_per_customer: Option<u32>,
+    pub tiers: Vec<TierView>,
+    pub sections: Vec<SectionView>,
+    pub ga_areas: Vec<GaAreaView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierView {
+    pub name: String,
+    pub price: Money,
+    pub capacity: u32,
+    pub available: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionView {
+    pub name: String,
+    pub rows: Vec<RowView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowView {
+    pub name: String,
+    pub seats: Vec<SeatView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatView {
+    pub id: String,
+    pub number: u32,
+    pub tier: String,
+    pub status: SeatStatusView,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatusView {
+    Available,
+    Held,
+    Sold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GaAreaView {
+    pub name: String,
+    pub tier: String,
+    pub capacity: u32,
+    pub available: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    pub hold_id: HoldId,
+    pub event_id: EventId,
+    pub holder: CustomerId,
+    /// Seat ids in seat-map order; empty for a GA hold.
+    pub seats: Vec<String>,
+    pub ga: Option<GaSelectionView>,
+    pub created_at_ms: Millis,
+    pub expires_at_ms: Millis,
+    pub extended: bool,
+    pub status: HoldStatus,
+    pub order_id: Option<OrderId>,
+    pub total: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GaSelectionView {
+    pub area: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Active,
+    Released,
+    Expired,
+    Confirmed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub order_id: OrderId,
+    pub event_id: EventId,
+    pub holder: CustomerId,
+    pub hold_id: HoldId,
+    pub status: OrderStatus,
+    pub created_at_ms: Millis,
+    pub cancelled_at_ms: Option<Millis>,
+    pub total: Money,
+    pub tickets: Vec<TicketView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Confirmed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketView {
+    pub code: TicketCode,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    pub seat: Option<String>,
+    pub ga_area: Option<String>,
+    pub tier: String,
+    pub price: Money,
+    pub status: TicketStatus,
+    pub checked_in_at_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Valid,
+    CheckedIn,
+    Void,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_serialize_in_lower_snake_case() {
+        assert_eq!(
+            serde_json::to_string(&TicketStatus::CheckedIn).unwrap(),
+            "\"checked_in\""
+        );
+        assert_eq!(
+            serde_json::to_string(&HoldStatus::Expired).unwrap(),
+            "\"expired\""
+        );
+        assert_eq!(
+            serde_json::to_string(&SeatStatusView::Available).unwrap(),
+            "\"available\""
+        );
+        assert_eq!(
+            serde_json::to_string(&OrderStatus::Cancelled).unwrap(),
+            "\"cancelled\""
+        );
+    }
+
+    #[test]
+    fn a_ga_hold_view_has_the_documented_shape() {
+        let view = HoldView {
+            hold_id: HoldId(3),
+            event_id: EventId(1),
+            holder: CustomerId::new("bob").unwrap(),
+            seats: Vec::new(),
+            ga: Some(GaSelectionView {
+                area: "floor".to_owned(),
+                quantity: 2,
+            }),
+            created_at_ms: 10,
+            expires_at_ms: 20,
+            extended: false,
+            status: HoldStatus::Active,
+            order_id: None,
+            total: Money::new(6000, Currency::EUR),
+        };
+        let json: serde_json::Value = serde_json::to_value(&view).unwrap();
+        let expected = serde_json::json!({
+            "hold_id": 3, "event_id": 1, "holder": "bob", "seats": [],
+            "ga": {"area": "floor", "quantity": 2}, "created_at_ms": 10, "expires_at_ms": 20,
+            "extended": false, "status": "active", "order_id": null,
+            "total": {"amount_minor": 6000, "currency": "EUR"}
+        });
+        assert_eq!(json, expected);
+    }
+}

@@ -1,0 +1,475 @@
+//! A typed HTTP client for the tests, with the retry rule every chaos test relies on.
+//!
+//! The rule: a 503 (`unavailable`), a 504 (`outcome_unknown`) or a transport failure is
+//! not an answer. The request is sent again, with the same `Idempotency-Key`, to the next
+//! node, until a definitive answer arrives or the retry budget is spent. Because the key
+//! is kept, a write whose first try did take effect reports its original outcome instead
+//! of acting twice; this is how clients resolve "outcome unknown" after a leader dies.
+//!
+//! Answers are split in two: a success ([`Ok`]) or a business rejection ([`Problem`]),
+//! both definitive; only a spent budget or an unexpected body is an `anyhow` error.
+//!
+//! What it does not do: it never invents keys (callers choose them, so a test can retry
+//! on purpose) and it parses only the fields the tests check, ignoring the rest.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use node::launcher::{Health, LocalCluster};
+use region_config::NodeId;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// How long one request may wait for its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default time a request keeps being retried: longer than any election should take.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// Pause before the first retry; doubles up to [`RETRY_PAUSE_MAX`].
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
+
+/// A definitive rejection (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.detail)
+    }
+}
+
+/// A definitive answer: the success body, or the rejection.
+pub type Reply<T> = Result<T, Problem>;
+
+/// Which replica answers a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// The leader, after confirming its leadership; any node may be asked.
+    Linearizable,
+    /// The asked node's own replica; only that node may answer.
+    Local,
+}
+
+/// A hold or order id as it appears in JSON (number or string) and in paths.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(from = "IdOnTheWire")]
+pub struct WireId(String);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdOnTheWire {
+    Number(u64),
+    Text(String),
+}
+
+impl From<IdOnTheWire> for WireId {
+    fn from(id: IdOnTheWire) -> Self {
+        match id {
+            IdOnTheWire::Number(number) => Self(number.to_string()),
+            IdOnTheWire::Text(text) => Self(text),
+        }
+    }
+}
+
+impl fmt::Display for WireId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `201` answer of `POST /v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Created {
+    pub event_id: u64,
+    pub capacity: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HoldView {
+    pub hold_id: WireId,
+    pub event_id: u64,
+    pub holder: String,
+    pub seats: Vec<String>,
+    pub status: String,
+    #[serde(default)]
+    pub order_id: Option<WireId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrderView {
+    pub order_id: WireId,
+    pub event_id: u64,
+    pub holder: String,
+    pub hold_id: WireId,
+    pub status: String,
+    pub tickets: Vec<TicketView>,
+}
+
+impl OrderView {
+    /// The seats of this order's tickets, sorted.
+    pub fn seats(&self) -> Vec<String> {
+        let mut seats: Vec<String> = self.tickets.iter().filter_map(|t| t.seat.clone()).collect();
+        seats.sort();
+        seats
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TicketView {
+    pub code: String,
+    #[serde(default)]
+    pub seat: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EventView {
+    pub event_id: u64,
+    pub capacity: u64,
+    pub available: u64,
+    pub held: u64,
+    pub sold: u64,
+    pub sections: Vec<SectionView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SectionView {
+    pub name: String,
+    pub rows: Vec<RowView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RowView {
+    pub name: String,
+    pub seats: Vec<SeatView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeatView {
+    pub id: String,
+    pub status: String,
+}
+
+impl EventView {
+    /// Every seat in seat-map order.
+    pub fn seats(&self) -> impl Iterator<Item = &SeatView> {
+        self.sections.iter().flat_map(|s| &s.rows).flat_map(|r| &r.seats)
+    }
+
+    /// Ids of the seats whose status is `status`.
+    pub fn seat_ids_with_status(&self, status: &str) -> Vec<String> {
+        self.seats()
+            .filter(|s| s.status == status)
+            .map(|s| s.id.clone())
+            .collect()
+    }
+}
+
+/// An HTTP client for a cluster whose nodes are numbered 1..=n, node `i` at `urls[i - 1]`
+/// (the order of [`node::launcher::LocalCluster::http_urls`]).
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    retry_budget: Duration,
+}
+
+impl ApiClient {
+    pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!urls.is_empty(), "a client needs at least one node URL");
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            urls,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+        })
+    }
+
+    /// The same client with another retry budget.
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// A client for every node of `cluster`.
+    pub fn for_cluster(cluster: &LocalCluster) -> anyhow::Result<Self> {
+        Self::new(cluster.http_urls())
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The URL of node `node`, or of the `shift`-th node after it (wrapping around).
+    fn url(&self, node: NodeId, shift: usize) -> &str {
+        let index = usize::try_from(node).unwrap_or(0).saturating_sub(1) + shift;
+        &self.urls[index % self.urls.len()]
+    }
+
+    /// Sends a request until a definitive answer (see the module doc), first to node
+    /// `first`. `rotate` lets retries move on to the other nodes; without it only
+    /// `first` is asked.
+    /// Returns the status and the JSON body (`null` when empty).
+    pub async fn send_until_definitive(
+        &self,
+        method: Method,
+        first: NodeId,
+        rotate: bool,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let deadline = Instant::now() + self.retry_budget;
+        let mut pause = RETRY_PAUSE_MIN;
+        let mut shift = 0;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let url = format!("{}{path}", self.url(first, shift));
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let problem = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    match response.bytes().await {
+                        Ok(bytes)
+                            if status != StatusCode::SERVICE_UNAVAILABLE
+                                && status != StatusCode::GATEWAY_TIMEOUT =>
+                        {
+                            let body = if bytes.is_empty() {
+                                Value::Null
+                            } else {
+                                serde_json::from_slice(&bytes).with_context(|| {
+                                    format!("{method} {url}: {status} with a body that is not JSON")
+                                })?
+                            };
+                            return Ok((status, body));
+                        }
+                        Ok(bytes) => format!("{status} {}", String::from_utf8_lossy(&bytes)),
+                        Err(err) => format!("reading the body: {err}"),
+                    }
+                }
+                Err(err) => format!("{err}"),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(anyhow!(
+                    "{method} {path}: no definitive answer after {tries} tries in {:?}; last: {url}: {problem}",
+                    self.retry_budget
+                ));
+            }
+            if rotate {
+                shift += 1;
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        }
+    }
+
+    /// Sends a request and splits the answer into the expected success or a problem.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        node: NodeId,
+        rotate: bool,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<Reply<T>> {
+        let (status, body) = self
+            .send_until_definitive(method.clone(), node, rotate, path, body, key)
+            .await?;
+        if status.is_success() {
+            let value = serde_json::from_value(body.clone())
+                .with_context(|| format!("{method} {path}: unexpected {status} body {body}"))?;
+            return Ok(Ok(value));
+        }
+        let text = |field: &str| body.get(field).and_then(Value::as_str).unwrap_or("").to_owned();
+        Ok(Err(Problem {
+            status: status.as_u16(),
+            code: text("code"),
+            detail: text("detail"),
+        }))
+    }
+
+    fn read_path(path: String, consistency: Consistency) -> (String, bool) {
+        match consistency {
+            Consistency::Linearizable => (path, true),
+            Consistency::Local => (format!("{path}?consistency=local"), false),
+        }
+    }
+
+    /// `GET /health` of node `node`, once, without retries.
+    pub async fn health(&self, node: NodeId) -> anyhow::Result<Health> {
+        let url = format!("{}/health", self.url(node, 0));
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        anyhow::ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+        response
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: unexpected body"))
+    }
+
+    pub async fn create_event(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        spec: &booking::EventSpec,
+        key: &str,
+    ) -> anyhow::Result<Reply<Created>> {
+        let body = json!({ "event_id": event_id, "spec": spec });
+        self.call(Method::POST, node, true, "/v1/events", Some(&body), Some(key))
+            .await
+    }
+
+    pub async fn hold_seats(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        holder: &str,
+        seats: &[String],
+        key: &str,
+    ) -> anyhow::Result<Reply<HoldView>> {
+        let body = json!({ "holder": holder, "seats": seats });
+        let path = format!("/v1/events/{event_id}/holds");
+        self.call(Method::POST, node, true, &path, Some(&body), Some(key))
+            .await
+    }
+
+    pub async fn release(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        hold_id: &WireId,
+        holder: &str,
+        key: &str,
+    ) -> anyhow::Result<Reply<Value>> {
+        let body = json!({ "holder": holder });
+        let path = format!("/v1/events/{event_id}/holds/{hold_id}/release");
+        self.call(Method::POST, node, true, &path, Some(&body), Some(key))
+            .await
+    }
+
+    pub async fn confirm(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        hold_id: &WireId,
+        holder: &str,
+        key: &str,
+    ) -> anyhow::Result<Reply<OrderView>> {
+        let body = json!({ "holder": holder });
+        let path = format!("/v1/events/{event_id}/holds/{hold_id}/confirm");
+        self.call(Method::POST, node, true, &path, Some(&body), Some(key))
+            .await
+    }
+
+    pub async fn cancel(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        order_id: &WireId,
+        holder: &str,
+        key: &str,
+    ) -> anyhow::Result<Reply<OrderView>> {
+        let body = json!({ "holder": holder });
+        let path = format!("/v1/events/{event_id}/orders/{order_id}/cancel");
+        self.call(Method::POST, node, true, &path, Some(&body), Some(key))
+            .await
+    }
+
+    pub async fn check_in(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        code: &str,
+        key: &str,
+    ) -> anyhow::Result<Reply<Value>> {
+        let path = format!("/v1/events/{event_id}/tickets/{code}/check-in");
+        self.call(Method::POST, node, true, &path, None, Some(key)).await
+    }
+
+    pub async fn get_hold(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        hold_id: &WireId,
+        consistency: Consistency,
+    ) -> anyhow::Result<Reply<Value>> {
+        let (path, rotate) = Self::read_path(format!("/v1/events/{event_id}/holds/{hold_id}"), consistency);
+        self.call(Method::GET, node, rotate, &path, None, None).await
+    }
+
+    pub async fn get_order(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        order_id: &WireId,
+        consistency: Consistency,
+    ) -> anyhow::Result<Reply<OrderView>> {
+        let (path, rotate) = Self::read_path(format!("/v1/events/{event_id}/orders/{order_id}"), consistency);
+        self.call(Method::GET, node, rotate, &path, None, None).await
+    }
+
+    /// An order exactly as the API renders it, for comparing replicas.
+    pub async fn get_order_json(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        order_id: &WireId,
+        consistency: Consistency,
+    ) -> anyhow::Result<Reply<Value>> {
+        let (path, rotate) = Self::read_path(format!("/v1/events/{event_id}/orders/{order_id}"), consistency);
+        self.call(Method::GET, node, rotate, &path, None, None).await
+    }
+
+    pub async fn event_view(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        consistency: Consistency,
+    ) -> anyhow::Result<Reply<EventView>> {
+        let (path, rotate) = Self::read_path(format!("/v1/events/{event_id}"), consistency);
+        self.call(Method::GET, node, rotate, &path, None, None).await
+    }
+
+    /// An event view exactly as the API renders it, for comparing replicas.
+    pub async fn event_view_json(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        consistency: Consistency,
+    ) -> anyhow::Result<Reply<Value>> {
+        let (path, rotate) = Self::read_path(format!("/v1/events/{event_id}"), consistency);
+        self.call(Method::GET, node, rotate, &path, None, None).await
+    }
+}
+
+/// Unwraps a reply that the test expects to succeed.
+pub fn expect_ok<T>(reply: Reply<T>, what: &str) -> anyhow::Result<T> {
+    reply.map_err(|problem| anyhow!("{what} was rejected: {problem}"))
+}

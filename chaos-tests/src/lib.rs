@@ -1,0 +1,189 @@
+//! The chaos harness: real `boxoffice` processes, killed and restarted on purpose, and
+//! checkers that hold the cluster to what it acknowledged.
+//!
+//! Each test starts its own [`TestCluster`] (three nodes on ephemeral ports, in a fresh
+//! temporary directory) through [`node::launcher`], drives it over HTTP with an
+//! [`ApiClient`], and asserts invariants with the functions in [`checks`]. Every wait is
+//! a poll with a deadline ([`eventually`]); every loop is bounded in count and in time.
+//!
+//! A test that fails keeps its directory (configs, data, node logs), prints where it is
+//! and shows the end of each node's log; a test that passes removes it. Random choices
+//! come from [`test_seed`], which is printed and can be set with `CHAOS_SEED` to repeat
+//! a run's choices (the interleaving of concurrent clients still varies).
+//!
+//! What it does not do: it does not build the binary (see [`node::launcher::find_binary`])
+//! and it never talks to anything but the nodes it started on 127.0.0.1.
+
+pub mod checks;
+pub mod client;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use rand::Rng;
+use region_config::RaftTuning;
+use tempfile::TempDir;
+
+pub use client::{ApiClient, Consistency, EventView, OrderView, Problem, Reply, WireId, expect_ok};
+pub use node::launcher::{Health, LocalCluster, find_binary};
+
+/// How long a fresh or restarted cluster may take to agree on a leader.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Interval between two probes of [`eventually`].
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The seed for this test's random choices: `CHAOS_SEED` if set, otherwise the clock.
+/// Printed so that a failing run can be repeated.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| {
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            since_epoch.as_nanos() as u64
+        });
+    eprintln!("chaos seed {seed} (set CHAOS_SEED={seed} to repeat)");
+    seed
+}
+
+/// Probes until `probe` returns `Ok(Some(value))`, for at most `timeout`. `Ok(None)` and
+/// `Err` both mean "not yet"; the last error is reported if time runs out.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("never satisfied");
+    loop {
+        match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(err) => last = format!("{err:#}"),
+        }
+        if Instant::now() >= deadline {
+            return Err(anyhow!("{what}: not reached within {timeout:?}; last: {last}"));
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// A cluster started for one test, with its directory and a client for all nodes.
+pub struct TestCluster {
+    // Declared first so that it is dropped (children killed) before the directory goes.
+    pub cluster: LocalCluster,
+    pub client: ApiClient,
+    dir: Option<TempDir>,
+}
+
+impl TestCluster {
+    /// Starts `nodes` nodes with `raft` tuning and waits until they agree on a leader.
+    pub async fn start(nodes: usize, raft: RaftTuning) -> anyhow::Result<Self> {
+        let binary = find_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("boxoffice-chaos-")
+            .tempdir()
+            .context("cannot create the test directory")?;
+        let cluster = LocalCluster::start(&binary, dir.path(), nodes, raft)?;
+        let client = ApiClient::for_cluster(&cluster)?;
+        let mut test = Self {
+            cluster,
+            client,
+            dir: Some(dir),
+        };
+        test.cluster.wait_ready(READY_TIMEOUT).await?;
+        Ok(test)
+    }
+
+    /// The current leader, once every running node agrees on one.
+    pub async fn leader(&mut self) -> anyhow::Result<region_config::NodeId> {
+        self.cluster.wait_ready(READY_TIMEOUT).await
+    }
+
+    /// Stops the nodes and removes the directory: call this at the end of a passing test.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        self.cluster.stop_all().await?;
+        if let Some(dir) = self.dir.take() {
+            dir.close().context("cannot remove the test directory")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // Not finished: the test failed. Keep the evidence and show the logs' ends.
+        let Some(dir) = self.dir.take() else { return };
+        let path = dir.keep();
+        eprintln!(
+            "test cluster kept in {} (configs, data, node logs)",
+            path.display()
+        );
+        for id in self.cluster.node_ids() {
+            eprintln!(
+                "--- end of {} ---\n{}",
+                self.cluster.log_path(id).display(),
+                self.cluster.log_tail(id)
+            );
+        }
+    }
+}
+
+/// A live seat map shared by concurrent clients: seats are picked at random among those
+/// not known to be taken, and marked taken once someone tried to hold them.
+#[derive(Debug)]
+pub struct SeatPicker {
+    seats: Vec<String>,
+    taken: Vec<AtomicBool>,
+}
+
+impl SeatPicker {
+    pub fn new(seats: Vec<String>) -> Self {
+        let taken = seats.iter().map(|_| AtomicBool::new(false)).collect();
+        Self { seats, taken }
+    }
+
+    /// A random seat not known to be taken, or `None` when all are.
+    pub fn pick(&self, rng: &mut impl Rng) -> Option<(usize, &str)> {
+        let n = self.seats.len();
+        if n == 0 {
+            return None;
+        }
+        let start = rng.random_range(0..n);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| !self.taken[i].load(Ordering::Relaxed))
+            .map(|i| (i, self.seats[i].as_str()))
+    }
+
+    /// Marks seat number `index` (from [`SeatPicker::pick`]) as taken.
+    pub fn mark_taken(&self, index: usize) {
+        self.taken[index].store(true, Ordering::Relaxed);
+    }
+}
+
+/// A seated event of `sections` x `rows` x `seats_per_row` seats at one price.
+pub fn grid_event(
+    name: &str,
+    sections: u32,
+    rows: u32,
+    seats_per_row: u32,
+) -> anyhow::Result<booking::EventSpec> {
+    let currency = booking::Currency::new("EUR")?;
+    let tier = booking::PriceTier {
+        name: "standard".to_owned(),
+        price: booking::Money::new(4_500, currency),
+    };
+    Ok(booking::EventSpec::grid(
+        name,
+        currency,
+        sections,
+        rows,
+        seats_per_row,
+        vec![tier],
+    ))
+}

@@ -1,0 +1,186 @@
+//! Killing the leader under load loses no acknowledged booking and sells no seat twice.
+//!
+//! Twelve clients stream hold → confirm on random seats of a 2000-seat event, spread
+//! over the three nodes. After some confirms the leader gets SIGKILL; the clients keep
+//! going, resolving every unanswered write by retrying it with the same key on the other
+//! nodes. A new leader must accept a write within 10 s of the kill. At the end every
+//! acknowledged order must still be confirmed as acknowledged, no seat may be in two
+//! orders, and the sold count must equal the seats of those orders. Finally the killed
+//! node is restarted and its own replica must converge to the leader's view.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use chaos_tests::checks::{self, ConfirmedOrder};
+use chaos_tests::{
+    ApiClient, Consistency, SeatPicker, TestCluster, eventually, expect_ok, grid_event, test_seed,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use region_config::{NodeId, RaftTuning};
+
+const EVENT: u64 = 1;
+/// An event created after the kill, only to prove that the cluster takes writes again.
+const PROBE_EVENT: u64 = 2;
+const CLIENTS: u64 = 12;
+/// Hold attempts per client; 12 x 60 = 720 stays well below the 2000 seats.
+const HOLDS_PER_CLIENT: u64 = 60;
+const CONFIRMS_BEFORE_KILL: u64 = 100;
+const NEW_LEADER_WITHIN: Duration = Duration::from_secs(10);
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_bookings_survive_a_killed_leader() -> anyhow::Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, scenario())
+        .await
+        .context("the test did not finish in time")?
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let seed = test_seed();
+    let mut test = TestCluster::start(3, RaftTuning::default()).await?;
+    let leader = test.leader().await?;
+    let client = test.client.clone();
+    let spec = grid_event("kill the leader", 4, 20, 25)?;
+    let created = expect_ok(
+        client.create_event(leader, EVENT, &spec, "create-event").await?,
+        "create",
+    )?;
+    ensure!(created.capacity == 2000, "event capacity {}", created.capacity);
+    let view = expect_ok(
+        client
+            .event_view(leader, EVENT, Consistency::Linearizable)
+            .await?,
+        "view",
+    )?;
+    let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
+
+    let confirms = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let client = client.clone();
+            let picker = picker.clone();
+            let confirms = confirms.clone();
+            tokio::spawn(book_seats(client, picker, confirms, c, seed.wrapping_add(c)))
+        })
+        .collect();
+
+    eventually("the first confirms", Duration::from_secs(60), async || {
+        Ok((confirms.load(Ordering::Relaxed) >= CONFIRMS_BEFORE_KILL).then_some(()))
+    })
+    .await?;
+    let old_leader = test.leader().await?;
+    test.cluster.kill(old_leader)?;
+    let killed_at = Instant::now();
+    eprintln!(
+        "killed leader {old_leader} after {} confirms",
+        confirms.load(Ordering::Relaxed)
+    );
+
+    // A write through a surviving node must succeed within the limit. A retry after an
+    // unknown outcome may find the event already created by its own first try.
+    let survivor: NodeId = test.cluster.running_ids()[0];
+    let probe = client.clone().with_retry_budget(NEW_LEADER_WITHIN);
+    let small = grid_event("probe", 1, 1, 10)?;
+    match probe
+        .create_event(survivor, PROBE_EVENT, &small, "probe-after-kill")
+        .await?
+    {
+        Ok(_) => {}
+        Err(problem) if problem.code == "event_exists" => {}
+        Err(problem) => bail!("the write after the kill was rejected: {problem}"),
+    }
+    let recovered_in = killed_at.elapsed();
+    ensure!(
+        recovered_in <= NEW_LEADER_WITHIN,
+        "the first write after the kill took {recovered_in:?}"
+    );
+    let new_leader = test.leader().await?;
+    ensure!(
+        new_leader != old_leader,
+        "the killed node {old_leader} still counts as leader"
+    );
+    eprintln!("node {new_leader} leads; a write succeeded {recovered_in:?} after the kill");
+
+    let mut orders = Vec::new();
+    for task in clients {
+        orders.extend(task.await.context("a client panicked")??);
+    }
+    eprintln!("clients recorded {} acknowledged orders", orders.len());
+    ensure!(
+        orders.len() as u64 > CONFIRMS_BEFORE_KILL,
+        "too few bookings to mean anything"
+    );
+
+    checks::no_seat_in_two_orders(&orders)?;
+    checks::orders_still_confirmed(&client, new_leader, EVENT, &orders).await?;
+    let view = expect_ok(
+        client
+            .event_view(new_leader, EVENT, Consistency::Linearizable)
+            .await?,
+        "view",
+    )?;
+    checks::sold_seats_match_orders(&view, &orders)?;
+
+    test.cluster.restart(old_leader)?;
+    let leader = test.leader().await?;
+    let expected = expect_ok(
+        client
+            .event_view_json(leader, EVENT, Consistency::Linearizable)
+            .await?,
+        "leader's view",
+    )?;
+    checks::local_view_converges(&client, old_leader, EVENT, &expected, Duration::from_secs(60)).await?;
+
+    test.finish().await
+}
+
+/// One client: hold a random free seat, confirm it, record the order; `HOLDS_PER_CLIENT`
+/// times or until no seat is left. Every write has its own key, reused by its retries.
+async fn book_seats(
+    client: ApiClient,
+    picker: Arc<SeatPicker>,
+    confirms: Arc<AtomicU64>,
+    number: u64,
+    seed: u64,
+) -> anyhow::Result<Vec<ConfirmedOrder>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let holder = format!("c{number}");
+    let home: NodeId = 1 + number % 3;
+    let mut orders = Vec::new();
+    for attempt in 0..HOLDS_PER_CLIENT {
+        let Some((index, seat)) = picker.pick(&mut rng) else {
+            break;
+        };
+        let seats = vec![seat.to_owned()];
+        let key = format!("c{number}-a{attempt}");
+        let hold = client
+            .hold_seats(home, EVENT, &holder, &seats, &format!("{key}-hold"))
+            .await?;
+        picker.mark_taken(index);
+        let hold = match hold {
+            Ok(hold) => hold,
+            Err(problem) if problem.code == "seat_unavailable" => continue,
+            Err(problem) => bail!("holding {seat} for {holder}: {problem}"),
+        };
+        let order = client
+            .confirm(home, EVENT, &hold.hold_id, &holder, &format!("{key}-confirm"))
+            .await?;
+        let order = expect_ok(order, &format!("confirming hold {} of {holder}", hold.hold_id))?;
+        ensure!(
+            order.seats() == seats,
+            "order {} holds {:?}, the hold had {seats:?}",
+            order.order_id,
+            order.seats()
+        );
+        orders.push(ConfirmedOrder {
+            order_id: order.order_id,
+            holder: holder.clone(),
+            seats,
+        });
+        confirms.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(orders)
+}

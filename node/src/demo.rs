@@ -1,0 +1,151 @@
+//! `boxoffice demo`: a local cluster with a sample event, for trying the API by hand.
+//!
+//! It starts N nodes through the [`crate::launcher`], waits for a leader, creates event 1
+//! from [`booking::EventSpec::demo_venue`], prints every node's URL and a few commands to
+//! paste into a shell, and keeps the nodes running until Ctrl-C (or SIGTERM), when it
+//! stops them and returns.
+//!
+//! The demo prefers fixed, memorable ports (HTTP 8081.., gRPC 9091..) and falls back to
+//! ephemeral ones for any port that is busy. Its base directory is wiped on start only
+//! if an earlier launcher created it; any other non-empty directory is refused.
+//!
+//! What it does not do: it keeps no state between runs, and it is not a way to run a
+//! production cluster (that is `boxoffice node --config` on each machine).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use region_config::RaftTuning;
+use serde_json::json;
+
+use crate::launcher::{self, LocalCluster};
+
+/// The event the demo creates.
+const DEMO_EVENT_ID: u64 = 1;
+
+/// How far the gRPC ports sit above the HTTP ports (8081 → 9091).
+const GRPC_PORT_OFFSET: u16 = 1010;
+
+/// How long the demo waits for the first leader.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoOptions {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Directory for configs, data and logs; an old demo in it is wiped on start.
+    #[arg(long, default_value = "./.demo")]
+    pub base_dir: PathBuf,
+    /// HTTP port of node 1; node i gets this + i - 1 and gRPC port this + 1010 + i - 1.
+    /// A busy port is replaced by an ephemeral one.
+    #[arg(long, default_value_t = 8081)]
+    pub base_http_port: u16,
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM. `binary` is the `boxoffice` executable to
+/// start the nodes with (normally the running one).
+pub async fn run(opts: DemoOptions, binary: PathBuf) -> anyhow::Result<()> {
+    if opts.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let base_dir = launcher::prepare_base_dir(&opts.base_dir)?;
+    let base_grpc = opts.base_http_port.saturating_add(GRPC_PORT_OFFSET);
+    let addrs = launcher::preferred_addrs(opts.nodes, opts.base_http_port, base_grpc)?;
+    let mut cluster = LocalCluster::start_with_addrs(&binary, &base_dir, addrs, RaftTuning::default())?;
+    eprintln!("starting {} nodes; logs in {}", opts.nodes, base_dir.display());
+
+    let outcome = serve_until_signal(&mut cluster).await;
+    eprintln!("stopping the demo cluster");
+    cluster.stop_all().await?;
+    outcome
+}
+
+async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
+    let leader = cluster.wait_ready(READY_TIMEOUT).await?;
+    create_demo_event(&cluster.http_url(leader)).await?;
+    print_instructions(cluster, leader);
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut watch = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            result = &mut ctrl_c => return result.context("cannot listen for Ctrl-C"),
+            _ = terminate.recv() => return Ok(()),
+            _ = watch.tick() => {
+                for (id, status) in cluster.reap_exited() {
+                    eprintln!(
+                        "node {id} exited with {status}; end of {}:\n{}",
+                        cluster.log_path(id).display(),
+                        cluster.log_tail(id)
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
+    let body = json!({ "event_id": DEMO_EVENT_ID, "spec": booking::EventSpec::demo_venue() });
+    let url = format!("{leader_url}/v1/events");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("Idempotency-Key", "demo-create-event-1")
+        .json(&body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        bail!("POST {url} answered {status}: {text}");
+    }
+    Ok(())
+}
+
+fn print_instructions(cluster: &LocalCluster, leader: u64) {
+    let urls = cluster.http_urls();
+    println!();
+    println!("boxoffice demo: {} nodes, leader is node {leader}", urls.len());
+    for id in cluster.node_ids() {
+        println!(
+            "  node {id}: {}   (log: {})",
+            cluster.http_url(id),
+            cluster.log_path(id).display()
+        );
+    }
+    let first = &urls[0];
+    let second = urls.get(1).unwrap_or(first);
+    let third = urls.get(2).unwrap_or(first);
+    println!();
+    println!("Event {DEMO_EVENT_ID} is on sale. Try, in another shell:");
+    println!();
+    println!("  # cluster status and the seat map (any node answers)");
+    println!("  curl -s {first}/v1/cluster");
+    println!("  curl -s {first}/v1/events/{DEMO_EVENT_ID}");
+    println!();
+    println!("  # hold seat A-1-1 for alice (a retry with the same key is harmless)");
+    println!(
+        "  HOLD_ID=$(curl -s -X POST {second}/v1/events/{DEMO_EVENT_ID}/holds \
+         -H 'content-type: application/json' -H 'Idempotency-Key: demo-hold-1' \
+         -d '{{\"holder\":\"alice\",\"seats\":[\"A-1-1\"]}}' \
+         | sed -E 's/.*\"hold_id\":\"?([^\",}}]*).*/\\1/'); echo \"hold $HOLD_ID\""
+    );
+    println!();
+    println!("  # confirm it into an order");
+    println!(
+        "  curl -s -X POST {third}/v1/events/{DEMO_EVENT_ID}/holds/$HOLD_ID/confirm \
+         -H 'content-type: application/json' -H 'Idempotency-Key: demo-confirm-1' \
+         -d '{{\"holder\":\"alice\"}}'"
+    );
+    println!();
+    println!("  # compare one replica's own state with the leader's");
+    println!("  curl -s '{third}/v1/events/{DEMO_EVENT_ID}?consistency=local'");
+    println!();
+    println!("Press Ctrl-C to stop the cluster.");
+}

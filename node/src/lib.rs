@@ -1,0 +1,7 @@
+//! The `boxoffice` binary's library half: launching local clusters (demo, bench,
+//! tests), the on-sale benchmark, and wiring a node together.
+
+pub mod bench;
+pub mod demo;
+pub mod launcher;
+pub mod server;

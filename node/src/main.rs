@@ -1,0 +1,76 @@
+//! `boxoffice`: run a node, a local demo cluster, or the on-sale benchmark.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use region_config::NodeConfig;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "boxoffice",
+    version,
+    about = "A multi-region event-ticketing backend on Raft"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node of a cluster.
+    Node {
+        /// The node's TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a local 3-node cluster with a sample event and print its URLs.
+    Demo(node::demo::DemoOptions),
+    /// Run the on-sale storm benchmark against a local (or given) cluster.
+    Bench(node::bench::BenchOptions),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run_node(config: PathBuf) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&config)?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutdown requested");
+        signal.cancel();
+    });
+    node::server::run(config, shutdown).await
+}
+
+fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let binary = std::env::current_exe().context("locating the boxoffice binary")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Node { config } => run_node(config).await,
+            Cmd::Demo(options) => node::demo::run(options, binary).await,
+            Cmd::Bench(options) => node::bench::run(options, binary).await,
+        }
+    })
+}

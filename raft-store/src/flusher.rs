@@ -1,0 +1,86 @@
+//! Group commit: one thread makes appended log entries durable.
+//!
+//! `append` writes entries to RocksDB without syncing and hands the completion
+//! callback to this thread. The thread takes every callback that is waiting,
+//! syncs the write-ahead log once, and only then reports each append as
+//! flushed, in the order they were appended. Under load many appends share one
+//! `fsync`; when idle an append waits for exactly one.
+//!
+//! Why a single long-lived thread: a thread (or blocking task) per append
+//! piles up under load, and the Raft core then starves and loses its lease.
+//!
+//! Invariant: a callback is completed only after a WAL sync that began after
+//! the callback's write returned, so nothing is acknowledged before it is on disk.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use openraft::storage::IOFlushed;
+use rocksdb::DB;
+
+use crate::types::TypeConfig;
+
+/// Counters of the group commit, for `/metrics` and benchmarks: appends per
+/// sync is the batching factor, sync time the disk's share of a write.
+#[derive(Debug, Default)]
+pub struct WalStats {
+    pub syncs: AtomicU64,
+    pub appends: AtomicU64,
+    /// Log entries written by those appends.
+    pub entries: AtomicU64,
+    pub sync_micros: AtomicU64,
+}
+
+/// Handle to the WAL sync thread. Dropping every handle stops the thread after
+/// it has completed the callbacks it holds.
+#[derive(Clone)]
+pub struct Flusher {
+    tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+    stats: Arc<WalStats>,
+}
+
+impl Flusher {
+    pub fn start(db: Arc<DB>) -> io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let stats = Arc::new(WalStats::default());
+        let thread_stats = stats.clone();
+        thread::Builder::new().name("wal-sync".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut waiting = vec![first];
+                waiting.extend(rx.try_iter());
+                let started = Instant::now();
+                let result = db.flush_wal(true);
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                thread_stats.syncs.fetch_add(1, Ordering::Relaxed);
+                thread_stats
+                    .appends
+                    .fetch_add(waiting.len() as u64, Ordering::Relaxed);
+                thread_stats.sync_micros.fetch_add(micros, Ordering::Relaxed);
+                for callback in waiting {
+                    let outcome = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(io::Error::other(format!("WAL sync failed: {e}"))),
+                    };
+                    callback.io_completed(outcome);
+                }
+            }
+        })?;
+        Ok(Self { tx, stats })
+    }
+
+    pub fn stats(&self) -> &Arc<WalStats> {
+        &self.stats
+    }
+
+    /// Reports `callback` as flushed after the next WAL sync.
+    pub fn sync_then(&self, callback: IOFlushed<TypeConfig>) {
+        if let Err(mpsc::SendError(callback)) = self.tx.send(callback) {
+            // The thread is gone only if it panicked: never report success then.
+            callback.io_completed(Err(io::Error::other("WAL sync thread stopped")));
+        }
+    }
+}

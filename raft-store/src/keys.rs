@@ -1,0 +1,196 @@
+//! Order-preserving key encoding for every column family, in one place.
+//!
+//! Integers are big-endian so that RocksDB's bytewise order equals numeric
+//! order; a key starts with a one-byte tag naming its kind. Strings are the
+//! last field of any key that has one, so they need no terminator. Changing a
+//! tag or a layout here changes the on-disk format: bump
+//! [`crate::codec::FORMAT_V1`]'s successor and write a migration instead.
+
+use std::io;
+
+use booking::{CustomerId, EventId, HoldId, OrderId, RecordKey, RequestId, TicketCode};
+
+use crate::codec::corrupt;
+
+/// `log` column family: the entry at `index`.
+pub fn log_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+pub fn log_index(key: &[u8]) -> io::Result<u64> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| corrupt(format!("log key of {} bytes", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// `meta` column family keys.
+pub const META_VOTE: &[u8] = b"vote";
+pub const META_COMMITTED: &[u8] = b"committed";
+pub const META_PURGED: &[u8] = b"purged";
+pub const META_SNAPSHOT: &[u8] = b"snapshot";
+
+/// `sm` column family: the state machine's own bookkeeping (applied log id and
+/// membership). Tag 0x00 sorts before every record and is never a record.
+pub const SM_APPLIED: &[u8] = &[0x00, b'a'];
+
+const TAG_CLOCK: u8 = 0x01;
+const TAG_EVENT: u8 = 0x10;
+const TAG_SEAT: u8 = 0x11;
+const TAG_GA: u8 = 0x12;
+const TAG_HOLD: u8 = 0x13;
+const TAG_ORDER: u8 = 0x14;
+const TAG_TICKET: u8 = 0x15;
+const TAG_CUSTOMER: u8 = 0x16;
+const TAG_REQUEST: u8 = 0x20;
+
+/// The first key of any booking record: everything at or after it in `sm` is a record.
+pub const SM_RECORDS_START: &[u8] = &[TAG_CLOCK];
+
+pub fn record_key(key: &RecordKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    match key {
+        RecordKey::Clock => out.push(TAG_CLOCK),
+        RecordKey::Event(e) => {
+            out.push(TAG_EVENT);
+            out.extend_from_slice(&e.0.to_be_bytes());
+        }
+        RecordKey::Seat(e, i) => {
+            out.push(TAG_SEAT);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        RecordKey::Ga(e, i) => {
+            out.push(TAG_GA);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        RecordKey::Hold(e, h) => {
+            out.push(TAG_HOLD);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&h.0.to_be_bytes());
+        }
+        RecordKey::Order(e, o) => {
+            out.push(TAG_ORDER);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&o.0.to_be_bytes());
+        }
+        RecordKey::Ticket(e, code) => {
+            out.push(TAG_TICKET);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(code.as_str().as_bytes());
+        }
+        RecordKey::Customer(e, c) => {
+            out.push(TAG_CUSTOMER);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(c.as_str().as_bytes());
+        }
+        RecordKey::Request(r) => {
+            out.push(TAG_REQUEST);
+            out.extend_from_slice(r.as_str().as_bytes());
+        }
+    }
+    out
+}
+
+pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
+    let bad = || corrupt(format!("undecodable record key {key:02x?}"));
+    let (&tag, rest) = key.split_first().ok_or_else(bad)?;
+    let u64_at = |b: &[u8], at: usize| -> io::Result<u64> {
+        b.get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(bad)
+    };
+    let u32_at = |b: &[u8], at: usize| -> io::Result<u32> {
+        b.get(at..at + 4)
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(bad)
+    };
+    let text_from = |b: &[u8], at: usize| -> io::Result<String> {
+        b.get(at..)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .map(str::to_owned)
+            .ok_or_else(bad)
+    };
+    let exact = |len: usize| if rest.len() == len { Ok(()) } else { Err(bad()) };
+    let key = match tag {
+        TAG_CLOCK => {
+            exact(0)?;
+            RecordKey::Clock
+        }
+        TAG_EVENT => {
+            exact(8)?;
+            RecordKey::Event(EventId(u64_at(rest, 0)?))
+        }
+        TAG_SEAT => {
+            exact(12)?;
+            RecordKey::Seat(EventId(u64_at(rest, 0)?), u32_at(rest, 8)?)
+        }
+        TAG_GA => {
+            exact(12)?;
+            RecordKey::Ga(EventId(u64_at(rest, 0)?), u32_at(rest, 8)?)
+        }
+        TAG_HOLD => {
+            exact(16)?;
+            RecordKey::Hold(EventId(u64_at(rest, 0)?), HoldId(u64_at(rest, 8)?))
+        }
+        TAG_ORDER => {
+            exact(16)?;
+            RecordKey::Order(EventId(u64_at(rest, 0)?), OrderId(u64_at(rest, 8)?))
+        }
+        TAG_TICKET => RecordKey::Ticket(
+            EventId(u64_at(rest, 0)?),
+            TicketCode::new(&text_from(rest, 8)?).map_err(|_| bad())?,
+        ),
+        TAG_CUSTOMER => RecordKey::Customer(
+            EventId(u64_at(rest, 0)?),
+            CustomerId::new(&text_from(rest, 8)?).map_err(|_| bad())?,
+        ),
+        TAG_REQUEST => RecordKey::Request(RequestId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
+        _ => return Err(bad()),
+    };
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_round_trip_and_sort_numerically() {
+        let keys = vec![
+            RecordKey::Clock,
+            RecordKey::Event(EventId(2)),
+            RecordKey::Event(EventId(256)),
+            RecordKey::Seat(EventId(2), 9),
+            RecordKey::Seat(EventId(2), 10),
+            RecordKey::Ga(EventId(7), 0),
+            RecordKey::Hold(EventId(7), HoldId(1 << 40)),
+            RecordKey::Order(EventId(7), OrderId(3)),
+            RecordKey::Ticket(EventId(7), TicketCode::new("7-ABCDEFGH").unwrap()),
+            RecordKey::Customer(EventId(7), CustomerId::new("alice@example.com").unwrap()),
+            RecordKey::Request(RequestId::new("req-1").unwrap()),
+        ];
+        let encoded: Vec<Vec<u8>> = keys.iter().map(record_key).collect();
+        for (key, bytes) in keys.iter().zip(&encoded) {
+            assert_eq!(&decode_record_key(bytes).unwrap(), key);
+            assert!(bytes.as_slice() >= SM_RECORDS_START);
+            assert!(bytes.as_slice() > SM_APPLIED);
+        }
+        let mut sorted = encoded.clone();
+        sorted.sort();
+        assert_eq!(sorted, encoded, "byte order must follow the numeric order of ids");
+    }
+
+    #[test]
+    fn garbage_keys_are_corruption_not_panics() {
+        for key in [&[][..], &[TAG_SEAT, 1, 2], &[0x7f], &[TAG_CLOCK, 0]] {
+            let err = decode_record_key(key).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        }
+        assert!(log_index(&[1, 2, 3]).is_err());
+        assert_eq!(log_index(&log_key(42)).unwrap(), 42);
+    }
+}

@@ -1,0 +1,209 @@
+//! The openraft state machine: a thin adapter around [`booking::BookingState`].
+//!
+//! `apply` hands each committed request, with its log index, to the booking
+//! core and writes the records it changed to the `sm` column family together
+//! with the applied log id, in one RocksDB batch per call. The write is not
+//! synced: the log holds every applied entry until a snapshot covers it, and a
+//! crash merely replays the tail. The in-memory [`BookingState`] is an index
+//! over RocksDB, rebuilt from it at start and after a snapshot install.
+//!
+//! Architecture invariant: nothing here reads a clock or decides an outcome;
+//! a storage error panics the apply path (via openraft's fatal error) rather
+//! than letting this replica diverge.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use booking::{BookingState, Record};
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use crate::codec::{db_err, decode, encode};
+use crate::keys::{SM_APPLIED, SM_RECORDS_START, decode_record_key, record_key};
+use crate::snapshot::{self, PinnedSnapshot, SnapshotBuilder, SnapshotFile};
+use crate::store::CF_SM;
+use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+
+/// Read access to the applied booking state, shared with the API layer.
+#[derive(Clone)]
+pub struct SharedState {
+    state: Arc<RwLock<BookingState>>,
+}
+
+impl SharedState {
+    /// Locks the state for reading. Keep the guard short: applies wait for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, BookingState> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct StateMachine {
+    db: Arc<DB>,
+    state: Arc<RwLock<BookingState>>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    snapshot_dir: PathBuf,
+}
+
+type AppliedMeta = (Option<LogId>, StoredMembership);
+
+fn load_records(db: &DB) -> io::Result<BookingState> {
+    let cf = db.cf_handle(CF_SM).expect("sm column family");
+    let mut records = Vec::new();
+    for item in db.iterator_cf(cf, IteratorMode::From(SM_RECORDS_START, Direction::Forward)) {
+        let (key, value) = item.map_err(db_err)?;
+        records.push((decode_record_key(&key)?, decode::<Record>(&value)?));
+    }
+    BookingState::from_records(records).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+impl StateMachine {
+    pub(crate) fn open(db: Arc<DB>, snapshot_dir: PathBuf) -> io::Result<Self> {
+        std::fs::create_dir_all(&snapshot_dir)?;
+        let cf = db.cf_handle(CF_SM).expect("sm column family");
+        let (last_applied, membership): AppliedMeta = match db.get_cf(cf, SM_APPLIED).map_err(db_err)? {
+            Some(bytes) => decode(&bytes)?,
+            None => (None, StoredMembership::default()),
+        };
+        let state = load_records(&db)?;
+        Ok(Self {
+            db,
+            state: Arc::new(RwLock::new(state)),
+            last_applied,
+            membership,
+            snapshot_dir,
+        })
+    }
+
+    pub fn shared(&self) -> SharedState {
+        SharedState {
+            state: self.state.clone(),
+        }
+    }
+
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.snapshot_dir.clone()
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, BookingState> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<AppliedMeta, io::Error> {
+        Ok((self.last_applied.clone(), self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut applied_any = false;
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let response = match entry.payload {
+                EntryPayload::Normal(request) => Some(self.write_state().apply(entry.log_id.index, &request)),
+                EntryPayload::Blank => None,
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), membership);
+                    None
+                }
+            };
+            self.last_applied = Some(entry.log_id);
+            applied_any = true;
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        if applied_any {
+            let dirty = self.write_state().take_dirty();
+            let cf = self.db.cf_handle(CF_SM).expect("sm column family");
+            let mut batch = WriteBatch::default();
+            for (key, record) in dirty {
+                match record {
+                    Some(record) => batch.put_cf(cf, record_key(&key), encode(&record)),
+                    None => batch.delete_cf(cf, record_key(&key)),
+                }
+            }
+            let meta: AppliedMeta = (self.last_applied.clone(), self.membership.clone());
+            batch.put_cf(cf, SM_APPLIED, encode(&meta));
+            self.db.write(batch).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            pinned: Some(PinnedSnapshot::new(self.db.clone())),
+            last_applied: self.last_applied.clone(),
+            membership: self.membership.clone(),
+            dir: self.snapshot_dir.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let db = self.db.clone();
+        let dir = self.snapshot_dir.clone();
+        let meta_owned = meta.clone();
+        let state = tokio::task::spawn_blocking(move || -> io::Result<BookingState> {
+            let raw = snapshot::read_file(&snapshot.path)?;
+            let mut records = Vec::with_capacity(raw.len());
+            for (key, value) in &raw {
+                records.push((decode_record_key(key)?, decode::<Record>(value)?));
+            }
+            let state = BookingState::from_records(records)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+
+            let cf = db.cf_handle(CF_SM).expect("sm column family");
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(cf, [0x00u8].as_slice(), [0xFFu8; 9].as_slice());
+            for (key, value) in raw {
+                batch.put_cf(cf, key, value);
+            }
+            let applied: AppliedMeta = (meta_owned.last_log_id.clone(), meta_owned.last_membership.clone());
+            batch.put_cf(cf, SM_APPLIED, encode(&applied));
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            db.write_opt(batch, &opts).map_err(db_err)?;
+
+            // Keep the installed file as this replica's current snapshot.
+            let index = meta_owned.last_log_id.as_ref().map_or(0, |id| id.index);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let kept = dir.join(format!("snap-{index}-{nanos}.snap"));
+            if snapshot.path.parent() == Some(dir.as_path()) {
+                std::fs::rename(&snapshot.path, &kept)?;
+            } else {
+                std::fs::copy(&snapshot.path, &kept)?;
+            }
+            snapshot::set_current(&db, &dir, &meta_owned, &kept)?;
+            Ok(state)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("snapshot install task failed: {e}")))??;
+
+        *self.write_state() = state;
+        self.last_applied = meta.last_log_id.clone();
+        self.membership = meta.last_membership.clone();
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        snapshot::current(&self.db, &self.snapshot_dir)
+    }
+}

@@ -1,0 +1,260 @@
+//! Node and cluster configuration: what one `boxoffice` process is told at start.
+//!
+//! A configuration file is TOML. It names the node, its region, where it keeps
+//! its data, the addresses it listens on, the initial members of the cluster and
+//! the Raft timing. Everything is validated once, here, so that the rest of the
+//! system can trust a [`NodeConfig`] it is handed.
+//!
+//! This crate deliberately knows nothing about Raft, RocksDB or HTTP: it only
+//! describes and validates settings. Region-specific presentation (currency,
+//! language, time zone) will live here too once read replicas serve search.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id in the cluster. Raft replica ids are derived from it.
+pub type NodeId = u64;
+
+/// Why a configuration was refused. Each message names the field to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML for a node: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// A region name such as `eu-west`: lowercase letters, digits and dashes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RegionId(String);
+
+impl RegionId {
+    pub fn new(name: &str) -> Result<Self, ConfigError> {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(ConfigError::Invalid(format!(
+                "region {name:?} must be 1-32 characters of a-z, 0-9 and '-'"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RegionId {
+    type Error = ConfigError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(&value)
+    }
+}
+
+impl From<RegionId> for String {
+    fn from(value: RegionId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for RegionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One member of the cluster as every node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberConfig {
+    pub node_id: NodeId,
+    pub region: RegionId,
+    /// Address of the node-to-node and forwarding gRPC server.
+    pub grpc_addr: SocketAddr,
+    /// Address of the client-facing HTTP server.
+    pub http_addr: SocketAddr,
+}
+
+/// Raft timing and log compaction. The defaults suit a LAN or one machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftTuning {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot once this many entries were applied since the last one.
+    pub snapshot_after_logs: u64,
+    /// Entries kept in the log behind the last snapshot, so that a briefly
+    /// lagging follower catches up from the log rather than a snapshot.
+    pub logs_to_keep_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_after_logs: 20_000,
+            logs_to_keep_after_snapshot: 5_000,
+        }
+    }
+}
+
+/// Everything one `boxoffice node` process needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    pub region: RegionId,
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// Whether this node may initialise the cluster with `members` when its
+    /// storage is empty. Initialising twice with the same members is harmless.
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// The initial voters, this node included.
+    pub members: Vec<MemberConfig>,
+    #[serde(default)]
+    pub raft: RaftTuning,
+}
+
+impl NodeConfig {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Renders the config as TOML (used by the demo and test launchers).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a NodeConfig always serialises")
+    }
+
+    /// Checks the cross-field rules that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.node_id == 0 {
+            return invalid("node_id must be at least 1".into());
+        }
+        let mut ids = BTreeSet::new();
+        for m in &self.members {
+            if m.node_id == 0 {
+                return invalid("members: node_id must be at least 1".into());
+            }
+            if !ids.insert(m.node_id) {
+                return invalid(format!("members: node_id {} is listed twice", m.node_id));
+            }
+        }
+        match self.members.iter().find(|m| m.node_id == self.node_id) {
+            None if self.bootstrap => {
+                return invalid(format!(
+                    "bootstrap is set but node {} is not among members",
+                    self.node_id
+                ));
+            }
+            Some(me) if me.grpc_addr != self.grpc_addr || me.http_addr != self.http_addr => {
+                return invalid(format!(
+                    "members entry for node {} has other addresses than grpc_addr/http_addr",
+                    self.node_id
+                ));
+            }
+            _ => {}
+        }
+        let r = &self.raft;
+        if r.heartbeat_interval_ms == 0 {
+            return invalid("raft.heartbeat_interval_ms must be positive".into());
+        }
+        if r.election_timeout_min_ms <= r.heartbeat_interval_ms * 2 {
+            return invalid(
+                "raft.election_timeout_min_ms must exceed twice raft.heartbeat_interval_ms".into(),
+            );
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return invalid("raft.election_timeout_max_ms must exceed raft.election_timeout_min_ms".into());
+        }
+        if r.snapshot_after_logs == 0 {
+            return invalid("raft.snapshot_after_logs must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NodeConfig {
+        let member = |id: u64| MemberConfig {
+            node_id: id,
+            region: RegionId::new("eu-west").unwrap(),
+            grpc_addr: format!("127.0.0.1:{}", 9000 + id).parse().unwrap(),
+            http_addr: format!("127.0.0.1:{}", 8000 + id).parse().unwrap(),
+        };
+        NodeConfig {
+            node_id: 1,
+            region: RegionId::new("eu-west").unwrap(),
+            data_dir: "/tmp/n1".into(),
+            http_addr: "127.0.0.1:8001".parse().unwrap(),
+            grpc_addr: "127.0.0.1:9001".parse().unwrap(),
+            bootstrap: true,
+            members: vec![member(1), member(2), member(3)],
+            raft: RaftTuning::default(),
+        }
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let config = sample();
+        let back: NodeConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(config, back);
+        back.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_duplicate_members_and_bad_timing() {
+        let mut config = sample();
+        config.members[1].node_id = 1;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(m)) if m.contains("listed twice")));
+
+        let mut config = sample();
+        config.raft.election_timeout_min_ms = 150;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn rejects_bad_region_names() {
+        assert!(RegionId::new("EU West").is_err());
+        assert!(RegionId::new("").is_err());
+        assert!(RegionId::new("us-east-1").is_ok());
+        assert!(
+            toml::from_str::<MemberConfig>(
+                "node_id = 1\nregion = \"Bad\"\ngrpc_addr = \"127.0.0.1:1\"\nhttp_addr = \"127.0.0.1:2\""
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Forwarding client requests to a group leader over gRPC.
+//!
+//! The receiving node only ever acts as the leader: if it is not, it answers
+//! [`LeaderReply::NotLeader`] with its best hint and never forwards again, so
+//! a request can not loop between nodes. Deciding whom to ask next is the
+//! router's job.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booking::{Command, RequestId, Response};
+use raft_store::{Query, QueryResult};
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::MAX_MESSAGE_BYTES;
+use crate::channels::ChannelPool;
+use crate::codec::{decode, encode};
+use crate::proto::Envelope;
+use crate::proto::booking_client::BookingClient;
+use crate::proto::booking_server::{Booking, BookingServer};
+
+/// A write as a follower forwards it: the leader stamps the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedWrite {
+    pub request_id: RequestId,
+    pub command: Command,
+}
+
+/// What a would-be leader answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderReply<T> {
+    /// The request was applied (or, for a read, answered) by the leader.
+    Done(T),
+    /// This node is not the leader; `leader_id` is its best guess.
+    NotLeader { leader_id: Option<u64> },
+    /// The leader lost its leadership while the write was in flight: it may
+    /// or may not commit. Retrying with the same request id is safe.
+    OutcomeUnknown { reason: String },
+    /// The node cannot serve right now (shutting down, no quorum).
+    Unavailable { reason: String },
+}
+
+/// Implemented by the router: serve a request as the leader of `group_id`.
+pub trait LeaderService: Send + Sync + 'static {
+    fn submit_as_leader(
+        &self,
+        group_id: u64,
+        write: ForwardedWrite,
+    ) -> impl Future<Output = LeaderReply<Response>> + Send;
+
+    fn query_as_leader(
+        &self,
+        group_id: u64,
+        query: Query,
+    ) -> impl Future<Output = LeaderReply<QueryResult>> + Send;
+}
+
+pub struct BookingService<H> {
+    handler: Arc<H>,
+}
+
+impl<H: LeaderService> BookingService<H> {
+    pub fn server(handler: Arc<H>) -> BookingServer<Self> {
+        BookingServer::new(Self { handler })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+#[tonic::async_trait]
+impl<H: LeaderService> Booking for BookingService<H> {
+    async fn submit(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let write: ForwardedWrite = decode(&envelope.payload)?;
+        let reply = self.handler.submit_as_leader(envelope.group_id, write).await;
+        Ok(tonic::Response::new(Envelope {
+            group_id: envelope.group_id,
+            payload: encode(&reply),
+        }))
+    }
+
+    async fn query(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let query: Query = decode(&envelope.payload)?;
+        let reply = self.handler.query_as_leader(envelope.group_id, query).await;
+        Ok(tonic::Response::new(Envelope {
+            group_id: envelope.group_id,
+            payload: encode(&reply),
+        }))
+    }
+}
+
+/// Why a call to a peer did not produce a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// The request never reached the peer (no connection could be made).
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The request may have reached the peer; no reply came in time or the
+    /// connection broke. Its outcome is unknown.
+    #[error("no reply from peer: {0}")]
+    NoReply(String),
+}
+
+/// The client side of the `Booking` service for one peer.
+#[derive(Clone)]
+pub struct BookingPeer {
+    client: BookingClient<Channel>,
+}
+
+impl BookingPeer {
+    pub fn new(pool: &ChannelPool, grpc_addr: &str) -> Result<Self, PeerError> {
+        let channel = pool
+            .get(grpc_addr)
+            .map_err(|e| PeerError::Unreachable(format!("bad address {grpc_addr}: {e}")))?;
+        Ok(Self {
+            client: BookingClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        })
+    }
+
+    pub async fn submit(
+        &mut self,
+        group_id: u64,
+        write: &ForwardedWrite,
+        timeout: Duration,
+    ) -> Result<LeaderReply<Response>, PeerError> {
+        let envelope = Envelope {
+            group_id,
+            payload: encode(write),
+        };
+        let mut client = self.client.clone();
+        let reply = call(timeout, async move { client.submit(envelope).await }).await?;
+        decode(&reply.payload).map_err(|s| PeerError::NoReply(s.message().to_owned()))
+    }
+
+    pub async fn query(
+        &mut self,
+        group_id: u64,
+        query: &Query,
+        timeout: Duration,
+    ) -> Result<LeaderReply<QueryResult>, PeerError> {
+        let envelope = Envelope {
+            group_id,
+            payload: encode(query),
+        };
+        let mut client = self.client.clone();
+        let reply = call(timeout, async move { client.query(envelope).await }).await?;
+        decode(&reply.payload).map_err(|s| PeerError::NoReply(s.message().to_owned()))
+    }
+}
+
+async fn call(
+    timeout: Duration,
+    fut: impl Future<Output = Result<tonic::Response<Envelope>, Status>>,
+) -> Result<Envelope, PeerError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(PeerError::NoReply(format!("no reply within {timeout:?}"))),
+        Ok(Ok(reply)) => Ok(reply.into_inner()),
+        // tonic reports a refused connection as Unavailable before anything
+        // was sent; a broken stream mid-call is also Unavailable, so we can
+        // only call it undelivered when the message says so.
+        Ok(Err(status)) if status.code() == tonic::Code::Unavailable && is_connect_failure(&status) => {
+            Err(PeerError::Unreachable(status.message().to_owned()))
+        }
+        Ok(Err(status)) => Err(PeerError::NoReply(format!(
+            "{}: {}",
+            status.code(),
+            status.message()
+        ))),
+    }
+}
+
+fn is_connect_failure(status: &Status) -> bool {
+    let text = format!("{status:?}").to_ascii_lowercase();
+    text.contains("connect") && !text.contains("reset")
+}

@@ -1,0 +1,38 @@
+//! One long-lived gRPC channel per peer address, shared by all users.
+//!
+//! A tonic `Channel` multiplexes concurrent calls over one HTTP/2 connection
+//! and reconnects by itself, so we create one lazily per address and hand out
+//! clones; no RPC ever opens its own connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Clone, Default)]
+pub struct ChannelPool {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl ChannelPool {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The channel to `addr` (`host:port`), created on first use.
+    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}

@@ -1,0 +1,137 @@
+//! The receiving side of Raft traffic: hands each message to the local
+//! replica of the group it names.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use raft_store::types::{Snapshot, SnapshotMeta};
+use raft_store::{Raft, SnapshotFile, TypeConfig, Vote};
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::MAX_MESSAGE_BYTES;
+use crate::codec::{decode, encode};
+use crate::proto::raft_server::{Raft as RaftRpc, RaftServer};
+use crate::proto::{Envelope, SnapshotChunk};
+
+/// One local replica as the transport sees it.
+#[derive(Clone)]
+pub struct GroupReplica {
+    pub raft: Raft,
+    /// Where incoming snapshot files are written before installation.
+    pub snapshot_dir: PathBuf,
+}
+
+/// The replicas this node hosts, by group id.
+#[derive(Clone, Default)]
+pub struct Groups {
+    inner: Arc<RwLock<HashMap<u64, GroupReplica>>>,
+}
+
+impl Groups {
+    pub fn insert(&self, group_id: u64, replica: GroupReplica) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group_id, replica);
+    }
+
+    pub fn get(&self, group_id: u64) -> Option<GroupReplica> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group_id)
+            .cloned()
+    }
+
+    fn require(&self, group_id: u64) -> Result<GroupReplica, Status> {
+        self.get(group_id)
+            .ok_or_else(|| Status::not_found(format!("this node has no replica of group {group_id}")))
+    }
+}
+
+pub struct RaftService {
+    groups: Groups,
+}
+
+impl RaftService {
+    pub fn server(groups: Groups) -> RaftServer<Self> {
+        RaftServer::new(Self { groups })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+fn reply<T: serde::Serialize, E: std::fmt::Display>(
+    group_id: u64,
+    result: Result<T, E>,
+) -> Response<Envelope> {
+    let result = result.map_err(|e| e.to_string());
+    Response::new(Envelope {
+        group_id,
+        payload: encode(&result),
+    })
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append_entries(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let replica = self.groups.require(envelope.group_id)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&envelope.payload)?;
+        Ok(reply(envelope.group_id, replica.raft.append_entries(rpc).await))
+    }
+
+    async fn vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let replica = self.groups.require(envelope.group_id)?;
+        let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
+        Ok(reply(envelope.group_id, replica.raft.vote(rpc).await))
+    }
+
+    async fn pre_vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let replica = self.groups.require(envelope.group_id)?;
+        let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
+        Ok(reply(envelope.group_id, replica.raft.pre_vote(rpc).await))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<Envelope>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let group_id = first.group_id;
+        let replica = self.groups.require(group_id)?;
+        let (vote, meta): (Vote, SnapshotMeta) = decode(&first.header)?;
+
+        let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = raft_store::snapshot::incoming_path(&replica.snapshot_dir, &format!("{index}-{nanos}"));
+        let io = |e: std::io::Error| Status::internal(format!("writing snapshot file: {e}"));
+        let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+        file.write_all(&first.data).await.map_err(io)?;
+        while let Some(chunk) = stream.message().await? {
+            file.write_all(&chunk.data).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+
+        let snapshot = Snapshot {
+            meta,
+            snapshot: SnapshotFile { path: path.clone() },
+        };
+        let result = replica.raft.install_full_snapshot(vote, snapshot).await;
+        // An installed file was moved into place; a refused one is garbage.
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(reply(group_id, result))
+    }
+}
