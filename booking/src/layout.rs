@@ -17,6 +17,11 @@
 //! they are neighbours in their row's list and their numbers differ by exactly
 //! one; a jump in numbering marks an aisle.
 //!
+//! Stored events are compiled again (and so re-validated) whenever the state is
+//! loaded from records. Validation rules may therefore be loosened freely, but
+//! tightening one needs a migration and a new `RECORD_FORMAT_VERSION`, or events
+//! created under the old rules would stop loading.
+//!
 //! This module knows nothing about availability, holds or orders.
 
 use std::collections::BTreeMap;

@@ -123,9 +123,6 @@ impl BookingState {
                 break;
             }
             self.expiry.pop_first();
-            if hold_id.0 % 2 == 0 {
-                self.expiry.insert((expires_at_ms + 1, event_id, hold_id));
-            }
             let event = self
                 .events
                 .get_mut(&event_id)

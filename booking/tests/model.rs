@@ -724,6 +724,12 @@ impl Run {
             now_ms: self.leader_now.max(0) as u64,
             command,
         };
+        // Log entries are stored with postcard by raft-store.
+        let bytes = postcard::to_stdvec(&request).expect("requests serialize");
+        assert_eq!(
+            postcard::from_bytes::<Request>(&bytes).expect("requests deserialize"),
+            request
+        );
         let response = self.primary.apply(log_index, &request);
         let again = self.reference.apply(log_index, &request);
         assert_eq!(
@@ -1045,7 +1051,13 @@ impl Run {
         );
         let reloaded = BookingState::from_records(records.clone()).expect("records() always loads");
         assert!(reloaded.records() == records);
-        // Records survive a serialization round trip.
+        // Records survive both serializations they meet: postcard (raft-store's
+        // values) and JSON (debugging, the HTTP edge).
+        for (key, record) in &records {
+            let bytes = postcard::to_stdvec(record).expect("records serialize");
+            let decoded: Record = postcard::from_bytes(&bytes).expect("records deserialize");
+            assert!(&decoded == record, "{key:?} changed in a postcard round trip");
+        }
         let json = serde_json::to_string(&records).expect("records serialize");
         let decoded: Vec<(RecordKey, Record)> = serde_json::from_str(&json).expect("records deserialize");
         assert!(decoded == records, "records changed in a JSON round trip");

@@ -285,6 +285,25 @@ struct Api {
 }
 
 impl Api {
+    /// Sums the WAL counters of every node; a node that does not answer counts as zero.
+    async fn wal_counters(&self) -> WalCounters {
+        let mut counters = WalCounters::default();
+        for url in &self.urls {
+            let response = self
+                .http
+                .get(format!("{url}/metrics"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            if let Ok(response) = response
+                && let Ok(text) = response.text().await
+            {
+                counters.add_metrics_text(&text);
+            }
+        }
+        counters
+    }
+
     /// Sends one request, starting at node `first` and moving to the next node after
     /// each 503, 504 or transport failure, until a definitive answer or `budget` is spent.
     /// The same `key` goes with every try, so a write takes effect at most once.
@@ -750,6 +769,7 @@ impl Cell {
             })
             .collect();
         ready.wait().await;
+        let wal_before = self.api.wal_counters().await;
         let cpu_before = CpuSample::take(&self.node_pids);
         let started = Instant::now();
         storm
@@ -766,6 +786,8 @@ impl Cell {
         let wall = started.elapsed();
         let cpu_after = CpuSample::take(&self.node_pids);
         progress.abort();
+        let wal_after = self.api.wal_counters().await;
+        let durability = wal_after.since(&wal_before);
 
         let verify = self.verify(&storm, &tally.confirmed).await?;
         Ok(CellReport {
@@ -775,6 +797,7 @@ impl Cell {
             limit: self.limit,
             wall,
             cpu: cpu_after.since(&cpu_before),
+            durability,
             tally,
             verify,
         })
@@ -979,8 +1002,53 @@ struct CellReport {
     limit: Duration,
     wall: Duration,
     cpu: CpuUse,
+    durability: WalCounters,
     tally: Tally,
     verify: Verification,
+}
+
+/// Write-ahead-log counters summed over every node's `/metrics`: how many
+/// fsyncs the cluster paid for its log entries (the Raft batching factor).
+#[derive(Debug, Clone, Copy, Default)]
+struct WalCounters {
+    syncs: u64,
+    entries: u64,
+    appends: u64,
+    sync_micros: u64,
+}
+
+impl WalCounters {
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            syncs: self.syncs.saturating_sub(before.syncs),
+            entries: self.entries.saturating_sub(before.entries),
+            appends: self.appends.saturating_sub(before.appends),
+            sync_micros: self.sync_micros.saturating_sub(before.sync_micros),
+        }
+    }
+
+    fn entries_per_sync(&self) -> f64 {
+        self.entries as f64 / self.syncs.max(1) as f64
+    }
+
+    fn add_metrics_text(&mut self, text: &str) {
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(value) = value.parse::<u64>() else {
+                continue;
+            };
+            match name {
+                "boxoffice_wal_syncs_total" => self.syncs += value,
+                "boxoffice_log_entries_written_total" => self.entries += value,
+                "boxoffice_wal_appends_total" => self.appends += value,
+                "boxoffice_wal_sync_microseconds_total" => self.sync_micros += value,
+                _ => {}
+            }
+        }
+    }
 }
 
 fn millis(micros: u64) -> f64 {
@@ -1072,6 +1140,13 @@ impl CellReport {
         for mismatch in verify.order_mismatches.iter().take(10) {
             println!("  mismatch       : {mismatch}");
         }
+        println!(
+            "durability       : {} WAL syncs for {} log entries on all nodes ({:.1} entries per sync, {:.2} s in fsync)",
+            self.durability.syncs,
+            self.durability.entries,
+            self.durability.entries_per_sync(),
+            self.durability.sync_micros as f64 / 1e6
+        );
         if let Some(error) = &tally.first_error {
             println!("first error      : {error}");
         }
@@ -1097,7 +1172,12 @@ impl CellReport {
             "first_error": tally.first_error,
             "hold": latency_json(&tally.hold_latency),
             "confirm": latency_json(&tally.confirm_latency),
-            "durability": Value::Null,
+            "durability": {
+                "wal_syncs": self.durability.syncs,
+                "log_entries_written": self.durability.entries,
+                "entries_per_wal_sync": round1(self.durability.entries_per_sync()),
+                "wal_sync_s": round3(self.durability.sync_micros as f64 / 1e6),
+            },
             "cpu": {
                 "machine_busy_pct": round1(self.cpu.machine_busy_pct),
                 "machine_iowait_pct": round1(self.cpu.machine_iowait_pct),
