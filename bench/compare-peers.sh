@@ -74,7 +74,7 @@ if [ -n "${BOXOFFICE_BIN:-}" ]; then
   OURS_BIN=$BOXOFFICE_BIN
 else
   echo "building boxoffice (release)"
-  (cd "$ROOT" && timeout 3600 cargo build --release -p node --bin boxoffice) || { echo "build failed" >&2; exit 1; }
+  (cd "$ROOT" && timeout 3600 cargo build --release --bin boxoffice) || { echo "build failed" >&2; exit 1; }
   OURS_BIN="$ROOT/target/release/boxoffice"
 fi
 if [ ! -x "$PEER_BIN" ]; then

@@ -913,11 +913,26 @@ impl EventState {
         let mut ga = vec![GaRecord::default(); self.ga.len()];
         let mut customers = BTreeMap::<CustomerId, u32>::new();
         for (&hold_id, hold) in &self.holds {
+            // Shape first: the checks below index the seat map with these places.
+            let places_fit = match &hold.places {
+                HeldPlaces::Seats(list) => list.iter().all(|&seat| (seat as usize) < self.seats.len()),
+                &HeldPlaces::Ga { area, quantity } => {
+                    (area as usize) < self.ga.len() && (1..=MAX_PLACES_PER_HOLD).contains(&quantity)
+                }
+            };
+            if !places_fit {
+                return fail(format!(
+                    "hold {hold_id} names places outside the seat map or too many"
+                ));
+            }
             if hold.total != self.total(&hold.places).map_err(|e| e.to_string())? {
                 return fail(format!("hold {hold_id} total does not match its places"));
             }
             if let HeldPlaces::Seats(list) = &hold.places
-                && (list.is_empty() || !list.is_sorted() || list.windows(2).any(|w| w[0] == w[1]))
+                && (list.is_empty()
+                    || list.len() > MAX_PLACES_PER_HOLD as usize
+                    || !list.is_sorted()
+                    || list.windows(2).any(|w| w[0] == w[1]))
             {
                 return fail(format!("hold {hold_id} seats are not a sorted, non-empty set"));
             }

@@ -595,6 +595,41 @@ mod tests {
     }
 
     #[test]
+    fn from_records_reports_corrupt_holds_instead_of_panicking() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("b", 10, hold(1, "A-1-1"))).unwrap();
+        let records = state.records();
+        let corrupt = |change: &dyn Fn(&mut crate::records::HoldRecord)| {
+            let mut records = records.clone();
+            for (_, record) in &mut records {
+                if let Record::Hold(hold) = record {
+                    change(hold);
+                }
+            }
+            BookingState::from_records(records)
+        };
+        let beyond_map = corrupt(&|hold| hold.places = crate::records::HeldPlaces::Seats(vec![0, 1_000]));
+        assert!(
+            matches!(beyond_map, Err(LoadError::Inconsistent(_))),
+            "{beyond_map:?}"
+        );
+        let huge_ga = corrupt(&|hold| {
+            hold.places = crate::records::HeldPlaces::Ga {
+                area: 0,
+                quantity: u32::MAX,
+            };
+        });
+        assert!(matches!(huge_ga, Err(LoadError::Inconsistent(_))), "{huge_ga:?}");
+        let unknown_area =
+            corrupt(&|hold| hold.places = crate::records::HeldPlaces::Ga { area: 7, quantity: 1 });
+        assert!(
+            matches!(unknown_area, Err(LoadError::Inconsistent(_))),
+            "{unknown_area:?}"
+        );
+    }
+
+    #[test]
     fn from_records_accepts_any_order() {
         let mut state = BookingState::new();
         state.apply(1, &request("a", 10, create(1))).unwrap();

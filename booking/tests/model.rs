@@ -655,6 +655,10 @@ impl Model {
     }
 }
 
+/// The model's outcome for a command, computed only if the request id turns out
+/// not to be a retry (a retry must not touch the model).
+type Prediction = Box<dyn FnOnce(&mut Model) -> String>;
+
 enum Wanted {
     Seats(Vec<usize>),
     Best {
@@ -806,9 +810,7 @@ impl Run {
             };
             (hold_id, who)
         };
-        let (command, expected_without_dedup): (Command, Box<dyn FnOnce(&mut Model) -> String>) = match &step
-            .op
-        {
+        let (command, expected_without_dedup): (Command, Prediction) = match &step.op {
             Op::Reload => {
                 // raft-store drains take_dirty after every entry, so a reload never
                 // loses pending changes; do the same before replacing the state.
