@@ -13,10 +13,10 @@ mod problem;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router as HttpRouter};
 use booking::{
     Command, CustomerId, EventId, EventSpec, HoldId, OrderId, RequestId, Response, Selection, Success,
@@ -29,7 +29,7 @@ use router::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-pub use extract::ApiJson;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use problem::Problem;
 
 /// The largest request body accepted: a stadium's seat map fits, a runaway upload does not.
@@ -50,14 +50,29 @@ pub fn app(state: AppState) -> HttpRouter {
         .route("/v1/events/{event_id}", get(get_event))
         .route("/v1/events/{event_id}/holds", post(create_hold))
         .route("/v1/events/{event_id}/holds/{hold_id}", get(get_hold))
-        .route("/v1/events/{event_id}/holds/{hold_id}/extend", post(extend_hold))
+        .route(
+            "/v1/events/{event_id}/holds/{hold_id}/extend",
+            hold_route(|event_id, hold_id, holder| Command::ExtendHold {
+                event_id,
+                hold_id,
+                holder,
+            }),
+        )
         .route(
             "/v1/events/{event_id}/holds/{hold_id}/release",
-            post(release_hold),
+            hold_route(|event_id, hold_id, holder| Command::ReleaseHold {
+                event_id,
+                hold_id,
+                holder,
+            }),
         )
         .route(
             "/v1/events/{event_id}/holds/{hold_id}/confirm",
-            post(confirm_hold),
+            hold_route(|event_id, hold_id, holder| Command::ConfirmHold {
+                event_id,
+                hold_id,
+                holder,
+            }),
         )
         .route("/v1/events/{event_id}/orders/{order_id}", get(get_order))
         .route(
@@ -67,6 +82,13 @@ pub fn app(state: AppState) -> HttpRouter {
         .route("/v1/events/{event_id}/tickets/{code}", get(get_ticket))
         .route("/v1/events/{event_id}/tickets/{code}/check-in", post(check_in))
         .fallback(|| async { Problem::not_found("not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -144,6 +166,16 @@ fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, what: &str) 
     match value {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Problem::not_found(code, format!("no such {what}"))),
+    }
+}
+
+/// Reads `query` and renders its answer, or the matching `unknown_*` problem.
+async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) -> ApiResult {
+    match read(state, options, query).await? {
+        QueryResult::Event(view) => found(view, "unknown_event", "event"),
+        QueryResult::Hold(view) => found(view, "unknown_hold", "hold"),
+        QueryResult::Order(view) => found(view, "unknown_order", "order"),
+        QueryResult::Ticket(view) => found(view, "unknown_ticket", "ticket"),
     }
 }
 
@@ -297,13 +329,10 @@ async fn create_event(
 
 async fn get_event(
     State(state): State<AppState>,
-    Path(raw_event): Path<String>,
-    UrlQuery(options): UrlQuery<ReadOptions>,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    match read(&state, &options, Query::Event(event_id(&raw_event)?)).await? {
-        QueryResult::Event(view) => found(view, "unknown_event", "event"),
-        _ => Err(Problem::invalid("unexpected answer")),
-    }
+    read_and_render(&state, &options, Query::Event(event_id(&raw_event)?)).await
 }
 
 #[derive(Deserialize)]
@@ -339,7 +368,7 @@ struct HolderBody {
 
 async fn create_hold(
     State(state): State<AppState>,
-    Path(raw_event): Path<String>,
+    ApiPath(raw_event): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> ApiResult {
@@ -380,92 +409,41 @@ async fn create_hold(
 
 async fn get_hold(
     State(state): State<AppState>,
-    Path((raw_event, raw_hold)): Path<(String, String)>,
-    UrlQuery(options): UrlQuery<ReadOptions>,
+    ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let query = Query::Hold(event_id(&raw_event)?, HoldId(parse_id("hold_id", &raw_hold)?));
-    match read(&state, &options, query).await? {
-        QueryResult::Hold(view) => found(view, "unknown_hold", "hold"),
-        _ => Err(Problem::invalid("unexpected answer")),
-    }
+    read_and_render(&state, &options, query).await
 }
 
-async fn hold_command(
-    state: AppState,
-    raw: (String, String),
-    headers: HeaderMap,
-    body: HolderBody,
-    make: fn(EventId, HoldId, CustomerId) -> Command,
-) -> ApiResult {
-    let event_id = event_id(&raw.0)?;
-    let hold_id = HoldId(parse_id("hold_id", &raw.1)?);
-    let holder = customer(&body.holder)?;
-    submit(&state, &headers, make(event_id, hold_id, holder)).await
-}
-
-async fn extend_hold(
-    State(state): State<AppState>,
-    Path(raw): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<HolderBody>,
-) -> ApiResult {
-    hold_command(state, raw, headers, body, |event_id, hold_id, holder| {
-        Command::ExtendHold {
-            event_id,
-            hold_id,
-            holder,
-        }
-    })
-    .await
-}
-
-async fn release_hold(
-    State(state): State<AppState>,
-    Path(raw): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<HolderBody>,
-) -> ApiResult {
-    hold_command(state, raw, headers, body, |event_id, hold_id, holder| {
-        Command::ReleaseHold {
-            event_id,
-            hold_id,
-            holder,
-        }
-    })
-    .await
-}
-
-async fn confirm_hold(
-    State(state): State<AppState>,
-    Path(raw): Path<(String, String)>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<HolderBody>,
-) -> ApiResult {
-    hold_command(state, raw, headers, body, |event_id, hold_id, holder| {
-        Command::ConfirmHold {
-            event_id,
-            hold_id,
-            holder,
-        }
-    })
-    .await
+/// The route of a hold command (`extend`, `release`, `confirm`): the same
+/// input, a different command.
+fn hold_route(make: fn(EventId, HoldId, CustomerId) -> Command) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>,
+              ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
+              headers: HeaderMap,
+              ApiJson(body): ApiJson<HolderBody>| async move {
+            let event_id = event_id(&raw_event)?;
+            let hold_id = HoldId(parse_id("hold_id", &raw_hold)?);
+            let holder = customer(&body.holder)?;
+            submit(&state, &headers, make(event_id, hold_id, holder)).await
+        },
+    )
 }
 
 async fn get_order(
     State(state): State<AppState>,
-    Path((raw_event, raw_order)): Path<(String, String)>,
-    UrlQuery(options): UrlQuery<ReadOptions>,
+    ApiPath((raw_event, raw_order)): ApiPath<(String, String)>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let query = Query::Order(event_id(&raw_event)?, OrderId(parse_id("order_id", &raw_order)?));
-    match read(&state, &options, query).await? {
-        QueryResult::Order(view) => found(view, "unknown_order", "order"),
-        _ => Err(Problem::invalid("unexpected answer")),
-    }
+    read_and_render(&state, &options, query).await
 }
 
 async fn cancel_order(
     State(state): State<AppState>,
-    Path((raw_event, raw_order)): Path<(String, String)>,
+    ApiPath((raw_event, raw_order)): ApiPath<(String, String)>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<HolderBody>,
 ) -> ApiResult {
@@ -483,19 +461,16 @@ fn ticket_code(raw: &str) -> Result<TicketCode, Problem> {
 
 async fn get_ticket(
     State(state): State<AppState>,
-    Path((raw_event, raw_code)): Path<(String, String)>,
-    UrlQuery(options): UrlQuery<ReadOptions>,
+    ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let query = Query::Ticket(event_id(&raw_event)?, ticket_code(&raw_code)?);
-    match read(&state, &options, query).await? {
-        QueryResult::Ticket(view) => found(view, "unknown_ticket", "ticket"),
-        _ => Err(Problem::invalid("unexpected answer")),
-    }
+    read_and_render(&state, &options, query).await
 }
 
 async fn check_in(
     State(state): State<AppState>,
-    Path((raw_event, raw_code)): Path<(String, String)>,
+    ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
     let command = Command::CheckIn {

@@ -46,7 +46,7 @@ impl Problem {
 }
 
 fn title(code: &str) -> String {
-    let mut words = code.replace('_', " ");
+    let mut words = code.replace('_', " ").replace("json", "JSON");
     if let Some(first) = words.get_mut(0..1) {
         first.make_ascii_uppercase();
     }

@@ -18,10 +18,10 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::RaftSnapshotBuilder;
-use rocksdb::{DB, Direction, IteratorMode, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use sha2::{Digest, Sha256};
 
 use crate::codec::{corrupt, db_err, decode, encode};
@@ -199,33 +199,84 @@ pub(crate) fn current(db: &DB, dir: &Path) -> io::Result<Option<Snapshot>> {
     }))
 }
 
-/// Makes `file` (already inside `dir`) the current snapshot, synced, and
-/// deletes older snapshot files.
-pub(crate) fn set_current(db: &DB, dir: &Path, meta: &SnapshotMeta, file: &Path) -> io::Result<()> {
+/// Serialises every change of the current snapshot: a build runs in its own
+/// task and may finish while an install is under way.
+pub(crate) type PublishLock = Arc<Mutex<()>>;
+
+/// Makes `file` (already inside `dir`) the current snapshot.
+///
+/// `state` is written in the same synced batch as the new current-snapshot
+/// record, so an install's state and its snapshot record change together.
+/// Without `state` (a freshly built snapshot) the file is published only if it
+/// is newer than the current one; a build that lost the race to an install
+/// deletes its own file instead and returns `false`.
+pub(crate) fn publish(
+    db: &DB,
+    dir: &Path,
+    lock: &PublishLock,
+    meta: &SnapshotMeta,
+    file: &Path,
+    state: Option<WriteBatch>,
+) -> io::Result<bool> {
     let file_name = file
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| corrupt(format!("bad snapshot path {}", file.display())))?
         .to_owned();
+    let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if state.is_none()
+        && let Some(current) = current(db, dir)?
+        && current.meta.last_log_id >= meta.last_log_id
+    {
+        let _ = fs::remove_file(file);
+        return Ok(false);
+    }
     let cf = db.cf_handle(CF_META).expect("meta column family");
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
+    let mut batch = state.unwrap_or_default();
     let value = encode(&CurrentSnapshot {
         meta: meta.clone(),
         file_name: file_name.clone(),
     });
-    db.put_cf_opt(cf, META_SNAPSHOT, value, &opts).map_err(db_err)?;
+    batch.put_cf(cf, META_SNAPSHOT, value);
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    db.write_opt(batch, &opts).map_err(db_err)?;
     for old in fs::read_dir(dir)? {
         let old = old?;
         let name = old.file_name();
-        let is_snapshot = name.to_str().is_some_and(|n| n.starts_with("snap-"));
-        if is_snapshot && name.to_str() != Some(file_name.as_str()) {
+        // Only finished snapshot files: a build's `.tmp` may be in progress.
+        let finished = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("snap-") && n.ends_with(".snap"));
+        if finished && name.to_str() != Some(file_name.as_str()) {
             // A follower may still be streaming the old file: on Unix an
             // unlinked file stays readable through handles already open.
             let _ = fs::remove_file(old.path());
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Moves or copies a verified snapshot file into `dir` under a durable name.
+/// A file that already is one of ours stays where it is.
+pub(crate) fn adopt_file(dir: &Path, file: &Path, index: u64) -> io::Result<PathBuf> {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let in_dir = file.parent() == Some(dir);
+    if in_dir && name.starts_with("snap-") && name.ends_with(".snap") {
+        return Ok(file.to_owned());
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let kept = dir.join(format!("snap-{index}-{nanos}.snap"));
+    if in_dir {
+        fs::rename(file, &kept)?;
+    } else {
+        fs::copy(file, &kept)?;
+        File::open(&kept)?.sync_all()?;
+    }
+    File::open(dir)?.sync_all()?;
+    Ok(kept)
 }
 
 /// A RocksDB snapshot that owns a handle to its database.
@@ -261,6 +312,7 @@ pub struct SnapshotBuilder {
     pub(crate) last_applied: Option<LogId>,
     pub(crate) membership: StoredMembership,
     pub(crate) dir: PathBuf,
+    pub(crate) publish_lock: PublishLock,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -282,6 +334,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.membership.clone(),
         };
         let dir = self.dir.clone();
+        let lock = self.publish_lock.clone();
         let path = dir.join(format!("snap-{snapshot_id}.snap"));
         let meta_for_task = meta.clone();
         let built = tokio::task::spawn_blocking(move || -> io::Result<SnapshotFile> {
@@ -293,8 +346,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 .map(|item| item.map_err(db_err));
             let count = write_file(&path, iter)?;
             drop(pinned);
-            set_current(&db, &dir, &meta_for_task, &path)?;
-            tracing::info!(snapshot = %snapshot_id, records = count, "snapshot built");
+            if publish(&db, &dir, &lock, &meta_for_task, &path, None)? {
+                tracing::info!(snapshot = %snapshot_id, records = count, "snapshot built");
+            } else {
+                tracing::info!(snapshot = %snapshot_id, "snapshot built but a newer one was installed meanwhile");
+            }
             Ok(SnapshotFile { path })
         })
         .await

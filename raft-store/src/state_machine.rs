@@ -19,11 +19,11 @@ use booking::{BookingState, Record};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 
 use crate::codec::{db_err, decode, encode};
 use crate::keys::{SM_APPLIED, SM_RECORDS_START, decode_record_key, record_key};
-use crate::snapshot::{self, PinnedSnapshot, SnapshotBuilder, SnapshotFile};
+use crate::snapshot::{self, PinnedSnapshot, PublishLock, SnapshotBuilder, SnapshotFile};
 use crate::store::CF_SM;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -46,6 +46,7 @@ pub struct StateMachine {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     snapshot_dir: PathBuf,
+    publish_lock: PublishLock,
 }
 
 type AppliedMeta = (Option<LogId>, StoredMembership);
@@ -75,6 +76,7 @@ impl StateMachine {
             last_applied,
             membership,
             snapshot_dir,
+            publish_lock: PublishLock::default(),
         })
     }
 
@@ -147,6 +149,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: self.last_applied.clone(),
             membership: self.membership.clone(),
             dir: self.snapshot_dir.clone(),
+            publish_lock: self.publish_lock.clone(),
         }
     }
 
@@ -157,6 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         let db = self.db.clone();
         let dir = self.snapshot_dir.clone();
+        let lock = self.publish_lock.clone();
         let meta_owned = meta.clone();
         let state = tokio::task::spawn_blocking(move || -> io::Result<BookingState> {
             let raw = snapshot::read_file(&snapshot.path)?;
@@ -167,6 +171,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let state = BookingState::from_records(records)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
 
+            // First make the file durable under its final name, then switch the
+            // state and the current-snapshot record in one synced batch: a crash
+            // at any point leaves either the old state with the old snapshot or
+            // the new state with a snapshot file that exists.
+            let index = meta_owned.last_log_id.as_ref().map_or(0, |id| id.index);
+            let kept = snapshot::adopt_file(&dir, &snapshot.path, index)?;
+
             let cf = db.cf_handle(CF_SM).expect("sm column family");
             let mut batch = WriteBatch::default();
             batch.delete_range_cf(cf, [0x00u8].as_slice(), [0xFFu8; 9].as_slice());
@@ -175,22 +186,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             let applied: AppliedMeta = (meta_owned.last_log_id.clone(), meta_owned.last_membership.clone());
             batch.put_cf(cf, SM_APPLIED, encode(&applied));
-            let mut opts = WriteOptions::default();
-            opts.set_sync(true);
-            db.write_opt(batch, &opts).map_err(db_err)?;
-
-            // Keep the installed file as this replica's current snapshot.
-            let index = meta_owned.last_log_id.as_ref().map_or(0, |id| id.index);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let kept = dir.join(format!("snap-{index}-{nanos}.snap"));
-            if snapshot.path.parent() == Some(dir.as_path()) {
-                std::fs::rename(&snapshot.path, &kept)?;
-            } else {
-                std::fs::copy(&snapshot.path, &kept)?;
-            }
-            snapshot::set_current(&db, &dir, &meta_owned, &kept)?;
+            snapshot::publish(&db, &dir, &lock, &meta_owned, &kept, Some(batch))?;
             Ok(state)
         })
         .await

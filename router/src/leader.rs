@@ -38,7 +38,10 @@ pub(crate) async fn submit(raft: &Raft, write: ForwardedWrite, timeout: Duration
         Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => LeaderReply::OutcomeUnknown {
             reason: "leadership changed while the write was in flight".into(),
         },
-        Ok(Err(other)) => LeaderReply::Unavailable {
+        // Any other failure (a stopping core, a storage fault) may come after
+        // the entry was appended and shipped to followers, who can still
+        // commit it: only "not leader" above proves nothing happened.
+        Ok(Err(other)) => LeaderReply::OutcomeUnknown {
             reason: other.to_string(),
         },
     }

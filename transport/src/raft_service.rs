@@ -117,6 +117,9 @@ impl RaftRpc for RaftService {
             .map_or(0, |d| d.as_nanos());
         let path = raft_store::snapshot::incoming_path(&replica.snapshot_dir, &format!("{index}-{nanos}"));
         let io = |e: std::io::Error| Status::internal(format!("writing snapshot file: {e}"));
+        // However the transfer ends, no partial file stays behind; an installed
+        // file has been moved away by then.
+        let _cleanup = RemoveOnDrop(path.clone());
         let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
         file.write_all(&first.data).await.map_err(io)?;
         while let Some(chunk) = stream.message().await? {
@@ -130,8 +133,15 @@ impl RaftRpc for RaftService {
             snapshot: SnapshotFile { path: path.clone() },
         };
         let result = replica.raft.install_full_snapshot(vote, snapshot).await;
-        // An installed file was moved into place; a refused one is garbage.
-        let _ = tokio::fs::remove_file(&path).await;
         Ok(reply(group_id, result))
+    }
+}
+
+/// Deletes a received snapshot file when the transfer is over.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
