@@ -155,6 +155,7 @@ impl Wire {
             if Instant::now() >= deadline {
                 break;
             }
+            eprintln!("retrying {method} {url} after: {last}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Err(anyhow!("{method} {url}: no definitive answer; last: {last}"))

@@ -323,7 +323,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .pinned
             .take()
             .ok_or_else(|| io::Error::other("snapshot builder used twice"))?;
-        let last_applied = self.last_applied.clone();
+        let last_applied = self.last_applied;
         let index = last_applied.as_ref().map_or(0, |id| id.index);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -366,7 +366,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 mod tests {
     use super::*;
 
-    fn records(n: u8) -> impl Iterator<Item = io::Result<(Box<[u8]>, Box<[u8]>)>> {
+    type RawRecord = io::Result<(Box<[u8]>, Box<[u8]>)>;
+
+    fn records(n: u8) -> impl Iterator<Item = RawRecord> {
         (0..n).map(|i| {
             Ok((
                 vec![0x10, i].into_boxed_slice(),

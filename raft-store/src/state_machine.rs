@@ -102,7 +102,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<AppliedMeta, io::Error> {
-        Ok((self.last_applied.clone(), self.membership.clone()))
+        Ok((self.last_applied, self.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -116,7 +116,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(request) => Some(self.write_state().apply(entry.log_id.index, &request)),
                 EntryPayload::Blank => None,
                 EntryPayload::Membership(membership) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id.clone()), membership);
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     None
                 }
             };
@@ -136,7 +136,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     None => batch.delete_cf(cf, record_key(&key)),
                 }
             }
-            let meta: AppliedMeta = (self.last_applied.clone(), self.membership.clone());
+            let meta: AppliedMeta = (self.last_applied, self.membership.clone());
             batch.put_cf(cf, SM_APPLIED, encode(&meta));
             self.db.write(batch).map_err(db_err)?;
         }
@@ -146,7 +146,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             pinned: Some(PinnedSnapshot::new(self.db.clone())),
-            last_applied: self.last_applied.clone(),
+            last_applied: self.last_applied,
             membership: self.membership.clone(),
             dir: self.snapshot_dir.clone(),
             publish_lock: self.publish_lock.clone(),
@@ -184,7 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             for (key, value) in raw {
                 batch.put_cf(cf, key, value);
             }
-            let applied: AppliedMeta = (meta_owned.last_log_id.clone(), meta_owned.last_membership.clone());
+            let applied: AppliedMeta = (meta_owned.last_log_id, meta_owned.last_membership.clone());
             batch.put_cf(cf, SM_APPLIED, encode(&applied));
             snapshot::publish(&db, &dir, &lock, &meta_owned, &kept, Some(batch))?;
             Ok(state)
@@ -193,7 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(|e| io::Error::other(format!("snapshot install task failed: {e}")))??;
 
         *self.write_state() = state;
-        self.last_applied = meta.last_log_id.clone();
+        self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
