@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster_map::{GroupId, MapCommand, NodeId, ReplicaId};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
 use crate::views::{HoldView, OrderView};
@@ -88,9 +89,27 @@ pub enum Command {
     },
     /// Admits a ticket, exactly once.
     CheckIn { event_id: EventId, code: TicketCode },
+    /// Changes the cluster map (metadata group only).
+    Map(MapCommand),
     /// Only advances the clock (and so expires holds). The leader proposes it
     /// when `next_hold_expiry` has passed. Never de-duplicated or recorded.
     Tick,
+}
+
+impl Command {
+    /// The event the command is about; `None` for map commands and ticks.
+    pub fn event_id(&self) -> Option<EventId> {
+        match self {
+            Command::CreateEvent { event_id, .. }
+            | Command::Hold { event_id, .. }
+            | Command::ExtendHold { event_id, .. }
+            | Command::ReleaseHold { event_id, .. }
+            | Command::ConfirmHold { event_id, .. }
+            | Command::CancelOrder { event_id, .. }
+            | Command::CheckIn { event_id, .. } => Some(*event_id),
+            Command::Map(_) | Command::Tick => None,
+        }
+    }
 }
 
 /// What a hold asks for.
@@ -115,14 +134,43 @@ pub type Response = Result<Success, Rejection>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Success {
-    EventCreated { event_id: EventId, capacity: u32 },
+    EventCreated {
+        event_id: EventId,
+        capacity: u32,
+    },
     Held(HoldView),
     Extended(HoldView),
-    Released { hold_id: HoldId },
+    Released {
+        hold_id: HoldId,
+    },
     Confirmed(OrderView),
     Cancelled(OrderView),
-    CheckedIn { code: TicketCode, at_ms: Millis },
+    CheckedIn {
+        code: TicketCode,
+        at_ms: Millis,
+    },
     Ticked,
+    MapInitialised {
+        epoch: u64,
+        groups: Vec<GroupId>,
+    },
+    Placed {
+        event_id: EventId,
+        group_id: GroupId,
+        epoch: u64,
+    },
+    GroupCreated {
+        group_id: GroupId,
+        epoch: u64,
+    },
+    LearnerAdded {
+        group_id: GroupId,
+        replica_id: ReplicaId,
+        epoch: u64,
+    },
+    MapChanged {
+        epoch: u64,
+    },
 }
 
 /// Why a command was refused. Rejected commands change nothing (apart from the
@@ -175,6 +223,28 @@ pub enum Rejection {
     AlreadyCheckedIn { first_checked_in_at_ms: Millis },
     #[error("the ticket belongs to a cancelled order")]
     TicketVoid,
+    #[error("the cluster map is not initialised yet")]
+    MapNotInitialised,
+    #[error("the cluster map is already initialised")]
+    MapInitialised,
+    #[error("no node is in region {region}")]
+    UnknownRegion { region: String },
+    #[error("no group can take a new event")]
+    NoGroupAvailable,
+    #[error("{needed} nodes are needed but only {available} can take a replica")]
+    NotEnoughNodes { needed: u32, available: u32 },
+    #[error("no node {node_id} in the cluster")]
+    UnknownNode { node_id: NodeId },
+    #[error("no group {group_id} in the cluster")]
+    UnknownGroup { group_id: GroupId },
+    #[error("no replica {replica_id} in that group")]
+    UnknownReplica { replica_id: ReplicaId },
+    #[error("node {node_id} exists with other addresses")]
+    NodeExists { node_id: NodeId },
+    #[error("node {node_id} is being removed")]
+    NodeDraining { node_id: NodeId },
+    #[error("node {node_id} still carries {replicas} replicas")]
+    NodeHasReplicas { node_id: NodeId, replicas: u32 },
 }
 
 impl Rejection {
@@ -202,6 +272,17 @@ impl Rejection {
             Rejection::UnknownTicket => "unknown_ticket",
             Rejection::AlreadyCheckedIn { .. } => "already_checked_in",
             Rejection::TicketVoid => "ticket_void",
+            Rejection::MapNotInitialised => "map_not_initialised",
+            Rejection::MapInitialised => "map_initialised",
+            Rejection::UnknownRegion { .. } => "unknown_region",
+            Rejection::NoGroupAvailable => "no_group_available",
+            Rejection::NotEnoughNodes { .. } => "not_enough_nodes",
+            Rejection::UnknownNode { .. } => "unknown_node",
+            Rejection::UnknownGroup { .. } => "unknown_group",
+            Rejection::UnknownReplica { .. } => "unknown_replica",
+            Rejection::NodeExists { .. } => "node_exists",
+            Rejection::NodeDraining { .. } => "node_draining",
+            Rejection::NodeHasReplicas { .. } => "node_has_replicas",
         }
     }
 }
@@ -240,6 +321,25 @@ mod tests {
                 first_checked_in_at_ms: 1,
             },
             Rejection::TicketVoid,
+            Rejection::MapNotInitialised,
+            Rejection::MapInitialised,
+            Rejection::UnknownRegion {
+                region: String::new(),
+            },
+            Rejection::NoGroupAvailable,
+            Rejection::NotEnoughNodes {
+                needed: 3,
+                available: 1,
+            },
+            Rejection::UnknownNode { node_id: 1 },
+            Rejection::UnknownGroup { group_id: 1 },
+            Rejection::UnknownReplica { replica_id: 1 },
+            Rejection::NodeExists { node_id: 1 },
+            Rejection::NodeDraining { node_id: 1 },
+            Rejection::NodeHasReplicas {
+                node_id: 1,
+                replicas: 1,
+            },
         ];
         for rejection in samples {
             let quoted = format!("`{}`", rejection.code());

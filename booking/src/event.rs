@@ -785,7 +785,12 @@ impl EventState {
                 .customers
                 .get(customer)
                 .map(|&places| Record::Customer(CustomerRecord { places })),
-            RecordKey::Clock | RecordKey::Request(_) => None,
+            RecordKey::Clock
+            | RecordKey::Request(_)
+            | RecordKey::MapMeta
+            | RecordKey::MapNode(_)
+            | RecordKey::MapGroup(_)
+            | RecordKey::Placement(_) => None,
         }
     }
 

@@ -29,6 +29,8 @@
 //! - `ticket_codes`: deterministic, unguessable ticket codes.
 //! - [`state`]: `BookingState`: clock, expiry, de-duplication, persistence hooks.
 //! - [`records`]: the record-by-record persisted form that `raft-store` writes.
+//! - [`cluster_map`]: nodes, Raft groups and event placement, held by the
+//!   metadata group with the same machinery (records, de-duplication).
 //!
 //! # Invariants, stated as absences
 //!
@@ -41,6 +43,7 @@
 //! - Nothing in the state is persisted that cannot be listed by `records()`, and
 //!   nothing derived is persisted.
 
+pub mod cluster_map;
 pub mod command;
 pub mod ids;
 pub mod layout;
@@ -53,6 +56,10 @@ mod event;
 mod summary;
 mod ticket_codes;
 
+pub use cluster_map::{
+    ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapCommand, MapMeta, NodeId, NodeInfo,
+    ReplicaId,
+};
 pub use command::{Command, Rejection, Request, Response, Selection, Success};
 pub use ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpec};

@@ -28,13 +28,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster_map::{GroupId, GroupInfo, MapMeta, NodeId, NodeInfo};
 use crate::command::Response;
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
 
 /// The version of the record shapes in this module (and of everything they
 /// contain, including `EventSpec`, `Response` and the views inside it).
-pub const RECORD_FORMAT_VERSION: u32 = 1;
+pub const RECORD_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RecordKey {
@@ -49,13 +50,24 @@ pub enum RecordKey {
     Ticket(EventId, TicketCode),
     Customer(EventId, CustomerId),
     Request(RequestId),
+    /// The cluster map's counters (metadata group only, like the three below).
+    MapMeta,
+    MapNode(NodeId),
+    MapGroup(GroupId),
+    /// The group that owns an event.
+    Placement(EventId),
 }
 
 impl RecordKey {
     /// The event a record belongs to, if any.
     pub fn event_id(&self) -> Option<EventId> {
         match self {
-            RecordKey::Clock | RecordKey::Request(_) => None,
+            RecordKey::Clock
+            | RecordKey::Request(_)
+            | RecordKey::MapMeta
+            | RecordKey::MapNode(_)
+            | RecordKey::MapGroup(_)
+            | RecordKey::Placement(_) => None,
             RecordKey::Event(event)
             | RecordKey::Seat(event, _)
             | RecordKey::Ga(event, _)
@@ -79,6 +91,10 @@ pub enum Record {
     Ticket(TicketRecord),
     Customer(CustomerRecord),
     Request(RequestRecord),
+    MapMeta(MapMeta),
+    MapNode(NodeInfo),
+    MapGroup(GroupInfo),
+    Placement(GroupId),
 }
 
 impl Record {
@@ -95,6 +111,10 @@ impl Record {
                 | (RecordKey::Ticket(..), Record::Ticket(_))
                 | (RecordKey::Customer(..), Record::Customer(_))
                 | (RecordKey::Request(_), Record::Request(_))
+                | (RecordKey::MapMeta, Record::MapMeta(_))
+                | (RecordKey::MapNode(_), Record::MapNode(_))
+                | (RecordKey::MapGroup(_), Record::MapGroup(_))
+                | (RecordKey::Placement(_), Record::Placement(_))
         )
     }
 }

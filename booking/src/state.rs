@@ -31,6 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cluster_map::ClusterMap;
 use crate::command::{Command, Rejection, Request, Response, Success};
 use crate::event::{Context, EventState, ExpiryQueue};
 use crate::ids::{EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
@@ -69,6 +70,8 @@ pub struct BookingState {
     expiry: ExpiryQueue,
     /// Keys written since the last `take_dirty`. Not part of the state proper.
     dirty: BTreeSet<RecordKey>,
+    /// The cluster map; empty except in the metadata group.
+    map: ClusterMap,
     /// `DEDUP_CAPACITY`, except in tests that exercise eviction.
     dedup_capacity: usize,
 }
@@ -88,6 +91,7 @@ impl BookingState {
             request_age: BTreeMap::new(),
             expiry: ExpiryQueue::new(),
             dirty: BTreeSet::new(),
+            map: ClusterMap::default(),
             dedup_capacity: DEDUP_CAPACITY,
         }
     }
@@ -247,6 +251,7 @@ impl BookingState {
                     at_ms,
                 })
             }
+            Command::Map(map_command) => self.map.apply(map_command, &mut self.dirty),
             Command::Tick => Ok(Success::Ticked),
         }
     }
@@ -288,6 +293,9 @@ impl BookingState {
         match key {
             RecordKey::Clock => (self.clock > 0).then_some(Record::Clock(self.clock)),
             RecordKey::Request(request_id) => self.requests.get(request_id).cloned().map(Record::Request),
+            RecordKey::MapMeta | RecordKey::MapNode(_) | RecordKey::MapGroup(_) | RecordKey::Placement(_) => {
+                self.map.record(key)
+            }
             other => {
                 let event_id = other.event_id().expect("every other key belongs to an event");
                 self.events.get(&event_id)?.record(key)
@@ -310,6 +318,7 @@ impl BookingState {
                 Record::Request(record.clone()),
             ));
         }
+        self.map.append_records(&mut out);
         // Per-variant groups come out in key order already except that all
         // events' records are interleaved by event; one sort settles it.
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -359,6 +368,17 @@ impl BookingState {
                     }
                     state.requests.insert(request_id.clone(), record);
                 }
+                (
+                    RecordKey::MapMeta
+                    | RecordKey::MapNode(_)
+                    | RecordKey::MapGroup(_)
+                    | RecordKey::Placement(_),
+                    record,
+                ) => {
+                    if !state.map.load(&key, record).map_err(invalid)? {
+                        return Err(LoadError::WrongKind { key });
+                    }
+                }
                 (key, record) => {
                     let event_id = key.event_id().expect("every other key belongs to an event");
                     let event = state
@@ -379,6 +399,7 @@ impl BookingState {
             state.expiry.extend(event.active_expiries());
         }
         state.check_invariants().map_err(LoadError::Inconsistent)?;
+        state.map.check_invariants().map_err(LoadError::Inconsistent)?;
         Ok(state)
     }
 
@@ -405,6 +426,11 @@ impl BookingState {
     /// if no other write arrives.
     pub fn next_hold_expiry(&self) -> Option<Millis> {
         self.expiry.first().map(|&(expires_at_ms, _, _)| expires_at_ms)
+    }
+
+    /// The cluster map (meaningful in the metadata group only).
+    pub fn cluster_map(&self) -> &ClusterMap {
+        &self.map
     }
 
     /// The state machine's clock: the largest `now_ms` applied so far.

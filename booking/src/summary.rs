@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::cluster_map::MapCommand;
 use crate::command::{Command, Request};
 
 impl fmt::Display for Request {
@@ -23,6 +24,28 @@ impl fmt::Display for Request {
                 event_id, order_id, ..
             } => write!(f, "cancel order {event_id}/{order_id}"),
             Command::CheckIn { event_id, code } => write!(f, "check in {event_id}/{code}"),
+            Command::Map(MapCommand::Initialise {
+                nodes,
+                groups_per_region,
+                ..
+            }) => write!(
+                f,
+                "initialise map: {} nodes, {groups_per_region} groups per region",
+                nodes.len()
+            ),
+            Command::Map(MapCommand::PlaceEvent { event_id, .. }) => write!(f, "place event {event_id}"),
+            Command::Map(MapCommand::CreateGroup { home_region }) => {
+                write!(f, "create a group homed in {home_region}")
+            }
+            Command::Map(MapCommand::AddNode { node_id, .. }) => write!(f, "add node {node_id}"),
+            Command::Map(MapCommand::AddLearner { group_id, node_id }) => {
+                write!(f, "add a learner of group {group_id} on node {node_id}")
+            }
+            Command::Map(MapCommand::PromoteLearner {
+                group_id, replica_id, ..
+            }) => write!(f, "promote replica {replica_id} of group {group_id}"),
+            Command::Map(MapCommand::DrainNode { node_id }) => write!(f, "drain node {node_id}"),
+            Command::Map(MapCommand::RemoveNode { node_id }) => write!(f, "remove node {node_id}"),
             Command::Tick => write!(f, "tick"),
         }
     }

@@ -499,6 +499,8 @@ fn render_response(response: &Response) -> String {
         Ok(Success::Cancelled(view)) => format!("ok cancelled {}", render_order(view)),
         Ok(Success::CheckedIn { code, at_ms }) => format!("ok checked_in code={code} at={at_ms}"),
         Ok(Success::Ticked) => "ok ticked".to_owned(),
+        // The golden scripts drive bookings; the cluster map has its own unit tests.
+        Ok(other) => format!("ok {other:?}"),
         Err(rejection) => format!("err {}: {rejection}", rejection.code()),
     }
 }
@@ -637,6 +639,7 @@ fn render_dirty(changes: &[(RecordKey, Option<Record>)]) -> String {
                 RecordKey::Ticket(e, t) => format!("ticket {e}/{t}"),
                 RecordKey::Customer(e, c) => format!("customer {e}/{c}"),
                 RecordKey::Request(r) => format!("request {r}"),
+                other => format!("{other:?}"),
             };
             let value = match record {
                 None => "deleted".to_owned(),
@@ -658,6 +661,7 @@ fn render_dirty(changes: &[(RecordKey, Option<Record>)]) -> String {
                     Ok(_) => format!("ok at {}", request.at_ms),
                     Err(rejection) => format!("{} at {}", rejection.code(), request.at_ms),
                 },
+                Some(other) => format!("{other:?}"),
             };
             format!("{key}: {value}")
         })

@@ -313,6 +313,8 @@ fn summarize(response: &Response) -> String {
         Ok(Success::Cancelled(view)) => format!("cancelled n={}", view.tickets.len()),
         Ok(Success::CheckedIn { at_ms, .. }) => format!("checked_in at={at_ms}"),
         Ok(Success::Ticked) => "ticked".to_owned(),
+        // The model generates booking commands only.
+        Ok(other) => format!("{other:?}"),
         Err(Rejection::SeatUnavailable { seats }) => format!("seat_unavailable {}", seats.join(",")),
         Err(Rejection::CustomerLimit { limit, current }) => format!("customer_limit {limit} {current}"),
         Err(Rejection::NotEnoughSeats { requested }) => format!("not_enough_seats {requested}"),

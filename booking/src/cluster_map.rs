@@ -1,0 +1,889 @@
+//! The cluster map: the nodes, the Raft groups with their replicas, and the
+//! group that owns each event.
+//!
+//! The map is state of the *metadata group* ([`META_GROUP`]), which has a
+//! replica on every node, so every node can route from its own copy. It
+//! changes only through [`MapCommand`]s applied like any other command:
+//! deterministic, de-duplicated by request id, and each change bumps the
+//! map's `epoch` by one, so two copies with the same epoch are identical.
+//!
+//! Placement decisions live here, in one function each: which nodes carry a
+//! new group's replicas ([`ClusterMap::choose_nodes`]) and which group takes a
+//! new event ([`ClusterMap::choose_group`]). They are pure functions of the map,
+//! so every replica of the metadata group decides the same.
+//!
+//! Replica ids: a node's id is also its replica id in the metadata group; every
+//! replica of a data group gets a fresh id from `next_replica_id`, starting at
+//! [`FIRST_DATA_REPLICA_ID`], so no two replicas anywhere ever share an id, even
+//! when a node leaves a group and later joins it again.
+//!
+//! What this module does not do: start or stop replicas, or talk to Raft. The
+//! node watches the map and makes its replicas match it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Rejection, Success};
+use crate::ids::EventId;
+use crate::records::{Record, RecordKey};
+
+pub type NodeId = u64;
+pub type GroupId = u64;
+pub type ReplicaId = u64;
+
+/// The group holding the cluster map, with one replica on every node.
+pub const META_GROUP: GroupId = 0;
+/// Data-group replica ids start here. Node ids must be below it, because a
+/// node id doubles as that node's replica id in the metadata group.
+pub const FIRST_DATA_REPLICA_ID: ReplicaId = 1 << 40;
+/// Most data groups one initialisation or one request may create.
+pub const MAX_GROUPS_PER_REQUEST: u32 = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub region: String,
+    pub grpc_addr: String,
+    pub http_addr: String,
+    /// Being removed: takes no new replicas, and its replicas are moving away.
+    pub draining: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// Where the group's leader should live: the home region of its events.
+    pub home_region: String,
+    /// Voting replicas, by replica id.
+    pub voters: BTreeMap<ReplicaId, NodeId>,
+    /// Replicas catching up before they become voters, by replica id.
+    pub learners: BTreeMap<ReplicaId, NodeId>,
+    /// Set when the group was created for one big on-sale; it takes no other event.
+    pub dedicated_to: Option<EventId>,
+    /// Events placed on this group (for least-loaded placement).
+    pub events: u64,
+}
+
+impl GroupInfo {
+    /// The replica (voter or learner) this group has on `node`, if any.
+    pub fn replica_on(&self, node: NodeId) -> Option<ReplicaId> {
+        self.voters
+            .iter()
+            .chain(&self.learners)
+            .find_map(|(&replica, &n)| (n == node).then_some(replica))
+    }
+
+    /// Every replica, voters and learners, with its node.
+    pub fn replicas(&self) -> impl Iterator<Item = (ReplicaId, NodeId)> + '_ {
+        self.voters.iter().chain(&self.learners).map(|(&r, &n)| (r, n))
+    }
+}
+
+/// The map's counters, stored as one record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapMeta {
+    /// Bumped by every change; 0 means "not initialised".
+    pub epoch: u64,
+    pub next_group_id: GroupId,
+    pub next_replica_id: ReplicaId,
+    /// Voters per data group.
+    pub replication: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapCommand {
+    /// Sets the map up once: the founding nodes and `groups_per_region` data
+    /// groups homed in each region that has a node. Repeating it with any
+    /// arguments after it succeeded is rejected (`map_initialised`).
+    Initialise {
+        nodes: Vec<(NodeId, NodeInfo)>,
+        groups_per_region: u32,
+        replication: u8,
+    },
+    /// Places an event on a group. Already placed: the existing placement is
+    /// returned. `dedicated`: a new group is created for this event alone.
+    PlaceEvent {
+        event_id: EventId,
+        home_region: String,
+        dedicated: bool,
+    },
+    /// Creates an empty data group homed in `home_region`.
+    CreateGroup { home_region: String },
+    /// Registers a node joining the cluster (it carries nothing yet).
+    AddNode { node_id: NodeId, info: NodeInfo },
+    /// Gives `group` a new learner replica on `node_id` (the first step of
+    /// moving or adding a replica). Answers the allocated replica id.
+    AddLearner { group_id: GroupId, node_id: NodeId },
+    /// Records a committed Raft membership change of `group`: `replica`
+    /// became a voter and `replaces` (if any) left the group.
+    PromoteLearner {
+        group_id: GroupId,
+        replica_id: ReplicaId,
+        replaces: Option<ReplicaId>,
+    },
+    /// Marks a node as leaving: it takes no new replicas.
+    DrainNode { node_id: NodeId },
+    /// Forgets a node that carries no replica any more.
+    RemoveNode { node_id: NodeId },
+}
+
+/// Why the map can be in a bad state after loading records.
+pub(crate) type MapLoadError = String;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMap {
+    pub meta: MapMeta,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub groups: BTreeMap<GroupId, GroupInfo>,
+    pub placements: BTreeMap<EventId, GroupId>,
+}
+
+impl ClusterMap {
+    pub fn epoch(&self) -> u64 {
+        self.meta.epoch
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        self.meta.epoch > 0
+    }
+
+    pub fn group_of(&self, event_id: EventId) -> Option<GroupId> {
+        self.placements.get(&event_id).copied()
+    }
+
+    /// The node a data-group replica lives on; for the metadata group the
+    /// replica id is the node id.
+    pub fn node_of_replica(&self, group_id: GroupId, replica: ReplicaId) -> Option<NodeId> {
+        if group_id == META_GROUP {
+            return self.nodes.contains_key(&replica).then_some(replica);
+        }
+        self.groups.get(&group_id)?.voters.get(&replica).copied()
+    }
+
+    /// Applies one map command, marking every record it writes in `dirty`.
+    pub(crate) fn apply(
+        &mut self,
+        command: &MapCommand,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<Success, Rejection> {
+        match command {
+            MapCommand::Initialise {
+                nodes,
+                groups_per_region,
+                replication,
+            } => self.initialise(nodes, *groups_per_region, *replication, dirty),
+            MapCommand::PlaceEvent {
+                event_id,
+                home_region,
+                dedicated,
+            } => self.place_event(*event_id, home_region, *dedicated, dirty),
+            MapCommand::AddNode { node_id, info } => self.add_node(*node_id, info, dirty),
+            MapCommand::AddLearner { group_id, node_id } => self.add_learner(*group_id, *node_id, dirty),
+            MapCommand::PromoteLearner {
+                group_id,
+                replica_id,
+                replaces,
+            } => self.promote(*group_id, *replica_id, *replaces, dirty),
+            MapCommand::DrainNode { node_id } => {
+                self.require_initialised()?;
+                let node = self
+                    .nodes
+                    .get_mut(node_id)
+                    .ok_or(Rejection::UnknownNode { node_id: *node_id })?;
+                if !node.draining {
+                    node.draining = true;
+                    dirty.insert(RecordKey::MapNode(*node_id));
+                    self.bump(dirty);
+                }
+                Ok(Success::MapChanged {
+                    epoch: self.meta.epoch,
+                })
+            }
+            MapCommand::RemoveNode { node_id } => {
+                self.require_initialised()?;
+                if !self.nodes.contains_key(node_id) {
+                    return Err(Rejection::UnknownNode { node_id: *node_id });
+                }
+                let carried = self
+                    .groups
+                    .values()
+                    .filter(|g| g.replicas().any(|(_, n)| n == *node_id))
+                    .count() as u32;
+                if carried > 0 {
+                    return Err(Rejection::NodeHasReplicas {
+                        node_id: *node_id,
+                        replicas: carried,
+                    });
+                }
+                self.nodes.remove(node_id);
+                dirty.insert(RecordKey::MapNode(*node_id));
+                self.bump(dirty);
+                Ok(Success::MapChanged {
+                    epoch: self.meta.epoch,
+                })
+            }
+            MapCommand::CreateGroup { home_region } => {
+                self.require_initialised()?;
+                self.require_region(home_region)?;
+                let group_id = self.create_group(home_region, None, dirty)?;
+                self.bump(dirty);
+                Ok(Success::GroupCreated {
+                    group_id,
+                    epoch: self.meta.epoch,
+                })
+            }
+        }
+    }
+
+    fn require_initialised(&self) -> Result<(), Rejection> {
+        if self.is_initialised() {
+            Ok(())
+        } else {
+            Err(Rejection::MapNotInitialised)
+        }
+    }
+
+    fn require_region(&self, region: &str) -> Result<(), Rejection> {
+        if self.nodes.values().any(|n| n.region == region) {
+            Ok(())
+        } else {
+            Err(Rejection::UnknownRegion {
+                region: region.to_owned(),
+            })
+        }
+    }
+
+    fn bump(&mut self, dirty: &mut std::collections::BTreeSet<RecordKey>) {
+        self.meta.epoch += 1;
+        dirty.insert(RecordKey::MapMeta);
+    }
+
+    fn add_node(
+        &mut self,
+        node_id: NodeId,
+        info: &NodeInfo,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<Success, Rejection> {
+        self.require_initialised()?;
+        if node_id == 0 || node_id >= FIRST_DATA_REPLICA_ID {
+            return Err(Rejection::InvalidRequest(
+                "node ids must be between 1 and 2^40 - 1".to_owned(),
+            ));
+        }
+        let joining = NodeInfo {
+            draining: false,
+            ..info.clone()
+        };
+        match self.nodes.get(&node_id) {
+            // Adding the same node again is a no-op, so a retried join is harmless.
+            Some(existing) if *existing == joining => Ok(Success::MapChanged {
+                epoch: self.meta.epoch,
+            }),
+            Some(_) => Err(Rejection::NodeExists { node_id }),
+            None => {
+                self.nodes.insert(node_id, joining);
+                dirty.insert(RecordKey::MapNode(node_id));
+                self.bump(dirty);
+                Ok(Success::MapChanged {
+                    epoch: self.meta.epoch,
+                })
+            }
+        }
+    }
+
+    fn add_learner(
+        &mut self,
+        group_id: GroupId,
+        node_id: NodeId,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<Success, Rejection> {
+        self.require_initialised()?;
+        let node = self
+            .nodes
+            .get(&node_id)
+            .ok_or(Rejection::UnknownNode { node_id })?;
+        if node.draining {
+            return Err(Rejection::NodeDraining { node_id });
+        }
+        let group = self
+            .groups
+            .get(&group_id)
+            .ok_or(Rejection::UnknownGroup { group_id })?;
+        if let Some(replica_id) = group.replica_on(node_id) {
+            // Already there (a retried step): answer the same replica.
+            return Ok(Success::LearnerAdded {
+                group_id,
+                replica_id,
+                epoch: self.meta.epoch,
+            });
+        }
+        let replica_id = self.meta.next_replica_id;
+        self.meta.next_replica_id += 1;
+        self.groups
+            .get_mut(&group_id)
+            .expect("checked above")
+            .learners
+            .insert(replica_id, node_id);
+        dirty.insert(RecordKey::MapGroup(group_id));
+        self.bump(dirty);
+        Ok(Success::LearnerAdded {
+            group_id,
+            replica_id,
+            epoch: self.meta.epoch,
+        })
+    }
+
+    fn promote(
+        &mut self,
+        group_id: GroupId,
+        replica_id: ReplicaId,
+        replaces: Option<ReplicaId>,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<Success, Rejection> {
+        self.require_initialised()?;
+        let group = self
+            .groups
+            .get_mut(&group_id)
+            .ok_or(Rejection::UnknownGroup { group_id })?;
+        let already_done = group.voters.contains_key(&replica_id)
+            && replaces.is_none_or(|old| !group.voters.contains_key(&old));
+        if already_done {
+            return Ok(Success::MapChanged {
+                epoch: self.meta.epoch,
+            });
+        }
+        let Some(node) = group.learners.remove(&replica_id) else {
+            return Err(Rejection::UnknownReplica { replica_id });
+        };
+        if let Some(old) = replaces
+            && group.voters.remove(&old).is_none()
+        {
+            group.learners.insert(replica_id, node);
+            return Err(Rejection::UnknownReplica { replica_id: old });
+        }
+        group.voters.insert(replica_id, node);
+        dirty.insert(RecordKey::MapGroup(group_id));
+        self.bump(dirty);
+        Ok(Success::MapChanged {
+            epoch: self.meta.epoch,
+        })
+    }
+
+    /// The node a replica of `group` should move to from `leaving`: not in
+    /// the group yet, not draining, in the home region first, fewest replicas.
+    pub fn choose_move_target(&self, group_id: GroupId) -> Option<NodeId> {
+        let group = self.groups.get(&group_id)?;
+        let mut load: BTreeMap<NodeId, usize> = self.nodes.keys().map(|&id| (id, 0)).collect();
+        for g in self.groups.values() {
+            for (_, node) in g.replicas() {
+                *load.entry(node).or_default() += 1;
+            }
+        }
+        self.nodes
+            .iter()
+            .filter(|(id, info)| !info.draining && group.replica_on(**id).is_none())
+            .min_by_key(|(id, info)| (info.region != group.home_region, load[*id], **id))
+            .map(|(id, _)| *id)
+    }
+
+    /// Replicas each node carries (voters and learners), for balancing.
+    pub fn replica_counts(&self) -> BTreeMap<NodeId, usize> {
+        let mut load: BTreeMap<NodeId, usize> = self.nodes.keys().map(|&id| (id, 0)).collect();
+        for g in self.groups.values() {
+            for (_, node) in g.replicas() {
+                *load.entry(node).or_default() += 1;
+            }
+        }
+        load
+    }
+
+    fn initialise(
+        &mut self,
+        nodes: &[(NodeId, NodeInfo)],
+        groups_per_region: u32,
+        replication: u8,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<Success, Rejection> {
+        if self.is_initialised() {
+            return Err(Rejection::MapInitialised);
+        }
+        let invalid = |why: &str| Err(Rejection::InvalidRequest(why.to_owned()));
+        if nodes.is_empty() {
+            return invalid("a cluster needs at least one node");
+        }
+        if replication == 0 {
+            return invalid("replication must be at least 1");
+        }
+        if groups_per_region > MAX_GROUPS_PER_REQUEST {
+            return invalid("too many groups per region");
+        }
+        let mut by_id = BTreeMap::new();
+        for (id, info) in nodes {
+            if *id == 0 || *id >= FIRST_DATA_REPLICA_ID {
+                return invalid("node ids must be between 1 and 2^40 - 1");
+            }
+            if by_id.insert(*id, info.clone()).is_some() {
+                return invalid("a node id appears twice");
+            }
+        }
+        if by_id.len() < usize::from(replication) {
+            return Err(Rejection::NotEnoughNodes {
+                needed: u32::from(replication),
+                available: by_id.len() as u32,
+            });
+        }
+        self.meta = MapMeta {
+            epoch: 0,
+            next_group_id: META_GROUP + 1,
+            next_replica_id: FIRST_DATA_REPLICA_ID,
+            replication,
+        };
+        for (id, info) in by_id {
+            self.nodes.insert(id, info);
+            dirty.insert(RecordKey::MapNode(id));
+        }
+        let mut regions: Vec<String> = self.nodes.values().map(|n| n.region.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        for region in &regions {
+            for _ in 0..groups_per_region {
+                self.create_group(region, None, dirty)?;
+            }
+        }
+        self.bump(dirty);
+        Ok(Success::MapInitialised {
+            epoch: self.meta.epoch,
+            groups: self.groups.keys().copied().collect(),
+        })
+    }
+
+    fn place_event(
+        &mut self,
+        event_id: EventId,
+        home_region: &str,
+        dedicated: bool,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<Success, Rejection> {
+        self.require_initialised()?;
+        if let Some(group_id) = self.group_of(event_id) {
+            return Ok(Success::Placed {
+                event_id,
+                group_id,
+                epoch: self.meta.epoch,
+            });
+        }
+        self.require_region(home_region)?;
+        let group_id = if dedicated {
+            self.create_group(home_region, Some(event_id), dirty)?
+        } else {
+            self.choose_group(home_region)
+                .ok_or(Rejection::NoGroupAvailable)?
+        };
+        self.placements.insert(event_id, group_id);
+        dirty.insert(RecordKey::Placement(event_id));
+        let group = self
+            .groups
+            .get_mut(&group_id)
+            .expect("placement chose an existing group");
+        group.events += 1;
+        dirty.insert(RecordKey::MapGroup(group_id));
+        self.bump(dirty);
+        Ok(Success::Placed {
+            event_id,
+            group_id,
+            epoch: self.meta.epoch,
+        })
+    }
+
+    /// The group a new event in `home_region` goes to: among groups open to
+    /// any event, those homed in the region, fewest events first (then lowest
+    /// id); failing those, the least-loaded open group anywhere.
+    pub fn choose_group(&self, home_region: &str) -> Option<GroupId> {
+        let open = || self.groups.iter().filter(|(_, g)| g.dedicated_to.is_none());
+        let least = |it: &mut dyn Iterator<Item = (&GroupId, &GroupInfo)>| {
+            it.min_by_key(|(id, g)| (g.events, **id)).map(|(id, _)| *id)
+        };
+        least(&mut open().filter(|(_, g)| g.home_region == home_region)).or_else(|| least(&mut open()))
+    }
+
+    /// The nodes that carry a new group's replicas, preferred leader first.
+    /// Every pick prefers nodes in the home region. The preferred leader is the
+    /// node that is preferred leader of the fewest groups (so leaders spread
+    /// over a region's nodes), the others the nodes with the fewest replicas;
+    /// ties go to the lowest id.
+    pub fn choose_nodes(&self, home_region: &str) -> Vec<NodeId> {
+        let mut load: BTreeMap<NodeId, (usize, usize)> = self.nodes.keys().map(|&id| (id, (0, 0))).collect();
+        for group in self.groups.values() {
+            for (i, node) in group.voters.values().enumerate() {
+                let entry = load.entry(*node).or_default();
+                entry.1 += 1;
+                if i == 0 {
+                    entry.0 += 1;
+                }
+            }
+        }
+        let away = |id: &NodeId| self.nodes[id].region != home_region;
+        let mut chosen = Vec::new();
+        let open = || self.nodes.iter().filter(|(_, n)| !n.draining).map(|(id, _)| id);
+        let first = open().min_by_key(|id| (away(id), load[*id].0, load[*id].1, **id));
+        if let Some(&first) = first {
+            chosen.push(first);
+        }
+        let mut rest: Vec<NodeId> = open().copied().filter(|id| Some(id) != first).collect();
+        rest.sort_by_key(|id| (away(id), load[id].1, *id));
+        chosen.extend(rest);
+        chosen.truncate(usize::from(self.meta.replication));
+        chosen
+    }
+
+    fn create_group(
+        &mut self,
+        home_region: &str,
+        dedicated_to: Option<EventId>,
+        dirty: &mut std::collections::BTreeSet<RecordKey>,
+    ) -> Result<GroupId, Rejection> {
+        let nodes = self.choose_nodes(home_region);
+        if nodes.len() < usize::from(self.meta.replication) {
+            return Err(Rejection::NotEnoughNodes {
+                needed: u32::from(self.meta.replication),
+                available: nodes.len() as u32,
+            });
+        }
+        let group_id = self.meta.next_group_id;
+        self.meta.next_group_id += 1;
+        let mut voters = BTreeMap::new();
+        for node in nodes {
+            voters.insert(self.meta.next_replica_id, node);
+            self.meta.next_replica_id += 1;
+        }
+        self.groups.insert(
+            group_id,
+            GroupInfo {
+                home_region: home_region.to_owned(),
+                voters,
+                learners: BTreeMap::new(),
+                dedicated_to,
+                events: 0,
+            },
+        );
+        dirty.insert(RecordKey::MapGroup(group_id));
+        dirty.insert(RecordKey::MapMeta);
+        Ok(group_id)
+    }
+
+    // ----- Persistence --------------------------------------------------------
+
+    pub(crate) fn record(&self, key: &RecordKey) -> Option<Record> {
+        match key {
+            RecordKey::MapMeta => self.is_initialised().then_some(Record::MapMeta(self.meta)),
+            RecordKey::MapNode(id) => self.nodes.get(id).cloned().map(Record::MapNode),
+            RecordKey::MapGroup(id) => self.groups.get(id).cloned().map(Record::MapGroup),
+            RecordKey::Placement(event) => self.placements.get(event).copied().map(Record::Placement),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
+        if self.is_initialised() {
+            out.push((RecordKey::MapMeta, Record::MapMeta(self.meta)));
+        }
+        for (id, node) in &self.nodes {
+            out.push((RecordKey::MapNode(*id), Record::MapNode(node.clone())));
+        }
+        for (id, group) in &self.groups {
+            out.push((RecordKey::MapGroup(*id), Record::MapGroup(group.clone())));
+        }
+        for (event, group) in &self.placements {
+            out.push((RecordKey::Placement(*event), Record::Placement(*group)));
+        }
+    }
+
+    /// Takes one stored record; `false` if the key is not a map key.
+    pub(crate) fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, MapLoadError> {
+        match (key, record) {
+            (RecordKey::MapMeta, Record::MapMeta(meta)) => {
+                if meta.epoch == 0 {
+                    return Err("an uninitialised map must have no meta record".to_owned());
+                }
+                self.meta = meta;
+            }
+            (RecordKey::MapNode(id), Record::MapNode(node)) => {
+                self.nodes.insert(*id, node);
+            }
+            (RecordKey::MapGroup(id), Record::MapGroup(group)) => {
+                self.groups.insert(*id, group);
+            }
+            (RecordKey::Placement(event), Record::Placement(group)) => {
+                self.placements.insert(*event, group);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Every cross-reference of the map holds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if !self.is_initialised() {
+            if self.nodes.is_empty() && self.groups.is_empty() && self.placements.is_empty() {
+                return Ok(());
+            }
+            return Err("an uninitialised map has contents".to_owned());
+        }
+        let mut counted: BTreeMap<GroupId, u64> = BTreeMap::new();
+        for (event, group) in &self.placements {
+            if !self.groups.contains_key(group) {
+                return Err(format!("event {event} is placed on missing group {group}"));
+            }
+            *counted.entry(*group).or_default() += 1;
+        }
+        let mut seen_replicas = std::collections::BTreeSet::new();
+        for (id, group) in &self.groups {
+            if *id == META_GROUP || *id >= self.meta.next_group_id {
+                return Err(format!("group id {id} is outside the allocated range"));
+            }
+            if group.events != counted.get(id).copied().unwrap_or(0) {
+                return Err(format!("group {id} counts {} events", group.events));
+            }
+            if let Some(event) = group.dedicated_to
+                && self.placements.iter().any(|(e, g)| g == id && *e != event)
+            {
+                return Err(format!("group {id} is dedicated to {event} but holds others"));
+            }
+            if group.voters.is_empty() {
+                return Err(format!("group {id} has no voter"));
+            }
+            for (replica, node) in group.voters.iter().chain(&group.learners) {
+                if *replica < FIRST_DATA_REPLICA_ID || *replica >= self.meta.next_replica_id {
+                    return Err(format!("replica id {replica} is outside the allocated range"));
+                }
+                if !seen_replicas.insert(*replica) {
+                    return Err(format!("replica id {replica} is used twice"));
+                }
+                if !self.nodes.contains_key(node) {
+                    return Err(format!("group {id} has a replica on missing node {node}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn node(region: &str) -> NodeInfo {
+        NodeInfo {
+            region: region.to_owned(),
+            grpc_addr: "127.0.0.1:1".to_owned(),
+            http_addr: "127.0.0.1:2".to_owned(),
+            draining: false,
+        }
+    }
+
+    fn three_regions() -> ClusterMap {
+        let mut map = ClusterMap::default();
+        let nodes = vec![(1, node("eu")), (2, node("us")), (3, node("eu")), (4, node("ap"))];
+        let mut dirty = BTreeSet::new();
+        map.apply(
+            &MapCommand::Initialise {
+                nodes,
+                groups_per_region: 2,
+                replication: 3,
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        map
+    }
+
+    #[test]
+    fn initialise_homes_groups_in_every_region_with_unique_replicas() {
+        let map = three_regions();
+        assert_eq!(map.epoch(), 1);
+        assert_eq!(map.groups.len(), 6);
+        map.check_invariants().unwrap();
+        for group in map.groups.values() {
+            assert_eq!(group.voters.len(), 3);
+            let first_node = group.voters.values().next().unwrap();
+            assert_eq!(
+                map.nodes[first_node].region, group.home_region,
+                "preferred leader at home"
+            );
+        }
+    }
+
+    #[test]
+    fn preferred_leaders_spread_over_the_home_region() {
+        let map = three_regions();
+        let eu_leaders: std::collections::BTreeSet<NodeId> = map
+            .groups
+            .values()
+            .filter(|g| g.home_region == "eu")
+            .map(|g| *g.voters.values().next().unwrap())
+            .collect();
+        assert_eq!(
+            eu_leaders,
+            [1, 3].into(),
+            "the two eu groups lead on the two eu nodes"
+        );
+    }
+
+    #[test]
+    fn placement_is_least_loaded_in_region_and_sticky() {
+        let mut map = three_regions();
+        let mut dirty = BTreeSet::new();
+        let mut place = |map: &mut ClusterMap, e: u64, region: &str, dedicated: bool| match map.apply(
+            &MapCommand::PlaceEvent {
+                event_id: EventId(e),
+                home_region: region.to_owned(),
+                dedicated,
+            },
+            &mut dirty,
+        ) {
+            Ok(Success::Placed { group_id, .. }) => group_id,
+            other => panic!("unexpected {other:?}"),
+        };
+        let a = place(&mut map, 1, "us", false);
+        let b = place(&mut map, 2, "us", false);
+        assert_ne!(a, b, "the second event goes to the emptier group");
+        assert_eq!(map.groups[&a].home_region, "us");
+        assert_eq!(place(&mut map, 1, "eu", false), a, "placement never moves");
+        let big = place(&mut map, 3, "eu", true);
+        assert_eq!(map.groups[&big].dedicated_to, Some(EventId(3)));
+        for e in 4..20 {
+            assert_ne!(
+                place(&mut map, e, "eu", false),
+                big,
+                "a dedicated group takes no other event"
+            );
+        }
+        map.check_invariants().unwrap();
+        let epoch = map.epoch();
+        let unknown = map.apply(
+            &MapCommand::PlaceEvent {
+                event_id: EventId(99),
+                home_region: "mars".to_owned(),
+                dedicated: false,
+            },
+            &mut dirty,
+        );
+        assert_eq!(
+            unknown,
+            Err(Rejection::UnknownRegion {
+                region: "mars".to_owned()
+            })
+        );
+        assert_eq!(map.epoch(), epoch, "a rejection changes nothing");
+    }
+
+    #[test]
+    fn initialise_refuses_bad_input_and_a_second_time() {
+        let mut map = ClusterMap::default();
+        let mut dirty = BTreeSet::new();
+        let too_few = map.apply(
+            &MapCommand::Initialise {
+                nodes: vec![(1, node("eu"))],
+                groups_per_region: 1,
+                replication: 3,
+            },
+            &mut dirty,
+        );
+        assert_eq!(
+            too_few,
+            Err(Rejection::NotEnoughNodes {
+                needed: 3,
+                available: 1
+            })
+        );
+        assert!(!map.is_initialised());
+        let map_again = three_regions();
+        let mut map = map_again;
+        let again = map.apply(
+            &MapCommand::Initialise {
+                nodes: vec![(1, node("eu"))],
+                groups_per_region: 1,
+                replication: 1,
+            },
+            &mut dirty,
+        );
+        assert_eq!(again, Err(Rejection::MapInitialised));
+    }
+
+    #[test]
+    fn a_replica_moves_through_learner_then_voter() {
+        let mut map = three_regions();
+        let mut dirty = BTreeSet::new();
+        map.apply(
+            &MapCommand::AddNode {
+                node_id: 9,
+                info: node("us"),
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        let us_group = *map.groups.iter().find(|(_, g)| g.home_region == "us").unwrap().0;
+        let target = map.choose_move_target(us_group).unwrap();
+        assert_eq!(target, 9, "the new node in the home region, carrying nothing");
+        let Ok(Success::LearnerAdded { replica_id, .. }) = map.apply(
+            &MapCommand::AddLearner {
+                group_id: us_group,
+                node_id: 9,
+            },
+            &mut dirty,
+        ) else {
+            panic!("learner not added")
+        };
+        let old = map.groups[&us_group].replica_on(2).unwrap();
+        map.apply(
+            &MapCommand::PromoteLearner {
+                group_id: us_group,
+                replica_id,
+                replaces: Some(old),
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        let group = &map.groups[&us_group];
+        assert_eq!(group.voters.len(), 3);
+        assert_eq!(group.replica_on(9), Some(replica_id));
+        assert_eq!(group.replica_on(2), None);
+        map.check_invariants().unwrap();
+        // Node 2 still carries other groups, so it cannot go yet.
+        assert!(matches!(
+            map.apply(&MapCommand::RemoveNode { node_id: 2 }, &mut dirty),
+            Err(Rejection::NodeHasReplicas { node_id: 2, .. })
+        ));
+        map.apply(&MapCommand::DrainNode { node_id: 2 }, &mut dirty)
+            .unwrap();
+        assert!(
+            !map.choose_nodes("us").contains(&2),
+            "a draining node takes nothing new"
+        );
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let mut map = three_regions();
+        let mut dirty = BTreeSet::new();
+        map.apply(
+            &MapCommand::PlaceEvent {
+                event_id: EventId(5),
+                home_region: "ap".to_owned(),
+                dedicated: false,
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        let mut records = Vec::new();
+        map.append_records(&mut records);
+        let mut back = ClusterMap::default();
+        for (key, record) in records {
+            assert!(back.load(&key, record).unwrap());
+        }
+        assert_eq!(back, map);
+        back.check_invariants().unwrap();
+    }
+}
