@@ -1,9 +1,18 @@
 //! Order-preserving key encoding for every column family, in one place.
 //!
-//! Integers are big-endian so that RocksDB's bytewise order equals numeric
-//! order; a key starts with a one-byte tag naming its kind. Strings are the
-//! last field of any key that has one, so they need no terminator. Changing a
-//! tag or a layout here changes the on-disk format: bump
+//! One RocksDB database holds every Raft replica a node hosts. Every key in
+//! every column family starts with the owning replica's id (8 bytes,
+//! big-endian), so one replica's data is one contiguous key range that can be
+//! scanned, snapshotted or dropped without touching another's. Replica ids are
+//! never reused (see `booking::cluster_map`), so a replica that leaves a group
+//! and comes back starts from an empty range.
+//!
+//! After the prefix, integers are big-endian so that RocksDB's bytewise order
+//! equals numeric order; a record key starts with a one-byte tag naming its
+//! kind. Strings are the last field of any key that has one, so they need no
+//! terminator. Record keys are also written *without* the prefix, in snapshot
+//! files, so that a snapshot moves between replicas with different ids.
+//! Changing a tag or a layout here changes the on-disk format: bump
 //! [`crate::codec::FORMAT_V1`]'s successor and write a migration instead.
 
 use std::io;
@@ -12,27 +21,65 @@ use booking::{CustomerId, EventId, HoldId, OrderId, RecordKey, RequestId, Ticket
 
 use crate::codec::corrupt;
 
-/// `log` column family: the entry at `index`.
-pub fn log_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+/// Largest replica id a store accepts: the end of its range must be representable.
+pub const MAX_REPLICA_ID: u64 = u64::MAX - 1;
+
+/// The first key of `replica`'s range in any column family.
+pub fn replica_start(replica: u64) -> [u8; 8] {
+    replica.to_be_bytes()
 }
 
+/// The first key after `replica`'s range in any column family.
+pub fn replica_end(replica: u64) -> [u8; 8] {
+    (replica + 1).to_be_bytes()
+}
+
+/// `log` column family: `replica`'s entry at `index`.
+pub fn log_key(replica: u64, index: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&replica.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The index of a `log` key of any replica.
 pub fn log_index(key: &[u8]) -> io::Result<u64> {
     let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| corrupt(format!("log key of {} bytes", key.len())))?;
+        .get(8..)
+        .filter(|_| key.len() == 16)
+        .and_then(|tail| tail.try_into().ok())
+        .ok_or_else(|| corrupt(format!("log key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// `meta` column family keys.
+/// `meta` column family names, each stored under [`prefixed`] by replica.
 pub const META_VOTE: &[u8] = b"vote";
 pub const META_COMMITTED: &[u8] = b"committed";
 pub const META_PURGED: &[u8] = b"purged";
 pub const META_SNAPSHOT: &[u8] = b"snapshot";
 
 /// `sm` column family: the state machine's own bookkeeping (applied log id and
-/// membership). Tag 0x00 sorts before every record and is never a record.
+/// membership), after the replica prefix. Tag 0x00 sorts before every record
+/// and is never a record.
 pub const SM_APPLIED: &[u8] = &[0x00, b'a'];
+
+/// `replica`'s key for an unprefixed key (a meta name or a record key).
+pub fn prefixed(replica: u64, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + key.len());
+    out.extend_from_slice(&replica.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// The unprefixed part of a key of `replica`'s range.
+pub fn unprefixed(replica: u64, key: &[u8]) -> io::Result<&[u8]> {
+    match key.split_at_checked(8) {
+        Some((head, tail)) if head == replica.to_be_bytes() => Ok(tail),
+        _ => Err(corrupt(format!(
+            "key {key:02x?} is outside replica {replica}'s range"
+        ))),
+    }
+}
 
 const TAG_CLOCK: u8 = 0x01;
 const TAG_EVENT: u8 = 0x10;
@@ -43,8 +90,13 @@ const TAG_ORDER: u8 = 0x14;
 const TAG_TICKET: u8 = 0x15;
 const TAG_CUSTOMER: u8 = 0x16;
 const TAG_REQUEST: u8 = 0x20;
+const TAG_MAP_META: u8 = 0x30;
+const TAG_MAP_NODE: u8 = 0x31;
+const TAG_MAP_GROUP: u8 = 0x32;
+const TAG_PLACEMENT: u8 = 0x33;
 
-/// The first key of any booking record: everything at or after it in `sm` is a record.
+/// The first unprefixed key of any record: everything at or after it in a
+/// replica's `sm` range is a record.
 pub const SM_RECORDS_START: &[u8] = &[TAG_CLOCK];
 
 pub fn record_key(key: &RecordKey) -> Vec<u8> {
@@ -88,6 +140,19 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
         RecordKey::Request(r) => {
             out.push(TAG_REQUEST);
             out.extend_from_slice(r.as_str().as_bytes());
+        }
+        RecordKey::MapMeta => out.push(TAG_MAP_META),
+        RecordKey::MapNode(id) => {
+            out.push(TAG_MAP_NODE);
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        RecordKey::MapGroup(id) => {
+            out.push(TAG_MAP_GROUP);
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        RecordKey::Placement(e) => {
+            out.push(TAG_PLACEMENT);
+            out.extend_from_slice(&e.0.to_be_bytes());
         }
     }
     out
@@ -149,6 +214,22 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             CustomerId::new(&text_from(rest, 8)?).map_err(|_| bad())?,
         ),
         TAG_REQUEST => RecordKey::Request(RequestId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
+        TAG_MAP_META => {
+            exact(0)?;
+            RecordKey::MapMeta
+        }
+        TAG_MAP_NODE => {
+            exact(8)?;
+            RecordKey::MapNode(u64_at(rest, 0)?)
+        }
+        TAG_MAP_GROUP => {
+            exact(8)?;
+            RecordKey::MapGroup(u64_at(rest, 0)?)
+        }
+        TAG_PLACEMENT => {
+            exact(8)?;
+            RecordKey::Placement(EventId(u64_at(rest, 0)?))
+        }
         _ => return Err(bad()),
     };
     Ok(key)
@@ -172,6 +253,11 @@ mod tests {
             RecordKey::Ticket(EventId(7), TicketCode::new("7-ABCDEFGH").unwrap()),
             RecordKey::Customer(EventId(7), CustomerId::new("alice@example.com").unwrap()),
             RecordKey::Request(RequestId::new("req-1").unwrap()),
+            RecordKey::MapMeta,
+            RecordKey::MapNode(3),
+            RecordKey::MapGroup(1),
+            RecordKey::MapGroup(300),
+            RecordKey::Placement(EventId(7)),
         ];
         let encoded: Vec<Vec<u8>> = keys.iter().map(record_key).collect();
         for (key, bytes) in keys.iter().zip(&encoded) {
@@ -191,6 +277,18 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         }
         assert!(log_index(&[1, 2, 3]).is_err());
-        assert_eq!(log_index(&log_key(42)).unwrap(), 42);
+        assert_eq!(log_index(&log_key(7, 42)).unwrap(), 42);
+    }
+
+    #[test]
+    fn replica_ranges_are_disjoint_and_ordered() {
+        let a = log_key(5, u64::MAX);
+        let b = log_key(6, 0);
+        assert!(a < b);
+        assert!(a.as_slice() < replica_end(5).as_slice());
+        assert!(b.as_slice() >= replica_end(5).as_slice());
+        let key = prefixed(6, META_VOTE);
+        assert_eq!(unprefixed(6, &key).unwrap(), META_VOTE);
+        assert!(unprefixed(5, &key).is_err());
     }
 }

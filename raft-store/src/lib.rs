@@ -1,5 +1,6 @@
 //! Durable Raft storage for boxoffice: the openraft log store and the booking
-//! state machine, both persisted in one RocksDB database.
+//! state machine of every replica a node hosts, all persisted in one RocksDB
+//! database per node, each replica in its own key range.
 //!
 //! One database holds three column families, each with a single owner:
 //!
@@ -34,5 +35,5 @@ pub use log_store::LogStore;
 pub use query::{Query, QueryResult};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{SharedState, StateMachine};
-pub use store::{Store, StoreError, open};
+pub use store::{NodeStore, Store, StoreError, open};
 pub use types::{Entry, LogId, NodeAddr, Raft, StoredMembership, TypeConfig, Vote};

@@ -1,4 +1,5 @@
-//! The Raft log and the Raft metadata (vote, committed, purged) in RocksDB.
+//! One replica's Raft log and Raft metadata (vote, committed, purged) in the
+//! node's shared RocksDB, inside that replica's key range (see [`crate::keys`]).
 //!
 //! Invariants:
 //! * entries in the `log` column family are contiguous from `purged + 1` to the
@@ -19,11 +20,13 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use crate::codec::{db_err, decode, encode};
 use crate::flusher::Flusher;
-use crate::keys::{META_COMMITTED, META_PURGED, META_VOTE, log_index, log_key};
+use crate::keys::{
+    META_COMMITTED, META_PURGED, META_VOTE, log_index, log_key, prefixed, replica_end, replica_start,
+};
 use crate::store::{CF_LOG, CF_META};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -31,11 +34,20 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 pub struct LogStore {
     db: Arc<DB>,
     flusher: Flusher,
+    replica: u64,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>, flusher: Flusher) -> Self {
-        Self { db, flusher }
+    pub(crate) fn new(db: Arc<DB>, flusher: Flusher, replica: u64) -> Self {
+        Self { db, flusher, replica }
+    }
+
+    /// Read options confined to this replica's key range.
+    fn in_range(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(replica_start(self.replica).to_vec());
+        opts.set_iterate_upper_bound(replica_end(self.replica).to_vec());
+        opts
     }
 
     fn cf_log(&self) -> &ColumnFamily {
@@ -51,7 +63,11 @@ impl LogStore {
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
-        match self.db.get_cf(self.cf_meta(), key).map_err(db_err)? {
+        match self
+            .db
+            .get_cf(self.cf_meta(), prefixed(self.replica, key))
+            .map_err(db_err)?
+        {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
@@ -61,12 +77,14 @@ impl LogStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db
-            .put_cf_opt(self.cf_meta(), key, encode(value), &opts)
+            .put_cf_opt(self.cf_meta(), prefixed(self.replica, key), encode(value), &opts)
             .map_err(db_err)
     }
 
     fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
-        let mut iter = self.db.iterator_cf(self.cf_log(), IteratorMode::End);
+        let mut iter = self
+            .db
+            .iterator_cf_opt(self.cf_log(), self.in_range(), IteratorMode::End);
         match iter.next() {
             Some(item) => {
                 let (_, value) = item.map_err(db_err)?;
@@ -91,12 +109,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let start = log_key(range_start(&range));
+        let start = log_key(self.replica, range_start(&range));
         let mut entries = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf_log(), IteratorMode::From(&start, Direction::Forward))
-        {
+        for item in self.db.iterator_cf_opt(
+            self.cf_log(),
+            self.in_range(),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
             let (key, value) = item.map_err(db_err)?;
             let index = log_index(&key)?;
             if !range.contains(&index) {
@@ -136,7 +155,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A hint for faster recovery: not synced, a lost value only means
         // openraft re-learns the commit index from the leader.
         self.db
-            .put_cf(self.cf_meta(), META_COMMITTED, encode(&committed))
+            .put_cf(
+                self.cf_meta(),
+                prefixed(self.replica, META_COMMITTED),
+                encode(&committed),
+            )
             .map_err(db_err)
     }
 
@@ -152,7 +175,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let mut count = 0;
         for entry in entries {
-            batch.put_cf(self.cf_log(), log_key(entry.log_id.index), encode(&entry));
+            batch.put_cf(
+                self.cf_log(),
+                log_key(self.replica, entry.log_id.index),
+                encode(&entry),
+            );
             count += 1;
         }
         self.flusher
@@ -168,8 +195,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index + 1);
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf_log(), log_key(from), log_key(u64::MAX));
-        batch.delete_cf(self.cf_log(), log_key(u64::MAX));
+        batch.delete_range_cf(
+            self.cf_log(),
+            log_key(self.replica, from).as_slice(),
+            replica_end(self.replica).as_slice(),
+        );
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(batch, &opts).map_err(db_err)
@@ -179,8 +209,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first in the same batch, so that a crash never
         // leaves a log whose start is unknown.
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf_meta(), META_PURGED, encode(&log_id));
-        batch.delete_range_cf(self.cf_log(), log_key(0), log_key(log_id.index + 1));
+        batch.put_cf(
+            self.cf_meta(),
+            prefixed(self.replica, META_PURGED),
+            encode(&log_id),
+        );
+        batch.delete_range_cf(
+            self.cf_log(),
+            log_key(self.replica, 0),
+            log_key(self.replica, log_id.index + 1),
+        );
         self.db.write(batch).map_err(db_err)
     }
 }

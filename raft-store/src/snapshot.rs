@@ -1,7 +1,8 @@
 //! State-machine snapshots as files built from a consistent RocksDB view.
 //!
-//! A snapshot file holds every booking record of the `sm` column family as it
-//! stood at one applied log id; the log id and membership travel beside it in
+//! A snapshot file holds every record of one replica's range of the `sm`
+//! column family as it stood at one applied log id, with keys stripped of the
+//! replica prefix (so another replica of the group can install it); the log id and membership travel beside it in
 //! openraft's `SnapshotMeta`. Layout (all integers big-endian):
 //!
 //! ```text
@@ -25,7 +26,7 @@ use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 use sha2::{Digest, Sha256};
 
 use crate::codec::{corrupt, db_err, decode, encode};
-use crate::keys::{META_SNAPSHOT, SM_RECORDS_START};
+use crate::keys::{META_SNAPSHOT, SM_RECORDS_START, prefixed, unprefixed};
 use crate::store::{CF_META, CF_SM};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -185,9 +186,9 @@ struct CurrentSnapshot {
 }
 
 /// Returns the latest snapshot this replica built or installed.
-pub(crate) fn current(db: &DB, dir: &Path) -> io::Result<Option<Snapshot>> {
+pub(crate) fn current(db: &DB, replica: u64, dir: &Path) -> io::Result<Option<Snapshot>> {
     let cf = db.cf_handle(CF_META).expect("meta column family");
-    let Some(bytes) = db.get_cf(cf, META_SNAPSHOT).map_err(db_err)? else {
+    let Some(bytes) = db.get_cf(cf, prefixed(replica, META_SNAPSHOT)).map_err(db_err)? else {
         return Ok(None);
     };
     let current: CurrentSnapshot = decode(&bytes)?;
@@ -212,6 +213,7 @@ pub(crate) type PublishLock = Arc<Mutex<()>>;
 /// deletes its own file instead and returns `false`.
 pub(crate) fn publish(
     db: &DB,
+    replica: u64,
     dir: &Path,
     lock: &PublishLock,
     meta: &SnapshotMeta,
@@ -225,7 +227,7 @@ pub(crate) fn publish(
         .to_owned();
     let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     if state.is_none()
-        && let Some(current) = current(db, dir)?
+        && let Some(current) = current(db, replica, dir)?
         && current.meta.last_log_id >= meta.last_log_id
     {
         let _ = fs::remove_file(file);
@@ -237,7 +239,7 @@ pub(crate) fn publish(
         meta: meta.clone(),
         file_name: file_name.clone(),
     });
-    batch.put_cf(cf, META_SNAPSHOT, value);
+    batch.put_cf(cf, prefixed(replica, META_SNAPSHOT), value);
     let mut opts = WriteOptions::default();
     opts.set_sync(true);
     db.write_opt(batch, &opts).map_err(db_err)?;
@@ -309,6 +311,7 @@ impl PinnedSnapshot {
 /// Builds a snapshot file from a [`PinnedSnapshot`] off the async runtime.
 pub struct SnapshotBuilder {
     pub(crate) pinned: Option<PinnedSnapshot>,
+    pub(crate) replica: u64,
     pub(crate) last_applied: Option<LogId>,
     pub(crate) membership: StoredMembership,
     pub(crate) dir: PathBuf,
@@ -335,18 +338,28 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let dir = self.dir.clone();
         let lock = self.publish_lock.clone();
+        let replica = self.replica;
         let path = dir.join(format!("snap-{snapshot_id}.snap"));
         let meta_for_task = meta.clone();
         let built = tokio::task::spawn_blocking(move || -> io::Result<SnapshotFile> {
             let db = pinned.db.clone();
             let cf = db.cf_handle(CF_SM).expect("sm column family");
+            let start = prefixed(replica, SM_RECORDS_START);
             let iter = pinned
                 .snapshot
-                .iterator_cf(cf, IteratorMode::From(SM_RECORDS_START, Direction::Forward))
-                .map(|item| item.map_err(db_err));
+                .iterator_cf_opt(
+                    cf,
+                    crate::state_machine::replica_range(replica),
+                    IteratorMode::From(&start, Direction::Forward),
+                )
+                .map(|item| {
+                    let (key, value) = item.map_err(db_err)?;
+                    let key: Box<[u8]> = unprefixed(replica, &key)?.into();
+                    Ok((key, value))
+                });
             let count = write_file(&path, iter)?;
             drop(pinned);
-            if publish(&db, &dir, &lock, &meta_for_task, &path, None)? {
+            if publish(&db, replica, &dir, &lock, &meta_for_task, &path, None)? {
                 tracing::info!(snapshot = %snapshot_id, records = count, "snapshot built");
             } else {
                 tracing::info!(snapshot = %snapshot_id, "snapshot built but a newer one was installed meanwhile");

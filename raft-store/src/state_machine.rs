@@ -1,7 +1,8 @@
 //! The openraft state machine: a thin adapter around [`booking::BookingState`].
 //!
 //! `apply` hands each committed request, with its log index, to the booking
-//! core and writes the records it changed to the `sm` column family together
+//! core and writes the records it changed to this replica's range of the `sm`
+//! column family together
 //! with the applied log id, in one RocksDB batch per call. The write is not
 //! synced: the log holds every applied entry until a snapshot covers it, and a
 //! crash merely replays the tail. The in-memory [`BookingState`] is an index
@@ -19,10 +20,13 @@ use booking::{BookingState, Record};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use crate::codec::{db_err, decode, encode};
-use crate::keys::{SM_APPLIED, SM_RECORDS_START, decode_record_key, record_key};
+use crate::keys::{
+    SM_APPLIED, SM_RECORDS_START, decode_record_key, prefixed, record_key, replica_end, replica_start,
+    unprefixed,
+};
 use crate::snapshot::{self, PinnedSnapshot, PublishLock, SnapshotBuilder, SnapshotFile};
 use crate::store::CF_SM;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -42,6 +46,7 @@ impl SharedState {
 
 pub struct StateMachine {
     db: Arc<DB>,
+    replica: u64,
     state: Arc<RwLock<BookingState>>,
     last_applied: Option<LogId>,
     membership: StoredMembership,
@@ -51,27 +56,45 @@ pub struct StateMachine {
 
 type AppliedMeta = (Option<LogId>, StoredMembership);
 
-fn load_records(db: &DB) -> io::Result<BookingState> {
+/// Read options confined to `replica`'s key range.
+pub(crate) fn replica_range(replica: u64) -> ReadOptions {
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_lower_bound(replica_start(replica).to_vec());
+    opts.set_iterate_upper_bound(replica_end(replica).to_vec());
+    opts
+}
+
+fn load_records(db: &DB, replica: u64) -> io::Result<BookingState> {
     let cf = db.cf_handle(CF_SM).expect("sm column family");
     let mut records = Vec::new();
-    for item in db.iterator_cf(cf, IteratorMode::From(SM_RECORDS_START, Direction::Forward)) {
+    let start = prefixed(replica, SM_RECORDS_START);
+    for item in db.iterator_cf_opt(
+        cf,
+        replica_range(replica),
+        IteratorMode::From(&start, Direction::Forward),
+    ) {
         let (key, value) = item.map_err(db_err)?;
-        records.push((decode_record_key(&key)?, decode::<Record>(&value)?));
+        records.push((
+            decode_record_key(unprefixed(replica, &key)?)?,
+            decode::<Record>(&value)?,
+        ));
     }
     BookingState::from_records(records).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
 impl StateMachine {
-    pub(crate) fn open(db: Arc<DB>, snapshot_dir: PathBuf) -> io::Result<Self> {
+    pub(crate) fn open(db: Arc<DB>, replica: u64, snapshot_dir: PathBuf) -> io::Result<Self> {
         std::fs::create_dir_all(&snapshot_dir)?;
         let cf = db.cf_handle(CF_SM).expect("sm column family");
-        let (last_applied, membership): AppliedMeta = match db.get_cf(cf, SM_APPLIED).map_err(db_err)? {
-            Some(bytes) => decode(&bytes)?,
-            None => (None, StoredMembership::default()),
-        };
-        let state = load_records(&db)?;
+        let (last_applied, membership): AppliedMeta =
+            match db.get_cf(cf, prefixed(replica, SM_APPLIED)).map_err(db_err)? {
+                Some(bytes) => decode(&bytes)?,
+                None => (None, StoredMembership::default()),
+            };
+        let state = load_records(&db, replica)?;
         Ok(Self {
             db,
+            replica,
             state: Arc::new(RwLock::new(state)),
             last_applied,
             membership,
@@ -131,13 +154,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let cf = self.db.cf_handle(CF_SM).expect("sm column family");
             let mut batch = WriteBatch::default();
             for (key, record) in dirty {
+                let key = prefixed(self.replica, &record_key(&key));
                 match record {
-                    Some(record) => batch.put_cf(cf, record_key(&key), encode(&record)),
-                    None => batch.delete_cf(cf, record_key(&key)),
+                    Some(record) => batch.put_cf(cf, key, encode(&record)),
+                    None => batch.delete_cf(cf, key),
                 }
             }
             let meta: AppliedMeta = (self.last_applied, self.membership.clone());
-            batch.put_cf(cf, SM_APPLIED, encode(&meta));
+            batch.put_cf(cf, prefixed(self.replica, SM_APPLIED), encode(&meta));
             self.db.write(batch).map_err(db_err)?;
         }
         Ok(())
@@ -146,6 +170,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             pinned: Some(PinnedSnapshot::new(self.db.clone())),
+            replica: self.replica,
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             dir: self.snapshot_dir.clone(),
@@ -159,6 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
         let db = self.db.clone();
+        let replica = self.replica;
         let dir = self.snapshot_dir.clone();
         let lock = self.publish_lock.clone();
         let meta_owned = meta.clone();
@@ -180,13 +206,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
             let cf = db.cf_handle(CF_SM).expect("sm column family");
             let mut batch = WriteBatch::default();
-            batch.delete_range_cf(cf, [0x00u8].as_slice(), [0xFFu8; 9].as_slice());
+            batch.delete_range_cf(cf, replica_start(replica), replica_end(replica));
             for (key, value) in raw {
-                batch.put_cf(cf, key, value);
+                batch.put_cf(cf, prefixed(replica, &key), value);
             }
             let applied: AppliedMeta = (meta_owned.last_log_id, meta_owned.last_membership.clone());
-            batch.put_cf(cf, SM_APPLIED, encode(&applied));
-            snapshot::publish(&db, &dir, &lock, &meta_owned, &kept, Some(batch))?;
+            batch.put_cf(cf, prefixed(replica, SM_APPLIED), encode(&applied));
+            snapshot::publish(&db, replica, &dir, &lock, &meta_owned, &kept, Some(batch))?;
             Ok(state)
         })
         .await
@@ -200,6 +226,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        snapshot::current(&self.db, &self.snapshot_dir)
+        snapshot::current(&self.db, self.replica, &self.snapshot_dir)
     }
 }

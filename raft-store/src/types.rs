@@ -4,12 +4,19 @@
 //! leader's clock; applying it yields a [`booking::Response`] (`None` for
 //! entries that carry no request: blanks and membership changes). Node addresses
 //! live in the membership so that every replica can find every other one.
+//!
+//! One type configuration serves every group: the metadata group and the data
+//! groups run the same state machine (`booking::BookingState`), the former
+//! applying only cluster-map commands, the latter only booking commands. The
+//! Raft node id of a replica is its *replica id*, unique across all groups.
 
 use serde::{Deserialize, Serialize};
 
 /// How to reach a replica: stored in Raft membership, so every node knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAddr {
+    /// The node hosting the replica (in the metadata group, equal to the replica id).
+    pub node_id: u64,
     pub region: String,
     /// `host:port` of the node's gRPC server (Raft and forwarded requests).
     pub grpc_addr: String,
@@ -18,7 +25,7 @@ pub struct NodeAddr {
 }
 
 openraft::declare_raft_types!(
-    /// The booking Raft group's types.
+    /// The types of every boxoffice Raft group.
     pub TypeConfig:
         D = booking::Request,
         R = Option<booking::Response>,
