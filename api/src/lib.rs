@@ -9,6 +9,7 @@
 //! does not know how anything is stored.
 
 mod extract;
+mod ops;
 mod problem;
 
 use std::sync::Arc;
@@ -22,8 +23,6 @@ use booking::{
     Command, CustomerId, EventId, EventSpec, HoldId, OrderId, RequestId, Response, Selection, Success,
     TicketCode,
 };
-use openraft::ServerState;
-use openraft::async_runtime::WatchReceiver;
 use raft_store::{Query, QueryResult};
 use router::Router;
 use serde::Deserialize;
@@ -39,13 +38,24 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 pub struct AppState {
     pub router: Arc<Router>,
     pub wal_stats: Arc<raft_store::WalStats>,
+    /// The bearer token of `/v1/admin/*`; `None` disables the admin API.
+    pub admin_token: Option<Arc<str>>,
 }
 
 pub fn app(state: AppState) -> HttpRouter {
     HttpRouter::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/cluster", get(cluster))
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/cluster", get(ops::cluster))
+        .route("/v1/admin/cluster", get(ops::admin_cluster))
+        .route("/v1/admin/groups", post(ops::create_group))
+        .route(
+            "/v1/admin/groups/{group_id}/transfer-leader",
+            post(ops::transfer_leader),
+        )
+        .route("/v1/admin/events/{event_id}/placement", post(ops::place_event))
+        .route("/v1/admin/nodes", post(ops::add_node))
+        .route("/v1/admin/nodes/{node_id}/remove", post(ops::remove_node))
         .route("/v1/events", post(create_event))
         .route("/v1/events/{event_id}", get(get_event))
         .route("/v1/events/{event_id}/holds", post(create_hold))
@@ -126,6 +136,11 @@ fn request_id(headers: &HeaderMap) -> Result<RequestId, Problem> {
 async fn submit(state: &AppState, headers: &HeaderMap, command: Command) -> ApiResult {
     let id = request_id(headers)?;
     let response: Response = state.router.submit(id, command).await?;
+    render(response)
+}
+
+/// Renders a write's outcome: its success body or its rejection's problem.
+fn render(response: Response) -> ApiResult {
     let success = response?;
     let (status, body) = match success {
         Success::EventCreated { event_id, capacity } => (
@@ -141,6 +156,30 @@ async fn submit(state: &AppState, headers: &HeaderMap, command: Command) -> ApiR
             (StatusCode::OK, json!({ "code": code, "checked_in_at_ms": at_ms }))
         }
         Success::Ticked => (StatusCode::OK, json!({})),
+        Success::MapInitialised { epoch, groups } => {
+            (StatusCode::OK, json!({ "map_epoch": epoch, "groups": groups }))
+        }
+        Success::Placed {
+            event_id,
+            group_id,
+            epoch,
+        } => (
+            StatusCode::OK,
+            json!({ "event_id": event_id, "group_id": group_id, "map_epoch": epoch }),
+        ),
+        Success::GroupCreated { group_id, epoch } => (
+            StatusCode::CREATED,
+            json!({ "group_id": group_id, "map_epoch": epoch }),
+        ),
+        Success::LearnerAdded {
+            group_id,
+            replica_id,
+            epoch,
+        } => (
+            StatusCode::OK,
+            json!({ "group_id": group_id, "replica_id": replica_id, "map_epoch": epoch }),
+        ),
+        Success::MapChanged { epoch } => (StatusCode::OK, json!({ "map_epoch": epoch })),
     };
     Ok((status, Json(body)).into_response())
 }
@@ -155,7 +194,7 @@ struct ReadOptions {
 async fn read(state: &AppState, options: &ReadOptions, query: Query) -> Result<QueryResult, Problem> {
     match options.consistency.as_deref() {
         None | Some("linearizable") => Ok(state.router.query(query).await?),
-        Some("local") => Ok(state.router.query_local(&query)),
+        Some("local") => Ok(state.router.query_local(query).await?),
         Some(other) => Err(Problem::invalid(format!(
             "consistency must be 'linearizable' or 'local', got {other:?}"
         ))),
@@ -176,131 +215,9 @@ async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) 
         QueryResult::Hold(view) => found(view, "unknown_hold", "hold"),
         QueryResult::Order(view) => found(view, "unknown_order", "order"),
         QueryResult::Ticket(view) => found(view, "unknown_ticket", "ticket"),
+        QueryResult::ClusterMap(map) => Ok(Json(map).into_response()),
+        QueryResult::Placement(group) => found(group, "unknown_event", "event"),
     }
-}
-
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let m = state.router.raft().metrics().borrow_watched().clone();
-    let role = match m.state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
-    };
-    Json(json!({
-        "node_id": m.id,
-        "state": role,
-        "leader_id": m.current_leader,
-        "term": m.current_term,
-        "last_log_index": m.last_log_index,
-        "last_applied": m.last_applied.as_ref().map(|id| id.index),
-        "snapshot_index": m.snapshot.as_ref().map(|id| id.index),
-        "purged_index": m.purged.as_ref().map(|id| id.index),
-    }))
-}
-
-/// Prometheus text exposition of this node's Raft and storage counters.
-async fn metrics(State(state): State<AppState>) -> HttpResponse {
-    use std::fmt::Write;
-    use std::sync::atomic::Ordering::Relaxed;
-    let m = state.router.raft().metrics().borrow_watched().clone();
-    let wal = &state.wal_stats;
-    let index = |id: &Option<raft_store::LogId>| id.as_ref().map_or(0, |id| id.index);
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    };
-    metric(
-        "boxoffice_raft_term",
-        "gauge",
-        "Current Raft term.",
-        m.current_term,
-    );
-    metric(
-        "boxoffice_raft_is_leader",
-        "gauge",
-        "1 if this node leads its group.",
-        u64::from(m.state == ServerState::Leader),
-    );
-    metric(
-        "boxoffice_raft_last_log_index",
-        "gauge",
-        "Last log index.",
-        m.last_log_index.unwrap_or(0),
-    );
-    metric(
-        "boxoffice_raft_applied_index",
-        "gauge",
-        "Last applied log index.",
-        index(&m.last_applied),
-    );
-    metric(
-        "boxoffice_raft_snapshot_index",
-        "gauge",
-        "Last log index in the snapshot.",
-        index(&m.snapshot),
-    );
-    metric(
-        "boxoffice_wal_syncs_total",
-        "counter",
-        "WAL syncs by the group-commit thread.",
-        wal.syncs.load(Relaxed),
-    );
-    metric(
-        "boxoffice_wal_appends_total",
-        "counter",
-        "Log appends made durable.",
-        wal.appends.load(Relaxed),
-    );
-    metric(
-        "boxoffice_log_entries_written_total",
-        "counter",
-        "Log entries appended.",
-        wal.entries.load(Relaxed),
-    );
-    metric(
-        "boxoffice_wal_sync_microseconds_total",
-        "counter",
-        "Time spent in WAL syncs.",
-        wal.sync_micros.load(Relaxed),
-    );
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
-}
-
-async fn cluster(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let m = state.router.raft().metrics().borrow_watched().clone();
-    let membership = m.membership_config.membership();
-    let members: Vec<_> = membership
-        .nodes()
-        .map(|(id, node)| {
-            let matched = m
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(id))
-                .and_then(|progress| progress.as_ref().map(|log_id| log_id.index));
-            json!({
-                "node_id": id,
-                "region": node.region,
-                "grpc_addr": node.grpc_addr,
-                "http_addr": node.http_addr,
-                "voter": membership.voter_ids().any(|v| v == *id),
-                "matched_index": matched,
-            })
-        })
-        .collect();
-    Json(json!({
-        "node_id": m.id,
-        "leader_id": m.current_leader,
-        "term": m.current_term,
-        "committed_index": m.cluster_committed.as_ref().map(|id| id.index),
-        "last_applied": m.last_applied.as_ref().map(|id| id.index),
-        "members": members,
-    }))
 }
 
 #[derive(Deserialize)]
@@ -308,6 +225,11 @@ async fn cluster(State(state): State<AppState>) -> Json<serde_json::Value> {
 struct CreateEventBody {
     event_id: u64,
     spec: EventSpec,
+    /// Where the event's inventory leader should live; default: this node's region.
+    home_region: Option<String>,
+    /// Give the event a Raft group of its own (a big on-sale).
+    #[serde(default)]
+    dedicated_group: bool,
 }
 
 async fn create_event(
@@ -319,12 +241,19 @@ async fn create_event(
     // Chosen here, on the node that takes the request, so that ticket codes are
     // unguessable while every replica derives the same ones from the log.
     let ticket_salt: [u8; 16] = rand::random();
-    let command = Command::CreateEvent {
-        event_id: EventId(body.event_id),
-        spec: body.spec,
-        ticket_salt,
-    };
-    submit(&state, &headers, command).await
+    let id = request_id(&headers)?;
+    let response = state
+        .router
+        .create_event(
+            id,
+            EventId(body.event_id),
+            body.spec,
+            ticket_salt,
+            body.home_region,
+            body.dedicated_group,
+        )
+        .await?;
+    render(response)
 }
 
 async fn get_event(

@@ -83,7 +83,18 @@ impl From<Rejection> for Problem {
             | Rejection::UnknownSeat { .. }
             | Rejection::UnknownSection { .. }
             | Rejection::UnknownTier { .. }
-            | Rejection::UnknownArea { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | Rejection::UnknownArea { .. }
+            | Rejection::UnknownRegion { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::MapNotInitialised | Rejection::NoGroupAvailable | Rejection::NotEnoughNodes { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Rejection::MapInitialised
+            | Rejection::NodeExists { .. }
+            | Rejection::NodeDraining { .. }
+            | Rejection::NodeHasReplicas { .. } => StatusCode::CONFLICT,
+            Rejection::UnknownNode { .. }
+            | Rejection::UnknownGroup { .. }
+            | Rejection::UnknownReplica { .. } => StatusCode::NOT_FOUND,
             Rejection::UnknownEvent
             | Rejection::UnknownHold
             | Rejection::UnknownOrder

@@ -390,14 +390,14 @@ impl Api {
                     .await;
                 if let Ok(response) = health
                     && let Ok(body) = response.json::<Value>().await
-                    && body.get("leader_id").is_some_and(|leader| !leader.is_null())
+                    && body.get("ready").and_then(Value::as_bool) == Some(true)
                 {
                     return Ok(());
                 }
             }
             ensure!(
                 Instant::now() < deadline,
-                "no node reported a leader within {timeout:?}"
+                "no node reported ready (map written, every group led) within {timeout:?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -953,7 +953,7 @@ impl CpuSample {
 }
 
 /// User plus system clock ticks of `/proc/{pid}/stat`.
-fn process_ticks(pid: &str) -> Option<u64> {
+pub(crate) fn process_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces; the fields after its closing parenthesis
     // start with the state (field 3), so utime and stime (14, 15) are at 11 and 12.

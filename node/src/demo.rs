@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use region_config::RaftTuning;
+use region_config::{ClusterLayout, RaftTuning};
 use serde_json::json;
 
 use crate::launcher::{self, LocalCluster};
@@ -53,7 +53,9 @@ pub async fn run(opts: DemoOptions, binary: PathBuf) -> anyhow::Result<()> {
     let base_dir = launcher::prepare_base_dir(&opts.base_dir)?;
     let base_grpc = opts.base_http_port.saturating_add(GRPC_PORT_OFFSET);
     let addrs = launcher::preferred_addrs(opts.nodes, opts.base_http_port, base_grpc)?;
-    let mut cluster = LocalCluster::start_with_addrs(&binary, &base_dir, addrs, RaftTuning::default())?;
+    let layout = ClusterLayout::default();
+    let mut cluster =
+        LocalCluster::start_with_addrs(&binary, &base_dir, addrs, RaftTuning::default(), layout)?;
     eprintln!("starting {} nodes; logs in {}", opts.nodes, base_dir.display());
 
     let outcome = serve_until_signal(&mut cluster).await;
@@ -111,7 +113,10 @@ async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
 fn print_instructions(cluster: &LocalCluster, leader: u64) {
     let urls = cluster.http_urls();
     println!();
-    println!("boxoffice demo: {} nodes, leader is node {leader}", urls.len());
+    println!(
+        "boxoffice demo: {} nodes; the first data group's leader is node {leader}",
+        urls.len()
+    );
     for id in cluster.node_ids() {
         println!(
             "  node {id}: {}   (log: {})",
@@ -127,6 +132,10 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
     println!();
     println!("  # cluster status and the seat map (any node answers)");
     println!("  curl -s {first}/v1/cluster");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' {first}/v1/admin/cluster",
+        launcher::LOCAL_ADMIN_TOKEN
+    );
     println!("  curl -s {first}/v1/events/{DEMO_EVENT_ID}");
     println!();
     println!("  # hold seat A-1-1 for alice (a retry with the same key is harmless)");

@@ -37,7 +37,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
-use region_config::{MemberConfig, NodeConfig, NodeId, RaftTuning, RegionId};
+use region_config::{ClusterLayout, MemberConfig, NodeConfig, NodeId, RaftTuning, RegionId};
 use serde::Deserialize;
 
 /// Environment variable that overrides where [`find_binary`] looks for `boxoffice`.
@@ -45,6 +45,14 @@ pub const BINARY_ENV: &str = "BOXOFFICE_BIN";
 
 /// Region every local node is placed in.
 const LOCAL_REGION: &str = "local";
+
+/// The admin bearer token of launcher-built clusters. They listen on loopback
+/// only; a real deployment sets its own secret in each node's config.
+pub const LOCAL_ADMIN_TOKEN: &str = "boxoffice-local-admin-token";
+
+/// The data group events land on in a cluster laid out with one group
+/// ([`LocalCluster::start`]'s default).
+pub const FIRST_DATA_GROUP: u64 = 1;
 
 /// File that marks a base directory as created by a launcher, so that it may be wiped.
 const MARKER_FILE: &str = ".boxoffice-local-cluster";
@@ -82,6 +90,39 @@ pub struct Health {
     pub snapshot_index: Option<u64>,
     #[serde(default)]
     pub purged_index: Option<u64>,
+    /// The cluster map exists and every replica of this node runs and knows a leader.
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default)]
+    pub map_epoch: u64,
+    #[serde(default)]
+    pub groups: Vec<GroupHealth>,
+}
+
+/// One replica's line in `/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GroupHealth {
+    pub group_id: u64,
+    pub replica_id: u64,
+    pub state: String,
+    #[serde(default)]
+    pub leader_node: Option<NodeId>,
+    pub term: u64,
+    #[serde(default)]
+    pub last_log_index: Option<u64>,
+    #[serde(default)]
+    pub last_applied: Option<u64>,
+    #[serde(default)]
+    pub snapshot_index: Option<u64>,
+    #[serde(default)]
+    pub purged_index: Option<u64>,
+}
+
+impl Health {
+    /// This node's replica of `group`, if it runs one.
+    pub fn group(&self, group: u64) -> Option<&GroupHealth> {
+        self.groups.iter().find(|g| g.group_id == group)
+    }
 }
 
 /// Finds the `boxoffice` binary for tests: `$BOXOFFICE_BIN` if set, otherwise the
@@ -229,16 +270,34 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Plans `n` nodes on ephemeral ports under `base_dir` and spawns them all.
     /// Call [`LocalCluster::wait_ready`] before sending requests.
+    /// Events go to one data group ([`FIRST_DATA_GROUP`]) next to the metadata group.
     pub fn start(binary: &Path, base_dir: &Path, n: usize, raft: RaftTuning) -> anyhow::Result<Self> {
-        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft)
+        let layout = ClusterLayout {
+            groups_per_region: 1,
+            ..ClusterLayout::default()
+        };
+        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout)
     }
 
-    /// Like [`LocalCluster::start`] with chosen addresses; node `i + 1` gets `addrs[i]`.
+    /// Like [`LocalCluster::start`] with another data-group layout.
+    pub fn start_with_layout(
+        binary: &Path,
+        base_dir: &Path,
+        n: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout)
+    }
+
+    /// Like [`LocalCluster::start`] with chosen addresses (node `i + 1` gets
+    /// `addrs[i]`) and data-group layout.
     pub fn start_with_addrs(
         binary: &Path,
         base_dir: &Path,
         addrs: Vec<NodeAddrs>,
         raft: RaftTuning,
+        layout: ClusterLayout,
     ) -> anyhow::Result<Self> {
         ensure!(!addrs.is_empty(), "a cluster needs at least one node");
         ensure!(
@@ -283,6 +342,8 @@ impl LocalCluster {
                 bootstrap: true,
                 members: members.clone(),
                 raft: raft.clone(),
+                layout: layout.clone(),
+                admin_token: Some(LOCAL_ADMIN_TOKEN.to_owned()),
             };
             config.validate()?;
             let config_path = base_dir.join(format!("node-{id}.toml"));
@@ -315,6 +376,55 @@ impl LocalCluster {
             cluster.spawn(id)?;
         }
         Ok(cluster)
+    }
+
+    /// Plans and spawns one more node that does not bootstrap: it waits to be
+    /// added to the cluster through the admin API (`POST /v1/admin/nodes`).
+    /// Returns its id (one above the highest so far).
+    pub fn add_node(&mut self) -> anyhow::Result<NodeId> {
+        let (&last, template) = self
+            .nodes
+            .iter()
+            .next_back()
+            .ok_or_else(|| anyhow!("an empty cluster has no template for a new node"))?;
+        let id = last + 1;
+        let addrs = ephemeral_addrs(1)?[0];
+        let data_dir = self.base_dir.join(format!("node-{id}"));
+        ensure!(!data_dir.exists(), "{} already exists", data_dir.display());
+        fs::create_dir_all(&data_dir)?;
+        let me = MemberConfig {
+            node_id: id,
+            region: template.config.region.clone(),
+            grpc_addr: addrs.grpc,
+            http_addr: addrs.http,
+        };
+        let mut members = template.config.members.clone();
+        members.push(me);
+        let config = NodeConfig {
+            node_id: id,
+            data_dir,
+            http_addr: addrs.http,
+            grpc_addr: addrs.grpc,
+            bootstrap: false,
+            members,
+            ..template.config.clone()
+        };
+        config.validate()?;
+        let config_path = self.base_dir.join(format!("node-{id}.toml"));
+        fs::write(&config_path, config.to_toml())
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        self.nodes.insert(
+            id,
+            LocalNode {
+                config,
+                config_path,
+                log_path: self.base_dir.join(format!("node-{id}.log")),
+                pid_path: self.base_dir.join(format!("node-{id}.pid")),
+                child: None,
+            },
+        );
+        self.spawn(id)?;
+        Ok(id)
     }
 
     /// The base directory (absolute) holding configs, data and logs.
@@ -378,25 +488,36 @@ impl LocalCluster {
             .with_context(|| format!("GET {url}: unexpected body"))
     }
 
-    /// The leader every running node reports, if they all answer and agree and the
-    /// leader itself is running and says it leads.
-    pub async fn leader_id(&self) -> Option<NodeId> {
+    /// The leader of `group` every running node reports, if they all answer,
+    /// are ready and agree, and the leader itself is running and says it leads.
+    pub async fn group_leader(&self, group: u64) -> Option<NodeId> {
         let running = self.running_ids();
         let mut agreed = None;
         for id in &running {
             let health = self.health(*id).await.ok()?;
-            let leader = health.leader_id?;
+            if !health.ready {
+                return None;
+            }
+            let replica = health.group(group)?;
+            let leader = replica.leader_node?;
             if *agreed.get_or_insert(leader) != leader {
                 return None;
             }
-            if leader == *id && health.state != "leader" {
+            if leader == *id && replica.state != "leader" {
                 return None;
             }
         }
         agreed.filter(|leader| running.contains(leader))
     }
 
-    /// Waits until every running node reports the same running leader; returns it.
+    /// The leader of [`FIRST_DATA_GROUP`], where events of a cluster started
+    /// with [`LocalCluster::start`] live, once every running node agrees.
+    pub async fn leader_id(&self) -> Option<NodeId> {
+        self.group_leader(FIRST_DATA_GROUP).await
+    }
+
+    /// Waits until every running node is ready and reports the same running
+    /// leader of [`FIRST_DATA_GROUP`]; returns it.
     /// Fails early if a node exits, with the end of its log in the error.
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<NodeId> {
         let deadline = Instant::now() + timeout;

@@ -1,7 +1,10 @@
 //! The `boxoffice` binary's library half: launching local clusters (demo, bench,
 //! tests), the on-sale benchmark, and wiring a node together.
 
+pub mod admin;
 pub mod bench;
 pub mod demo;
+pub mod idle_bench;
 pub mod launcher;
+pub mod replicas;
 pub mod server;

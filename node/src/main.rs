@@ -1,4 +1,4 @@
-//! `boxoffice`: run a node, a local demo cluster, or the on-sale benchmark.
+//! `boxoffice`: run a node, a local demo cluster, the on-sale benchmark, or admin commands.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,10 @@ enum Cmd {
     Demo(node::demo::DemoOptions),
     /// Run the on-sale storm benchmark against a local (or given) cluster.
     Bench(node::bench::BenchOptions),
+    /// Measure the CPU and memory that idle Raft groups cost (local 3-node clusters).
+    BenchIdle(node::idle_bench::IdleBenchOptions),
+    /// Operate a running cluster: status, groups, placement, leadership.
+    Admin(node::admin::AdminOptions),
 }
 
 fn init_tracing() {
@@ -71,6 +75,8 @@ fn main() -> anyhow::Result<()> {
             Cmd::Node { config } => run_node(config).await,
             Cmd::Demo(options) => node::demo::run(options, binary).await,
             Cmd::Bench(options) => node::bench::run(options, binary).await,
+            Cmd::Admin(options) => node::admin::run(options).await,
+            Cmd::BenchIdle(options) => node::idle_bench::run(options, binary).await,
         }
     })
 }

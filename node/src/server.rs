@@ -1,10 +1,12 @@
-//! Running one node: storage, Raft, the gRPC and HTTP servers, and shutdown.
+//! Running one node: storage, Raft groups, the gRPC and HTTP servers, and shutdown.
 //!
-//! Start order matters: the Raft replica is built on storage first, the gRPC
-//! server goes up so peers can reach it, then the cluster is bootstrapped (if
-//! asked and if storage is empty), and only then does HTTP accept clients.
-//! Shutdown runs the other way: HTTP and gRPC stop taking requests, background
-//! tasks end, then Raft shuts down, which releases RocksDB.
+//! Start order matters: the node's database opens first, then its replica of
+//! the metadata group and every data-group replica its stored cluster map
+//! assigns to it; the gRPC server goes up so peers can reach them; then the
+//! cluster is bootstrapped (if asked and if storage is empty) and the cluster
+//! map initialised; and only then does HTTP accept clients. Shutdown runs the
+//! other way: HTTP and gRPC stop taking requests, background tasks end, then
+//! every replica shuts down, which releases RocksDB.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,17 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use booking::{Command, MapCommand, NodeInfo, Rejection, RequestId, Success};
 use openraft::{Config, SnapshotPolicy};
 use raft_store::{NodeAddr, Raft};
 use region_config::{MemberConfig, NodeConfig};
 use router::{RetryPolicy, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use transport::BOOKING_GROUP;
 use transport::booking_service::BookingService;
 use transport::channels::ChannelPool;
-use transport::network::NetworkFactory;
-use transport::raft_service::{GroupReplica, Groups, RaftService};
+use transport::raft_service::{Groups, RaftService};
+
+use crate::replicas::ReplicaManager;
 
 /// The openraft settings a node runs with, from its config.
 pub fn raft_config(config: &NodeConfig) -> anyhow::Result<Config> {
@@ -43,6 +46,7 @@ pub fn raft_config(config: &NodeConfig) -> anyhow::Result<Config> {
 
 fn node_addr(member: &MemberConfig) -> NodeAddr {
     NodeAddr {
+        node_id: member.node_id,
         region: member.region.to_string(),
         grpc_addr: member.grpc_addr.to_string(),
         http_addr: member.http_addr.to_string(),
@@ -54,35 +58,29 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let node_id = config.node_id;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let group_dir = config.data_dir.join(format!("group-{BOOKING_GROUP}"));
-    let store = raft_store::open(&group_dir)?;
-    let shared = store.state_machine.shared();
-    let wal_stats = store.wal_stats.clone();
-    let snapshot_dir = store.state_machine.snapshot_dir();
+    let store = raft_store::open(&config.data_dir)?;
+    let wal_stats = store.wal_stats().clone();
 
     let pool = ChannelPool::new();
-    let network = NetworkFactory::new(BOOKING_GROUP, node_id, pool.clone());
-    let raft = Raft::new(
-        node_id,
-        Arc::new(raft_config(&config)?),
-        network,
-        store.log,
-        store.state_machine,
-    )
-    .await
-    .context("starting the Raft replica")?;
     let groups = Groups::default();
-    groups.insert(
-        BOOKING_GROUP,
-        GroupReplica {
-            raft: raft.clone(),
-            snapshot_dir,
-        },
+    let raft_settings = Arc::new(raft_config(&config)?);
+    let replicas = ReplicaManager::new(
+        node_id,
+        store,
+        pool.clone(),
+        groups.clone(),
+        raft_settings.clone(),
+        raft_settings,
     );
+    let meta = replicas.start_meta().await?;
+    // Every data replica the stored map gives this node, before peers call.
+    let stored_map = meta.state.read().cluster_map().clone();
+    replicas.reconcile(&stored_map).await?;
+
     let router = Arc::new(Router::new(
         node_id,
-        raft.clone(),
-        shared,
+        config.region.to_string(),
+        groups.clone(),
         pool,
         RetryPolicy::default(),
     ));
@@ -107,14 +105,16 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let grpc_task = tasks.spawn(grpc);
 
     if config.bootstrap {
-        bootstrap(&raft, &config).await?;
+        bootstrap(&meta.raft, &config).await?;
+        tasks.spawn(initialise_map(router.clone(), config.clone(), shutdown.clone()));
     }
-
+    tasks.spawn(replicas.clone().run(shutdown.clone()));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
 
     let app = api::app(api::AppState {
         router: router.clone(),
         wal_stats,
+        admin_token: config.admin_token.clone().map(Arc::from),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");
@@ -136,14 +136,14 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         tracing::warn!(error = %e, "gRPC server ended with an error");
     }
     drop(router);
-    raft.shutdown().await.context("shutting Raft down")?;
+    replicas.shutdown_all().await;
     tracing::info!(node_id, "node stopped");
     http_result.context("HTTP server")
 }
 
-/// Initialises the cluster from the configured members if this node's
-/// storage is empty. Every bootstrapping node proposes the same membership,
-/// which openraft accepts from any number of them.
+/// Initialises the metadata group from the configured members if this
+/// node's storage is empty. Every bootstrapping node proposes the same
+/// membership, which openraft accepts from any number of them.
 async fn bootstrap(raft: &Raft, config: &NodeConfig) -> anyhow::Result<()> {
     if raft.is_initialized().await? {
         return Ok(());
@@ -155,4 +155,57 @@ async fn bootstrap(raft: &Raft, config: &NodeConfig) -> anyhow::Result<()> {
         Err(e) => tracing::info!(error = %e, "cluster already initialised"),
     }
     Ok(())
+}
+
+/// Writes the first cluster map (the members and the configured data groups)
+/// once the metadata group has a leader. Every bootstrapping node tries with
+/// the same request id, so only one map is ever written; a map that already
+/// exists ends the task too.
+async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: CancellationToken) {
+    let nodes: Vec<(u64, NodeInfo)> = config
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.node_id,
+                NodeInfo {
+                    region: m.region.to_string(),
+                    grpc_addr: m.grpc_addr.to_string(),
+                    http_addr: m.http_addr.to_string(),
+                    draining: false,
+                },
+            )
+        })
+        .collect();
+    let replication = config
+        .layout
+        .replication
+        .min(u8::try_from(nodes.len()).unwrap_or(u8::MAX));
+    let command = Command::Map(MapCommand::Initialise {
+        nodes,
+        groups_per_region: config.layout.groups_per_region,
+        replication,
+    });
+    let request_id = RequestId::new("cluster-map-initialise").expect("a valid id");
+    loop {
+        if router.local_map().is_some_and(|m| m.is_initialised()) {
+            return;
+        }
+        match router.submit(request_id.clone(), command.clone()).await {
+            Ok(Ok(Success::MapInitialised { epoch, groups })) => {
+                tracing::info!(epoch, groups = groups.len(), "cluster map initialised");
+                return;
+            }
+            Ok(Err(Rejection::MapInitialised)) => return,
+            Ok(other) => {
+                tracing::error!(?other, "the cluster map cannot be initialised; fix the config");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "cluster map not initialised yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
 }

@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A node's id in the cluster. Raft replica ids are derived from it.
+/// A node's id in the cluster; also its replica id in the metadata group.
 pub type NodeId = u64;
+
+/// Node ids stay below this: data-group replica ids start there.
+pub const MAX_NODE_ID: NodeId = 1 << 40;
 
 /// Why a configuration was refused. Each message names the field to fix.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,27 @@ impl Default for RaftTuning {
     }
 }
 
+/// How a new cluster lays out its data groups. Read only when this node
+/// initialises the cluster map (first bootstrap); later changes go through
+/// the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterLayout {
+    /// Data groups homed in each region that has a node.
+    pub groups_per_region: u32,
+    /// Voters per data group (capped at the number of members).
+    pub replication: u8,
+}
+
+impl Default for ClusterLayout {
+    fn default() -> Self {
+        Self {
+            groups_per_region: 4,
+            replication: 3,
+        }
+    }
+}
+
 /// Everything one `boxoffice node` process needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +156,11 @@ pub struct NodeConfig {
     pub members: Vec<MemberConfig>,
     #[serde(default)]
     pub raft: RaftTuning,
+    #[serde(default)]
+    pub layout: ClusterLayout,
+    /// Bearer token for `/v1/admin/*`; without it the admin API refuses every call.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 impl NodeConfig {
@@ -199,6 +228,20 @@ impl NodeConfig {
         if r.snapshot_after_logs == 0 {
             return invalid("raft.snapshot_after_logs must be positive".into());
         }
+        if self.node_id >= MAX_NODE_ID || self.members.iter().any(|m| m.node_id >= MAX_NODE_ID) {
+            return invalid(format!("node ids must be below {MAX_NODE_ID}"));
+        }
+        if self.layout.replication == 0 {
+            return invalid("layout.replication must be at least 1".into());
+        }
+        if self.layout.groups_per_region > 4096 {
+            return invalid("layout.groups_per_region must be at most 4096".into());
+        }
+        if let Some(token) = &self.admin_token
+            && token.len() < 16
+        {
+            return invalid("admin_token must be at least 16 characters".into());
+        }
         Ok(())
     }
 }
@@ -223,6 +266,8 @@ mod tests {
             bootstrap: true,
             members: vec![member(1), member(2), member(3)],
             raft: RaftTuning::default(),
+            layout: ClusterLayout::default(),
+            admin_token: Some("a-long-enough-admin-token".into()),
         }
     }
 

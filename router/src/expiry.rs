@@ -2,13 +2,18 @@
 //!
 //! The state machine frees expired holds whenever it applies an entry, at the
 //! entry's time. On a quiet event no entry may come for minutes, so the
-//! leader proposes a `Tick` once the earliest hold expiry has passed; every
-//! replica then frees the same seats at the same log position.
+//! leader of each group proposes a `Tick` once the earliest hold expiry in
+//! that group has passed; every replica then frees the same seats at the same
+//! log position. One loop serves every group this node hosts: checking a group
+//! is a lock-free metrics read plus, on leaders, one short state read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use booking::{Command, RequestId};
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
 use tokio_util::sync::CancellationToken;
+use transport::booking_service::{ForwardedWrite, LeaderReply};
 
 use crate::Router;
 
@@ -22,27 +27,35 @@ pub async fn run_expiry_ticker(router: std::sync::Arc<Router>, shutdown: Cancell
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if !router.raft().is_leader() {
-            continue;
-        }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let due = router
-            .state
-            .read()
-            .next_hold_expiry()
-            .is_some_and(|at| at <= now_ms);
-        if !due {
-            continue;
-        }
-        ticks += 1;
-        // Ticks are never de-duplicated, so the id only labels the entry.
-        let Ok(id) = RequestId::new(&format!("tick-{}-{ticks}", router.node_id())) else {
-            continue;
-        };
-        if let Err(e) = router.submit(id, Command::Tick).await {
-            tracing::debug!(error = %e, "expiry tick not applied");
+        for replica in router.groups().list() {
+            let leads = replica.raft.metrics().borrow_watched().state == ServerState::Leader;
+            if !leads {
+                continue;
+            }
+            let due = replica
+                .state
+                .read()
+                .next_hold_expiry()
+                .is_some_and(|at| at <= now_ms);
+            if !due {
+                continue;
+            }
+            ticks += 1;
+            // Ticks are never de-duplicated, so the id only labels the entry.
+            let Ok(request_id) = RequestId::new(&format!("tick-{}-{ticks}", router.node_id())) else {
+                continue;
+            };
+            let write = ForwardedWrite {
+                request_id,
+                command: Command::Tick,
+            };
+            let reply = crate::leader::submit(&replica.raft, write, router.policy.attempt_timeout).await;
+            if !matches!(reply, LeaderReply::Done(_)) {
+                tracing::debug!(group = replica.group_id, ?reply, "expiry tick not applied");
+            }
         }
     }
 }

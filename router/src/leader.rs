@@ -4,9 +4,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use booking::{Request, Response};
 use openraft::ReadPolicy;
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
-use raft_store::{Query, QueryResult, Raft, SharedState};
-use transport::booking_service::{ForwardedWrite, LeaderReply};
+use raft_store::{Query, QueryResult, Raft};
+use transport::booking_service::{ForwardedWrite, LeaderReply, ManageOp, ManageOutcome};
+use transport::raft_service::GroupReplica;
 
 /// The leader's wall clock in ms. This is the only place a request's time is
 /// decided; the state machine takes it from the entry and never reads a clock.
@@ -47,9 +49,9 @@ pub(crate) async fn submit(raft: &Raft, write: ForwardedWrite, timeout: Duration
     }
 }
 
-pub(crate) async fn query(raft: &Raft, state: &SharedState, query: Query) -> LeaderReply<QueryResult> {
-    match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-        Ok(_) => LeaderReply::Done(state.query(&query)),
+pub(crate) async fn query(replica: &GroupReplica, query: Query) -> LeaderReply<QueryResult> {
+    match replica.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        Ok(_) => LeaderReply::Done(replica.state.query(&query)),
         Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => LeaderReply::NotLeader {
             leader_id: forward.leader_id,
         },
@@ -57,4 +59,102 @@ pub(crate) async fn query(raft: &Raft, state: &SharedState, query: Query) -> Lea
             reason: other.to_string(),
         },
     }
+}
+
+/// A follower whose matched index is within this many entries of the
+/// leader's last log counts as caught up for a membership change.
+const CAUGHT_UP_LAG: u64 = 1_000;
+
+/// How long adding a learner may take to catch it up (a snapshot included).
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
+
+pub(crate) async fn manage(
+    replica: &GroupReplica,
+    op: ManageOp,
+    timeout: Duration,
+) -> LeaderReply<ManageOutcome> {
+    let raft = &replica.raft;
+    let result = match op {
+        ManageOp::AddLearner { replica_id, node } => {
+            match tokio::time::timeout(LEARNER_CATCH_UP, raft.add_learner(replica_id, node, true)).await {
+                Err(_) => {
+                    return LeaderReply::Unavailable {
+                        reason: format!("learner {replica_id} did not catch up within {LEARNER_CATCH_UP:?}"),
+                    };
+                }
+                Ok(result) => result.map(|_| ()),
+            }
+        }
+        ManageOp::SetVoters { voters } => {
+            if let Err(refusal) = check_quorum(raft, &voters) {
+                return LeaderReply::Done(Err(refusal));
+            }
+            match tokio::time::timeout(
+                timeout.max(Duration::from_secs(30)),
+                raft.change_membership(voters, false),
+            )
+            .await
+            {
+                Err(_) => {
+                    return LeaderReply::OutcomeUnknown {
+                        reason: "the membership change did not commit in time".into(),
+                    };
+                }
+                Ok(result) => result.map(|_| ()),
+            }
+        }
+        ManageOp::TransferLeader { to } => {
+            let leads = raft.metrics().borrow_watched().state == openraft::ServerState::Leader;
+            if !leads {
+                let leader_id = raft.metrics().borrow_watched().current_leader;
+                return LeaderReply::NotLeader { leader_id };
+            }
+            return match raft.trigger().transfer_leader(to).await {
+                Ok(()) => LeaderReply::Done(Ok(())),
+                Err(e) => LeaderReply::Unavailable {
+                    reason: e.to_string(),
+                },
+            };
+        }
+    };
+    match result {
+        Ok(()) => LeaderReply::Done(Ok(())),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => LeaderReply::NotLeader {
+            leader_id: forward.leader_id,
+        },
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            LeaderReply::Done(Err(e.to_string()))
+        }
+        Err(other) => LeaderReply::Unavailable {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Refuses a voter set without a caught-up majority: committing the change
+/// would need replicas that are down or far behind, and the group would stall.
+fn check_quorum(raft: &Raft, voters: &std::collections::BTreeSet<u64>) -> Result<(), String> {
+    let metrics = raft.metrics().borrow_watched().clone();
+    let last = metrics.last_log_index.unwrap_or(0);
+    let me = metrics.id;
+    let up = voters
+        .iter()
+        .filter(|id| {
+            **id == me
+                || metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(*id))
+                    .and_then(|matched| matched.as_ref())
+                    .is_some_and(|matched| matched.index + CAUGHT_UP_LAG >= last)
+        })
+        .count();
+    let majority = voters.len() / 2 + 1;
+    if voters.is_empty() || up < majority {
+        return Err(format!(
+            "would lose quorum: only {up} of the {} new voters are caught up, {majority} are needed",
+            voters.len()
+        ));
+    }
+    Ok(())
 }

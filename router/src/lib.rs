@@ -1,33 +1,47 @@
-//! The router: any node accepts any request and gets it to the right leader.
+//! The router: any node accepts any request and gets it to the leader of the
+//! Raft group that owns it.
 //!
-//! Today every event lives in one Raft group (`transport::BOOKING_GROUP`);
-//! the router already speaks in groups so that sharding events across groups
-//! changes how a group is found, not how a request travels.
+//! Finding the group: cluster-map commands and map reads go to the metadata
+//! group; everything about an event goes to the group the cluster map places
+//! the event on. The map is read from this node's own replica of the metadata
+//! group (every node has one), so routing costs no network hop. That copy can
+//! lag: an event it does not know yet is looked up once more with a
+//! linearizable read on the metadata leader before the router answers
+//! "unknown event"; a group it does not know yet is retried until the copy
+//! catches up. Placements never move today, so a known placement is final.
 //!
-//! A write goes to the leader this node believes in (from Raft metrics or the
-//! last hint a peer gave). "Not leader" answers redirect it; an unreachable
-//! peer or a missing leader is retried with exponential backoff and jitter
-//! until a deadline. Every attempt of one write carries the same request id,
-//! and the state machine de-duplicates by it, so a retry never takes a second
-//! effect. When an attempt may have reached a leader without an answer coming
-//! back and the deadline passes, the caller is told the outcome is unknown,
-//! never that the write failed.
+//! Finding the leader: a hint a peer gave for that group (fresh after an
+//! election), else the leader this node's replica of the group knows, else the
+//! group's voters from the map in turn. "Not leader" answers redirect; an
+//! unreachable peer or a missing leader is retried with exponential backoff and
+//! jitter until a deadline. Every attempt of one write carries the same request
+//! id, and the state machine de-duplicates by it, so a retry never takes a
+//! second effect. When an attempt may have reached a leader without an answer
+//! coming back and the deadline passes, the caller is told the outcome is
+//! unknown, never that the write failed.
 //!
-//! What the router does not do: decide outcomes (the booking core does), or
-//! persist anything.
+//! What the router does not do: decide outcomes (the booking core does),
+//! persist anything, or start replicas (the node does, from the map).
 
 mod expiry;
 mod leader;
+pub mod membership;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use booking::{Command, RequestId, Response};
+use booking::{
+    ClusterMap, Command, EventId, EventSpec, GroupId, META_GROUP, MapCommand, Rejection, ReplicaId,
+    RequestId, Response, Success,
+};
 use openraft::async_runtime::WatchReceiver;
-use raft_store::{Query, QueryResult, Raft, SharedState};
-use transport::BOOKING_GROUP;
-use transport::booking_service::{BookingPeer, ForwardedWrite, LeaderReply, PeerError};
+use raft_store::{Query, QueryResult};
+use transport::booking_service::{
+    BookingPeer, ForwardedWrite, LeaderReply, ManageOp, ManageOutcome, PeerError,
+};
 use transport::channels::ChannelPool;
+use transport::raft_service::{GroupReplica, Groups};
 
 pub use expiry::run_expiry_ticker;
 
@@ -67,13 +81,14 @@ pub enum RouteError {
 
 pub struct Router {
     node_id: u64,
-    raft: Raft,
-    state: SharedState,
+    /// Events created here without a stated home region are homed here.
+    region: String,
+    groups: Groups,
     pool: ChannelPool,
     policy: RetryPolicy,
-    /// The leader a peer told us about most recently; used before metrics,
-    /// which lag behind a fresh election.
-    hint: Mutex<Option<u64>>,
+    /// Per group, the leader replica a peer named most recently; used before
+    /// the local replica's metrics, which lag behind a fresh election.
+    hints: Mutex<HashMap<GroupId, ReplicaId>>,
 }
 
 enum Attempt<T> {
@@ -85,45 +100,169 @@ enum Attempt<T> {
     },
 }
 
+/// Where one attempt goes.
+enum Target {
+    Local(GroupReplica),
+    Remote { addr: String },
+}
+
 impl Router {
-    pub fn new(node_id: u64, raft: Raft, state: SharedState, pool: ChannelPool, policy: RetryPolicy) -> Self {
+    pub fn new(node_id: u64, region: String, groups: Groups, pool: ChannelPool, policy: RetryPolicy) -> Self {
         Self {
             node_id,
-            raft,
-            state,
+            region,
+            groups,
             pool,
             policy,
-            hint: Mutex::new(None),
+            hints: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn raft(&self) -> &Raft {
-        &self.raft
     }
 
     pub fn node_id(&self) -> u64 {
         self.node_id
     }
 
-    /// Applies `command` once, on the leader of the group owning it.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The replicas this node hosts.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// This node's copy of the cluster map (possibly behind the metadata leader).
+    pub fn local_map(&self) -> Option<ClusterMap> {
+        let meta = self.groups.get(META_GROUP)?;
+        let state = meta.state.read();
+        Some(state.cluster_map().clone())
+    }
+
+    /// The group owning `event_id` in this node's copy of the map.
+    fn local_placement(&self, event_id: EventId) -> Option<GroupId> {
+        let meta = self.groups.get(META_GROUP)?;
+        let state = meta.state.read();
+        state.cluster_map().group_of(event_id)
+    }
+
+    /// The group owning `event_id`, asking the metadata leader if this node's
+    /// copy of the map does not know it yet. `None`: no such event.
+    pub async fn group_of(&self, event_id: EventId) -> Result<Option<GroupId>, RouteError> {
+        if let Some(group) = self.local_placement(event_id) {
+            return Ok(Some(group));
+        }
+        match self.query_group(META_GROUP, Query::Placement(event_id)).await? {
+            QueryResult::Placement(group) => Ok(group),
+            other => Err(RouteError::Unavailable {
+                reason: format!("metadata group answered a placement read with {other:?}"),
+            }),
+        }
+    }
+
+    /// Applies `command` once, on the leader of the group owning it. An event
+    /// being created is placed first (in this node's region, on a shared group).
     pub async fn submit(&self, request_id: RequestId, command: Command) -> Result<Response, RouteError> {
+        let group = match &command {
+            Command::Map(_) => META_GROUP,
+            Command::Tick => {
+                return Ok(Err(Rejection::InvalidRequest(
+                    "ticks are proposed by group leaders, not routed".to_owned(),
+                )));
+            }
+            Command::CreateEvent { event_id, .. } => {
+                let region = self.region.clone();
+                match self.place_event(&request_id, *event_id, region, false).await? {
+                    Ok(group) => group,
+                    Err(rejection) => return Ok(Err(rejection)),
+                }
+            }
+            other => {
+                let event_id = other.event_id().expect("every other command names an event");
+                match self.group_of(event_id).await? {
+                    Some(group) => group,
+                    None => return Ok(Err(Rejection::UnknownEvent)),
+                }
+            }
+        };
+        self.submit_to_group(group, request_id, command).await
+    }
+
+    /// Creates an event: placed on a group (a new one of its own if
+    /// `dedicated`) homed in `home_region`, then created there.
+    pub async fn create_event(
+        &self,
+        request_id: RequestId,
+        event_id: EventId,
+        spec: EventSpec,
+        ticket_salt: [u8; 16],
+        home_region: Option<String>,
+        dedicated: bool,
+    ) -> Result<Response, RouteError> {
+        let region = home_region.unwrap_or_else(|| self.region.clone());
+        let group = match self.place_event(&request_id, event_id, region, dedicated).await? {
+            Ok(group) => group,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let command = Command::CreateEvent {
+            event_id,
+            spec,
+            ticket_salt,
+        };
+        self.submit_to_group(group, request_id, command).await
+    }
+
+    /// Places `event_id` (idempotently: a placed event keeps its group).
+    async fn place_event(
+        &self,
+        request_id: &RequestId,
+        event_id: EventId,
+        home_region: String,
+        dedicated: bool,
+    ) -> Result<Result<GroupId, Rejection>, RouteError> {
+        if let Some(group) = self.local_placement(event_id) {
+            return Ok(Ok(group));
+        }
+        // Its own request id, derived from the client's so that a retried
+        // creation retries the placement too rather than placing again.
+        let place_id = RequestId::new(&format!("{request_id}/place"))
+            .or_else(|_| RequestId::new(&format!("place/{event_id}")))
+            .expect("a short ASCII id is valid");
+        let command = Command::Map(MapCommand::PlaceEvent {
+            event_id,
+            home_region,
+            dedicated,
+        });
+        match self.submit_to_group(META_GROUP, place_id, command).await? {
+            Ok(Success::Placed { group_id, .. }) => Ok(Ok(group_id)),
+            Ok(other) => Err(RouteError::Unavailable {
+                reason: format!("placement answered {other:?}"),
+            }),
+            Err(rejection) => Ok(Err(rejection)),
+        }
+    }
+
+    /// Applies `command` once on the leader of `group`.
+    pub async fn submit_to_group(
+        &self,
+        group: GroupId,
+        request_id: RequestId,
+        command: Command,
+    ) -> Result<Response, RouteError> {
         let write = ForwardedWrite { request_id, command };
         let outcome = self
-            .with_retries(|target| {
+            .with_retries(group, |target| {
                 let write = write.clone();
                 async move {
-                    let reply = if target == self.node_id {
-                        Ok(leader::submit(&self.raft, write, self.policy.attempt_timeout).await)
-                    } else {
-                        match self.peer(target) {
-                            Ok(mut peer) => {
-                                peer.submit(BOOKING_GROUP, &write, self.policy.attempt_timeout)
-                                    .await
-                            }
-                            Err(e) => Err(e),
+                    let reply = match target {
+                        Target::Local(replica) => {
+                            Ok(leader::submit(&replica.raft, write, self.policy.attempt_timeout).await)
                         }
+                        Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
+                            Ok(mut peer) => peer.submit(group, &write, self.policy.attempt_timeout).await,
+                            Err(e) => Err(e),
+                        },
                     };
-                    self.interpret(reply)
+                    self.interpret(group, reply)
                 }
             })
             .await;
@@ -139,26 +278,53 @@ impl Router {
         })
     }
 
-    /// Answers `query` linearizably: from the leader, after it confirmed its
-    /// leadership with a quorum.
+    /// Answers `query` linearizably: from the leader of the owning group, after
+    /// it confirmed its leadership with a quorum.
     pub async fn query(&self, query: Query) -> Result<QueryResult, RouteError> {
+        match self.group_of_query(&query).await? {
+            Some(group) => self.query_group(group, query).await,
+            None => Ok(not_found(&query)),
+        }
+    }
+
+    /// Answers `query` from this node's replica of the owning group without
+    /// asking anyone: fast, possibly stale. A node without a replica of that
+    /// group asks its leader instead.
+    pub async fn query_local(&self, query: Query) -> Result<QueryResult, RouteError> {
+        let group = match &query {
+            Query::ClusterMap | Query::Placement(_) => Some(META_GROUP),
+            other => {
+                let event_id = other.event_id().expect("every other query names an event");
+                self.local_placement(event_id)
+            }
+        };
+        match group.and_then(|g| self.groups.get(g)) {
+            Some(replica) => Ok(replica.state.query(&query)),
+            None => self.query(query).await,
+        }
+    }
+
+    /// Has the leader of `group` carry out a membership or leadership change.
+    /// The outer error: no leader gave a definitive answer; the inner: the
+    /// leader refused (for example, the change would lose quorum).
+    pub async fn manage(&self, group: GroupId, op: ManageOp) -> Result<ManageOutcome, RouteError> {
         let outcome = self
-            .with_retries(|target| {
-                let query = query.clone();
+            .with_retries(group, |target| {
+                let op = op.clone();
                 async move {
-                    let reply = if target == self.node_id {
-                        Ok(leader::query(&self.raft, &self.state, query).await)
-                    } else {
-                        match self.peer(target) {
-                            Ok(mut peer) => {
-                                peer.query(BOOKING_GROUP, &query, self.policy.attempt_timeout)
-                                    .await
-                            }
-                            Err(e) => Err(e),
+                    let reply = match target {
+                        Target::Local(replica) => {
+                            Ok(leader::manage(&replica, op, self.policy.attempt_timeout).await)
                         }
+                        Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
+                            // A learner catching up may take long: allow for it.
+                            Ok(mut peer) => peer.manage(group, &op, Duration::from_secs(150)).await,
+                            Err(e) => Err(e),
+                        },
                     };
-                    // A read has no effect, so an unanswered one is simply retried.
-                    match self.interpret(reply) {
+                    // Every operation is idempotent in its target state, so an
+                    // unanswered one is simply tried again.
+                    match self.interpret(group, reply) {
                         Attempt::Retry { reason, .. } => Attempt::Retry {
                             uncertain: false,
                             reason,
@@ -171,31 +337,48 @@ impl Router {
         outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
     }
 
-    /// Answers `query` from this node's replica without asking anyone: fast,
-    /// possibly stale.
-    pub fn query_local(&self, query: &Query) -> QueryResult {
-        self.state.query(query)
+    async fn group_of_query(&self, query: &Query) -> Result<Option<GroupId>, RouteError> {
+        match query.event_id() {
+            None => Ok(Some(META_GROUP)),
+            Some(event_id) => self.group_of(event_id).await,
+        }
     }
 
-    fn peer(&self, target: u64) -> Result<BookingPeer, PeerError> {
-        // Borrow the metrics only long enough to copy one address: cloning the
-        // whole RaftMetrics on every forwarded request is needless work.
-        let watch = self.raft.metrics();
-        let addr = watch
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .get_node(&target)
-            .map(|n| n.grpc_addr.clone())
-            .ok_or_else(|| PeerError::Unreachable(format!("node {target} is not a member")))?;
-        BookingPeer::new(&self.pool, &addr)
+    async fn query_group(&self, group: GroupId, query: Query) -> Result<QueryResult, RouteError> {
+        let outcome = self
+            .with_retries(group, |target| {
+                let query = query.clone();
+                async move {
+                    let reply = match target {
+                        Target::Local(replica) => Ok(leader::query(&replica, query).await),
+                        Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
+                            Ok(mut peer) => peer.query(group, &query, self.policy.attempt_timeout).await,
+                            Err(e) => Err(e),
+                        },
+                    };
+                    // A read has no effect, so an unanswered one is simply retried.
+                    match self.interpret(group, reply) {
+                        Attempt::Retry { reason, .. } => Attempt::Retry {
+                            uncertain: false,
+                            reason,
+                        },
+                        done => done,
+                    }
+                }
+            })
+            .await;
+        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
     }
 
-    fn interpret<T>(&self, reply: Result<LeaderReply<T>, PeerError>) -> Attempt<T> {
+    fn interpret<T>(&self, group: GroupId, reply: Result<LeaderReply<T>, PeerError>) -> Attempt<T> {
         match reply {
             Ok(LeaderReply::Done(value)) => Attempt::Done(value),
             Ok(LeaderReply::NotLeader { leader_id }) => {
-                *self.hint.lock().unwrap_or_else(|p| p.into_inner()) = leader_id;
+                let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+                match leader_id {
+                    Some(leader) => hints.insert(group, leader),
+                    None => hints.remove(&group),
+                };
                 Attempt::Retry {
                     uncertain: false,
                     reason: "leader changed".into(),
@@ -220,29 +403,73 @@ impl Router {
         }
     }
 
-    /// The node to try next: a fresh hint, else the leader Raft metrics know.
-    fn target(&self) -> Option<u64> {
-        if let Some(hint) = self.hint.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Some(hint);
+    /// The replica to try next for `group`: a fresh hint, else the leader this
+    /// node's replica knows, else the map's voters in turn (`round` picks one).
+    fn target(&self, group: GroupId, round: usize) -> Result<Target, String> {
+        let local = self.groups.get(group);
+        let hinted = self
+            .hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
+        let known_leader = || {
+            local
+                .as_ref()
+                .and_then(|r| r.raft.metrics().borrow_watched().current_leader)
+        };
+        let map = self.local_map();
+        let replica = match hinted.or_else(known_leader) {
+            Some(replica) => replica,
+            None => {
+                let voters = voters_of(map.as_ref(), local.as_ref(), group);
+                if voters.is_empty() {
+                    return Err(format!("group {group} is not in this node's cluster map yet"));
+                }
+                voters[round % voters.len()]
+            }
+        };
+        if let Some(local) = local.as_ref()
+            && local.replica_id == replica
+        {
+            return Ok(Target::Local(local.clone()));
         }
-        self.raft.metrics().borrow_watched().current_leader
+        // The address from the local replica's membership, else from the map.
+        let from_membership = local.as_ref().and_then(|r| {
+            r.raft
+                .metrics()
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .get_node(&replica)
+                .map(|n| n.grpc_addr.clone())
+        });
+        let addr = from_membership.or_else(|| {
+            let map = map.as_ref()?;
+            let node = map.node_of_replica(group, replica)?;
+            map.nodes.get(&node).map(|n| n.grpc_addr.clone())
+        });
+        match addr {
+            Some(addr) => Ok(Target::Remote { addr }),
+            None => Err(format!("no address known for replica {replica} of group {group}")),
+        }
     }
 
     /// Runs `attempt` against successive targets until it is done or the
     /// deadline passes. Returns `(uncertain, last reason)` on giving up.
-    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T, (bool, String)>
+    async fn with_retries<T, F, Fut>(&self, group: GroupId, mut attempt: F) -> Result<T, (bool, String)>
     where
-        F: FnMut(u64) -> Fut,
+        F: FnMut(Target) -> Fut,
         Fut: std::future::Future<Output = Attempt<T>>,
     {
         let started = Instant::now();
         let mut backoff = self.policy.first_backoff;
         let mut uncertain = false;
-        let mut reason = String::from("no leader is known");
+        let mut reason;
         let mut redirects = 0;
+        let mut round = 0;
         loop {
-            if let Some(target) = self.target() {
-                match attempt(target).await {
+            match self.target(group, round) {
+                Ok(target) => match attempt(target).await {
                     Attempt::Done(value) => return Ok(value),
                     Attempt::Retry {
                         uncertain: maybe,
@@ -252,15 +479,21 @@ impl Router {
                         reason = why;
                         // A redirect is worth following at once, but only a few
                         // times: two nodes with stale views could point at each other.
-                        let redirected = self.hint.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+                        let redirected = self
+                            .hints
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .contains_key(&group);
                         if redirected && redirects < 3 && started.elapsed() < self.policy.deadline {
                             redirects += 1;
                             continue;
                         }
                         redirects = 0;
                     }
-                }
+                },
+                Err(why) => reason = why,
             }
+            round += 1;
             if started.elapsed() >= self.policy.deadline {
                 return Err((uncertain, reason));
             }
@@ -271,22 +504,64 @@ impl Router {
     }
 }
 
+/// The voters of `group`, preferred leader first: from the map for data
+/// groups, from the local membership for the metadata group.
+fn voters_of(map: Option<&ClusterMap>, local: Option<&GroupReplica>, group: GroupId) -> Vec<ReplicaId> {
+    if group != META_GROUP
+        && let Some(info) = map.and_then(|m| m.groups.get(&group))
+    {
+        return info.voters.keys().copied().collect();
+    }
+    match local {
+        Some(replica) => replica
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The "nothing there" answer of a query about an event that does not exist.
+fn not_found(query: &Query) -> QueryResult {
+    match query {
+        Query::Event(_) => QueryResult::Event(None),
+        Query::Hold(..) => QueryResult::Hold(None),
+        Query::Order(..) => QueryResult::Order(None),
+        Query::Ticket(..) => QueryResult::Ticket(None),
+        Query::Placement(_) => QueryResult::Placement(None),
+        Query::ClusterMap => QueryResult::ClusterMap(Box::default()),
+    }
+}
+
 impl transport::booking_service::LeaderService for Router {
     async fn submit_as_leader(&self, group_id: u64, write: ForwardedWrite) -> LeaderReply<Response> {
-        if group_id != BOOKING_GROUP {
-            return LeaderReply::Unavailable {
-                reason: format!("no group {group_id} on this node"),
-            };
+        match self.groups.get(group_id) {
+            Some(replica) => leader::submit(&replica.raft, write, self.policy.attempt_timeout).await,
+            None => LeaderReply::Unavailable {
+                reason: format!("node {} has no replica of group {group_id}", self.node_id),
+            },
         }
-        leader::submit(&self.raft, write, self.policy.attempt_timeout).await
+    }
+
+    async fn manage_as_leader(&self, group_id: u64, op: ManageOp) -> LeaderReply<ManageOutcome> {
+        match self.groups.get(group_id) {
+            Some(replica) => leader::manage(&replica, op, self.policy.attempt_timeout).await,
+            None => LeaderReply::Unavailable {
+                reason: format!("node {} has no replica of group {group_id}", self.node_id),
+            },
+        }
     }
 
     async fn query_as_leader(&self, group_id: u64, query: Query) -> LeaderReply<QueryResult> {
-        if group_id != BOOKING_GROUP {
-            return LeaderReply::Unavailable {
-                reason: format!("no group {group_id} on this node"),
-            };
+        match self.groups.get(group_id) {
+            Some(replica) => leader::query(&replica, query).await,
+            None => LeaderReply::Unavailable {
+                reason: format!("node {} has no replica of group {group_id}", self.node_id),
+            },
         }
-        leader::query(&self.raft, &self.state, query).await
     }
 }

@@ -5,12 +5,13 @@
 //! a request can not loop between nodes. Deciding whom to ask next is the
 //! router's job.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use booking::{Command, RequestId, Response};
-use raft_store::{Query, QueryResult};
+use raft_store::{NodeAddr, Query, QueryResult};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
@@ -28,6 +29,22 @@ pub struct ForwardedWrite {
     pub request_id: RequestId,
     pub command: Command,
 }
+
+/// A change to a group's membership or leadership, carried out by its leader.
+/// Each is idempotent in its target state, so a retry after a lost reply is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ManageOp {
+    /// Adds `replica_id` (on `node`) as a learner and waits until it caught up.
+    AddLearner { replica_id: u64, node: NodeAddr },
+    /// Makes `voters` the voter set, through joint consensus; replicas left
+    /// out are removed. Refused if the new set has no caught-up majority.
+    SetVoters { voters: BTreeSet<u64> },
+    /// Hands leadership to `to`.
+    TransferLeader { to: u64 },
+}
+
+/// A leader's definitive answer to a [`ManageOp`]: done, or refused and why.
+pub type ManageOutcome = Result<(), String>;
 
 /// What a would-be leader answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +73,12 @@ pub trait LeaderService: Send + Sync + 'static {
         group_id: u64,
         query: Query,
     ) -> impl Future<Output = LeaderReply<QueryResult>> + Send;
+
+    fn manage_as_leader(
+        &self,
+        group_id: u64,
+        op: ManageOp,
+    ) -> impl Future<Output = LeaderReply<ManageOutcome>> + Send;
 }
 
 pub struct BookingService<H> {
@@ -79,7 +102,12 @@ impl<H: LeaderService> Booking for BookingService<H> {
         Ok(tonic::Response::new(Envelope {
             group_id: envelope.group_id,
             payload: encode(&reply),
+            target_replica: 0,
         }))
+    }
+
+    async fn manage(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+        self.serve_manage(request.into_inner()).await
     }
 
     async fn query(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
@@ -89,6 +117,19 @@ impl<H: LeaderService> Booking for BookingService<H> {
         Ok(tonic::Response::new(Envelope {
             group_id: envelope.group_id,
             payload: encode(&reply),
+            target_replica: 0,
+        }))
+    }
+}
+
+impl<H: LeaderService> BookingService<H> {
+    async fn serve_manage(&self, envelope: Envelope) -> Result<tonic::Response<Envelope>, Status> {
+        let op: ManageOp = decode(&envelope.payload)?;
+        let reply = self.handler.manage_as_leader(envelope.group_id, op).await;
+        Ok(tonic::Response::new(Envelope {
+            group_id: envelope.group_id,
+            payload: encode(&reply),
+            target_replica: 0,
         }))
     }
 }
@@ -132,6 +173,7 @@ impl BookingPeer {
         let envelope = Envelope {
             group_id,
             payload: encode(write),
+            target_replica: 0,
         };
         let mut client = self.client.clone();
         let reply = call(timeout, async move { client.submit(envelope).await }).await?;
@@ -147,9 +189,28 @@ impl BookingPeer {
         let envelope = Envelope {
             group_id,
             payload: encode(query),
+            target_replica: 0,
         };
         let mut client = self.client.clone();
         let reply = call(timeout, async move { client.query(envelope).await }).await?;
+        decode(&reply.payload).map_err(|s| PeerError::NoReply(s.message().to_owned()))
+    }
+}
+
+impl BookingPeer {
+    pub async fn manage(
+        &mut self,
+        group_id: u64,
+        op: &ManageOp,
+        timeout: Duration,
+    ) -> Result<LeaderReply<ManageOutcome>, PeerError> {
+        let envelope = Envelope {
+            group_id,
+            payload: encode(op),
+            target_replica: 0,
+        };
+        let mut client = self.client.clone();
+        let reply = call(timeout, async move { client.manage(envelope).await }).await?;
         decode(&reply.payload).map_err(|s| PeerError::NoReply(s.message().to_owned()))
     }
 }

@@ -33,7 +33,3 @@ pub mod proto {
 /// snapshot chunks stay far below it; the default 4 MiB would cut a large
 /// append batch and stall replication.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// The Raft group every node runs today. Messages already carry a group id so
-/// that more groups need no wire change.
-pub const BOOKING_GROUP: u64 = 0;

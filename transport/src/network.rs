@@ -123,6 +123,7 @@ impl PeerNetwork {
         let envelope = Envelope {
             group_id: self.group_id,
             payload: encode(req),
+            target_replica: self.target,
         };
         let ttl = option.hard_ttl();
         let reply = tokio::time::timeout(ttl, call(client, envelope))
@@ -185,6 +186,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let mut client = self.client()?;
         let group_id = self.group_id;
+        let target_replica = self.target;
         let header = encode(&(vote, snapshot.meta.clone()));
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
             .await
@@ -212,6 +214,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
                     group_id,
                     header: header.unwrap_or_default(),
                     data,
+                    target_replica,
                 };
                 if tx.send(chunk).await.is_err() {
                     return Err("snapshot stream closed by peer".to_owned());

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use raft_store::types::{Snapshot, SnapshotMeta};
-use raft_store::{Raft, SnapshotFile, TypeConfig, Vote};
+use raft_store::{Raft, SharedState, SnapshotFile, TypeConfig, Vote};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -16,10 +16,15 @@ use crate::codec::{decode, encode};
 use crate::proto::raft_server::{Raft as RaftRpc, RaftServer};
 use crate::proto::{Envelope, SnapshotChunk};
 
-/// One local replica as the transport sees it.
+/// One local replica: what the transport, the router and the API need of it.
 #[derive(Clone)]
 pub struct GroupReplica {
+    pub group_id: u64,
+    /// This replica's Raft node id, unique across all groups.
+    pub replica_id: u64,
     pub raft: Raft,
+    /// Its applied state, for local reads.
+    pub state: SharedState,
     /// Where incoming snapshot files are written before installation.
     pub snapshot_dir: PathBuf,
 }
@@ -38,6 +43,34 @@ impl Groups {
             .insert(group_id, replica);
     }
 
+    pub fn remove(&self, group_id: u64) -> Option<GroupReplica> {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group_id)
+    }
+
+    /// Every local replica, by group id.
+    pub fn list(&self) -> Vec<GroupReplica> {
+        let mut all: Vec<GroupReplica> = self
+            .inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|r| r.group_id);
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, group_id: u64) -> Option<GroupReplica> {
         self.inner
             .read()
@@ -46,9 +79,19 @@ impl Groups {
             .cloned()
     }
 
-    fn require(&self, group_id: u64) -> Result<GroupReplica, Status> {
-        self.get(group_id)
-            .ok_or_else(|| Status::not_found(format!("this node has no replica of group {group_id}")))
+    /// The local replica of `group_id` that a Raft message for replica
+    /// `target` may be delivered to.
+    fn require(&self, group_id: u64, target: u64) -> Result<GroupReplica, Status> {
+        let replica = self
+            .get(group_id)
+            .ok_or_else(|| Status::not_found(format!("this node has no replica of group {group_id}")))?;
+        if target != replica.replica_id {
+            return Err(Status::not_found(format!(
+                "replica {target} of group {group_id} is not here (this node runs replica {})",
+                replica.replica_id
+            )));
+        }
+        Ok(replica)
     }
 }
 
@@ -72,6 +115,7 @@ fn reply<T: serde::Serialize, E: std::fmt::Display>(
     Response::new(Envelope {
         group_id,
         payload: encode(&result),
+        target_replica: 0,
     })
 }
 
@@ -79,21 +123,21 @@ fn reply<T: serde::Serialize, E: std::fmt::Display>(
 impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id)?;
+        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&envelope.payload)?;
         Ok(reply(envelope.group_id, replica.raft.append_entries(rpc).await))
     }
 
     async fn vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id)?;
+        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
         let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
         Ok(reply(envelope.group_id, replica.raft.vote(rpc).await))
     }
 
     async fn pre_vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id)?;
+        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
         let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
         Ok(reply(envelope.group_id, replica.raft.pre_vote(rpc).await))
     }
@@ -108,7 +152,7 @@ impl RaftRpc for RaftService {
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let group_id = first.group_id;
-        let replica = self.groups.require(group_id)?;
+        let replica = self.groups.require(group_id, first.target_replica)?;
         let (vote, meta): (Vote, SnapshotMeta) = decode(&first.header)?;
 
         let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);

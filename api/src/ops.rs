@@ -1,0 +1,502 @@
+//! Operations endpoints: health, Prometheus metrics, cluster status, and the
+//! admin API (`/v1/admin/*`, behind a bearer token).
+//!
+//! Status comes from this node's replicas: for each group it hosts, its role,
+//! term, indexes and, where it leads, how far each follower has matched. The
+//! cluster map comes from this node's copy of the metadata group; its epoch is
+//! reported so an operator can tell two nodes' copies apart.
+//!
+//! Admin writes go through the router like any other write: creating a group
+//! or placing an event is a cluster-map command of the metadata group, and a
+//! leadership transfer or membership change is carried out by the group's
+//! leader wherever it is. Adding and removing nodes are `router::membership`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use booking::{Command, EventId, GroupId, META_GROUP, MapCommand, NodeInfo, Success};
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use router::membership::{self, MembershipError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use transport::booking_service::ManageOp;
+use transport::raft_service::GroupReplica;
+
+use crate::extract::{ApiJson, ApiPath};
+use crate::{ApiResult, AppState, Problem, parse_id, request_id};
+
+fn role(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// The node hosting `replica` of this group, from the replica's membership.
+fn node_of(replica: &GroupReplica, id: u64) -> Option<u64> {
+    replica
+        .raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .map(|n| n.node_id)
+}
+
+/// One replica's view of its group.
+fn group_status(replica: &GroupReplica, with_members: bool) -> Value {
+    let m = replica.raft.metrics().borrow_watched().clone();
+    let index = |id: &Option<raft_store::LogId>| id.as_ref().map(|id| id.index);
+    let mut status = json!({
+        "group_id": replica.group_id,
+        "replica_id": replica.replica_id,
+        "state": role(m.state),
+        "leader_replica": m.current_leader,
+        "leader_node": m.current_leader.and_then(|l| node_of(replica, l)),
+        "term": m.current_term,
+        "last_log_index": m.last_log_index,
+        "committed_index": index(&m.cluster_committed),
+        "last_applied": index(&m.last_applied),
+        "snapshot_index": index(&m.snapshot),
+        "purged_index": index(&m.purged),
+    });
+    if with_members {
+        let membership = m.membership_config.membership();
+        let last = m.last_log_index.unwrap_or(0);
+        let members: Vec<Value> = membership
+            .nodes()
+            .map(|(id, node)| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id))
+                    .map(|progress| progress.as_ref().map_or(0, |log_id| log_id.index));
+                json!({
+                    "replica_id": id,
+                    "node_id": node.node_id,
+                    "region": node.region,
+                    "grpc_addr": node.grpc_addr,
+                    "http_addr": node.http_addr,
+                    "voter": membership.voter_ids().any(|v| v == *id),
+                    // Known on the leader only.
+                    "matched_index": matched,
+                    "lag": matched.map(|index| last.saturating_sub(index)),
+                })
+            })
+            .collect();
+        status["members"] = json!(members);
+    }
+    status
+}
+
+/// `GET /health`: the metadata group's state at the top level (as before
+/// there were many groups), whether this node is ready, and every group.
+pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
+    let router = &state.router;
+    let replicas = router.groups().list();
+    let map = router.local_map().unwrap_or_default();
+    let mut body = match replicas.iter().find(|r| r.group_id == booking::META_GROUP) {
+        Some(meta) => {
+            let m = meta.raft.metrics().borrow_watched().clone();
+            json!({
+                "node_id": router.node_id(),
+                "state": role(m.state),
+                "leader_id": m.current_leader,
+                "term": m.current_term,
+                "last_log_index": m.last_log_index,
+                "last_applied": m.last_applied.as_ref().map(|id| id.index),
+                "snapshot_index": m.snapshot.as_ref().map(|id| id.index),
+                "purged_index": m.purged.as_ref().map(|id| id.index),
+            })
+        }
+        None => json!({ "node_id": router.node_id(), "state": "starting", "term": 0 }),
+    };
+    let expected = map
+        .groups
+        .values()
+        .filter(|g| g.replica_on(router.node_id()).is_some())
+        .count()
+        + 1;
+    let every_group_led = replicas
+        .iter()
+        .all(|r| r.raft.metrics().borrow_watched().current_leader.is_some());
+    body["region"] = json!(router.region());
+    body["map_epoch"] = json!(map.epoch());
+    body["ready"] = json!(map.is_initialised() && replicas.len() == expected && every_group_led);
+    body["groups"] = json!(
+        replicas
+            .iter()
+            .map(|r| group_status(r, false))
+            .collect::<Vec<_>>()
+    );
+    Json(body)
+}
+
+/// Prometheus text exposition of this node's Raft and storage counters.
+pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let wal = &state.wal_stats;
+    let replicas = state.router.groups().list();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    metric(
+        "boxoffice_groups_hosted",
+        "gauge",
+        "Raft replicas this node runs.",
+        replicas.len() as u64,
+    );
+    let leading = replicas
+        .iter()
+        .filter(|r| r.raft.metrics().borrow_watched().state == ServerState::Leader)
+        .count();
+    metric(
+        "boxoffice_groups_led",
+        "gauge",
+        "Groups this node leads.",
+        leading as u64,
+    );
+    metric(
+        "boxoffice_wal_syncs_total",
+        "counter",
+        "WAL syncs by the group-commit thread.",
+        wal.syncs.load(Relaxed),
+    );
+    metric(
+        "boxoffice_wal_appends_total",
+        "counter",
+        "Log appends made durable.",
+        wal.appends.load(Relaxed),
+    );
+    metric(
+        "boxoffice_log_entries_written_total",
+        "counter",
+        "Log entries appended.",
+        wal.entries.load(Relaxed),
+    );
+    metric(
+        "boxoffice_wal_sync_microseconds_total",
+        "counter",
+        "Time spent in WAL syncs.",
+        wal.sync_micros.load(Relaxed),
+    );
+    // Per-group gauges, labelled by group.
+    let per_group: [(
+        &str,
+        &str,
+        fn(&openraft::RaftMetrics<raft_store::TypeConfig>) -> u64,
+    ); 4] = [
+        ("boxoffice_raft_term", "Current Raft term.", |m| m.current_term),
+        (
+            "boxoffice_raft_is_leader",
+            "1 if this node leads the group.",
+            |m| u64::from(m.state == ServerState::Leader),
+        ),
+        ("boxoffice_raft_last_log_index", "Last log index.", |m| {
+            m.last_log_index.unwrap_or(0)
+        }),
+        ("boxoffice_raft_applied_index", "Last applied log index.", |m| {
+            m.last_applied.as_ref().map_or(0, |id| id.index)
+        }),
+    ];
+    let snapshots: Vec<_> = replicas
+        .iter()
+        .map(|r| (r.group_id, r.raft.metrics().borrow_watched().clone()))
+        .collect();
+    for (name, help, read) in per_group {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (group, m) in &snapshots {
+            let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", read(m));
+        }
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+/// `GET /v1/cluster` (and `/v1/admin/cluster`): the map and every local group.
+pub(crate) async fn cluster(State(state): State<AppState>) -> Json<Value> {
+    let router = &state.router;
+    let map = router.local_map().unwrap_or_default();
+    let nodes: Vec<Value> = map
+        .nodes
+        .iter()
+        .map(|(id, n)| {
+            json!({ "node_id": id, "region": n.region, "grpc_addr": n.grpc_addr, "http_addr": n.http_addr })
+        })
+        .collect();
+    let groups: Vec<Value> = map
+        .groups
+        .iter()
+        .map(|(id, g)| {
+            json!({
+                "group_id": id,
+                "home_region": g.home_region,
+                "voters": g.voters.iter().map(|(r, n)| json!({ "replica_id": r, "node_id": n })).collect::<Vec<_>>(),
+                "dedicated_to": g.dedicated_to,
+                "events": g.events,
+            })
+        })
+        .collect();
+    let local: Vec<Value> = router
+        .groups()
+        .list()
+        .iter()
+        .map(|r| group_status(r, true))
+        .collect();
+    Json(json!({
+        "node_id": router.node_id(),
+        "region": router.region(),
+        "map_epoch": map.epoch(),
+        "nodes": nodes,
+        "groups": groups,
+        "events_placed": map.placements.len(),
+        "replicas": local,
+    }))
+}
+
+/// Checks `Authorization: Bearer <admin_token>`.
+pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "this node has no admin_token configured",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare without an early exit so timing does not reveal a prefix.
+    let same_len = given.len() == expected.len();
+    let diff = given
+        .bytes()
+        .zip(expected.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if same_len && diff == 0 {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin bearer token is required",
+        ))
+    }
+}
+
+pub(crate) async fn admin_cluster(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    require_admin(&state, &headers)?;
+    Ok(cluster(State(state)).await.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateGroupBody {
+    home_region: String,
+}
+
+pub(crate) async fn create_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateGroupBody>,
+) -> ApiResult {
+    require_admin(&state, &headers)?;
+    let id = request_id(&headers)?;
+    let command = Command::Map(MapCommand::CreateGroup {
+        home_region: body.home_region,
+    });
+    match state.router.submit(id, command).await?? {
+        Success::GroupCreated { group_id, epoch } => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "group_id": group_id, "map_epoch": epoch })),
+        )
+            .into_response()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlaceEventBody {
+    home_region: String,
+    #[serde(default)]
+    dedicated: bool,
+}
+
+/// Places an event before it is created (for example on a dedicated group
+/// for a big on-sale). A placed event keeps its group.
+pub(crate) async fn place_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiJson(body): ApiJson<PlaceEventBody>,
+) -> ApiResult {
+    require_admin(&state, &headers)?;
+    let id = request_id(&headers)?;
+    let event_id = EventId(parse_id("event_id", &raw_event)?);
+    let command = Command::Map(MapCommand::PlaceEvent {
+        event_id,
+        home_region: body.home_region,
+        dedicated: body.dedicated,
+    });
+    match state.router.submit(id, command).await?? {
+        Success::Placed {
+            event_id,
+            group_id,
+            epoch,
+        } => Ok(
+            Json(json!({ "event_id": event_id, "group_id": group_id, "map_epoch": epoch })).into_response(),
+        ),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(success: &Success) -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("unexpected answer {success:?}"),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferBody {
+    to_node: u64,
+}
+
+/// Hands a group's leadership to its replica on `to_node`, through the
+/// group's current leader (any node can be asked). Waits up to 5 s to see
+/// the new leader take over when this node has a replica of the group.
+pub(crate) async fn transfer_leader(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(raw_group): ApiPath<String>,
+    ApiJson(body): ApiJson<TransferBody>,
+) -> ApiResult {
+    require_admin(&state, &headers)?;
+    let group_id: GroupId = parse_id("group_id", &raw_group)?;
+    let router = &state.router;
+    let target = if group_id == META_GROUP {
+        // A node's metadata replica has the node's id.
+        router
+            .local_map()
+            .filter(|m| m.nodes.contains_key(&body.to_node))
+            .map(|_| body.to_node)
+    } else {
+        let map = router.local_map().unwrap_or_default();
+        let group = map
+            .groups
+            .get(&group_id)
+            .ok_or_else(|| Problem::from(booking::Rejection::UnknownGroup { group_id }))?;
+        group
+            .voters
+            .iter()
+            .find(|(_, n)| **n == body.to_node)
+            .map(|(r, _)| *r)
+    };
+    let target = target.ok_or_else(|| {
+        Problem::invalid(format!(
+            "node {} has no voting replica of group {group_id}",
+            body.to_node
+        ))
+    })?;
+    router
+        .manage(group_id, ManageOp::TransferLeader { to: target })
+        .await?
+        .map_err(|reason| Problem::new(StatusCode::CONFLICT, "would_lose_quorum", reason))?;
+    if let Some(replica) = router.groups().get(group_id) {
+        let mut metrics = replica.raft.metrics();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while metrics.borrow_watched().current_leader != Some(target) {
+            if !matches!(
+                tokio::time::timeout_at(deadline, metrics.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return Err(Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "transfer_pending",
+                    "leadership was handed over but the new leader is not confirmed yet",
+                ));
+            }
+        }
+    }
+    Ok(
+        Json(json!({ "group_id": group_id, "leader_node": body.to_node, "leader_replica": target }))
+            .into_response(),
+    )
+}
+
+impl From<MembershipError> for Problem {
+    fn from(error: MembershipError) -> Self {
+        match error {
+            MembershipError::Route(route) => route.into(),
+            MembershipError::Rejected(rejection) => rejection.into(),
+            MembershipError::Refused { group_id, reason } => {
+                Problem::new(StatusCode::CONFLICT, "would_lose_quorum", reason)
+                    .with("group_id", json!(group_id))
+            }
+            MembershipError::Unexpected(what) => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", what)
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddNodeBody {
+    node_id: u64,
+    region: String,
+    grpc_addr: String,
+    http_addr: String,
+}
+
+/// Adds a running, not bootstrapped node: it joins the metadata group and
+/// takes over its share of replicas. Answers the moves made.
+pub(crate) async fn add_node(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AddNodeBody>,
+) -> ApiResult {
+    require_admin(&state, &headers)?;
+    for (field, addr) in [("grpc_addr", &body.grpc_addr), ("http_addr", &body.http_addr)] {
+        addr.parse::<std::net::SocketAddr>()
+            .map_err(|_| Problem::invalid(format!("{field} must be host:port with an IP, got {addr:?}")))?;
+    }
+    if body.region.is_empty() || body.region.len() > 32 {
+        return Err(Problem::invalid("region must be 1-32 characters"));
+    }
+    let info = NodeInfo {
+        region: body.region,
+        grpc_addr: body.grpc_addr,
+        http_addr: body.http_addr,
+        draining: false,
+    };
+    let moves = membership::add_node(&state.router, body.node_id, info).await?;
+    Ok(Json(json!({ "node_id": body.node_id, "moves": moves })).into_response())
+}
+
+/// Moves every replica off a node and removes it from the cluster.
+pub(crate) async fn remove_node(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(raw_node): ApiPath<String>,
+) -> ApiResult {
+    require_admin(&state, &headers)?;
+    let node_id = parse_id("node_id", &raw_node)?;
+    let moves = membership::remove_node(&state.router, node_id).await?;
+    Ok(Json(json!({ "node_id": node_id, "removed": true, "moves": moves })).into_response())
+}

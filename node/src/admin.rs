@@ -1,0 +1,281 @@
+//! `boxoffice admin …`: the operator's command line over the admin HTTP API.
+//!
+//! `status` asks every node in the cluster map for its replicas and prints one
+//! line per group from its leader's point of view (term, commit and applied
+//! index, each follower's lag), so a lagging or leaderless group stands out.
+//! The other commands are one admin call each, to any node: the node forwards
+//! leadership and membership changes to the group leaders concerned. Adding or
+//! removing a node moves replicas and can take minutes; the call waits.
+//!
+//! What it does not do: keep state, or change anything without being asked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminOptions {
+    /// Any node's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8081", global = true)]
+    pub url: String,
+    /// The admin bearer token (or set BOXOFFICE_ADMIN_TOKEN).
+    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", global = true, default_value = "")]
+    pub token: String,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Nodes, groups, leaders, terms, indexes and replication lag.
+    Status {
+        /// Print the merged status as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a data group homed in a region.
+    CreateGroup {
+        #[arg(long)]
+        home_region: String,
+    },
+    /// Place an event on a group before creating it.
+    PlaceEvent {
+        #[arg(long)]
+        event_id: u64,
+        #[arg(long)]
+        home_region: String,
+        /// Give the event a group of its own.
+        #[arg(long)]
+        dedicated: bool,
+    },
+    /// Hand a group's leadership to its replica on another node.
+    TransferLeader {
+        #[arg(long)]
+        group: u64,
+        #[arg(long)]
+        to_node: u64,
+    },
+    /// Add a running node (started without bootstrap) and move its share of replicas to it.
+    AddNode {
+        #[arg(long)]
+        node_id: u64,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        grpc_addr: String,
+        #[arg(long)]
+        http_addr: String,
+    },
+    /// Move every replica off a node and remove it from the cluster.
+    RemoveNode {
+        #[arg(long)]
+        node_id: u64,
+    },
+}
+
+struct Admin {
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Admin {
+    async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{method} {url} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+}
+
+pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
+    let admin = Admin {
+        http: reqwest::Client::builder()
+            // Moving replicas for add-node/remove-node takes a while.
+            .timeout(Duration::from_secs(900))
+            .build()
+            .context("building the HTTP client")?,
+        token: opts.token.clone(),
+    };
+    let base = opts.url.trim_end_matches('/');
+    match opts.command {
+        AdminCommand::Status { json } => {
+            let merged = status(&admin, base).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&merged)?);
+            } else {
+                print_status(&merged);
+            }
+        }
+        AdminCommand::CreateGroup { home_region } => {
+            let body = json!({ "home_region": home_region });
+            let answer = admin
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{base}/v1/admin/groups"),
+                    Some(body),
+                )
+                .await?;
+            println!("{answer}");
+        }
+        AdminCommand::PlaceEvent {
+            event_id,
+            home_region,
+            dedicated,
+        } => {
+            let body = json!({ "home_region": home_region, "dedicated": dedicated });
+            let url = format!("{base}/v1/admin/events/{event_id}/placement");
+            println!("{}", admin.call(reqwest::Method::POST, &url, Some(body)).await?);
+        }
+        AdminCommand::TransferLeader { group, to_node } => {
+            let url = format!("{base}/v1/admin/groups/{group}/transfer-leader");
+            let answer = admin
+                .call(reqwest::Method::POST, &url, Some(json!({ "to_node": to_node })))
+                .await?;
+            println!("{answer}");
+        }
+        AdminCommand::AddNode {
+            node_id,
+            region,
+            grpc_addr,
+            http_addr,
+        } => {
+            let body = json!({ "node_id": node_id, "region": region, "grpc_addr": grpc_addr, "http_addr": http_addr });
+            let answer = admin
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{base}/v1/admin/nodes"),
+                    Some(body),
+                )
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+        AdminCommand::RemoveNode { node_id } => {
+            let url = format!("{base}/v1/admin/nodes/{node_id}/remove");
+            let answer = admin.call(reqwest::Method::POST, &url, None).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+    }
+    Ok(())
+}
+
+/// Every node's view merged: the map from the first node, each group's
+/// status from the node that leads it.
+async fn status(admin: &Admin, base: &str) -> anyhow::Result<Value> {
+    let first = admin
+        .call(reqwest::Method::GET, &format!("{base}/v1/admin/cluster"), None)
+        .await?;
+    let mut nodes = Vec::new();
+    let mut leaders: BTreeMap<u64, (String, Value)> = BTreeMap::new();
+    for node in first["nodes"].as_array().into_iter().flatten() {
+        let url = format!("http://{}", node["http_addr"].as_str().unwrap_or_default());
+        let view = admin
+            .call(reqwest::Method::GET, &format!("{url}/v1/admin/cluster"), None)
+            .await;
+        let reachable = view.is_ok();
+        nodes.push(json!({
+            "node_id": node["node_id"], "region": node["region"], "http": url, "reachable": reachable,
+        }));
+        let Ok(view) = view else { continue };
+        for replica in view["replicas"].as_array().into_iter().flatten() {
+            if replica["state"] == "leader"
+                && let Some(group) = replica["group_id"].as_u64()
+            {
+                leaders.insert(group, (url.clone(), replica.clone()));
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let map_groups = first["groups"].as_array().cloned().unwrap_or_default();
+    let mut ids: Vec<u64> = vec![booking::META_GROUP];
+    ids.extend(map_groups.iter().filter_map(|g| g["group_id"].as_u64()));
+    for id in ids {
+        let home = map_groups
+            .iter()
+            .find(|g| g["group_id"] == json!(id))
+            .map(|g| g["home_region"].clone())
+            .unwrap_or(json!("(metadata)"));
+        let events = map_groups
+            .iter()
+            .find(|g| g["group_id"] == json!(id))
+            .map(|g| g["events"].clone())
+            .unwrap_or(json!(null));
+        let mut line = json!({ "group_id": id, "home_region": home, "events": events });
+        if let Some((url, replica)) = leaders.get(&id) {
+            line["leader_node"] = replica["leader_node"].clone();
+            line["leader_http"] = json!(url);
+            line["term"] = replica["term"].clone();
+            line["committed_index"] = replica["committed_index"].clone();
+            line["last_applied"] = replica["last_applied"].clone();
+            line["members"] = replica["members"].clone();
+        }
+        groups.push(line);
+    }
+    Ok(json!({
+        "map_epoch": first["map_epoch"],
+        "events_placed": first["events_placed"],
+        "nodes": nodes,
+        "groups": groups,
+    }))
+}
+
+fn print_status(status: &Value) {
+    println!(
+        "map epoch {}, {} events placed",
+        status["map_epoch"], status["events_placed"]
+    );
+    println!("NODE  REGION        HTTP                         REACHABLE");
+    for node in status["nodes"].as_array().into_iter().flatten() {
+        println!(
+            "{:<5} {:<13} {:<28} {}",
+            node["node_id"],
+            node["region"].as_str().unwrap_or("?"),
+            node["http"].as_str().unwrap_or("?"),
+            node["reachable"]
+        );
+    }
+    println!("GROUP  HOME          EVENTS  LEADER  TERM  COMMIT   APPLIED  LAG (node:entries)");
+    for group in status["groups"].as_array().into_iter().flatten() {
+        let lag: Vec<String> = group["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["voter"] == json!(true))
+            .map(|m| format!("{}:{}", m["node_id"], m["lag"]))
+            .collect();
+        let dash = |v: &Value| {
+            if v.is_null() {
+                "-".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
+        println!(
+            "{:<6} {:<13} {:<7} {:<7} {:<5} {:<8} {:<8} {}",
+            group["group_id"],
+            group["home_region"].as_str().unwrap_or("?"),
+            dash(&group["events"]),
+            dash(&group["leader_node"]),
+            dash(&group["term"]),
+            dash(&group["committed_index"]),
+            dash(&group["last_applied"]),
+            if lag.is_empty() {
+                "no leader".to_owned()
+            } else {
+                lag.join(" ")
+            }
+        );
+    }
+}

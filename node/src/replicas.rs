@@ -1,0 +1,219 @@
+//! Making this node's running Raft replicas match the cluster map.
+//!
+//! Every node runs a replica of the metadata group (its replica id is the
+//! node id). The metadata group's state holds the cluster map; whenever its
+//! epoch changes, [`ReplicaManager::reconcile`] starts a replica of every data
+//! group the map assigns to this node that is not yet running. The replica
+//! that the map lists first (the one on the group's preferred node, in its
+//! home region) initialises a new group's membership and calls an election at
+//! once, so new groups get their first leader at home without waiting out an
+//! election timeout. A restarted node reads the map from its own storage
+//! before Raft replays anything, so it restarts every replica it had.
+//!
+//! All replicas share one RocksDB database (one WAL, one group-commit
+//! flusher), one gRPC server and one connection per peer.
+//!
+//! A replica the map no longer assigns here (moved to another node by
+//! `router::membership`) is stopped and its data deleted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use booking::{ClusterMap, GroupId, META_GROUP, ReplicaId};
+use openraft::async_runtime::WatchReceiver;
+use raft_store::{NodeAddr, NodeStore, Raft};
+use tokio_util::sync::CancellationToken;
+use transport::channels::ChannelPool;
+use transport::network::NetworkFactory;
+use transport::raft_service::{GroupReplica, Groups};
+
+#[derive(Clone)]
+pub struct ReplicaManager {
+    node_id: u64,
+    store: NodeStore,
+    pool: ChannelPool,
+    groups: Groups,
+    meta_config: Arc<openraft::Config>,
+    data_config: Arc<openraft::Config>,
+}
+
+impl ReplicaManager {
+    pub fn new(
+        node_id: u64,
+        store: NodeStore,
+        pool: ChannelPool,
+        groups: Groups,
+        meta_config: Arc<openraft::Config>,
+        data_config: Arc<openraft::Config>,
+    ) -> Self {
+        Self {
+            node_id,
+            store,
+            pool,
+            groups,
+            meta_config,
+            data_config,
+        }
+    }
+
+    /// Starts this node's replica of the metadata group.
+    pub async fn start_meta(&self) -> anyhow::Result<GroupReplica> {
+        self.start(META_GROUP, self.node_id, self.meta_config.clone())
+            .await
+    }
+
+    async fn start(
+        &self,
+        group_id: GroupId,
+        replica_id: ReplicaId,
+        config: Arc<openraft::Config>,
+    ) -> anyhow::Result<GroupReplica> {
+        let store = self
+            .store
+            .replica(replica_id)
+            .with_context(|| format!("opening storage of replica {replica_id}"))?;
+        let state = store.state_machine.shared();
+        let snapshot_dir = store.state_machine.snapshot_dir();
+        let network = NetworkFactory::new(group_id, replica_id, self.pool.clone());
+        let raft = Raft::new(replica_id, config, network, store.log, store.state_machine)
+            .await
+            .with_context(|| format!("starting replica {replica_id} of group {group_id}"))?;
+        let replica = GroupReplica {
+            group_id,
+            replica_id,
+            raft,
+            state,
+            snapshot_dir,
+        };
+        self.groups.insert(group_id, replica.clone());
+        Ok(replica)
+    }
+
+    /// Starts every replica `map` assigns to this node that is not running,
+    /// and initialises the new groups this node is the preferred leader of.
+    pub async fn reconcile(&self, map: &ClusterMap) -> anyhow::Result<()> {
+        // Replicas the map no longer gives this node were moved away: their
+        // group's committed membership no longer includes them, so they stop
+        // and their data goes. (The map only moves forward, and replicas only
+        // start from it, so an older map never stops a newer replica.)
+        if map.is_initialised() {
+            for replica in self.groups.list() {
+                if replica.group_id == META_GROUP {
+                    continue;
+                }
+                let assigned = map
+                    .groups
+                    .get(&replica.group_id)
+                    .and_then(|g| g.replica_on(self.node_id));
+                if assigned != Some(replica.replica_id) {
+                    self.groups.remove(replica.group_id);
+                    if let Err(e) = replica.raft.shutdown().await {
+                        tracing::warn!(group = replica.group_id, error = %e, "removed replica did not stop cleanly");
+                    }
+                    self.store
+                        .destroy_replica(replica.replica_id)
+                        .with_context(|| format!("deleting replica {}", replica.replica_id))?;
+                    tracing::info!(
+                        group = replica.group_id,
+                        replica = replica.replica_id,
+                        "replica moved away: stopped and deleted"
+                    );
+                }
+            }
+        }
+        let mut started = 0;
+        for (&group_id, info) in &map.groups {
+            let Some(replica_id) = info.replica_on(self.node_id) else {
+                continue;
+            };
+            if self.groups.get(group_id).is_some() {
+                continue;
+            }
+            let replica = self.start(group_id, replica_id, self.data_config.clone()).await?;
+            started += 1;
+            // Replica ids are allocated in preference order, so the lowest id
+            // sits on the node chosen first, in the group's home region.
+            let preferred = info.voters.keys().next() == Some(&replica_id);
+            if preferred && !replica.raft.is_initialized().await? {
+                let members: BTreeMap<u64, NodeAddr> = info
+                    .voters
+                    .iter()
+                    .filter_map(|(&replica, &node)| {
+                        let addr = map.nodes.get(&node)?;
+                        Some((
+                            replica,
+                            NodeAddr {
+                                node_id: node,
+                                region: addr.region.clone(),
+                                grpc_addr: addr.grpc_addr.clone(),
+                                http_addr: addr.http_addr.clone(),
+                            },
+                        ))
+                    })
+                    .collect();
+                match replica.raft.initialize(members).await {
+                    Ok(()) => {
+                        // Lead at home now rather than after an election timeout.
+                        if let Err(e) = replica.raft.trigger().elect(false).await {
+                            tracing::debug!(group_id, error = %e, "could not call an election");
+                        }
+                        tracing::info!(group_id, "group initialised");
+                    }
+                    Err(e) => tracing::info!(group_id, error = %e, "group already initialised"),
+                }
+            }
+        }
+        if started > 0 {
+            tracing::info!(
+                started,
+                running = self.groups.len(),
+                epoch = map.epoch(),
+                "replicas started"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reconciles whenever the metadata group applies a new map epoch, until
+    /// `shutdown`. A failure is logged and retried on the next check.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Some(meta) = self.groups.get(META_GROUP) else {
+            tracing::error!("no metadata replica: replicas cannot follow the cluster map");
+            return;
+        };
+        let mut applied = meta.raft.metrics();
+        let mut reconciled_epoch = None;
+        loop {
+            let epoch = meta.state.read().cluster_map().epoch();
+            if reconciled_epoch != Some(epoch) {
+                // Clone only on a change: the map can hold many placements.
+                let map = meta.state.read().cluster_map().clone();
+                match self.reconcile(&map).await {
+                    Ok(()) => reconciled_epoch = Some(map.epoch()),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "reconciling replicas failed"),
+                }
+            }
+            // Wake on any metrics change of the metadata replica (an apply), or
+            // at least once a second to retry a failed reconciliation.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = applied.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Shuts every replica down, data groups first.
+    pub async fn shutdown_all(&self) {
+        let mut replicas = self.groups.list();
+        replicas.sort_by_key(|r| std::cmp::Reverse(r.group_id));
+        for replica in replicas {
+            if let Err(e) = replica.raft.shutdown().await {
+                tracing::warn!(group = replica.group_id, error = %e, "replica did not shut down cleanly");
+            }
+            self.groups.remove(replica.group_id);
+        }
+    }
+}
