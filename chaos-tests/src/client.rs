@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use node::launcher::{Health, LocalCluster};
+use node::launcher::{GroupHealth, Health, LocalCluster};
 use region_config::NodeId;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -318,6 +318,15 @@ impl ApiClient {
         }
     }
 
+    /// Node `node`'s replica of `group` as its `/health` reports it.
+    pub async fn group_health(&self, node: NodeId, group: u64) -> anyhow::Result<GroupHealth> {
+        let health = self.health(node).await?;
+        health
+            .group(group)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("node {node} runs no replica of group {group}"))
+    }
+
     /// `GET /health` of node `node`, once, without retries.
     pub async fn health(&self, node: NodeId) -> anyhow::Result<Health> {
         let url = format!("{}/health", self.url(node, 0));
@@ -344,6 +353,56 @@ impl ApiClient {
         let body = json!({ "event_id": event_id, "spec": spec });
         self.call(Method::POST, node, true, "/v1/events", Some(&body), Some(key))
             .await
+    }
+
+    /// Creates an event with extra body fields (`home_region`, `dedicated_group`).
+    pub async fn create_event_with(
+        &self,
+        node: NodeId,
+        event_id: u64,
+        spec: &booking::EventSpec,
+        key: &str,
+        extra: Value,
+    ) -> anyhow::Result<Reply<Created>> {
+        let mut body = json!({ "event_id": event_id, "spec": spec });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        self.call(Method::POST, node, true, "/v1/events", Some(&body), Some(key))
+            .await
+    }
+
+    /// `GET /v1/cluster` of node `node`: the map and that node's replicas.
+    pub async fn cluster(&self, node: NodeId) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .send_until_definitive(Method::GET, node, false, "/v1/cluster", None, None)
+            .await?;
+        anyhow::ensure!(status.is_success(), "GET /v1/cluster: {status} {body}");
+        Ok(body)
+    }
+
+    /// One admin call to node `node` with `token` (no retries: admin calls are
+    /// asked of a particular node). Returns the status and the JSON body.
+    pub async fn admin(
+        &self,
+        method: Method,
+        node: NodeId,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.url(node, 0));
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
     }
 
     pub async fn hold_seats(

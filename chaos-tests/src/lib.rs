@@ -16,17 +16,20 @@
 
 pub mod checks;
 pub mod client;
+pub mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use rand::Rng;
-use region_config::RaftTuning;
+use region_config::{ClusterLayout, RaftTuning};
 use tempfile::TempDir;
 
 pub use client::{ApiClient, Consistency, EventView, OrderView, Problem, Reply, WireId, expect_ok};
-pub use node::launcher::{Health, LocalCluster, find_binary};
+pub use node::launcher::{
+    FIRST_DATA_GROUP, GroupHealth, Health, LOCAL_ADMIN_TOKEN, LocalCluster, find_binary,
+};
 
 /// How long a fresh or restarted cluster may take to agree on a leader.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,20 +85,36 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// Starts `nodes` nodes with `raft` tuning and waits until they agree on a leader.
+    /// Events go to one data group, [`FIRST_DATA_GROUP`].
     pub async fn start(nodes: usize, raft: RaftTuning) -> anyhow::Result<Self> {
+        let layout = ClusterLayout {
+            groups_per_region: 1,
+            ..ClusterLayout::default()
+        };
+        Self::start_with_layout(nodes, raft, layout, READY_TIMEOUT).await
+    }
+
+    /// Like [`TestCluster::start`] with another data-group layout, waiting at
+    /// most `ready_within` for every group to have a leader.
+    pub async fn start_with_layout(
+        nodes: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        ready_within: Duration,
+    ) -> anyhow::Result<Self> {
         let binary = find_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("boxoffice-chaos-")
             .tempdir()
             .context("cannot create the test directory")?;
-        let cluster = LocalCluster::start(&binary, dir.path(), nodes, raft)?;
+        let cluster = LocalCluster::start_with_layout(&binary, dir.path(), nodes, raft, layout)?;
         let client = ApiClient::for_cluster(&cluster)?;
         let mut test = Self {
             cluster,
             client,
             dir: Some(dir),
         };
-        test.cluster.wait_ready(READY_TIMEOUT).await?;
+        test.cluster.wait_ready(ready_within).await?;
         Ok(test)
     }
 

@@ -13,12 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use chaos_tests::checks::{self, ConfirmedOrder};
-use chaos_tests::{
-    ApiClient, Consistency, SeatPicker, TestCluster, eventually, expect_ok, grid_event, test_seed,
-};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use chaos_tests::checks;
+use chaos_tests::workload::Booker;
+use chaos_tests::{Consistency, SeatPicker, TestCluster, eventually, expect_ok, grid_event, test_seed};
 use region_config::{NodeId, RaftTuning};
 
 const EVENT: u64 = 1;
@@ -58,13 +55,15 @@ async fn scenario() -> anyhow::Result<()> {
     let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
 
     let confirms = Arc::new(AtomicU64::new(0));
+    let booker = Booker {
+        client: client.clone(),
+        event_id: EVENT,
+        picker,
+        confirms: confirms.clone(),
+        nodes: test.cluster.node_ids(),
+    };
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let client = client.clone();
-            let picker = picker.clone();
-            let confirms = confirms.clone();
-            tokio::spawn(book_seats(client, picker, confirms, c, seed.wrapping_add(c)))
-        })
+        .map(|c| tokio::spawn(booker.clone().book(c, HOLDS_PER_CLIENT, seed.wrapping_add(c))))
         .collect();
 
     eventually("the first confirms", Duration::from_secs(60), async || {
@@ -135,52 +134,4 @@ async fn scenario() -> anyhow::Result<()> {
     checks::local_view_converges(&client, old_leader, EVENT, &expected, Duration::from_secs(60)).await?;
 
     test.finish().await
-}
-
-/// One client: hold a random free seat, confirm it, record the order; `HOLDS_PER_CLIENT`
-/// times or until no seat is left. Every write has its own key, reused by its retries.
-async fn book_seats(
-    client: ApiClient,
-    picker: Arc<SeatPicker>,
-    confirms: Arc<AtomicU64>,
-    number: u64,
-    seed: u64,
-) -> anyhow::Result<Vec<ConfirmedOrder>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let holder = format!("c{number}");
-    let home: NodeId = 1 + number % 3;
-    let mut orders = Vec::new();
-    for attempt in 0..HOLDS_PER_CLIENT {
-        let Some((index, seat)) = picker.pick(&mut rng) else {
-            break;
-        };
-        let seats = vec![seat.to_owned()];
-        let key = format!("c{number}-a{attempt}");
-        let hold = client
-            .hold_seats(home, EVENT, &holder, &seats, &format!("{key}-hold"))
-            .await?;
-        picker.mark_taken(index);
-        let hold = match hold {
-            Ok(hold) => hold,
-            Err(problem) if problem.code == "seat_unavailable" => continue,
-            Err(problem) => bail!("holding {seat} for {holder}: {problem}"),
-        };
-        let order = client
-            .confirm(home, EVENT, &hold.hold_id, &holder, &format!("{key}-confirm"))
-            .await?;
-        let order = expect_ok(order, &format!("confirming hold {} of {holder}", hold.hold_id))?;
-        ensure!(
-            order.seats() == seats,
-            "order {} holds {:?}, the hold had {seats:?}",
-            order.order_id,
-            order.seats()
-        );
-        orders.push(ConfirmedOrder {
-            order_id: order.order_id,
-            holder: holder.clone(),
-            seats,
-        });
-        confirms.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(orders)
 }

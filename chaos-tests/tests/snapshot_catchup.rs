@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use chaos_tests::checks::first_difference;
 use chaos_tests::{ApiClient, Consistency, TestCluster, eventually, expect_ok, grid_event};
+use node::launcher::FIRST_DATA_GROUP;
 use region_config::{NodeId, RaftTuning};
 
 const EVENT: u64 = 1;
@@ -56,8 +57,8 @@ async fn scenario() -> anyhow::Result<()> {
         "the follower applying the event",
         Duration::from_secs(30),
         async || {
-            let leader_applied = client.health(leader).await?.last_applied;
-            let follower_applied = client.health(lagging).await?.last_applied;
+            let leader_applied = client.group_health(leader, FIRST_DATA_GROUP).await?.last_applied;
+            let follower_applied = client.group_health(lagging, FIRST_DATA_GROUP).await?.last_applied;
             Ok((follower_applied >= leader_applied).then_some(follower_applied.unwrap_or(0)))
         },
     )
@@ -83,7 +84,7 @@ async fn scenario() -> anyhow::Result<()> {
         "the leader purging its log",
         Duration::from_secs(60),
         async || {
-            let purged = client.health(leader).await?.purged_index;
+            let purged = client.group_health(leader, FIRST_DATA_GROUP).await?.purged_index;
             Ok(purged.filter(|&purged| purged > applied_before))
         },
     )
@@ -92,8 +93,8 @@ async fn scenario() -> anyhow::Result<()> {
 
     test.cluster.restart(lagging)?;
     let caught_up = eventually("the follower catching up", Duration::from_secs(90), async || {
-        let target = client.health(leader).await?.last_applied;
-        let health = client.health(lagging).await?;
+        let target = client.group_health(leader, FIRST_DATA_GROUP).await?.last_applied;
+        let health = client.group_health(lagging, FIRST_DATA_GROUP).await?;
         Ok((health.last_applied >= target).then_some(health))
     })
     .await?;

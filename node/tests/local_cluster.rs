@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::ensure;
-use node::launcher::LocalCluster;
+use node::launcher::{FIRST_DATA_GROUP, LocalCluster};
 use region_config::RaftTuning;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,11 +24,16 @@ async fn local_cluster_starts_restarts_and_stops() -> anyhow::Result<()> {
     for id in cluster.node_ids() {
         let health = cluster.health(id).await?;
         ensure!(health.node_id == id, "node {id} calls itself {}", health.node_id);
+        ensure!(health.ready, "node {id} is not ready: {health:?}");
+        let group = health
+            .group(FIRST_DATA_GROUP)
+            .ok_or_else(|| anyhow::anyhow!("node {id} runs no replica of the data group"))?;
         ensure!(
-            health.leader_id == Some(leader),
+            group.leader_node == Some(leader),
             "node {id} follows {:?}",
-            health.leader_id
+            group.leader_node
         );
+        ensure!(health.leader_id.is_some(), "node {id} knows no metadata leader");
     }
 
     let follower = cluster
