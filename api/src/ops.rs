@@ -65,6 +65,7 @@ fn group_status(replica: &GroupReplica, with_members: bool) -> Value {
         "last_applied": index(&m.last_applied),
         "snapshot_index": index(&m.snapshot),
         "purged_index": index(&m.purged),
+        "parked": replica.is_quiet(),
     });
     if with_members {
         let membership = m.membership_config.membership();
@@ -163,6 +164,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
         "gauge",
         "Groups this node leads.",
         leading as u64,
+    );
+    metric(
+        "boxoffice_groups_parked",
+        "gauge",
+        "Replicas whose timers are parked because their group is idle.",
+        replicas.iter().filter(|r| r.is_quiet()).count() as u64,
     );
     metric(
         "boxoffice_wal_syncs_total",

@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 
 /// How long one request may wait for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Admin calls (membership changes) wait for replicas to move.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default time a request keeps being retried: longer than any election should take.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
@@ -392,7 +394,8 @@ impl ApiClient {
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
         let url = format!("{}{path}", self.url(node, 0));
-        let mut request = self.http.request(method.clone(), &url);
+        // Membership changes move replicas and may take a while.
+        let mut request = self.http.request(method.clone(), &url).timeout(ADMIN_TIMEOUT);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -32,9 +32,12 @@ pub struct IdleBenchOptions {
     /// Wait this long after every group has a leader before measuring, seconds.
     #[arg(long, default_value_t = 10)]
     pub settle_s: u64,
-    /// Heartbeat interval of every group, ms (election timeouts scale with it: 5x-10x).
-    #[arg(long, default_value_t = RaftTuning::default().heartbeat_interval_ms)]
+    /// Heartbeat interval of the data groups, ms (election timeouts scale with it: 6x-12x).
+    #[arg(long, default_value_t = RaftTuning::default().group_heartbeat_interval_ms)]
     pub heartbeat_ms: u64,
+    /// Park idle groups after this many ms without entries (0: never).
+    #[arg(long, default_value_t = RaftTuning::default().quiesce_after_ms)]
+    pub quiesce_after_ms: u64,
     /// Directory of the local clusters; an old one is wiped.
     #[arg(long, default_value = "./.bench-idle")]
     pub base_dir: PathBuf,
@@ -45,9 +48,10 @@ pub async fn run(opts: IdleBenchOptions, binary: PathBuf) -> anyhow::Result<()> 
     ensure!(opts.window_s > 0, "--window-s must be positive");
     ensure!(opts.heartbeat_ms > 0, "--heartbeat-ms must be positive");
     let raft = RaftTuning {
-        heartbeat_interval_ms: opts.heartbeat_ms,
-        election_timeout_min_ms: opts.heartbeat_ms * 5,
-        election_timeout_max_ms: opts.heartbeat_ms * 10,
+        group_heartbeat_interval_ms: opts.heartbeat_ms,
+        group_election_timeout_min_ms: opts.heartbeat_ms * 6,
+        group_election_timeout_max_ms: opts.heartbeat_ms * 12,
+        quiesce_after_ms: opts.quiesce_after_ms,
         ..RaftTuning::default()
     };
     for &groups in &opts.groups {
@@ -118,7 +122,8 @@ async fn measure(
         "{}",
         json!({
             "bench": "idle-groups", "data_groups": groups, "replicas_per_group": 3,
-            "heartbeat_ms": opts.heartbeat_ms, "window_s": opts.window_s,
+            "heartbeat_ms": opts.heartbeat_ms, "quiesce_after_ms": opts.quiesce_after_ms,
+            "window_s": opts.window_s,
             "ready_after_s": (ready_after.as_secs_f64() * 10.0).round() / 10.0,
             "mean_cpu_pct_of_core_per_node": (mean_cpu * 10.0).round() / 10.0,
             "nodes": per_node,

@@ -116,6 +116,9 @@ pub struct GroupHealth {
     pub snapshot_index: Option<u64>,
     #[serde(default)]
     pub purged_index: Option<u64>,
+    /// The group is idle and this replica's timers are parked.
+    #[serde(default)]
+    pub parked: bool,
 }
 
 impl Health {

@@ -6,5 +6,6 @@ pub mod bench;
 pub mod demo;
 pub mod idle_bench;
 pub mod launcher;
+pub mod liveness;
 pub mod replicas;
 pub mod server;

@@ -58,18 +58,20 @@ impl ReplicaManager {
         }
     }
 
-    /// Starts this node's replica of the metadata group.
+    /// Starts this node's replica of the metadata group (never parked).
     pub async fn start_meta(&self) -> anyhow::Result<GroupReplica> {
         self.start(META_GROUP, self.node_id, self.meta_config.clone())
             .await
     }
 
+    /// Starts a replica; data replicas start parked (see `transport::quiescence`).
     async fn start(
         &self,
         group_id: GroupId,
         replica_id: ReplicaId,
         config: Arc<openraft::Config>,
     ) -> anyhow::Result<GroupReplica> {
+        let parked = !config.enable_tick;
         let store = self
             .store
             .replica(replica_id)
@@ -80,13 +82,7 @@ impl ReplicaManager {
         let raft = Raft::new(replica_id, config, network, store.log, store.state_machine)
             .await
             .with_context(|| format!("starting replica {replica_id} of group {group_id}"))?;
-        let replica = GroupReplica {
-            group_id,
-            replica_id,
-            raft,
-            state,
-            snapshot_dir,
-        };
+        let replica = GroupReplica::new(group_id, replica_id, raft, state, snapshot_dir, parked);
         self.groups.insert(group_id, replica.clone());
         Ok(replica)
     }
@@ -133,6 +129,8 @@ impl ReplicaManager {
             }
             let replica = self.start(group_id, replica_id, self.data_config.clone()).await?;
             started += 1;
+            // Starting hundreds of groups at once must not starve the ones running.
+            tokio::task::yield_now().await;
             // Replica ids are allocated in preference order, so the lowest id
             // sits on the node chosen first, in the group's home region.
             let preferred = info.voters.keys().next() == Some(&replica_id);
@@ -155,7 +153,9 @@ impl ReplicaManager {
                     .collect();
                 match replica.raft.initialize(members).await {
                     Ok(()) => {
-                        // Lead at home now rather than after an election timeout.
+                        // Lead at home now rather than after an election timeout;
+                        // a leader needs its timers for heartbeats until it parks.
+                        replica.wake();
                         if let Err(e) = replica.raft.trigger().elect(false).await {
                             tracing::debug!(group_id, error = %e, "could not call an election");
                         }

@@ -27,18 +27,43 @@ use transport::raft_service::{Groups, RaftService};
 
 use crate::replicas::ReplicaManager;
 
-/// The openraft settings a node runs with, from its config.
-pub fn raft_config(config: &NodeConfig) -> anyhow::Result<Config> {
+/// Concurrent gRPC streams allowed on one peer connection.
+const MAX_STREAMS_PER_PEER: u32 = 65_536;
+
+/// Which kind of group an openraft configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Metadata,
+    Data,
+}
+
+/// The openraft settings a node runs a kind of group with, from its config.
+pub fn raft_config(config: &NodeConfig, kind: GroupKind) -> anyhow::Result<Config> {
     let tuning = &config.raft;
+    let (heartbeat, min, max) = match kind {
+        GroupKind::Metadata => (
+            tuning.heartbeat_interval_ms,
+            tuning.election_timeout_min_ms,
+            tuning.election_timeout_max_ms,
+        ),
+        GroupKind::Data => (
+            tuning.group_heartbeat_interval_ms,
+            tuning.group_election_timeout_min_ms,
+            tuning.group_election_timeout_max_ms,
+        ),
+    };
     let raft = Config {
         cluster_name: "boxoffice".into(),
-        heartbeat_interval: tuning.heartbeat_interval_ms,
-        election_timeout_min: tuning.election_timeout_min_ms,
-        election_timeout_max: tuning.election_timeout_max_ms,
+        heartbeat_interval: heartbeat,
+        election_timeout_min: min,
+        election_timeout_max: max,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_after_logs),
         max_in_snapshot_log_to_keep: tuning.logs_to_keep_after_snapshot,
         // Large append batches amortise one WAL sync over many bookings.
         max_payload_entries: 1024,
+        // Data replicas start parked and wake in waves (`transport::quiescence`);
+        // the metadata group always ticks.
+        enable_tick: kind == GroupKind::Metadata,
         ..Default::default()
     };
     Ok(raft.validate()?)
@@ -63,14 +88,13 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let pool = ChannelPool::new();
     let groups = Groups::default();
-    let raft_settings = Arc::new(raft_config(&config)?);
     let replicas = ReplicaManager::new(
         node_id,
         store,
         pool.clone(),
         groups.clone(),
-        raft_settings.clone(),
-        raft_settings,
+        Arc::new(raft_config(&config, GroupKind::Metadata)?),
+        Arc::new(raft_config(&config, GroupKind::Data)?),
     );
     let meta = replicas.start_meta().await?;
     // Every data replica the stored map gives this node, before peers call.
@@ -81,7 +105,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         node_id,
         config.region.to_string(),
         groups.clone(),
-        pool,
+        pool.clone(),
         RetryPolicy::default(),
     ));
 
@@ -94,9 +118,15 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let tasks = tokio_util::task::TaskTracker::new();
     let grpc_shutdown = shutdown.clone();
+    // One HTTP/2 connection per peer carries every group's traffic: allow far
+    // more concurrent streams than hyper's default of 200, and do not treat
+    // the cancelled RPCs of a busy moment (timeouts) as an attack.
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(RaftService::server(groups))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_PEER))
+        .http2_max_pending_accept_reset_streams(Some(MAX_STREAMS_PER_PEER as usize))
+        .http2_max_local_error_reset_streams(Some(MAX_STREAMS_PER_PEER as usize))
+        .add_service(RaftService::server(groups.clone()))
         .add_service(BookingService::server(router.clone()))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
@@ -110,6 +140,21 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     }
     tasks.spawn(replicas.clone().run(shutdown.clone()));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
+    tasks.spawn(crate::liveness::run_liveness(
+        node_id,
+        groups.clone(),
+        pool.clone(),
+        Duration::from_millis(config.raft.node_down_after_ms),
+        shutdown.clone(),
+    ));
+    if config.raft.quiesce_after_ms > 0 {
+        tasks.spawn(crate::liveness::run_quiescer(
+            groups.clone(),
+            pool.clone(),
+            Duration::from_millis(config.raft.quiesce_after_ms),
+            shutdown.clone(),
+        ));
+    }
 
     let app = api::app(api::AppState {
         router: router.clone(),

@@ -104,6 +104,20 @@ pub struct RaftTuning {
     /// Entries kept in the log behind the last snapshot, so that a briefly
     /// lagging follower catches up from the log rather than a snapshot.
     pub logs_to_keep_after_snapshot: u64,
+    /// Heartbeat and election timing of the data groups (the settings above
+    /// are the metadata group's). Slower than the metadata group's so that a
+    /// node starting or waking hundreds of groups does not drown in their
+    /// heartbeats; idle data groups park anyway (`quiesce_after_ms`).
+    pub group_heartbeat_interval_ms: u64,
+    pub group_election_timeout_min_ms: u64,
+    pub group_election_timeout_max_ms: u64,
+    /// A group with no new entry for this long parks its timers (no
+    /// heartbeats, no election timeouts) until traffic or a dead node wakes
+    /// it. 0 never parks.
+    pub quiesce_after_ms: u64,
+    /// A peer node that has not answered a liveness ping for this long counts
+    /// as down, and parked followers of its leaders wake to elect new ones.
+    pub node_down_after_ms: u64,
 }
 
 impl Default for RaftTuning {
@@ -114,6 +128,11 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 1000,
             snapshot_after_logs: 20_000,
             logs_to_keep_after_snapshot: 5_000,
+            group_heartbeat_interval_ms: 250,
+            group_election_timeout_min_ms: 1_500,
+            group_election_timeout_max_ms: 3_000,
+            quiesce_after_ms: 2_000,
+            node_down_after_ms: 1_500,
         }
     }
 }
@@ -214,19 +233,40 @@ impl NodeConfig {
             _ => {}
         }
         let r = &self.raft;
-        if r.heartbeat_interval_ms == 0 {
-            return invalid("raft.heartbeat_interval_ms must be positive".into());
-        }
-        if r.election_timeout_min_ms <= r.heartbeat_interval_ms * 2 {
-            return invalid(
-                "raft.election_timeout_min_ms must exceed twice raft.heartbeat_interval_ms".into(),
-            );
-        }
-        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return invalid("raft.election_timeout_max_ms must exceed raft.election_timeout_min_ms".into());
+        let timings = [
+            (
+                "raft.",
+                r.heartbeat_interval_ms,
+                r.election_timeout_min_ms,
+                r.election_timeout_max_ms,
+            ),
+            (
+                "raft.group_",
+                r.group_heartbeat_interval_ms,
+                r.group_election_timeout_min_ms,
+                r.group_election_timeout_max_ms,
+            ),
+        ];
+        for (prefix, heartbeat, min, max) in timings {
+            if heartbeat == 0 {
+                return invalid(format!("{prefix}heartbeat_interval_ms must be positive"));
+            }
+            if min <= heartbeat * 2 {
+                return invalid(format!(
+                    "{prefix}election_timeout_min_ms must exceed twice {prefix}heartbeat_interval_ms"
+                ));
+            }
+            if max <= min {
+                return invalid(format!(
+                    "{prefix}election_timeout_max_ms must exceed {prefix}election_timeout_min_ms"
+                ));
+            }
         }
         if r.snapshot_after_logs == 0 {
             return invalid("raft.snapshot_after_logs must be positive".into());
+        }
+        if r.node_down_after_ms < r.heartbeat_interval_ms {
+            return invalid("raft.node_down_after_ms must be at least raft.heartbeat_interval_ms".into());
         }
         if self.node_id >= MAX_NODE_ID || self.members.iter().any(|m| m.node_id >= MAX_NODE_ID) {
             return invalid(format!("node ids must be below {MAX_NODE_ID}"));

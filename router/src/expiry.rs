@@ -52,7 +52,7 @@ pub async fn run_expiry_ticker(router: std::sync::Arc<Router>, shutdown: Cancell
                 request_id,
                 command: Command::Tick,
             };
-            let reply = crate::leader::submit(&replica.raft, write, router.policy.attempt_timeout).await;
+            let reply = crate::leader::submit(&replica, write, router.policy.attempt_timeout).await;
             if !matches!(reply, LeaderReply::Done(_)) {
                 tracing::debug!(group = replica.group_id, ?reply, "expiry tick not applied");
             }

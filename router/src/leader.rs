@@ -18,7 +18,14 @@ fn leader_now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-pub(crate) async fn submit(raft: &Raft, write: ForwardedWrite, timeout: Duration) -> LeaderReply<Response> {
+pub(crate) async fn submit(
+    replica: &GroupReplica,
+    write: ForwardedWrite,
+    timeout: Duration,
+) -> LeaderReply<Response> {
+    // A parked group needs its timers for replication retries and leases.
+    replica.wake();
+    let raft = &replica.raft;
     let request = Request {
         request_id: write.request_id,
         now_ms: leader_now_ms(),
@@ -50,6 +57,7 @@ pub(crate) async fn submit(raft: &Raft, write: ForwardedWrite, timeout: Duration
 }
 
 pub(crate) async fn query(replica: &GroupReplica, query: Query) -> LeaderReply<QueryResult> {
+    replica.wake();
     match replica.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
         Ok(_) => LeaderReply::Done(replica.state.query(&query)),
         Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(forward))) => LeaderReply::NotLeader {
@@ -64,6 +72,12 @@ pub(crate) async fn query(replica: &GroupReplica, query: Query) -> LeaderReply<Q
 /// A follower whose matched index is within this many entries of the
 /// leader's last log counts as caught up for a membership change.
 const CAUGHT_UP_LAG: u64 = 1_000;
+
+/// How long a membership change waits for enough voters to show progress.
+const QUORUM_CHECK_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a leader waits for its successor to take over before a removal.
+const HAND_OFF_WAIT: Duration = Duration::from_secs(10);
 
 /// How long adding a learner may take to catch it up (a snapshot included).
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
@@ -86,7 +100,7 @@ pub(crate) async fn manage(
             }
         }
         ManageOp::SetVoters { voters } => {
-            if let Err(refusal) = check_quorum(raft, &voters) {
+            if let Err(refusal) = check_quorum(raft, &voters).await {
                 return LeaderReply::Done(Err(refusal));
             }
             match tokio::time::timeout(
@@ -102,6 +116,29 @@ pub(crate) async fn manage(
                 }
                 Ok(result) => result.map(|_| ()),
             }
+        }
+        ManageOp::HandOffFrom { leaving, to } => {
+            if raft.metrics().borrow_watched().id != leaving {
+                return LeaderReply::Done(Ok(()));
+            }
+            if let Err(e) = raft.trigger().transfer_leader(to).await {
+                return LeaderReply::Unavailable {
+                    reason: e.to_string(),
+                };
+            }
+            let mut metrics = raft.metrics();
+            let deadline = tokio::time::Instant::now() + HAND_OFF_WAIT;
+            while metrics.borrow_watched().current_leader != Some(to) {
+                if !matches!(
+                    tokio::time::timeout_at(deadline, metrics.changed()).await,
+                    Ok(Ok(()))
+                ) {
+                    return LeaderReply::Unavailable {
+                        reason: format!("replica {to} did not take over within {HAND_OFF_WAIT:?}"),
+                    };
+                }
+            }
+            return LeaderReply::Done(Ok(()));
         }
         ManageOp::TransferLeader { to } => {
             let leads = raft.metrics().borrow_watched().state == openraft::ServerState::Leader;
@@ -133,28 +170,41 @@ pub(crate) async fn manage(
 
 /// Refuses a voter set without a caught-up majority: committing the change
 /// would need replicas that are down or far behind, and the group would stall.
-fn check_quorum(raft: &Raft, voters: &std::collections::BTreeSet<u64>) -> Result<(), String> {
-    let metrics = raft.metrics().borrow_watched().clone();
-    let last = metrics.last_log_index.unwrap_or(0);
-    let me = metrics.id;
-    let up = voters
-        .iter()
-        .filter(|id| {
-            **id == me
-                || metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(*id))
-                    .and_then(|matched| matched.as_ref())
-                    .is_some_and(|matched| matched.index + CAUGHT_UP_LAG >= last)
-        })
-        .count();
-    let majority = voters.len() / 2 + 1;
-    if voters.is_empty() || up < majority {
-        return Err(format!(
-            "would lose quorum: only {up} of the {} new voters are caught up, {majority} are needed",
-            voters.len()
-        ));
+/// A leader elected a moment ago has not heard from its followers yet, so the
+/// check waits up to [`QUORUM_CHECK_WAIT`] for their progress to show.
+async fn check_quorum(raft: &Raft, voters: &std::collections::BTreeSet<u64>) -> Result<(), String> {
+    let mut watch = raft.metrics();
+    let deadline = tokio::time::Instant::now() + QUORUM_CHECK_WAIT;
+    loop {
+        let (up, majority) = {
+            let metrics = watch.borrow_watched();
+            let last = metrics.last_log_index.unwrap_or(0);
+            let me = metrics.id;
+            let up = voters
+                .iter()
+                .filter(|id| {
+                    **id == me
+                        || metrics
+                            .replication
+                            .as_ref()
+                            .and_then(|r| r.get(*id))
+                            .and_then(|matched| matched.as_ref())
+                            .is_some_and(|matched| matched.index + CAUGHT_UP_LAG >= last)
+                })
+                .count();
+            (up, voters.len() / 2 + 1)
+        };
+        if !voters.is_empty() && up >= majority {
+            return Ok(());
+        }
+        if !matches!(
+            tokio::time::timeout_at(deadline, watch.changed()).await,
+            Ok(Ok(()))
+        ) {
+            return Err(format!(
+                "would lose quorum: only {up} of the {} new voters are caught up, {majority} are needed",
+                voters.len()
+            ));
+        }
     }
-    Ok(())
 }

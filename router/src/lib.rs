@@ -255,7 +255,7 @@ impl Router {
                 async move {
                     let reply = match target {
                         Target::Local(replica) => {
-                            Ok(leader::submit(&replica.raft, write, self.policy.attempt_timeout).await)
+                            Ok(leader::submit(&replica, write, self.policy.attempt_timeout).await)
                         }
                         Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
                             Ok(mut peer) => peer.submit(group, &write, self.policy.attempt_timeout).await,
@@ -540,7 +540,7 @@ fn not_found(query: &Query) -> QueryResult {
 impl transport::booking_service::LeaderService for Router {
     async fn submit_as_leader(&self, group_id: u64, write: ForwardedWrite) -> LeaderReply<Response> {
         match self.groups.get(group_id) {
-            Some(replica) => leader::submit(&replica.raft, write, self.policy.attempt_timeout).await,
+            Some(replica) => leader::submit(&replica, write, self.policy.attempt_timeout).await,
             None => LeaderReply::Unavailable {
                 reason: format!("node {} has no replica of group {group_id}", self.node_id),
             },

@@ -156,6 +156,19 @@ pub async fn move_replica(
     let mut voters: BTreeSet<u64> = group.voters.keys().copied().collect();
     if let Some(old) = old {
         voters.remove(&old);
+        // A leader that votes itself out leaves the group leaderless until an
+        // election timeout; handing over first keeps bookings flowing.
+        if let Some(&successor) = voters.iter().next() {
+            manage(
+                router,
+                group_id,
+                ManageOp::HandOffFrom {
+                    leaving: old,
+                    to: successor,
+                },
+            )
+            .await?;
+        }
     }
     voters.insert(replica_id);
     manage(router, group_id, ManageOp::SetVoters { voters }).await?;

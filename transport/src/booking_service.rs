@@ -41,6 +41,9 @@ pub enum ManageOp {
     SetVoters { voters: BTreeSet<u64> },
     /// Hands leadership to `to`.
     TransferLeader { to: u64 },
+    /// If `leaving` leads, hands leadership to `to` and waits for it to take
+    /// over; otherwise does nothing.
+    HandOffFrom { leaving: u64, to: u64 },
 }
 
 /// A leader's definitive answer to a [`ManageOp`]: done, or refused and why.

@@ -16,6 +16,7 @@ pub mod booking_service;
 pub mod channels;
 pub mod codec;
 pub mod network;
+pub mod quiescence;
 pub mod raft_service;
 
 /// Generated protobuf and tonic code.

@@ -14,7 +14,8 @@ use openraft::RaftNetworkV2;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use raft_store::{NodeAddr, SnapshotFile, TypeConfig, Vote};
 use serde::{Serialize, de::DeserializeOwned};
@@ -173,6 +174,17 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     ) -> RpcResult<VoteResponse<TypeConfig>> {
         self.unary(RPCTypes::Vote, &option, &rpc, |mut c, e| async move {
             c.pre_vote(e).await
+        })
+        .await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<TransferLeaderResponse<TypeConfig>> {
+        self.unary(RPCTypes::TransferLeader, &option, &req, |mut c, e| async move {
+            c.transfer_leader(e).await
         })
         .await
     }

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use raft_store::types::{Snapshot, SnapshotMeta};
 use raft_store::{Raft, SharedState, SnapshotFile, TypeConfig, Vote};
 use tokio::io::AsyncWriteExt;
@@ -27,6 +28,47 @@ pub struct GroupReplica {
     pub state: SharedState,
     /// Where incoming snapshot files are written before installation.
     pub snapshot_dir: PathBuf,
+    /// Whether this replica's timers are parked (see [`crate::quiescence`]).
+    pub quiet: Arc<AtomicBool>,
+}
+
+impl GroupReplica {
+    /// `parked`: the Raft instance was built with its ticker disabled.
+    pub fn new(
+        group_id: u64,
+        replica_id: u64,
+        raft: Raft,
+        state: SharedState,
+        snapshot_dir: PathBuf,
+        parked: bool,
+    ) -> Self {
+        Self {
+            group_id,
+            replica_id,
+            raft,
+            state,
+            snapshot_dir,
+            quiet: Arc::new(AtomicBool::new(parked)),
+        }
+    }
+
+    /// Restarts the replica's timers if they were parked. Cheap when awake.
+    pub fn wake(&self) {
+        if self.quiet.swap(false, Ordering::AcqRel) {
+            self.raft.runtime_config().tick(true);
+            tracing::debug!(group = self.group_id, "replica woke");
+        }
+    }
+
+    /// Parks the replica's timers: no heartbeats, no election timeouts.
+    pub fn park(&self) {
+        self.quiet.store(true, Ordering::Release);
+        self.raft.runtime_config().tick(false);
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet.load(Ordering::Acquire)
+    }
 }
 
 /// The replicas this node hosts, by group id.
@@ -125,13 +167,23 @@ impl RaftRpc for RaftService {
         let envelope = request.into_inner();
         let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&envelope.payload)?;
-        Ok(reply(envelope.group_id, replica.raft.append_entries(rpc).await))
+        // A bare heartbeat keeps a parked follower parked; new entries mean
+        // the group is busy again. Wake after the append, so that the lease
+        // the append renews is in place before the first election tick.
+        let carries_entries = !rpc.entries.is_empty();
+        let result = replica.raft.append_entries(rpc).await;
+        if carries_entries {
+            replica.wake();
+        }
+        Ok(reply(envelope.group_id, result))
     }
 
     async fn vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
         let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
         let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
+        // Someone is electing: this replica must take part with live timers.
+        replica.wake();
         Ok(reply(envelope.group_id, replica.raft.vote(rpc).await))
     }
 
@@ -139,6 +191,7 @@ impl RaftRpc for RaftService {
         let envelope = request.into_inner();
         let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
         let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
+        replica.wake();
         Ok(reply(envelope.group_id, replica.raft.pre_vote(rpc).await))
     }
 
@@ -177,7 +230,36 @@ impl RaftRpc for RaftService {
             snapshot: SnapshotFile { path: path.clone() },
         };
         let result = replica.raft.install_full_snapshot(vote, snapshot).await;
+        replica.wake();
         Ok(reply(group_id, result))
+    }
+
+    async fn transfer_leader(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let rpc: TransferLeaderRequest<TypeConfig> = decode(&envelope.payload)?;
+        // The new leader needs its timers for heartbeats.
+        replica.wake();
+        Ok(reply(
+            envelope.group_id,
+            replica.raft.handle_transfer_leader(rpc).await,
+        ))
+    }
+
+    async fn quiesce(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let ask: crate::quiescence::QuiesceRequest = decode(&envelope.payload)?;
+        let parked = crate::quiescence::park_follower(&replica, &ask);
+        Ok(reply::<bool, String>(envelope.group_id, Ok(parked)))
+    }
+
+    async fn ping(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        Ok(reply::<u64, String>(
+            envelope.group_id,
+            Ok(self.groups.len() as u64),
+        ))
     }
 }
 

@@ -1,0 +1,112 @@
+//! Node liveness and group quiescence: the two loops that let idle groups
+//! park their timers without losing failover (see `transport::quiescence`).
+//!
+//! The liveness loop pings every other node in the cluster map once per
+//! interval (one call per peer for all groups together). A peer that has not
+//! answered for `down_after` counts as down, and every parked follower whose
+//! leader lives there is woken so that its election timer can run. The
+//! quiescer loop parks the leaders (and their followers) of groups that have
+//! been idle for `idle_after`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use booking::META_GROUP;
+use tokio_util::sync::CancellationToken;
+use transport::channels::ChannelPool;
+use transport::quiescence::{self, Quiescer};
+use transport::raft_service::Groups;
+
+/// How often peers are pinged and idle groups looked for.
+const INTERVAL: Duration = Duration::from_millis(500);
+
+/// Parked replicas without a leader woken per interval (see
+/// `transport::quiescence::wake_leaderless`).
+const WAKE_PER_INTERVAL: usize = 64;
+
+/// Pings peers until `shutdown`; wakes parked followers of peers that went quiet.
+pub async fn run_liveness(
+    node_id: u64,
+    groups: Groups,
+    pool: ChannelPool,
+    down_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last_ok: HashMap<u64, Instant> = HashMap::new();
+    let mut down: HashMap<u64, bool> = HashMap::new();
+    let mut interval = tokio::time::interval(INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let woken = quiescence::wake_leaderless(&groups, WAKE_PER_INTERVAL);
+        if woken > 0 {
+            tracing::debug!(woken, "woke leaderless replicas to elect");
+        }
+        let Some(meta) = groups.get(META_GROUP) else {
+            continue;
+        };
+        let peers: Vec<(u64, String)> = meta
+            .state
+            .read()
+            .cluster_map()
+            .nodes
+            .iter()
+            .filter(|(id, _)| **id != node_id)
+            .map(|(id, n)| (*id, n.grpc_addr.clone()))
+            .collect();
+        let answers = futures::future::join_all(
+            peers
+                .iter()
+                .map(|(_, addr)| quiescence::ping(&pool, addr, down_after)),
+        )
+        .await;
+        let now = Instant::now();
+        for ((peer, _), alive) in peers.iter().zip(answers) {
+            let seen = *last_ok.entry(*peer).or_insert(now);
+            if alive {
+                last_ok.insert(*peer, now);
+                if down.insert(*peer, false) == Some(true) {
+                    tracing::info!(peer, "node answers again");
+                }
+                continue;
+            }
+            if now.duration_since(seen) < down_after {
+                continue;
+            }
+            if down.insert(*peer, true) != Some(true) {
+                tracing::warn!(peer, "node stopped answering");
+            }
+            // Every interval while it is down: a follower parked meanwhile
+            // (it cannot be, but a replica started meanwhile could follow it).
+            let woken = quiescence::wake_followers_of(&groups, *peer);
+            if woken > 0 {
+                tracing::info!(peer, woken, "woke parked followers of a silent node");
+            }
+        }
+    }
+}
+
+/// Parks idle groups this node leads, until `shutdown`.
+pub async fn run_quiescer(
+    groups: Groups,
+    pool: ChannelPool,
+    idle_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut quiescer = Quiescer::new(groups, pool, idle_after);
+    let mut interval = tokio::time::interval(INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let parked = quiescer.pass().await;
+        if parked > 0 {
+            tracing::debug!(parked, "idle groups parked");
+        }
+    }
+}

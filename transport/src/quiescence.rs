@@ -1,0 +1,266 @@
+//! Quiet groups: an idle Raft group parks its timers, traffic or a dead node wakes it.
+//!
+//! Every openraft group ticks on its own: its leader heartbeats each follower
+//! and each follower watches an election timer. A thousand idle groups per node
+//! would spend whole cores on heartbeats that say nothing. So a leader whose
+//! group has been idle for a while (no new entries, every replica holding the
+//! whole log, everything committed) parks its own timers first, then asks each
+//! follower to park too. A follower parks only if it follows that leader in
+//! that term and holds exactly the leader's log; if any follower does not, the
+//! leader wakes again and stays awake.
+//!
+//! Data replicas also *start* parked, and node liveness wakes those that know
+//! no leader a few dozen at a time, so a node (re)starting a thousand groups
+//! holds its elections in waves rather than all at once.
+//!
+//! A parked replica still answers every message; only its timers stop. It wakes
+//! on new entries, on any vote request (someone is electing) and on a snapshot;
+//! a parked leader wakes on any client request (`router`). A bare heartbeat does
+//! not wake a parked follower, so a late heartbeat cannot undo the parking.
+//!
+//! Parking trades nothing in safety: terms, votes and commits are untouched,
+//! and reads still confirm leadership with a quorum. What it needs in exchange
+//! is liveness from elsewhere: node liveness (`node/src/liveness.rs`) pings
+//! every peer node once per interval for all groups together, and when a peer
+//! stops answering, every parked follower whose leader lives there wakes, so
+//! its election timer runs and a new leader is elected as usual.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use serde::{Deserialize, Serialize};
+
+use crate::MAX_MESSAGE_BYTES;
+use crate::channels::ChannelPool;
+use crate::codec::{decode, encode};
+use crate::proto::Envelope;
+use crate::proto::raft_client::RaftClient;
+use crate::raft_service::{GroupReplica, Groups};
+
+/// How long a leader waits for a follower's answer to a parking request.
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A leader's request that a follower park its timers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuiesceRequest {
+    /// The leader's replica id.
+    pub leader: u64,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+}
+
+/// Follower side: parks if this replica follows `ask.leader` in `ask.term`
+/// and has exactly the leader's log, all of it applied.
+pub fn park_follower(replica: &GroupReplica, ask: &QuiesceRequest) -> bool {
+    let agrees = {
+        let watch = replica.raft.metrics();
+        let m = watch.borrow_watched();
+        m.state == ServerState::Follower
+            && m.current_leader == Some(ask.leader)
+            && m.current_term == ask.term
+            && m.last_log_index == ask.last_log_index
+            && m.last_applied.as_ref().map(|id| id.index) == ask.last_log_index
+    };
+    if agrees {
+        replica.park();
+    }
+    agrees
+}
+
+/// Leader side: parks the local leaders of groups idle for `idle_after`.
+pub struct Quiescer {
+    groups: Groups,
+    pool: ChannelPool,
+    idle_after: Duration,
+    /// Per group: the last log index seen and since when it has not moved.
+    seen: HashMap<u64, (Option<u64>, Instant)>,
+}
+
+impl Quiescer {
+    pub fn new(groups: Groups, pool: ChannelPool, idle_after: Duration) -> Self {
+        Self {
+            groups,
+            pool,
+            idle_after,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// One pass over every local replica. Returns how many groups it parked.
+    pub async fn pass(&mut self) -> usize {
+        let now = Instant::now();
+        let replicas = self.groups.list();
+        self.seen
+            .retain(|group, _| replicas.iter().any(|r| r.group_id == *group));
+        let mut parked = 0;
+        for replica in replicas {
+            if replica.is_quiet() {
+                continue;
+            }
+            let Some(ask) = self.ready_to_park(&replica, now) else {
+                continue;
+            };
+            let followers = followers(&replica);
+            // Park first: no heartbeat of ours may follow a follower's parking.
+            replica.park();
+            let answers = join_all(
+                followers
+                    .iter()
+                    .map(|(id, addr)| ask_to_park(&self.pool, addr, replica.group_id, *id, &ask)),
+            )
+            .await;
+            if answers.iter().all(|parked| *parked) {
+                parked += 1;
+            } else {
+                replica.wake();
+                self.seen.insert(replica.group_id, (ask.last_log_index, now));
+            }
+        }
+        parked
+    }
+
+    /// The request to send if `replica` leads an idle, fully replicated group.
+    fn ready_to_park(&mut self, replica: &GroupReplica, now: Instant) -> Option<QuiesceRequest> {
+        let watch = replica.raft.metrics();
+        let m = watch.borrow_watched();
+        if m.state != ServerState::Leader {
+            self.seen.remove(&replica.group_id);
+            return None;
+        }
+        let last = m.last_log_index;
+        let entry = self.seen.entry(replica.group_id).or_insert((last, now));
+        if entry.0 != last {
+            *entry = (last, now);
+            return None;
+        }
+        if now.duration_since(entry.1) < self.idle_after {
+            return None;
+        }
+        let committed = m.cluster_committed.as_ref().map(|id| id.index);
+        let applied = m.last_applied.as_ref().map(|id| id.index);
+        if committed != last || applied != last {
+            return None;
+        }
+        let replication = m.replication.as_ref()?;
+        let all_matched = replication
+            .iter()
+            .filter(|(id, _)| **id != m.id)
+            .all(|(_, matched)| matched.as_ref().map(|id| id.index) == last);
+        if !all_matched {
+            return None;
+        }
+        Some(QuiesceRequest {
+            leader: m.id,
+            term: m.current_term,
+            last_log_index: last,
+        })
+    }
+}
+
+/// Every other member of `replica`'s group with its gRPC address.
+fn followers(replica: &GroupReplica) -> Vec<(u64, String)> {
+    let watch = replica.raft.metrics();
+    let m = watch.borrow_watched();
+    m.membership_config
+        .membership()
+        .nodes()
+        .filter(|(id, _)| **id != replica.replica_id)
+        .map(|(id, node)| (*id, node.grpc_addr.clone()))
+        .collect()
+}
+
+fn client(pool: &ChannelPool, addr: &str) -> Option<RaftClient<tonic::transport::Channel>> {
+    let channel = pool.get(addr).ok()?;
+    Some(
+        RaftClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
+async fn ask_to_park(
+    pool: &ChannelPool,
+    addr: &str,
+    group_id: u64,
+    target: u64,
+    ask: &QuiesceRequest,
+) -> bool {
+    let Some(mut client) = client(pool, addr) else {
+        return false;
+    };
+    let envelope = Envelope {
+        group_id,
+        payload: encode(ask),
+        target_replica: target,
+    };
+    match tokio::time::timeout(ASK_TIMEOUT, client.quiesce(envelope)).await {
+        Ok(Ok(reply)) => matches!(
+            decode::<Result<bool, String>>(&reply.into_inner().payload),
+            Ok(Ok(true))
+        ),
+        _ => false,
+    }
+}
+
+/// Node liveness: whether the node at `addr` answers a ping within `timeout`.
+pub async fn ping(pool: &ChannelPool, addr: &str, timeout: Duration) -> bool {
+    let Some(mut client) = client(pool, addr) else {
+        return false;
+    };
+    let envelope = Envelope {
+        group_id: 0,
+        payload: Vec::new(),
+        target_replica: 0,
+    };
+    matches!(
+        tokio::time::timeout(timeout, client.ping(envelope)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Wakes every parked follower whose leader lives on `node`, so that its
+/// election timer runs again. Returns how many woke.
+pub fn wake_followers_of(groups: &Groups, node: u64) -> usize {
+    let mut woken = 0;
+    for replica in groups.list() {
+        if !replica.is_quiet() {
+            continue;
+        }
+        let leader_node = {
+            let watch = replica.raft.metrics();
+            let m = watch.borrow_watched();
+            m.current_leader.and_then(|leader| {
+                m.membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .map(|n| n.node_id)
+            })
+        };
+        if leader_node == Some(node) {
+            replica.wake();
+            woken += 1;
+        }
+    }
+    woken
+}
+
+/// Wakes at most `limit` parked replicas that know no leader, lowest group
+/// first, so that their election timers run. Data replicas start parked (a
+/// node starting a thousand of them must not hold a thousand elections at
+/// once); this lets them elect in waves. Returns how many woke.
+pub fn wake_leaderless(groups: &Groups, limit: usize) -> usize {
+    let mut woken = 0;
+    for replica in groups.list() {
+        if woken == limit {
+            break;
+        }
+        if replica.is_quiet() && replica.raft.metrics().borrow_watched().current_leader.is_none() {
+            replica.wake();
+            woken += 1;
+        }
+    }
+    woken
+}
