@@ -139,6 +139,9 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(body)
 }
 
+/// Reads one per-group gauge from a replica's Raft metrics.
+type MetricReader = fn(&openraft::RaftMetrics<raft_store::TypeConfig>) -> u64;
+
 /// Prometheus text exposition of this node's Raft and storage counters.
 pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
     use std::fmt::Write;
@@ -196,11 +199,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
         wal.sync_micros.load(Relaxed),
     );
     // Per-group gauges, labelled by group.
-    let per_group: [(
-        &str,
-        &str,
-        fn(&openraft::RaftMetrics<raft_store::TypeConfig>) -> u64,
-    ); 4] = [
+    let per_group: [(&str, &str, MetricReader); 4] = [
         ("boxoffice_raft_term", "Current Raft term.", |m| m.current_term),
         (
             "boxoffice_raft_is_leader",

@@ -89,7 +89,7 @@ async fn scenario() -> anyhow::Result<()> {
                     via,
                     event,
                     "router",
-                    &[seat.clone()],
+                    std::slice::from_ref(&seat),
                     &format!("route-{event}-{via}"),
                 )
                 .await?;
