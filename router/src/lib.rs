@@ -324,13 +324,7 @@ impl Router {
                     };
                     // Every operation is idempotent in its target state, so an
                     // unanswered one is simply tried again.
-                    match self.interpret(group, reply) {
-                        Attempt::Retry { reason, .. } => Attempt::Retry {
-                            uncertain: false,
-                            reason,
-                        },
-                        done => done,
-                    }
+                    self.interpret_idempotent(group, reply)
                 }
             })
             .await;
@@ -357,13 +351,7 @@ impl Router {
                         },
                     };
                     // A read has no effect, so an unanswered one is simply retried.
-                    match self.interpret(group, reply) {
-                        Attempt::Retry { reason, .. } => Attempt::Retry {
-                            uncertain: false,
-                            reason,
-                        },
-                        done => done,
-                    }
+                    self.interpret_idempotent(group, reply)
                 }
             })
             .await;
@@ -400,6 +388,22 @@ impl Router {
                 uncertain: true,
                 reason,
             },
+        }
+    }
+
+    /// Like [`Router::interpret`] for requests that may run twice without
+    /// harm (reads, membership steps): no attempt makes the outcome unknown.
+    fn interpret_idempotent<T>(
+        &self,
+        group: GroupId,
+        reply: Result<LeaderReply<T>, PeerError>,
+    ) -> Attempt<T> {
+        match self.interpret(group, reply) {
+            Attempt::Retry { reason, .. } => Attempt::Retry {
+                uncertain: false,
+                reason,
+            },
+            done => done,
         }
     }
 
