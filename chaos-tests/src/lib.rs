@@ -102,12 +102,24 @@ impl TestCluster {
         layout: ClusterLayout,
         ready_within: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_in_regions(nodes, raft, layout, &[], ready_within).await
+    }
+
+    /// Like [`TestCluster::start_with_layout`] with node `i + 1` in region
+    /// `regions[i % regions.len()]` (none: all in one region).
+    pub async fn start_in_regions(
+        nodes: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[region_config::RegionId],
+        ready_within: Duration,
+    ) -> anyhow::Result<Self> {
         let binary = find_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("boxoffice-chaos-")
             .tempdir()
             .context("cannot create the test directory")?;
-        let cluster = LocalCluster::start_with_layout(&binary, dir.path(), nodes, raft, layout)?;
+        let cluster = LocalCluster::start_in_regions(&binary, dir.path(), nodes, raft, layout, regions)?;
         let client = ApiClient::for_cluster(&cluster)?;
         let mut test = Self {
             cluster,

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use region_config::{ClusterLayout, RaftTuning};
+use region_config::{ClusterLayout, RaftTuning, RegionId};
 use serde_json::json;
 
 use crate::launcher::{self, LocalCluster};
@@ -42,6 +42,10 @@ pub struct DemoOptions {
     /// A busy port is replaced by an ephemeral one.
     #[arg(long, default_value_t = 8081)]
     pub base_http_port: u16,
+    /// Regions, comma separated; node i is in the i-th (round robin). Each region
+    /// gets its own data groups, led from inside it.
+    #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east,ap-south")]
+    pub regions: Vec<String>,
 }
 
 /// Runs the demo until Ctrl-C or SIGTERM. `binary` is the `boxoffice` executable to
@@ -53,9 +57,14 @@ pub async fn run(opts: DemoOptions, binary: PathBuf) -> anyhow::Result<()> {
     let base_dir = launcher::prepare_base_dir(&opts.base_dir)?;
     let base_grpc = opts.base_http_port.saturating_add(GRPC_PORT_OFFSET);
     let addrs = launcher::preferred_addrs(opts.nodes, opts.base_http_port, base_grpc)?;
+    let regions = opts
+        .regions
+        .iter()
+        .map(|r| RegionId::new(r))
+        .collect::<Result<Vec<_>, _>>()?;
     let layout = ClusterLayout::default();
     let mut cluster =
-        LocalCluster::start_with_addrs(&binary, &base_dir, addrs, RaftTuning::default(), layout)?;
+        LocalCluster::start_with_addrs(&binary, &base_dir, addrs, RaftTuning::default(), layout, &regions)?;
     eprintln!("starting {} nodes; logs in {}", opts.nodes, base_dir.display());
 
     let outcome = serve_until_signal(&mut cluster).await;

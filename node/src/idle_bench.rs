@@ -61,7 +61,8 @@ pub async fn run(opts: IdleBenchOptions, binary: PathBuf) -> anyhow::Result<()> 
             replication: 3,
         };
         let addrs = launcher::ephemeral_addrs(3)?;
-        let mut cluster = LocalCluster::start_with_addrs(&binary, &base_dir, addrs, raft.clone(), layout)?;
+        let mut cluster =
+            LocalCluster::start_with_addrs(&binary, &base_dir, addrs, raft.clone(), layout, &[])?;
         let started = Instant::now();
         let ready = cluster.wait_ready(Duration::from_secs(300)).await;
         let outcome = match ready {

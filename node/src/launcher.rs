@@ -279,7 +279,7 @@ impl LocalCluster {
             groups_per_region: 1,
             ..ClusterLayout::default()
         };
-        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout)
+        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout, &[])
     }
 
     /// Like [`LocalCluster::start`] with another data-group layout.
@@ -290,17 +290,32 @@ impl LocalCluster {
         raft: RaftTuning,
         layout: ClusterLayout,
     ) -> anyhow::Result<Self> {
-        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout)
+        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout, &[])
+    }
+
+    /// Like [`LocalCluster::start_with_layout`] with node `i + 1` in region
+    /// `regions[i % regions.len()]`.
+    pub fn start_in_regions(
+        binary: &Path,
+        base_dir: &Path,
+        n: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[RegionId],
+    ) -> anyhow::Result<Self> {
+        Self::start_with_addrs(binary, base_dir, ephemeral_addrs(n)?, raft, layout, regions)
     }
 
     /// Like [`LocalCluster::start`] with chosen addresses (node `i + 1` gets
-    /// `addrs[i]`) and data-group layout.
+    /// `addrs[i]`), data-group layout and regions (node `i + 1` is in
+    /// `regions[i % regions.len()]`; none: all in region `local`).
     pub fn start_with_addrs(
         binary: &Path,
         base_dir: &Path,
         addrs: Vec<NodeAddrs>,
         raft: RaftTuning,
         layout: ClusterLayout,
+        regions: &[RegionId],
     ) -> anyhow::Result<Self> {
         ensure!(!addrs.is_empty(), "a cluster needs at least one node");
         ensure!(
@@ -312,12 +327,14 @@ impl LocalCluster {
         let base_dir = fs::canonicalize(base_dir)?;
         File::create(base_dir.join(MARKER_FILE)).context("cannot write the launcher marker file")?;
 
-        let region = RegionId::new(LOCAL_REGION)?;
+        let local = [RegionId::new(LOCAL_REGION)?];
+        let regions = if regions.is_empty() { &local[..] } else { regions };
         let members: Vec<MemberConfig> = (1..)
             .zip(&addrs)
-            .map(|(node_id, addrs)| MemberConfig {
+            .enumerate()
+            .map(|(i, (node_id, addrs))| MemberConfig {
                 node_id,
-                region: region.clone(),
+                region: regions[i % regions.len()].clone(),
                 grpc_addr: addrs.grpc,
                 http_addr: addrs.http,
             })
@@ -336,7 +353,7 @@ impl LocalCluster {
             fs::create_dir_all(&data_dir)?;
             let config = NodeConfig {
                 node_id: id,
-                region: region.clone(),
+                region: member.region.clone(),
                 data_dir,
                 http_addr: member.http_addr,
                 grpc_addr: member.grpc_addr,

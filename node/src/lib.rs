@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod bench;
 pub mod demo;
+pub mod home_leaders;
 pub mod idle_bench;
 pub mod launcher;
 pub mod liveness;

@@ -147,6 +147,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         Duration::from_millis(config.raft.node_down_after_ms),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::home_leaders::run(
+        groups.clone(),
+        config.region.to_string(),
+        shutdown.clone(),
+    ));
     if config.raft.quiesce_after_ms > 0 {
         tasks.spawn(crate::liveness::run_quiescer(
             groups.clone(),
