@@ -240,7 +240,7 @@ fn print_status(status: &Value) {
     for node in status["nodes"].as_array().into_iter().flatten() {
         println!(
             "{:<5} {:<13} {:<28} {}",
-            node["node_id"],
+            node["node_id"].to_string(),
             node["region"].as_str().unwrap_or("?"),
             node["http"].as_str().unwrap_or("?"),
             node["reachable"]
@@ -264,7 +264,7 @@ fn print_status(status: &Value) {
         };
         println!(
             "{:<6} {:<13} {:<7} {:<7} {:<5} {:<8} {:<8} {}",
-            group["group_id"],
+            group["group_id"].to_string(),
             group["home_region"].as_str().unwrap_or("?"),
             dash(&group["events"]),
             dash(&group["leader_node"]),
