@@ -35,12 +35,30 @@ pub struct WalStats {
     pub sync_micros: AtomicU64,
 }
 
-/// Handle to the WAL sync thread. Dropping every handle stops the thread after
-/// it has completed the callbacks it holds.
+/// Handle to the WAL sync thread. Dropping the last handle stops the thread
+/// after it has completed the callbacks it holds, and waits for it: the
+/// thread owns a reference to the database, which must be closed before the
+/// process exits (RocksDB aborts if it is torn down while a thread still
+/// closes a database).
 #[derive(Clone)]
 pub struct Flusher {
-    tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+    inner: Arc<Inner>,
     stats: Arc<WalStats>,
+}
+
+struct Inner {
+    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; then wait for it.
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Flusher {
@@ -48,7 +66,7 @@ impl Flusher {
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let stats = Arc::new(WalStats::default());
         let thread_stats = stats.clone();
-        thread::Builder::new().name("wal-sync".into()).spawn(move || {
+        let thread = thread::Builder::new().name("wal-sync".into()).spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut waiting = vec![first];
                 waiting.extend(rx.try_iter());
@@ -69,7 +87,13 @@ impl Flusher {
                 }
             }
         })?;
-        Ok(Self { tx, stats })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+            stats,
+        })
     }
 
     pub fn stats(&self) -> &Arc<WalStats> {
@@ -78,7 +102,12 @@ impl Flusher {
 
     /// Reports `callback` as flushed after the next WAL sync.
     pub fn sync_then(&self, callback: IOFlushed<TypeConfig>) {
-        if let Err(mpsc::SendError(callback)) = self.tx.send(callback) {
+        let tx = self
+            .inner
+            .tx
+            .as_ref()
+            .expect("the sender lives until the last handle drops");
+        if let Err(mpsc::SendError(callback)) = tx.send(callback) {
             // The thread is gone only if it panicked: never report success then.
             callback.io_completed(Err(io::Error::other("WAL sync thread stopped")));
         }
