@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use chaos_tests::checks::{self, ConfirmedOrder};
-use chaos_tests::{Consistency, TestCluster, expect_ok, grid_event};
+use chaos_tests::{Consistency, TestCluster, eventually, expect_ok, grid_event};
 use region_config::{ClusterLayout, RaftTuning};
 use serde_json::json;
 
@@ -77,8 +77,16 @@ async fn scenario() -> anyhow::Result<()> {
             },
         ));
     }
-    let map_before = client.cluster(1).await?;
-    ensure!(map_before["events_placed"] == json!(EVENTS), "{map_before}");
+    // Node 1's copy of the map may trail the placements made through others.
+    let map_before = eventually(
+        "node 1 seeing every placement",
+        Duration::from_secs(10),
+        async || {
+            let map = client.cluster(1).await?;
+            Ok((map["events_placed"] == json!(EVENTS)).then_some(map))
+        },
+    )
+    .await?;
     let groups_used: std::collections::BTreeSet<u64> = map_before["groups"]
         .as_array()
         .context("groups")?
@@ -110,9 +118,17 @@ async fn scenario() -> anyhow::Result<()> {
             "node {node} sees a group without a leader"
         );
     }
-    let map_after = client.cluster(2).await?;
+    let map_after = eventually(
+        "node 2's map after the restart",
+        Duration::from_secs(10),
+        async || {
+            let map = client.cluster(2).await?;
+            Ok((map["map_epoch"] == map_before["map_epoch"]).then_some(map))
+        },
+    )
+    .await?;
     ensure!(
-        map_after["groups"] == map_before["groups"] && map_after["map_epoch"] == map_before["map_epoch"],
+        map_after["groups"] == map_before["groups"],
         "the cluster map changed across the restart"
     );
     for (i, (event, order)) in orders.iter().enumerate() {

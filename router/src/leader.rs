@@ -87,7 +87,19 @@ pub(crate) async fn manage(
     op: ManageOp,
     timeout: Duration,
 ) -> LeaderReply<ManageOutcome> {
+    replica.wake();
     let raft = &replica.raft;
+    // Only the leader may judge a change: a follower's view of replication is
+    // empty, so it would refuse every voter change as losing quorum.
+    {
+        let watch = raft.metrics();
+        let m = watch.borrow_watched();
+        if m.state != openraft::ServerState::Leader {
+            return LeaderReply::NotLeader {
+                leader_id: m.current_leader,
+            };
+        }
+    }
     let result = match op {
         ManageOp::AddLearner { replica_id, node } => {
             match tokio::time::timeout(LEARNER_CATCH_UP, raft.add_learner(replica_id, node, true)).await {
@@ -141,11 +153,6 @@ pub(crate) async fn manage(
             return LeaderReply::Done(Ok(()));
         }
         ManageOp::TransferLeader { to } => {
-            let leads = raft.metrics().borrow_watched().state == openraft::ServerState::Leader;
-            if !leads {
-                let leader_id = raft.metrics().borrow_watched().current_leader;
-                return LeaderReply::NotLeader { leader_id };
-            }
             return match raft.trigger().transfer_leader(to).await {
                 Ok(()) => LeaderReply::Done(Ok(())),
                 Err(e) => LeaderReply::Unavailable {
