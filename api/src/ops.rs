@@ -101,7 +101,19 @@ fn group_status(replica: &GroupReplica, with_members: bool) -> Value {
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     let router = &state.router;
     let replicas = router.groups().list();
-    let map = router.local_map().unwrap_or_default();
+    // (map initialised, epoch, replicas expected here), read in place: health
+    // is polled often and the map holds every placement.
+    let node_id = router.node_id();
+    let (initialised, epoch, expected) = router
+        .with_local_map(|map| {
+            let carried = map
+                .groups
+                .values()
+                .filter(|g| g.replica_on(node_id).is_some())
+                .count();
+            (map.is_initialised(), map.epoch(), carried + 1)
+        })
+        .unwrap_or((false, 0, 1));
     let mut body = match replicas.iter().find(|r| r.group_id == booking::META_GROUP) {
         Some(meta) => {
             let m = meta.raft.metrics().borrow_watched().clone();
@@ -118,18 +130,12 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
         }
         None => json!({ "node_id": router.node_id(), "state": "starting", "term": 0 }),
     };
-    let expected = map
-        .groups
-        .values()
-        .filter(|g| g.replica_on(router.node_id()).is_some())
-        .count()
-        + 1;
     let every_group_led = replicas
         .iter()
         .all(|r| r.raft.metrics().borrow_watched().current_leader.is_some());
     body["region"] = json!(router.region());
-    body["map_epoch"] = json!(map.epoch());
-    body["ready"] = json!(map.is_initialised() && replicas.len() == expected && every_group_led);
+    body["map_epoch"] = json!(epoch);
+    body["ready"] = json!(initialised && replicas.len() == expected && every_group_led);
     body["groups"] = json!(
         replicas
             .iter()
@@ -398,20 +404,23 @@ pub(crate) async fn transfer_leader(
     let target = if group_id == META_GROUP {
         // A node's metadata replica has the node's id.
         router
-            .local_map()
-            .filter(|m| m.nodes.contains_key(&body.to_node))
+            .with_local_map(|m| m.nodes.contains_key(&body.to_node))
+            .filter(|known| *known)
             .map(|_| body.to_node)
     } else {
-        let map = router.local_map().unwrap_or_default();
-        let group = map
-            .groups
-            .get(&group_id)
-            .ok_or_else(|| Problem::from(booking::Rejection::UnknownGroup { group_id }))?;
-        group
-            .voters
-            .iter()
-            .find(|(_, n)| **n == body.to_node)
-            .map(|(r, _)| *r)
+        let voter = router.with_local_map(|map| {
+            let group = map.groups.get(&group_id)?;
+            Some(
+                group
+                    .voters
+                    .iter()
+                    .find(|(_, n)| **n == body.to_node)
+                    .map(|(r, _)| *r),
+            )
+        });
+        voter
+            .flatten()
+            .ok_or_else(|| Problem::from(booking::Rejection::UnknownGroup { group_id }))?
     };
     let target = target.ok_or_else(|| {
         Problem::invalid(format!(

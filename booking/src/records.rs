@@ -59,6 +59,15 @@ pub enum RecordKey {
 }
 
 impl RecordKey {
+    /// Whether this key belongs to the cluster map (`cluster_map`), which
+    /// only the metadata group writes.
+    pub fn is_cluster_map(&self) -> bool {
+        matches!(
+            self,
+            RecordKey::MapMeta | RecordKey::MapNode(_) | RecordKey::MapGroup(_) | RecordKey::Placement(_)
+        )
+    }
+
     /// The event a record belongs to, if any.
     pub fn event_id(&self) -> Option<EventId> {
         match self {

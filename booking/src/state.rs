@@ -293,9 +293,7 @@ impl BookingState {
         match key {
             RecordKey::Clock => (self.clock > 0).then_some(Record::Clock(self.clock)),
             RecordKey::Request(request_id) => self.requests.get(request_id).cloned().map(Record::Request),
-            RecordKey::MapMeta | RecordKey::MapNode(_) | RecordKey::MapGroup(_) | RecordKey::Placement(_) => {
-                self.map.record(key)
-            }
+            key if key.is_cluster_map() => self.map.record(key),
             other => {
                 let event_id = other.event_id().expect("every other key belongs to an event");
                 self.events.get(&event_id)?.record(key)
@@ -368,13 +366,7 @@ impl BookingState {
                     }
                     state.requests.insert(request_id.clone(), record);
                 }
-                (
-                    RecordKey::MapMeta
-                    | RecordKey::MapNode(_)
-                    | RecordKey::MapGroup(_)
-                    | RecordKey::Placement(_),
-                    record,
-                ) => {
+                (map_key, record) if map_key.is_cluster_map() => {
                     if !state.map.load(&key, record).map_err(invalid)? {
                         return Err(LoadError::WrongKind { key });
                     }

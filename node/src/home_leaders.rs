@@ -15,6 +15,8 @@ use booking::META_GROUP;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use tokio_util::sync::CancellationToken;
+
+use crate::periodic::Periodic;
 use transport::raft_service::Groups;
 
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -23,13 +25,8 @@ const INTERVAL: Duration = Duration::from_secs(2);
 const CAUGHT_UP_LAG: u64 = 100;
 
 pub async fn run(groups: Groups, region: String, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
+    let mut clock = Periodic::new(INTERVAL, &shutdown);
+    while clock.next().await {
         for (replica, target) in handoffs(&groups, &region) {
             replica.wake();
             match replica.raft.trigger().transfer_leader(target).await {

@@ -8,5 +8,6 @@ pub mod home_leaders;
 pub mod idle_bench;
 pub mod launcher;
 pub mod liveness;
+pub mod periodic;
 pub mod replicas;
 pub mod server;

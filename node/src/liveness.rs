@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use booking::META_GROUP;
 use tokio_util::sync::CancellationToken;
+
+use crate::periodic::Periodic;
 use transport::channels::ChannelPool;
 use transport::quiescence::{self, Quiescer};
 use transport::raft_service::Groups;
@@ -34,13 +36,8 @@ pub async fn run_liveness(
 ) {
     let mut last_ok: HashMap<u64, Instant> = HashMap::new();
     let mut down: HashMap<u64, bool> = HashMap::new();
-    let mut interval = tokio::time::interval(INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
+    let mut clock = Periodic::new(INTERVAL, &shutdown);
+    while clock.next().await {
         let woken = quiescence::wake_leaderless(&groups, WAKE_PER_INTERVAL);
         if woken > 0 {
             tracing::debug!(woken, "woke leaderless replicas to elect");
@@ -97,13 +94,8 @@ pub async fn run_quiescer(
     shutdown: CancellationToken,
 ) {
     let mut quiescer = Quiescer::new(groups, pool, idle_after);
-    let mut interval = tokio::time::interval(INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
+    let mut clock = Periodic::new(INTERVAL, &shutdown);
+    while clock.next().await {
         let parked = quiescer.pass().await;
         if parked > 0 {
             tracing::debug!(parked, "idle groups parked");

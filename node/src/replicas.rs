@@ -178,13 +178,13 @@ impl ReplicaManager {
 
     /// Reconciles whenever the metadata group applies a new map epoch, until
     /// `shutdown`. A failure is logged and retried on the next check.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// `reconciled_epoch`: the epoch the caller has already reconciled, if any.
+    pub async fn run(self, mut reconciled_epoch: Option<u64>, shutdown: CancellationToken) {
         let Some(meta) = self.groups.get(META_GROUP) else {
             tracing::error!("no metadata replica: replicas cannot follow the cluster map");
             return;
         };
         let mut applied = meta.raft.metrics();
-        let mut reconciled_epoch = None;
         loop {
             let epoch = meta.state.read().cluster_map().epoch();
             if reconciled_epoch != Some(epoch) {

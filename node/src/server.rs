@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use booking::{Command, MapCommand, NodeInfo, Rejection, RequestId, Success};
+use booking::{ClusterMap, Command, MapCommand, NodeInfo, Rejection, RequestId, Success};
 use openraft::{Config, SnapshotPolicy};
 use raft_store::{NodeAddr, Raft};
 use region_config::{MemberConfig, NodeConfig};
@@ -138,7 +138,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         bootstrap(&meta.raft, &config).await?;
         tasks.spawn(initialise_map(router.clone(), config.clone(), shutdown.clone()));
     }
-    tasks.spawn(replicas.clone().run(shutdown.clone()));
+    tasks.spawn(replicas.clone().run(Some(stored_map.epoch()), shutdown.clone()));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
     tasks.spawn(crate::liveness::run_liveness(
         node_id,
@@ -238,7 +238,7 @@ async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: Cance
     });
     let request_id = RequestId::new("cluster-map-initialise").expect("a valid id");
     loop {
-        if router.local_map().is_some_and(|m| m.is_initialised()) {
+        if router.with_local_map(ClusterMap::is_initialised) == Some(true) {
             return;
         }
         match router.submit(request_id.clone(), command.clone()).await {

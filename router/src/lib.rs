@@ -131,18 +131,24 @@ impl Router {
         &self.groups
     }
 
-    /// This node's copy of the cluster map (possibly behind the metadata leader).
+    /// This node's copy of the cluster map (possibly behind the metadata
+    /// leader), cloned: for callers that keep it. Prefer [`Router::with_local_map`].
     pub fn local_map(&self) -> Option<ClusterMap> {
+        self.with_local_map(ClusterMap::clone)
+    }
+
+    /// Runs `f` on this node's copy of the cluster map under its read lock,
+    /// without copying it: the map holds every placement, so request paths
+    /// must never clone it. Keep `f` short; applies on the metadata group wait.
+    pub fn with_local_map<T>(&self, f: impl FnOnce(&ClusterMap) -> T) -> Option<T> {
         let meta = self.groups.get(META_GROUP)?;
         let state = meta.state.read();
-        Some(state.cluster_map().clone())
+        Some(f(state.cluster_map()))
     }
 
     /// The group owning `event_id` in this node's copy of the map.
     fn local_placement(&self, event_id: EventId) -> Option<GroupId> {
-        let meta = self.groups.get(META_GROUP)?;
-        let state = meta.state.read();
-        state.cluster_map().group_of(event_id)
+        self.with_local_map(|map| map.group_of(event_id)).flatten()
     }
 
     /// The group owning `event_id`, asking the metadata leader if this node's
@@ -421,11 +427,10 @@ impl Router {
                 .as_ref()
                 .and_then(|r| r.raft.metrics().borrow_watched().current_leader)
         };
-        let map = self.local_map();
         let replica = match hinted.or_else(known_leader) {
             Some(replica) => replica,
             None => {
-                let voters = voters_of(map.as_ref(), local.as_ref(), group);
+                let voters = self.voters_of(local.as_ref(), group);
                 if voters.is_empty() {
                     return Err(format!("group {group} is not in this node's cluster map yet"));
                 }
@@ -448,13 +453,38 @@ impl Router {
                 .map(|n| n.grpc_addr.clone())
         });
         let addr = from_membership.or_else(|| {
-            let map = map.as_ref()?;
-            let node = map.node_of_replica(group, replica)?;
-            map.nodes.get(&node).map(|n| n.grpc_addr.clone())
+            self.with_local_map(|map| {
+                let node = map.node_of_replica(group, replica)?;
+                map.nodes.get(&node).map(|n| n.grpc_addr.clone())
+            })
+            .flatten()
         });
         match addr {
             Some(addr) => Ok(Target::Remote { addr }),
             None => Err(format!("no address known for replica {replica} of group {group}")),
+        }
+    }
+
+    /// The voters of `group`, preferred leader first: from the map for data
+    /// groups, from the local membership for the metadata group.
+    fn voters_of(&self, local: Option<&GroupReplica>, group: GroupId) -> Vec<ReplicaId> {
+        if group != META_GROUP
+            && let Some(voters) = self
+                .with_local_map(|map| map.groups.get(&group).map(|g| g.voters.keys().copied().collect()))
+                .flatten()
+        {
+            return voters;
+        }
+        match local {
+            Some(replica) => replica
+                .raft
+                .metrics()
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect(),
+            None => Vec::new(),
         }
     }
 
@@ -505,27 +535,6 @@ impl Router {
             tokio::time::sleep(backoff.mul_f64(jitter)).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
-    }
-}
-
-/// The voters of `group`, preferred leader first: from the map for data
-/// groups, from the local membership for the metadata group.
-fn voters_of(map: Option<&ClusterMap>, local: Option<&GroupReplica>, group: GroupId) -> Vec<ReplicaId> {
-    if group != META_GROUP
-        && let Some(info) = map.and_then(|m| m.groups.get(&group))
-    {
-        return info.voters.keys().copied().collect();
-    }
-    match local {
-        Some(replica) => replica
-            .raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect(),
-        None => Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! replica of the group it names.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -27,7 +27,8 @@ pub struct GroupReplica {
     /// Its applied state, for local reads.
     pub state: SharedState,
     /// Where incoming snapshot files are written before installation.
-    pub snapshot_dir: PathBuf,
+    /// Shared, because every request that finds this replica copies the handle.
+    pub snapshot_dir: Arc<Path>,
     /// Whether this replica's timers are parked (see [`crate::quiescence`]).
     pub quiet: Arc<AtomicBool>,
 }
@@ -47,7 +48,7 @@ impl GroupReplica {
             replica_id,
             raft,
             state,
-            snapshot_dir,
+            snapshot_dir: Arc::from(snapshot_dir),
             quiet: Arc::new(AtomicBool::new(parked)),
         }
     }
