@@ -34,6 +34,32 @@ where
     }
 }
 
+/// A JSON body that may be left out entirely (no body, or no bytes): then
+/// `None`. A body that is there must be valid JSON of the right shape.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let typed = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_none_or(|len| len.as_bytes() == b"0");
+        if !typed && empty {
+            return Ok(Self(None));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| Self(Some(v)))
+    }
+}
+
 /// Path parameters whose parse failure is a problem+json answer.
 pub struct ApiPath<T>(pub T);
 

@@ -8,9 +8,14 @@
 //! This crate does not decide where a request runs (the router does) and
 //! does not know how anything is stored.
 
+mod accounts;
+pub mod auth;
 mod extract;
 mod ops;
+pub mod payments;
 mod problem;
+pub mod request_ids;
+pub mod tickets;
 
 use std::sync::Arc;
 
@@ -28,8 +33,10 @@ use router::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use auth::{AuthKeys, Caller};
+pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use problem::Problem;
+pub use tickets::TicketSigner;
 
 /// The largest request body accepted: a stadium's seat map fits, a runaway upload does not.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -40,57 +47,370 @@ pub struct AppState {
     pub wal_stats: Arc<raft_store::WalStats>,
     /// The bearer token of `/v1/admin/*`; `None` disables the admin API.
     pub admin_token: Option<Arc<str>>,
+    /// Access-token keys; `None` turns accounts off.
+    pub auth: Option<Arc<AuthKeys>>,
+    /// Signs ticket QR payloads; `None` turns signed tickets off.
+    pub tickets: Option<Arc<TicketSigner>>,
+    /// The payment provider; `None` turns checkout off.
+    pub payments: Option<payments::Payments>,
 }
 
-pub fn app(state: AppState) -> HttpRouter {
-    HttpRouter::new()
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/cluster", get(ops::cluster))
-        .route("/v1/admin/cluster", get(ops::admin_cluster))
-        .route("/v1/admin/groups", post(ops::create_group))
-        .route(
+/// Who may call a route (documented in the OpenAPI document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A logged-in customer, guest or staff member.
+    Customer,
+    /// Organisers (`admin`) and operators.
+    Staff,
+    /// Operators (an operator account or the `admin_token`).
+    Operator,
+    /// The `admin_token` only (the cluster admin API).
+    AdminToken,
+    /// The payment provider (an HMAC-signed webhook).
+    Provider,
+}
+
+/// One route: how it is served and how it is documented.
+pub struct Endpoint {
+    pub method: axum::http::Method,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// The status of a success.
+    pub ok: u16,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every route of the API, in the order of `docs/http-api.md`. The router and
+/// `/openapi.json` are both built from this table, so neither can list a
+/// route the other lacks.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::*;
+    use axum::http::Method;
+    let e = |method: Method, path, access, ok, summary, handler| Endpoint {
+        method,
+        path,
+        summary,
+        access,
+        ok,
+        handler,
+    };
+    vec![
+        e(
+            Method::GET,
+            "/health",
+            Public,
+            200,
+            "This node's Raft state per group",
+            get(ops::health),
+        ),
+        e(
+            Method::GET,
+            "/metrics",
+            Public,
+            200,
+            "Prometheus metrics",
+            get(ops::metrics),
+        ),
+        e(
+            Method::GET,
+            "/openapi.json",
+            Public,
+            200,
+            "This document",
+            get(openapi_json),
+        ),
+        e(
+            Method::GET,
+            "/v1/cluster",
+            Public,
+            200,
+            "The cluster map and this node's replicas",
+            get(ops::cluster),
+        ),
+        e(
+            Method::GET,
+            "/v1/admin/cluster",
+            AdminToken,
+            200,
+            "The cluster map (admin)",
+            get(ops::admin_cluster),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/groups",
+            AdminToken,
+            201,
+            "Create a data group",
+            post(ops::create_group),
+        ),
+        e(
+            Method::POST,
             "/v1/admin/groups/{group_id}/transfer-leader",
+            AdminToken,
+            200,
+            "Hand a group's leadership to another node",
             post(ops::transfer_leader),
-        )
-        .route("/v1/admin/events/{event_id}/placement", post(ops::place_event))
-        .route("/v1/admin/nodes", post(ops::add_node))
-        .route("/v1/admin/nodes/{node_id}/remove", post(ops::remove_node))
-        .route("/v1/events", post(create_event))
-        .route("/v1/events/{event_id}", get(get_event))
-        .route("/v1/events/{event_id}/holds", post(create_hold))
-        .route("/v1/events/{event_id}/holds/{hold_id}", get(get_hold))
-        .route(
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/events/{event_id}/placement",
+            AdminToken,
+            200,
+            "Place an event on a group",
+            post(ops::place_event),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/nodes",
+            AdminToken,
+            200,
+            "Add a node",
+            post(ops::add_node),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/nodes/{node_id}/remove",
+            AdminToken,
+            200,
+            "Remove a node",
+            post(ops::remove_node),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/users",
+            Operator,
+            201,
+            "Create an account with a role",
+            post(accounts::create_user),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/users/{customer_id}/role",
+            Operator,
+            200,
+            "Change an account's role",
+            post(accounts::set_role),
+        ),
+        e(
+            Method::GET,
+            "/v1/admin/payments/ledger",
+            Operator,
+            200,
+            "The simulated provider's charges on this node",
+            get(payments::ledger),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/register",
+            Public,
+            201,
+            "Register and log in",
+            post(accounts::register),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/login",
+            Public,
+            200,
+            "Log in",
+            post(accounts::login),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/refresh",
+            Public,
+            200,
+            "Rotate a refresh token",
+            post(accounts::refresh),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/logout",
+            Public,
+            204,
+            "End a session",
+            post(accounts::logout),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/guest",
+            Public,
+            200,
+            "A guest checkout token",
+            post(accounts::guest),
+        ),
+        e(
+            Method::GET,
+            "/v1/me",
+            Customer,
+            200,
+            "The caller's account",
+            get(accounts::me),
+        ),
+        e(
+            Method::GET,
+            "/v1/tickets/public-key",
+            Public,
+            200,
+            "The Ed25519 key that signs tickets",
+            get(ticket_public_key),
+        ),
+        e(
+            Method::POST,
+            "/v1/check-in",
+            Staff,
+            200,
+            "Admit a scanned ticket",
+            post(check_in_scanned),
+        ),
+        e(
+            Method::POST,
+            "/v1/events",
+            Staff,
+            201,
+            "Create an event",
+            post(create_event),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}",
+            Public,
+            200,
+            "An event's seat map and counts",
+            get(get_event),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/cancel",
+            Staff,
+            200,
+            "Cancel an event and refund it",
+            post(payments::cancel_event),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds",
+            Customer,
+            201,
+            "Hold seats or places",
+            post(create_hold),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/holds/{hold_id}",
+            Customer,
+            200,
+            "A hold with its countdown",
+            get(get_hold),
+        ),
+        e(
+            Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/extend",
+            Customer,
+            200,
+            "Extend a hold once",
             hold_route(|event_id, hold_id, holder| Command::ExtendHold {
                 event_id,
                 hold_id,
                 holder,
             }),
-        )
-        .route(
+        ),
+        e(
+            Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/release",
+            Customer,
+            200,
+            "Release a hold",
             hold_route(|event_id, hold_id, holder| Command::ReleaseHold {
                 event_id,
                 hold_id,
                 holder,
             }),
-        )
-        .route(
+        ),
+        e(
+            Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/confirm",
-            hold_route(|event_id, hold_id, holder| Command::ConfirmHold {
-                event_id,
-                hold_id,
-                holder,
-            }),
-        )
-        .route("/v1/events/{event_id}/orders/{order_id}", get(get_order))
-        .route(
+            Customer,
+            201,
+            "Confirm a free hold, or any hold as staff",
+            post(confirm_hold),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds/{hold_id}/checkout",
+            Customer,
+            202,
+            "Pay for a hold",
+            post(payments::checkout),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/payments/{payment_id}",
+            Customer,
+            200,
+            "A payment and its history",
+            get(payments::get_payment),
+        ),
+        e(
+            Method::POST,
+            "/v1/payments/webhook",
+            Provider,
+            200,
+            "The provider's signed answer",
+            post(payments::webhook),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/orders/{order_id}",
+            Customer,
+            200,
+            "An order",
+            get(get_order),
+        ),
+        e(
+            Method::POST,
             "/v1/events/{event_id}/orders/{order_id}/cancel",
+            Customer,
+            200,
+            "Cancel an order (refunded if paid)",
             post(cancel_order),
-        )
-        .route("/v1/events/{event_id}/tickets/{code}", get(get_ticket))
-        .route("/v1/events/{event_id}/tickets/{code}/check-in", post(check_in))
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/tickets/{code}",
+            Customer,
+            200,
+            "A ticket with its signed QR payload",
+            get(get_ticket),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/tickets/{code}/qr.svg",
+            Customer,
+            200,
+            "A ticket's QR code as SVG",
+            get(get_ticket_qr),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/tickets/{code}/check-in",
+            Staff,
+            200,
+            "Admit a ticket by code",
+            post(check_in),
+        ),
+    ]
+}
+
+pub fn app(state: AppState) -> HttpRouter {
+    let mut router = HttpRouter::new();
+    for endpoint in endpoints() {
+        router = router.route(endpoint.path, endpoint.handler);
+    }
+    router
         .fallback(|| async { Problem::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -100,10 +420,77 @@ pub fn app(state: AppState) -> HttpRouter {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_ids::middleware))
         .with_state(state)
 }
 
-type ApiResult = Result<HttpResponse, Problem>;
+/// The OpenAPI 3.1 document of `endpoints()`.
+pub fn openapi() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for endpoint in endpoints() {
+        let parameters: Vec<serde_json::Value> = endpoint
+            .path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let security = match endpoint.access {
+            Access::Public | Access::Provider => json!([]),
+            _ => json!([{ "bearer": [] }]),
+        };
+        let mut operation = json!({
+            "summary": endpoint.summary,
+            "operationId": format!("{} {}", endpoint.method, endpoint.path),
+            "x-access": format!("{:?}", endpoint.access).to_lowercase(),
+            "parameters": parameters,
+            "security": security,
+            "responses": {
+                endpoint.ok.to_string(): { "description": "success" },
+                "default": {
+                    "description": "an error",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }
+            }
+        });
+        if endpoint.method == axum::http::Method::POST {
+            operation["requestBody"] = json!({
+                "required": false,
+                "content": { "application/json": { "schema": { "type": "object" } } }
+            });
+        }
+        let item = paths.entry(endpoint.path.to_owned()).or_insert_with(|| json!({}));
+        item[endpoint.method.as_str().to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "boxoffice",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Multi-region event ticketing. Field-level shapes: docs/http-api.md."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "code", "detail"],
+                    "properties": {
+                        "type": { "type": "string" }, "title": { "type": "string" },
+                        "status": { "type": "integer" }, "code": { "type": "string" },
+                        "detail": { "type": "string" }, "request_id": { "type": "string" }
+                    }
+                }
+            }
+        }
+    })
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi())
+}
+
+pub(crate) type ApiResult = Result<HttpResponse, Problem>;
 
 fn parse_id(kind: &'static str, raw: &str) -> Result<u64, Problem> {
     raw.parse::<u64>()
@@ -114,12 +501,8 @@ fn event_id(raw: &str) -> Result<EventId, Problem> {
     parse_id("event_id", raw).map(EventId)
 }
 
-fn customer(raw: &str) -> Result<CustomerId, Problem> {
-    CustomerId::new(raw).map_err(|e| Problem::invalid(format!("holder: {e}")))
-}
-
 /// The request id of a write: the client's `Idempotency-Key`, or a fresh one.
-fn request_id(headers: &HeaderMap) -> Result<RequestId, Problem> {
+pub(crate) fn request_id(headers: &HeaderMap) -> Result<RequestId, Problem> {
     match headers.get("idempotency-key") {
         Some(value) => {
             let text = value
@@ -143,6 +526,16 @@ async fn submit(state: &AppState, headers: &HeaderMap, command: Command) -> ApiR
 fn render(response: Response) -> ApiResult {
     let success = response?;
     let (status, body) = match success {
+        Success::PaymentStarted(payment) => (StatusCode::ACCEPTED, json!(payment)),
+        Success::PaymentUpdated(payment) => (StatusCode::OK, json!(payment)),
+        Success::EventCancelled {
+            event_id,
+            orders_cancelled,
+            refunds,
+        } => (
+            StatusCode::OK,
+            json!({ "event_id": event_id, "orders_cancelled": orders_cancelled, "refunds": refunds }),
+        ),
         Success::EventCreated { event_id, capacity } => (
             StatusCode::CREATED,
             json!({ "event_id": event_id, "capacity": capacity }),
@@ -180,6 +573,16 @@ fn render(response: Response) -> ApiResult {
             json!({ "group_id": group_id, "replica_id": replica_id, "map_epoch": epoch }),
         ),
         Success::MapChanged { epoch } => (StatusCode::OK, json!({ "map_epoch": epoch })),
+        Success::EmailClaimed { claim, fresh } => (
+            StatusCode::OK,
+            json!({ "customer_id": claim.customer_id, "region": claim.region, "fresh": fresh }),
+        ),
+        Success::Registered(account) => (StatusCode::CREATED, json!(account)),
+        Success::AccountUpdated(account) => (StatusCode::OK, json!(account)),
+        Success::SessionStarted(grant) | Success::SessionRotated(grant) => (StatusCode::OK, json!(grant)),
+        Success::SessionRevoked { session_id } | Success::SessionEnded { session_id } => {
+            (StatusCode::OK, json!({ "session_id": session_id }))
+        }
     };
     Ok((status, Json(body)).into_response())
 }
@@ -217,6 +620,11 @@ async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) 
         QueryResult::Ticket(view) => found(view, "unknown_ticket", "ticket"),
         QueryResult::ClusterMap(map) => Ok(Json(map).into_response()),
         QueryResult::Placement(group) => found(group, "unknown_event", "event"),
+        QueryResult::Account(view) => found(view, "unknown_account", "account"),
+        QueryResult::Payment(view) => found(view, "unknown_payment", "payment"),
+        QueryResult::AccountByEmail(_) | QueryResult::EmailClaim(_) => {
+            Err(Problem::not_found("not_found", "not served over HTTP"))
+        }
     }
 }
 
@@ -234,9 +642,11 @@ struct CreateEventBody {
 
 async fn create_event(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateEventBody>,
 ) -> ApiResult {
+    caller.require_staff()?;
     body.spec.validate()?;
     // Chosen here, on the node that takes the request, so that ticket codes are
     // unguessable while every replica derives the same ones from the log.
@@ -282,7 +692,8 @@ struct GaBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HoldBody {
-    holder: String,
+    /// Staff name the customer they act for; customers may omit it.
+    holder: Option<String>,
     seats: Option<Vec<String>>,
     best: Option<BestBody>,
     ga: Option<GaBody>,
@@ -292,17 +703,18 @@ struct HoldBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HolderBody {
-    holder: String,
+    holder: Option<String>,
 }
 
 async fn create_hold(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(raw_event): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> ApiResult {
     let event_id = event_id(&raw_event)?;
-    let holder = customer(&body.holder)?;
+    let holder = caller.holder(body.holder.as_deref())?;
     let selection = match (body.seats, body.best, body.ga) {
         (Some(seats), None, None) => Selection::Seats(seats),
         (None, Some(best), None) => Selection::BestAvailable {
@@ -338,11 +750,24 @@ async fn create_hold(
 
 async fn get_hold(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let query = Query::Hold(event_id(&raw_event)?, HoldId(parse_id("hold_id", &raw_hold)?));
-    read_and_render(&state, &options, query).await
+    require_caller(&caller)?;
+    match read(&state, &options, query).await? {
+        QueryResult::Hold(Some(view)) if caller.may_see(&view.holder) => Ok(Json(view).into_response()),
+        // Someone else's hold is reported like a missing one: ids are sequential.
+        _ => Err(Problem::not_found("unknown_hold", "no such hold")),
+    }
+}
+
+fn require_caller(caller: &Caller) -> Result<(), Problem> {
+    match caller {
+        Caller::Anonymous => Err(auth::login_required()),
+        _ => Ok(()),
+    }
 }
 
 /// The route of a hold command (`extend`, `release`, `confirm`): the same
@@ -350,36 +775,74 @@ async fn get_hold(
 fn hold_route(make: fn(EventId, HoldId, CustomerId) -> Command) -> MethodRouter<AppState> {
     post(
         move |State(state): State<AppState>,
+              caller: Caller,
               ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
               headers: HeaderMap,
-              ApiJson(body): ApiJson<HolderBody>| async move {
+              body: OptionalJson<HolderBody>| async move {
             let event_id = event_id(&raw_event)?;
             let hold_id = HoldId(parse_id("hold_id", &raw_hold)?);
-            let holder = customer(&body.holder)?;
+            let holder = caller.holder(body.0.and_then(|b| b.holder).as_deref())?;
             submit(&state, &headers, make(event_id, hold_id, holder)).await
         },
     )
 }
 
+/// Confirms a hold into an order without a payment: staff (a box-office
+/// sale), or a customer whose hold costs nothing. Everyone else checks out.
+async fn confirm_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    body: OptionalJson<HolderBody>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let hold_id = HoldId(parse_id("hold_id", &raw_hold)?);
+    let holder = caller.holder(body.0.and_then(|b| b.holder).as_deref())?;
+    if !caller.is_staff()
+        && let QueryResult::Hold(Some(hold)) = state.router.query(Query::Hold(event_id, hold_id)).await?
+        && hold.holder == holder
+        && hold.total.amount_minor > 0
+    {
+        return Err(Problem::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_required",
+            "this hold costs money: pay with POST .../checkout",
+        ));
+    }
+    let command = Command::ConfirmHold {
+        event_id,
+        hold_id,
+        holder,
+    };
+    submit(&state, &headers, command).await
+}
+
 async fn get_order(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((raw_event, raw_order)): ApiPath<(String, String)>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let query = Query::Order(event_id(&raw_event)?, OrderId(parse_id("order_id", &raw_order)?));
-    read_and_render(&state, &options, query).await
+    require_caller(&caller)?;
+    match read(&state, &options, query).await? {
+        QueryResult::Order(Some(view)) if caller.may_see(&view.holder) => Ok(Json(view).into_response()),
+        _ => Err(Problem::not_found("unknown_order", "no such order")),
+    }
 }
 
 async fn cancel_order(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((raw_event, raw_order)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<HolderBody>,
+    body: OptionalJson<HolderBody>,
 ) -> ApiResult {
     let command = Command::CancelOrder {
         event_id: event_id(&raw_event)?,
         order_id: OrderId(parse_id("order_id", &raw_order)?),
-        holder: customer(&body.holder)?,
+        holder: caller.holder(body.0.and_then(|b| b.holder).as_deref())?,
     };
     submit(&state, &headers, command).await
 }
@@ -388,23 +851,107 @@ fn ticket_code(raw: &str) -> Result<TicketCode, Problem> {
     TicketCode::new(raw).map_err(|e| Problem::invalid(format!("ticket code: {e}")))
 }
 
+/// A ticket the caller may see: theirs (through its order) or any, for staff.
+async fn visible_ticket(
+    state: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    event_id: EventId,
+    code: TicketCode,
+) -> Result<booking::TicketView, Problem> {
+    require_caller(caller)?;
+    let missing = || Problem::not_found("unknown_ticket", "no such ticket");
+    let QueryResult::Ticket(Some(ticket)) = read(state, options, Query::Ticket(event_id, code)).await? else {
+        return Err(missing());
+    };
+    if caller.is_staff() {
+        return Ok(ticket);
+    }
+    match read(state, options, Query::Order(event_id, ticket.order_id)).await? {
+        QueryResult::Order(Some(order)) if caller.may_see(&order.holder) => Ok(ticket),
+        _ => Err(missing()),
+    }
+}
+
 async fn get_ticket(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    let query = Query::Ticket(event_id(&raw_event)?, ticket_code(&raw_code)?);
-    read_and_render(&state, &options, query).await
+    let event_id = event_id(&raw_event)?;
+    let ticket = visible_ticket(&state, &caller, &options, event_id, ticket_code(&raw_code)?).await?;
+    let mut body = json!(ticket);
+    if let Some(signer) = state.tickets.as_deref() {
+        body["qr_payload"] = json!(signer.payload(event_id, &ticket.code));
+    }
+    Ok(Json(body).into_response())
+}
+
+/// The ticket's QR code as an SVG image.
+async fn get_ticket_qr(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
+) -> ApiResult {
+    let signer = signer(&state)?;
+    let event_id = event_id(&raw_event)?;
+    let options = ReadOptions::default();
+    let ticket = visible_ticket(&state, &caller, &options, event_id, ticket_code(&raw_code)?).await?;
+    let svg = tickets::qr_svg(&signer.payload(event_id, &ticket.code))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+fn signer(state: &AppState) -> Result<&TicketSigner, Problem> {
+    state.tickets.as_deref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_disabled",
+            "this node has no [auth] configured, so tickets are not signed",
+        )
+    })
+}
+
+async fn ticket_public_key(State(state): State<AppState>) -> ApiResult {
+    let signer = signer(&state)?;
+    Ok(Json(json!({
+        "alg": "Ed25519",
+        "public_key": signer.public_key(),
+        "encoding": "base64url, no padding, 32 bytes",
+        "payload_format": "BX1.{event_id}.{code}.{signature over 'BX1.{event_id}.{code}'}",
+    }))
+    .into_response())
 }
 
 async fn check_in(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
+    caller.require_staff()?;
     let command = Command::CheckIn {
         event_id: event_id(&raw_event)?,
         code: ticket_code(&raw_code)?,
     };
     submit(&state, &headers, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    payload: String,
+}
+
+/// Check-in from a scanned QR payload: the signature is checked first, so a
+/// forged code never reaches the event's group.
+async fn check_in_scanned(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ScanBody>,
+) -> ApiResult {
+    caller.require_staff()?;
+    let (event_id, code) = signer(&state)?.verify(&body.payload)?;
+    submit(&state, &headers, Command::CheckIn { event_id, code }).await
 }

@@ -43,6 +43,24 @@ impl Problem {
     pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, detail)
     }
+
+    /// 422 `invalid_request` naming the field at fault (`"field"` in the body).
+    pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::invalid(format!("{field}: {detail}")).with("field", json!(field))
+    }
+
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, detail)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
 }
 
 fn title(code: &str) -> String {
@@ -64,6 +82,9 @@ impl IntoResponse for Problem {
         });
         if let Value::Object(map) = &mut body {
             map.extend(self.extra);
+            if let Some(id) = crate::request_ids::current() {
+                map.insert("request_id".to_owned(), Value::String(id));
+            }
         }
         let mut response = (self.status, body.to_string()).into_response();
         response.headers_mut().insert(
@@ -110,7 +131,17 @@ impl From<Rejection> for Problem {
             | Rejection::OrderNotActive
             | Rejection::OrderCheckedIn
             | Rejection::AlreadyCheckedIn { .. }
-            | Rejection::TicketVoid => StatusCode::CONFLICT,
+            | Rejection::TicketVoid
+            | Rejection::IdempotencyKeyReused
+            | Rejection::EmailTaken
+            | Rejection::AccountExists
+            | Rejection::EventCancelled
+            | Rejection::SalesNotOpen { .. }
+            | Rejection::SalesClosed { .. }
+            | Rejection::PaymentInProgress { .. }
+            | Rejection::PaymentNotRefundable => StatusCode::CONFLICT,
+            Rejection::UnknownAccount | Rejection::UnknownPayment => StatusCode::NOT_FOUND,
+            Rejection::SessionInvalid => StatusCode::UNAUTHORIZED,
         };
         let mut problem = Problem::new(status, code, rejection.to_string());
         match &rejection {
@@ -118,6 +149,15 @@ impl From<Rejection> for Problem {
             Rejection::AlreadyCheckedIn {
                 first_checked_in_at_ms,
             } => problem = problem.with("first_checked_in_at_ms", json!(first_checked_in_at_ms)),
+            Rejection::PaymentInProgress { payment_id } => {
+                problem = problem.with("payment_id", json!(payment_id))
+            }
+            Rejection::SalesNotOpen { opens_at_ms } => {
+                problem = problem.with("opens_at_ms", json!(opens_at_ms))
+            }
+            Rejection::SalesClosed { closed_at_ms } => {
+                problem = problem.with("closed_at_ms", json!(closed_at_ms))
+            }
             Rejection::CustomerLimit { limit, current } => {
                 problem = problem
                     .with("limit", json!(limit))

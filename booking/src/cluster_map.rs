@@ -151,6 +151,18 @@ impl ClusterMap {
         self.placements.get(&event_id).copied()
     }
 
+    /// The group that keeps the accounts of `region`: its lowest-id shared
+    /// (not dedicated) data group. Groups are never deleted or re-homed, so
+    /// the answer never changes once a region has a group.
+    pub fn accounts_group(&self, region: &str) -> Option<GroupId> {
+        self.groups
+            .iter()
+            .find(|&(&id, group)| {
+                id != META_GROUP && group.home_region == region && group.dedicated_to.is_none()
+            })
+            .map(|(&id, _)| id)
+    }
+
     /// The node a data-group replica lives on; for the metadata group the
     /// replica id is the node id.
     pub fn node_of_replica(&self, group_id: GroupId, replica: ReplicaId) -> Option<NodeId> {

@@ -17,9 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::{AccountView, EmailClaim, NewAccount, Role, SessionGrant, TokenHash};
 use crate::cluster_map::{GroupId, MapCommand, NodeId, ReplicaId};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
+use crate::payments::{PaymentOutcome, PaymentView};
 use crate::views::{HoldView, OrderView};
 
 /// Default lifetime of a hold when the client does not ask for one.
@@ -41,6 +43,10 @@ pub struct Request {
     /// is the maximum of these, so a new leader with a slow clock cannot move
     /// time backwards.
     pub now_ms: Millis,
+    /// A digest of `command`, computed by the leader that proposed it. A
+    /// request id that comes back with a different fingerprint is a client
+    /// reusing an `Idempotency-Key` for another request, and is refused.
+    pub fingerprint: u64,
     pub command: Command,
 }
 
@@ -89,8 +95,50 @@ pub enum Command {
     },
     /// Admits a ticket, exactly once.
     CheckIn { event_id: EventId, code: TicketCode },
+    /// Starts paying for an active hold (see `payments`).
+    StartPayment {
+        event_id: EventId,
+        hold_id: HoldId,
+        holder: CustomerId,
+        /// The payment method token for the provider.
+        method: String,
+    },
+    /// Records the provider's answer to a payment's authorisation.
+    SettlePayment {
+        event_id: EventId,
+        payment_id: u64,
+        outcome: PaymentOutcome,
+    },
+    /// Records that the provider refunded a payment.
+    RefundSettled { event_id: EventId, payment_id: u64 },
+    /// The organiser cancels the event: every order is cancelled and refunded.
+    CancelEvent { event_id: EventId },
     /// Changes the cluster map (metadata group only).
     Map(MapCommand),
+    /// Claims an e-mail address for an account (metadata group).
+    ClaimEmail { email_key: TokenHash, claim: EmailClaim },
+    /// Creates an account (in its region's accounts group).
+    Register {
+        customer_id: CustomerId,
+        account: NewAccount,
+    },
+    /// Changes an account's role (operators only, checked at the edge).
+    SetRole { customer_id: CustomerId, role: Role },
+    /// Starts a refresh-token session after the edge verified a password.
+    StartSession {
+        customer_id: CustomerId,
+        token_hash: TokenHash,
+        ttl_ms: u64,
+    },
+    /// Swaps a session's current refresh token for a new one.
+    RotateSession {
+        session_id: u64,
+        presented: TokenHash,
+        next: TokenHash,
+        ttl_ms: u64,
+    },
+    /// Logs out: the session's tokens stop working.
+    EndSession { session_id: u64, presented: TokenHash },
     /// Only advances the clock (and so expires holds). The leader proposes it
     /// when `next_hold_expiry` has passed. Never de-duplicated or recorded.
     Tick,
@@ -106,8 +154,19 @@ impl Command {
             | Command::ReleaseHold { event_id, .. }
             | Command::ConfirmHold { event_id, .. }
             | Command::CancelOrder { event_id, .. }
-            | Command::CheckIn { event_id, .. } => Some(*event_id),
-            Command::Map(_) | Command::Tick => None,
+            | Command::CheckIn { event_id, .. }
+            | Command::StartPayment { event_id, .. }
+            | Command::SettlePayment { event_id, .. }
+            | Command::RefundSettled { event_id, .. }
+            | Command::CancelEvent { event_id } => Some(*event_id),
+            Command::Map(_)
+            | Command::ClaimEmail { .. }
+            | Command::Register { .. }
+            | Command::SetRole { .. }
+            | Command::StartSession { .. }
+            | Command::RotateSession { .. }
+            | Command::EndSession { .. }
+            | Command::Tick => None,
         }
     }
 }
@@ -170,6 +229,28 @@ pub enum Success {
     },
     MapChanged {
         epoch: u64,
+    },
+    EmailClaimed {
+        claim: EmailClaim,
+        fresh: bool,
+    },
+    Registered(AccountView),
+    AccountUpdated(AccountView),
+    SessionStarted(SessionGrant),
+    SessionRotated(SessionGrant),
+    /// A replaced refresh token was presented again: the session is dead.
+    SessionRevoked {
+        session_id: u64,
+    },
+    SessionEnded {
+        session_id: u64,
+    },
+    PaymentStarted(PaymentView),
+    PaymentUpdated(PaymentView),
+    EventCancelled {
+        event_id: EventId,
+        orders_cancelled: u32,
+        refunds: u32,
     },
 }
 
@@ -245,6 +326,28 @@ pub enum Rejection {
     NodeDraining { node_id: NodeId },
     #[error("node {node_id} still carries {replicas} replicas")]
     NodeHasReplicas { node_id: NodeId, replicas: u32 },
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("an account with that e-mail address exists")]
+    EmailTaken,
+    #[error("an account with that id exists")]
+    AccountExists,
+    #[error("no such account")]
+    UnknownAccount,
+    #[error("the refresh token is invalid, expired or revoked")]
+    SessionInvalid,
+    #[error("the event is cancelled")]
+    EventCancelled,
+    #[error("sales open at {opens_at_ms}")]
+    SalesNotOpen { opens_at_ms: Millis },
+    #[error("sales closed at {closed_at_ms}")]
+    SalesClosed { closed_at_ms: Millis },
+    #[error("no such payment")]
+    UnknownPayment,
+    #[error("payment {payment_id} for this hold is already pending or succeeded")]
+    PaymentInProgress { payment_id: u64 },
+    #[error("the payment is not waiting for a refund")]
+    PaymentNotRefundable,
 }
 
 impl Rejection {
@@ -283,6 +386,17 @@ impl Rejection {
             Rejection::NodeExists { .. } => "node_exists",
             Rejection::NodeDraining { .. } => "node_draining",
             Rejection::NodeHasReplicas { .. } => "node_has_replicas",
+            Rejection::IdempotencyKeyReused => "idempotency_key_reused",
+            Rejection::EmailTaken => "email_taken",
+            Rejection::AccountExists => "account_exists",
+            Rejection::UnknownAccount => "unknown_account",
+            Rejection::SessionInvalid => "session_invalid",
+            Rejection::EventCancelled => "event_cancelled",
+            Rejection::SalesNotOpen { .. } => "sales_not_open",
+            Rejection::SalesClosed { .. } => "sales_closed",
+            Rejection::UnknownPayment => "unknown_payment",
+            Rejection::PaymentInProgress { .. } => "payment_in_progress",
+            Rejection::PaymentNotRefundable => "payment_not_refundable",
         }
     }
 }
@@ -340,6 +454,17 @@ mod tests {
                 node_id: 1,
                 replicas: 1,
             },
+            Rejection::IdempotencyKeyReused,
+            Rejection::EmailTaken,
+            Rejection::AccountExists,
+            Rejection::UnknownAccount,
+            Rejection::SessionInvalid,
+            Rejection::EventCancelled,
+            Rejection::SalesNotOpen { opens_at_ms: 1 },
+            Rejection::SalesClosed { closed_at_ms: 1 },
+            Rejection::UnknownPayment,
+            Rejection::PaymentInProgress { payment_id: 1 },
+            Rejection::PaymentNotRefundable,
         ];
         for rejection in samples {
             let quoted = format!("`{}`", rejection.code());
@@ -360,6 +485,7 @@ mod tests {
         let request = Request {
             request_id: RequestId::new("r-1").unwrap(),
             now_ms: 5,
+            fingerprint: 9,
             command: Command::Hold {
                 event_id: EventId(1),
                 holder: CustomerId::new("alice").unwrap(),

@@ -141,6 +141,20 @@ impl EventState {
         selection: &Selection,
         ttl_ms: Option<u64>,
     ) -> Result<HoldView, Rejection> {
+        if self.record.cancelled_at_ms.is_some() {
+            return Err(Rejection::EventCancelled);
+        }
+        let spec = &self.record.spec;
+        if let Some(opens_at_ms) = spec.sales_start_ms
+            && ctx.now < opens_at_ms
+        {
+            return Err(Rejection::SalesNotOpen { opens_at_ms });
+        }
+        if let Some(closed_at_ms) = spec.sales_end_ms
+            && ctx.now >= closed_at_ms
+        {
+            return Err(Rejection::SalesClosed { closed_at_ms });
+        }
         let hold_id = HoldId(ctx.log_index);
         if self.holds.contains_key(&hold_id) {
             // Log indexes are unique, so this only happens if an entry is applied twice.
@@ -320,11 +334,76 @@ impl EventState {
         if order.cancelled_at_ms.is_some() {
             return Err(Rejection::OrderNotActive);
         }
-        let tickets: Vec<&TicketRecord> = order.tickets.iter().map(|code| &self.tickets[code]).collect();
-        if tickets.iter().any(|t| t.checked_in_at_ms.is_some()) {
+        if order
+            .tickets
+            .iter()
+            .any(|code| self.tickets[code].checked_in_at_ms.is_some())
+        {
             return Err(Rejection::OrderCheckedIn);
         }
-        let places: Vec<TicketPlace> = tickets.iter().map(|t| t.place).collect();
+        self.cancel_unchecked(ctx, order_id);
+        Ok(self.order_view(order_id).expect("the order exists"))
+    }
+
+    /// Cancels the event: active holds are released, every order (checked in
+    /// or not) is cancelled, and no new hold is taken. Returns the orders it
+    /// cancelled, for their payments to be refunded.
+    pub fn cancel_event(&mut self, ctx: &mut Context<'_>) -> Result<Vec<OrderId>, Rejection> {
+        if self.record.cancelled_at_ms.is_some() {
+            return Err(Rejection::EventCancelled);
+        }
+        let active: Vec<(HoldId, Millis)> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.state == HoldState::Active)
+            .map(|(&id, h)| (id, h.expires_at_ms))
+            .collect();
+        for (hold_id, expires_at_ms) in active {
+            ctx.expiry.remove(&(expires_at_ms, self.id, hold_id));
+            self.end_hold(ctx, hold_id, HoldState::Released);
+        }
+        let live: Vec<OrderId> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.cancelled_at_ms.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for &order_id in &live {
+            self.cancel_unchecked(ctx, order_id);
+        }
+        self.record.cancelled_at_ms = Some(ctx.now);
+        ctx.dirty.insert(RecordKey::Event(self.id));
+        Ok(live)
+    }
+
+    /// The total of an active hold that `holder` may pay for.
+    pub fn payable_total(&self, hold_id: HoldId, holder: &CustomerId) -> Result<Money, Rejection> {
+        if self.record.cancelled_at_ms.is_some() {
+            return Err(Rejection::EventCancelled);
+        }
+        self.active_hold(hold_id, holder).map(|hold| hold.total)
+    }
+
+    /// Whether the order exists and is not cancelled.
+    pub fn order_is_live(&self, order_id: OrderId) -> bool {
+        self.orders
+            .get(&order_id)
+            .is_some_and(|o| o.cancelled_at_ms.is_none())
+    }
+
+    pub fn has_hold(&self, hold_id: HoldId) -> bool {
+        self.holds.contains_key(&hold_id)
+    }
+
+    /// Cancels a live order without asking whether it may be: its places go
+    /// back on sale and its tickets become void.
+    fn cancel_unchecked(&mut self, ctx: &mut Context<'_>, order_id: OrderId) {
+        let order = &self.orders[&order_id];
+        let places: Vec<TicketPlace> = order
+            .tickets
+            .iter()
+            .map(|code| self.tickets[code].place)
+            .collect();
         let holder = order.holder.clone();
 
         let mut ga_returned = BTreeMap::<u32, u32>::new();
@@ -343,7 +422,6 @@ impl EventState {
         let order = self.orders.get_mut(&order_id).expect("looked up above");
         order.cancelled_at_ms = Some(ctx.now);
         ctx.dirty.insert(RecordKey::Order(self.id, order_id));
-        Ok(self.order_view(order_id).expect("the order exists"))
     }
 
     pub fn check_in(&mut self, ctx: &mut Context<'_>, code: &TicketCode) -> Result<Millis, Rejection> {
@@ -662,6 +740,9 @@ impl EventState {
             held,
             sold,
             max_tickets_per_customer: spec.max_tickets_per_customer,
+            sales_start_ms: spec.sales_start_ms,
+            sales_end_ms: spec.sales_end_ms,
+            cancelled_at_ms: self.record.cancelled_at_ms,
             tiers,
             sections,
             ga_areas,
@@ -790,7 +871,11 @@ impl EventState {
             | RecordKey::MapMeta
             | RecordKey::MapNode(_)
             | RecordKey::MapGroup(_)
-            | RecordKey::Placement(_) => None,
+            | RecordKey::Placement(_)
+            | RecordKey::Account(_)
+            | RecordKey::Session(_)
+            | RecordKey::EmailClaim(_)
+            | RecordKey::Payment(..) => None,
         }
     }
 

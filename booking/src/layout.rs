@@ -30,7 +30,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Rejection;
-use crate::ids::{Currency, Money};
+use crate::ids::{Currency, Millis, Money};
 
 /// Most seats plus GA places one event may have. Keeps a single event (and its
 /// snapshot and view) bounded.
@@ -56,6 +56,12 @@ pub struct EventSpec {
     /// `None` means unlimited.
     #[serde(default)]
     pub max_tickets_per_customer: Option<u32>,
+    /// Holds are taken from this time on (log time, ms); `None`: at once.
+    #[serde(default)]
+    pub sales_start_ms: Option<Millis>,
+    /// Holds are refused from this time on; `None`: until the event is cancelled.
+    #[serde(default)]
+    pub sales_end_ms: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +150,8 @@ impl EventSpec {
             sections,
             ga_areas: Vec::new(),
             max_tickets_per_customer: None,
+            sales_start_ms: None,
+            sales_end_ms: None,
         }
     }
 
@@ -202,6 +210,11 @@ impl EventSpec {
         }
         if self.max_tickets_per_customer == Some(0) {
             return invalid("max_tickets_per_customer must be at least 1 when set".to_owned());
+        }
+        if let (Some(start), Some(end)) = (self.sales_start_ms, self.sales_end_ms)
+            && start >= end
+        {
+            return invalid("sales_start_ms must be before sales_end_ms".to_owned());
         }
         let mut tiers = BTreeMap::new();
         for tier in &self.tiers {

@@ -43,10 +43,12 @@
 //! - Nothing in the state is persisted that cannot be listed by `records()`, and
 //!   nothing derived is persisted.
 
+pub mod accounts;
 pub mod cluster_map;
 pub mod command;
 pub mod ids;
 pub mod layout;
+pub mod payments;
 pub mod records;
 pub mod state;
 pub mod views;
@@ -56,6 +58,9 @@ mod event;
 mod summary;
 mod ticket_codes;
 
+pub use accounts::{
+    AccountRecord, AccountView, EmailClaim, NewAccount, Role, SessionGrant, SessionRecord, TokenHash,
+};
 pub use cluster_map::{
     ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapCommand, MapMeta, NodeId, NodeInfo,
     ReplicaId,
@@ -63,6 +68,7 @@ pub use cluster_map::{
 pub use command::{Command, Rejection, Request, Response, Selection, Success};
 pub use ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpec};
+pub use payments::{PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView};
 pub use records::{
     CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord,
     RECORD_FORMAT_VERSION, Record, RecordKey, RequestRecord, SeatRecord, TicketPlace, TicketRecord,

@@ -28,14 +28,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::{AccountRecord, EmailClaim, SessionRecord, TokenHash};
 use crate::cluster_map::{GroupId, GroupInfo, MapMeta, NodeId, NodeInfo};
 use crate::command::Response;
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
+use crate::payments::PaymentRecord;
 
 /// The version of the record shapes in this module (and of everything they
 /// contain, including `EventSpec`, `Response` and the views inside it).
-pub const RECORD_FORMAT_VERSION: u32 = 2;
+pub const RECORD_FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RecordKey {
@@ -49,6 +51,8 @@ pub enum RecordKey {
     Order(EventId, OrderId),
     Ticket(EventId, TicketCode),
     Customer(EventId, CustomerId),
+    /// A payment for a hold of the event, by the log index that started it.
+    Payment(EventId, u64),
     Request(RequestId),
     /// The cluster map's counters (metadata group only, like the three below).
     MapMeta,
@@ -56,6 +60,12 @@ pub enum RecordKey {
     MapGroup(GroupId),
     /// The group that owns an event.
     Placement(EventId),
+    /// An account (in its region's accounts group).
+    Account(CustomerId),
+    /// A refresh-token session, by the log index that started it.
+    Session(u64),
+    /// Who holds an e-mail address, by its keyed hash (metadata group).
+    EmailClaim(TokenHash),
 }
 
 impl RecordKey {
@@ -68,6 +78,19 @@ impl RecordKey {
         )
     }
 
+    /// Whether this key belongs to the payments (`payments`).
+    pub fn is_payment(&self) -> bool {
+        matches!(self, RecordKey::Payment(..))
+    }
+
+    /// Whether this key belongs to the accounts (`accounts`).
+    pub fn is_account(&self) -> bool {
+        matches!(
+            self,
+            RecordKey::Account(_) | RecordKey::Session(_) | RecordKey::EmailClaim(_)
+        )
+    }
+
     /// The event a record belongs to, if any.
     pub fn event_id(&self) -> Option<EventId> {
         match self {
@@ -76,14 +99,18 @@ impl RecordKey {
             | RecordKey::MapMeta
             | RecordKey::MapNode(_)
             | RecordKey::MapGroup(_)
-            | RecordKey::Placement(_) => None,
+            | RecordKey::Placement(_)
+            | RecordKey::Account(_)
+            | RecordKey::Session(_)
+            | RecordKey::EmailClaim(_) => None,
             RecordKey::Event(event)
             | RecordKey::Seat(event, _)
             | RecordKey::Ga(event, _)
             | RecordKey::Hold(event, _)
             | RecordKey::Order(event, _)
             | RecordKey::Ticket(event, _)
-            | RecordKey::Customer(event, _) => Some(*event),
+            | RecordKey::Customer(event, _)
+            | RecordKey::Payment(event, _) => Some(*event),
         }
     }
 }
@@ -104,6 +131,10 @@ pub enum Record {
     MapNode(NodeInfo),
     MapGroup(GroupInfo),
     Placement(GroupId),
+    Account(AccountRecord),
+    Session(SessionRecord),
+    EmailClaim(EmailClaim),
+    Payment(PaymentRecord),
 }
 
 impl Record {
@@ -124,16 +155,23 @@ impl Record {
                 | (RecordKey::MapNode(_), Record::MapNode(_))
                 | (RecordKey::MapGroup(_), Record::MapGroup(_))
                 | (RecordKey::Placement(_), Record::Placement(_))
+                | (RecordKey::Account(_), Record::Account(_))
+                | (RecordKey::Session(_), Record::Session(_))
+                | (RecordKey::EmailClaim(_), Record::EmailClaim(_))
+                | (RecordKey::Payment(..), Record::Payment(_))
         )
     }
 }
 
-/// An event as created. Written once; the spec is immutable afterwards.
+/// An event as created. The spec is immutable; the record is rewritten once
+/// more only if the event is cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub spec: EventSpec,
     pub ticket_salt: [u8; 16],
     pub created_at_ms: Millis,
+    /// Set once, when the organiser cancels the event (the record's only change).
+    pub cancelled_at_ms: Option<Millis>,
 }
 
 /// A seat that is not available. (An available seat has no record.)
@@ -241,5 +279,7 @@ pub struct RequestRecord {
     pub log_index: u64,
     /// The state machine's clock when the request was applied.
     pub at_ms: Millis,
+    /// The request's `fingerprint` (see `Request`).
+    pub fingerprint: u64,
     pub response: Response,
 }

@@ -15,7 +15,11 @@
 //! 3. De-duplication housekeeping: responses older than 24 hours of log time
 //!    (`clock - at_ms > DEDUP_WINDOW_MS`) are forgotten.
 //! 4. The command: if its request id has a stored response, that response is
-//!    returned and nothing else happens, even if the command differs. Otherwise
+//!    returned and nothing else happens, provided the request's fingerprint
+//!    (a digest of the command, taken by the leader) matches the stored one;
+//!    a different command under a used id is refused with
+//!    `idempotency_key_reused` and not stored (cluster-map commands are
+//!    exempt: the cluster re-sends its own ids). Otherwise
 //!    the command runs and its response (success or rejection) is stored. If the
 //!    table then holds more than `DEDUP_CAPACITY` responses, the oldest go
 //!    (by `(at_ms, log_index)`). `Tick` skips this step: it only exists to drive
@@ -31,10 +35,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::accounts::{AccountRecord, AccountView, Accounts};
 use crate::cluster_map::ClusterMap;
 use crate::command::{Command, Rejection, Request, Response, Success};
 use crate::event::{Context, EventState, ExpiryQueue};
-use crate::ids::{EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
+use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
+use crate::payments::{
+    MAX_PAYMENT_TEXT, PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView, Payments,
+};
 use crate::records::{EventRecord, Record, RecordKey, RequestRecord};
 use crate::views::{EventView, HoldView, OrderView, TicketView};
 
@@ -72,6 +80,10 @@ pub struct BookingState {
     dirty: BTreeSet<RecordKey>,
     /// The cluster map; empty except in the metadata group.
     map: ClusterMap,
+    /// Accounts and sessions; empty except in a region's accounts group.
+    accounts: Accounts,
+    /// Payments of this group's events.
+    payments: Payments,
     /// `DEDUP_CAPACITY`, except in tests that exercise eviction.
     dedup_capacity: usize,
 }
@@ -92,6 +104,8 @@ impl BookingState {
             expiry: ExpiryQueue::new(),
             dirty: BTreeSet::new(),
             map: ClusterMap::default(),
+            accounts: Accounts::default(),
+            payments: Payments::default(),
             dedup_capacity: DEDUP_CAPACITY,
         }
     }
@@ -102,15 +116,23 @@ impl BookingState {
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Response {
         self.advance_clock(request.now_ms);
         self.expire_holds(log_index);
+        self.accounts.expire_sessions(self.clock, &mut self.dirty);
         self.forget_old_requests();
         if request.command == Command::Tick {
             return Ok(Success::Ticked);
         }
         if let Some(seen) = self.requests.get(&request.request_id) {
+            // Map commands are issued by the cluster itself, which re-sends
+            // its own ids with whatever the map says then; only client
+            // requests must match what their key was first used for.
+            let is_map = matches!(request.command, Command::Map(_));
+            if seen.fingerprint != request.fingerprint && !is_map {
+                return Err(Rejection::IdempotencyKeyReused);
+            }
             return seen.response.clone();
         }
         let response = self.execute(log_index, &request.command);
-        self.remember(log_index, &request.request_id, &response);
+        self.remember(log_index, &request.request_id, request.fingerprint, &response);
         response
     }
 
@@ -150,10 +172,11 @@ impl BookingState {
         }
     }
 
-    fn remember(&mut self, log_index: u64, request_id: &RequestId, response: &Response) {
+    fn remember(&mut self, log_index: u64, request_id: &RequestId, fingerprint: u64, response: &Response) {
         let record = RequestRecord {
             log_index,
             at_ms: self.clock,
+            fingerprint,
             response: response.clone(),
         };
         self.request_age
@@ -189,6 +212,7 @@ impl BookingState {
                     spec: spec.clone(),
                     ticket_salt: *ticket_salt,
                     created_at_ms: self.clock,
+                    cancelled_at_ms: None,
                 };
                 let event = EventState::new(*event_id, record)?;
                 let capacity = event.capacity();
@@ -242,7 +266,49 @@ impl BookingState {
                 holder,
             } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event.cancel(&mut ctx, *order_id, holder).map(Success::Cancelled)
+                let view = event.cancel(&mut ctx, *order_id, holder)?;
+                self.refund_order(*event_id, *order_id, "the order was cancelled");
+                Ok(Success::Cancelled(view))
+            }
+            Command::CancelEvent { event_id } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                let cancelled = event.cancel_event(&mut ctx)?;
+                let mut refunds = 0;
+                for &order_id in &cancelled {
+                    refunds += u32::from(self.refund_order(*event_id, order_id, "the event was cancelled"));
+                }
+                Ok(Success::EventCancelled {
+                    event_id: *event_id,
+                    orders_cancelled: cancelled.len() as u32,
+                    refunds,
+                })
+            }
+            Command::StartPayment {
+                event_id,
+                hold_id,
+                holder,
+                method,
+            } => self.start_payment(log_index, *event_id, *hold_id, holder, method),
+            Command::SettlePayment {
+                event_id,
+                payment_id,
+                outcome,
+            } => self.settle_payment(log_index, *event_id, *payment_id, outcome),
+            Command::RefundSettled { event_id, payment_id } => {
+                let payment = self
+                    .payments
+                    .get(*event_id, *payment_id)
+                    .ok_or(Rejection::UnknownPayment)?;
+                match payment.status {
+                    PaymentStatus::Refunded => {}
+                    PaymentStatus::RefundPending => {
+                        let step = self.step(PaymentStatus::Refunded, None);
+                        self.payments
+                            .set_status(&mut self.dirty, *event_id, *payment_id, step, None);
+                    }
+                    _ => return Err(Rejection::PaymentNotRefundable),
+                }
+                Ok(Success::PaymentUpdated(self.payment_view(*event_id, *payment_id)))
             }
             Command::CheckIn { event_id, code } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
@@ -252,8 +318,155 @@ impl BookingState {
                 })
             }
             Command::Map(map_command) => self.map.apply(map_command, &mut self.dirty),
+            Command::ClaimEmail { email_key, claim } => {
+                self.accounts.claim_email(&mut self.dirty, *email_key, claim)
+            }
+            Command::Register { customer_id, account } => {
+                self.accounts
+                    .register(self.clock, &mut self.dirty, customer_id, account)
+            }
+            Command::SetRole { customer_id, role } => {
+                self.accounts.set_role(&mut self.dirty, customer_id, *role)
+            }
+            Command::StartSession {
+                customer_id,
+                token_hash,
+                ttl_ms,
+            } => self.accounts.start_session(
+                self.clock,
+                log_index,
+                &mut self.dirty,
+                customer_id,
+                *token_hash,
+                *ttl_ms,
+            ),
+            Command::RotateSession {
+                session_id,
+                presented,
+                next,
+                ttl_ms,
+            } => self.accounts.rotate_session(
+                self.clock,
+                &mut self.dirty,
+                *session_id,
+                presented,
+                *next,
+                *ttl_ms,
+            ),
+            Command::EndSession {
+                session_id,
+                presented,
+            } => self.accounts.end_session(&mut self.dirty, *session_id, presented),
             Command::Tick => Ok(Success::Ticked),
         }
+    }
+
+    /// A payment history step at the current clock.
+    fn step(&self, status: PaymentStatus, detail: Option<String>) -> PaymentStep {
+        PaymentStep {
+            at_ms: self.clock,
+            status,
+            detail,
+        }
+    }
+
+    fn payment_view(&self, event_id: EventId, payment_id: u64) -> PaymentView {
+        self.payments
+            .view(event_id, payment_id)
+            .expect("the payment exists")
+    }
+
+    fn start_payment(
+        &mut self,
+        log_index: u64,
+        event_id: EventId,
+        hold_id: HoldId,
+        holder: &CustomerId,
+        method: &str,
+    ) -> Response {
+        if method.is_empty() || method.len() > MAX_PAYMENT_TEXT {
+            return Err(Rejection::InvalidRequest(format!(
+                "payment method must be 1..={MAX_PAYMENT_TEXT} bytes"
+            )));
+        }
+        let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
+        let amount = event.payable_total(hold_id, holder)?;
+        if let Some(payment_id) = self.payments.live_for_hold(event_id, hold_id) {
+            return Err(Rejection::PaymentInProgress { payment_id });
+        }
+        let record = PaymentRecord {
+            hold_id,
+            holder: holder.clone(),
+            amount,
+            method: method.to_owned(),
+            status: PaymentStatus::Pending,
+            order_id: None,
+            created_at_ms: self.clock,
+            history: vec![PaymentStep {
+                at_ms: self.clock,
+                status: PaymentStatus::Pending,
+                detail: None,
+            }],
+        };
+        self.payments.insert(&mut self.dirty, event_id, log_index, record);
+        Ok(Success::PaymentStarted(self.payment_view(event_id, log_index)))
+    }
+
+    fn settle_payment(
+        &mut self,
+        log_index: u64,
+        event_id: EventId,
+        payment_id: u64,
+        outcome: &PaymentOutcome,
+    ) -> Response {
+        let payment = self
+            .payments
+            .get(event_id, payment_id)
+            .ok_or(Rejection::UnknownPayment)?;
+        if payment.status != PaymentStatus::Pending {
+            // A repeated or late answer: the first one decided.
+            return Ok(Success::PaymentUpdated(self.payment_view(event_id, payment_id)));
+        }
+        let (hold_id, holder) = (payment.hold_id, payment.holder.clone());
+        let (status, order_id, detail) = match outcome {
+            PaymentOutcome::Declined { reason } => {
+                let mut reason = reason.clone();
+                reason.truncate(MAX_PAYMENT_TEXT);
+                (PaymentStatus::Failed, None, Some(reason))
+            }
+            PaymentOutcome::Authorised => {
+                let (event, mut ctx) = self.event_mut(event_id, log_index)?;
+                match event.confirm(&mut ctx, hold_id, &holder) {
+                    Ok(order) => (PaymentStatus::Succeeded, Some(order.order_id), None),
+                    Err(why) => (
+                        PaymentStatus::RefundPending,
+                        None,
+                        Some(format!("authorised after the hold ended ({why}); refunding")),
+                    ),
+                }
+            }
+        };
+        let step = self.step(status, detail);
+        self.payments
+            .set_status(&mut self.dirty, event_id, payment_id, step, order_id);
+        Ok(Success::PaymentUpdated(self.payment_view(event_id, payment_id)))
+    }
+
+    /// Marks the payment that bought `order_id` for a refund; whether it had one.
+    fn refund_order(&mut self, event_id: EventId, order_id: OrderId, why: &str) -> bool {
+        let Some(payment_id) = self.payments.for_order(event_id, order_id) else {
+            return false;
+        };
+        let succeeded = self
+            .payments
+            .get(event_id, payment_id)
+            .is_some_and(|p| p.status == PaymentStatus::Succeeded);
+        if succeeded {
+            let step = self.step(PaymentStatus::RefundPending, Some(why.to_owned()));
+            self.payments
+                .set_status(&mut self.dirty, event_id, payment_id, step, None);
+        }
+        succeeded
     }
 
     /// The event and the context its rules may change.
@@ -294,6 +507,8 @@ impl BookingState {
             RecordKey::Clock => (self.clock > 0).then_some(Record::Clock(self.clock)),
             RecordKey::Request(request_id) => self.requests.get(request_id).cloned().map(Record::Request),
             key if key.is_cluster_map() => self.map.record(key),
+            key if key.is_account() => self.accounts.record(key),
+            key if key.is_payment() => self.payments.record(key),
             other => {
                 let event_id = other.event_id().expect("every other key belongs to an event");
                 self.events.get(&event_id)?.record(key)
@@ -317,6 +532,8 @@ impl BookingState {
             ));
         }
         self.map.append_records(&mut out);
+        self.accounts.append_records(&mut out);
+        self.payments.append_records(&mut out);
         // Per-variant groups come out in key order already except that all
         // events' records are interleaved by event; one sort settles it.
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -371,6 +588,20 @@ impl BookingState {
                         return Err(LoadError::WrongKind { key });
                     }
                 }
+                (payment_key, record) if payment_key.is_payment() => {
+                    let event_id = payment_key.event_id().expect("a payment belongs to an event");
+                    if !state.events.contains_key(&event_id) {
+                        return Err(LoadError::MissingEvent { key: key.clone() });
+                    }
+                    if !state.payments.load(&key, record).map_err(invalid)? {
+                        return Err(LoadError::WrongKind { key });
+                    }
+                }
+                (account_key, record) if account_key.is_account() => {
+                    if !state.accounts.load(&key, record).map_err(invalid)? {
+                        return Err(LoadError::WrongKind { key });
+                    }
+                }
                 (key, record) => {
                     let event_id = key.event_id().expect("every other key belongs to an event");
                     let event = state
@@ -392,6 +623,10 @@ impl BookingState {
         }
         state.check_invariants().map_err(LoadError::Inconsistent)?;
         state.map.check_invariants().map_err(LoadError::Inconsistent)?;
+        state
+            .accounts
+            .check_invariants(state.clock)
+            .map_err(LoadError::Inconsistent)?;
         Ok(state)
     }
 
@@ -420,6 +655,20 @@ impl BookingState {
         self.expiry.first().map(|&(expires_at_ms, _, _)| expires_at_ms)
     }
 
+    pub fn account_view(&self, customer_id: &CustomerId) -> Option<AccountView> {
+        self.accounts.view(customer_id)
+    }
+
+    /// Who holds an e-mail address (metadata group).
+    pub fn email_claim(&self, email_key: &crate::accounts::TokenHash) -> Option<crate::accounts::EmailClaim> {
+        self.accounts.claim(email_key)
+    }
+
+    /// An account with its password hash, by e-mail address (for login).
+    pub fn account_by_email(&self, email: &str) -> Option<(CustomerId, AccountRecord)> {
+        self.accounts.by_email(email)
+    }
+
     /// The cluster map (meaningful in the metadata group only).
     pub fn cluster_map(&self) -> &ClusterMap {
         &self.map
@@ -444,6 +693,8 @@ impl BookingState {
                 self.expiry
             ));
         }
+        self.accounts.check_invariants(self.clock)?;
+        self.check_payments()?;
         if self.requests.len() != self.request_age.len() {
             return Err("request age index and request table differ in size".to_owned());
         }
@@ -473,6 +724,49 @@ impl BookingState {
     }
 }
 
+impl BookingState {
+    /// No money without a ticket: a succeeded payment has a live order, and a
+    /// live order bought with a payment has a succeeded one.
+    fn check_payments(&self) -> Result<(), String> {
+        self.payments.check_indexes()?;
+        for (&(event_id, payment_id), payment) in self.payments.payments() {
+            let event = self
+                .events
+                .get(&event_id)
+                .ok_or_else(|| format!("payment {payment_id} of a missing event {event_id}"))?;
+            if !event.has_hold(payment.hold_id) {
+                return Err(format!(
+                    "payment {payment_id} pays for a missing hold {}",
+                    payment.hold_id
+                ));
+            }
+            let live_order = payment.order_id.is_some_and(|o| event.order_is_live(o));
+            match payment.status {
+                PaymentStatus::Succeeded if !live_order => {
+                    return Err(format!("payment {payment_id} succeeded without a live order"));
+                }
+                PaymentStatus::Failed | PaymentStatus::Pending if payment.order_id.is_some() => {
+                    return Err(format!(
+                        "payment {payment_id} is {:?} with an order",
+                        payment.status
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn payment_view_of(&self, event_id: EventId, payment_id: u64) -> Option<PaymentView> {
+        self.payments.view(event_id, payment_id)
+    }
+
+    /// Payments waiting for the provider or for a refund (for the leader's worker).
+    pub fn open_payments(&self) -> Vec<PaymentView> {
+        self.payments.open().collect()
+    }
+}
+
 #[cfg(test)]
 impl BookingState {
     /// A state whose de-duplication table holds at most `capacity` responses, so
@@ -488,7 +782,7 @@ impl BookingState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Selection;
+    use crate::command::{DEFAULT_HOLD_TTL_MS, Selection};
     use crate::ids::CustomerId;
     use crate::layout::EventSpec;
 
@@ -496,6 +790,7 @@ mod tests {
         Request {
             request_id: RequestId::new(id).unwrap(),
             now_ms,
+            fingerprint: 0,
             command,
         }
     }
@@ -645,6 +940,234 @@ mod tests {
             matches!(unknown_area, Err(LoadError::Inconsistent(_))),
             "{unknown_area:?}"
         );
+    }
+
+    #[test]
+    fn a_used_key_with_another_body_is_refused_and_changes_nothing() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        let first = state.apply(2, &request("k", 10, hold(1, "A-1-1")));
+        assert!(first.is_ok());
+        // The same key, the same body: the first answer again.
+        assert_eq!(state.apply(3, &request("k", 11, hold(1, "A-1-1"))), first);
+        // The same key for another seat: refused, and the seat stays available.
+        let mut other = request("k", 12, hold(1, "A-1-2"));
+        other.fingerprint = 1;
+        assert_eq!(state.apply(4, &other), Err(Rejection::IdempotencyKeyReused));
+        assert_eq!(state.event_view(EventId(1)).unwrap().held, 1);
+        assert_eq!(state.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn accounts_and_sessions_survive_a_reload() {
+        use crate::accounts::{NewAccount, Role};
+        let mut state = BookingState::new();
+        let alice = CustomerId::new("u.1.abc").unwrap();
+        let register = Command::Register {
+            customer_id: alice.clone(),
+            account: NewAccount {
+                email: "alice@example.org".to_owned(),
+                name: "Alice".to_owned(),
+                region: "eu-west".to_owned(),
+                role: Role::Customer,
+                password_hash: "$argon2id$x".to_owned(),
+            },
+        };
+        state.apply(1, &request("r", 10, register)).unwrap();
+        let start = Command::StartSession {
+            customer_id: alice.clone(),
+            token_hash: [4; 32],
+            ttl_ms: 1_000,
+        };
+        state.apply(2, &request("s", 10, start)).unwrap();
+        let loaded = BookingState::from_records(state.records()).unwrap();
+        assert_eq!(loaded.records(), state.records());
+        assert_eq!(loaded.account_by_email("alice@example.org").unwrap().0, alice);
+        // The session expires with log time and its record goes.
+        state.apply(3, &request("t", 2_000, Command::Tick)).unwrap();
+        assert!(
+            !state
+                .take_dirty()
+                .iter()
+                .any(|(k, v)| matches!(k, RecordKey::Session(_)) && v.is_some())
+        );
+        assert!(
+            !state
+                .records()
+                .iter()
+                .any(|(k, _)| matches!(k, RecordKey::Session(_)))
+        );
+    }
+
+    fn pay(event: u64, hold: u64) -> Command {
+        Command::StartPayment {
+            event_id: EventId(event),
+            hold_id: HoldId(hold),
+            holder: CustomerId::new("alice").unwrap(),
+            method: "tok_visa".to_owned(),
+        }
+    }
+
+    fn settle(event: u64, payment: u64, outcome: PaymentOutcome) -> Command {
+        Command::SettlePayment {
+            event_id: EventId(event),
+            payment_id: payment,
+            outcome,
+        }
+    }
+
+    fn payment_status(state: &BookingState, event: u64, payment: u64) -> PaymentStatus {
+        state.payment_view_of(EventId(event), payment).unwrap().status
+    }
+
+    #[test]
+    fn an_authorised_payment_confirms_the_hold_in_the_same_entry() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
+        let started = state.apply(3, &request("p", 11, pay(1, 2))).unwrap();
+        assert!(
+            matches!(started, Success::PaymentStarted(ref v) if v.status == PaymentStatus::Pending && v.amount.amount_minor > 0)
+        );
+        // A second checkout of the same hold is refused while the first is pending.
+        assert_eq!(
+            state.apply(4, &request("p2", 11, pay(1, 2))),
+            Err(Rejection::PaymentInProgress { payment_id: 3 })
+        );
+        let settled = state
+            .apply(5, &request("s", 12, settle(1, 3, PaymentOutcome::Authorised)))
+            .unwrap();
+        let Success::PaymentUpdated(view) = settled else {
+            panic!("{settled:?}")
+        };
+        assert_eq!(view.status, PaymentStatus::Succeeded);
+        assert_eq!(state.event_view(EventId(1)).unwrap().sold, 1);
+        assert!(state.order_view(EventId(1), view.order_id.unwrap()).is_some());
+        // A repeated webhook changes nothing.
+        let again = state.apply(
+            6,
+            &request(
+                "s2",
+                13,
+                settle(1, 3, PaymentOutcome::Declined { reason: "x".into() }),
+            ),
+        );
+        assert!(matches!(again, Ok(Success::PaymentUpdated(ref v)) if v.status == PaymentStatus::Succeeded));
+        assert_eq!(state.check_invariants(), Ok(()));
+        let loaded = BookingState::from_records(state.records()).unwrap();
+        assert_eq!(loaded.records(), state.records());
+    }
+
+    #[test]
+    fn a_declined_payment_leaves_the_hold_usable_and_a_late_one_is_refunded() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
+        state.apply(3, &request("p", 11, pay(1, 2))).unwrap();
+        let declined = PaymentOutcome::Declined {
+            reason: "card_declined".into(),
+        };
+        state.apply(4, &request("s", 12, settle(1, 3, declined))).unwrap();
+        assert_eq!(payment_status(&state, 1, 3), PaymentStatus::Failed);
+        assert_eq!(state.event_view(EventId(1)).unwrap().held, 1);
+        // Another attempt for the same hold; the hold expires before the answer.
+        state.apply(5, &request("p2", 13, pay(1, 2))).unwrap();
+        state
+            .apply(6, &request("t", 10 + DEFAULT_HOLD_TTL_MS, Command::Tick))
+            .unwrap();
+        state
+            .apply(
+                7,
+                &request(
+                    "s2",
+                    10 + DEFAULT_HOLD_TTL_MS + 1,
+                    settle(1, 5, PaymentOutcome::Authorised),
+                ),
+            )
+            .unwrap();
+        assert_eq!(payment_status(&state, 1, 5), PaymentStatus::RefundPending);
+        assert_eq!(state.event_view(EventId(1)).unwrap().sold, 0);
+        assert_eq!(state.open_payments().len(), 1);
+        let refunded = Command::RefundSettled {
+            event_id: EventId(1),
+            payment_id: 5,
+        };
+        state
+            .apply(8, &request("r", 10 + DEFAULT_HOLD_TTL_MS + 2, refunded))
+            .unwrap();
+        assert_eq!(payment_status(&state, 1, 5), PaymentStatus::Refunded);
+        assert!(state.open_payments().is_empty());
+        assert_eq!(state.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn cancelling_the_event_cancels_every_order_and_refunds_the_paid_ones() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
+        state.apply(3, &request("p", 11, pay(1, 2))).unwrap();
+        state
+            .apply(4, &request("s", 12, settle(1, 3, PaymentOutcome::Authorised)))
+            .unwrap();
+        // A box-office sale without a payment, and a hold still open.
+        state.apply(5, &request("h2", 12, hold(1, "A-1-2"))).unwrap();
+        let confirm = Command::ConfirmHold {
+            event_id: EventId(1),
+            hold_id: HoldId(5),
+            holder: CustomerId::new("alice").unwrap(),
+        };
+        state.apply(6, &request("c2", 12, confirm)).unwrap();
+        state.apply(7, &request("h3", 12, hold(1, "A-1-3"))).unwrap();
+        let cancelled = state.apply(
+            8,
+            &request("x", 13, Command::CancelEvent { event_id: EventId(1) }),
+        );
+        assert_eq!(
+            cancelled,
+            Ok(Success::EventCancelled {
+                event_id: EventId(1),
+                orders_cancelled: 2,
+                refunds: 1
+            })
+        );
+        let view = state.event_view(EventId(1)).unwrap();
+        assert_eq!((view.held, view.sold, view.cancelled_at_ms), (0, 0, Some(13)));
+        assert_eq!(payment_status(&state, 1, 3), PaymentStatus::RefundPending);
+        assert_eq!(
+            state.apply(9, &request("h4", 14, hold(1, "A-1-4"))),
+            Err(Rejection::EventCancelled)
+        );
+        assert_eq!(
+            state.apply(10, &request("p4", 14, pay(1, 7))),
+            Err(Rejection::EventCancelled)
+        );
+        assert_eq!(state.check_invariants(), Ok(()));
+        let loaded = BookingState::from_records(state.records()).unwrap();
+        assert_eq!(loaded.records(), state.records());
+    }
+
+    #[test]
+    fn holds_are_taken_only_inside_the_sales_window() {
+        let mut state = BookingState::new();
+        let mut spec = EventSpec::demo_venue();
+        spec.sales_start_ms = Some(100);
+        spec.sales_end_ms = Some(200);
+        let create = Command::CreateEvent {
+            event_id: EventId(1),
+            spec,
+            ticket_salt: [0; 16],
+        };
+        state.apply(1, &request("a", 10, create)).unwrap();
+        assert_eq!(
+            state.apply(2, &request("early", 99, hold(1, "A-1-1"))),
+            Err(Rejection::SalesNotOpen { opens_at_ms: 100 })
+        );
+        assert!(state.apply(3, &request("open", 100, hold(1, "A-1-1"))).is_ok());
+        assert_eq!(
+            state.apply(4, &request("late", 200, hold(1, "A-1-2"))),
+            Err(Rejection::SalesClosed { closed_at_ms: 200 })
+        );
+        assert_eq!(state.check_invariants(), Ok(()));
     }
 
     #[test]

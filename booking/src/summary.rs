@@ -46,6 +46,27 @@ impl fmt::Display for Request {
             }) => write!(f, "promote replica {replica_id} of group {group_id}"),
             Command::Map(MapCommand::DrainNode { node_id }) => write!(f, "drain node {node_id}"),
             Command::Map(MapCommand::RemoveNode { node_id }) => write!(f, "remove node {node_id}"),
+            // Accounts are personal data: logs name the id, never the e-mail address.
+            Command::ClaimEmail { claim, .. } => {
+                write!(f, "claim an e-mail address for {}", claim.customer_id)
+            }
+            Command::Register { customer_id, .. } => write!(f, "register {customer_id}"),
+            Command::SetRole { customer_id, role } => write!(f, "make {customer_id} {}", role.as_str()),
+            Command::StartSession { customer_id, .. } => write!(f, "start a session of {customer_id}"),
+            Command::RotateSession { session_id, .. } => write!(f, "rotate session {session_id}"),
+            Command::EndSession { session_id, .. } => write!(f, "end session {session_id}"),
+            Command::StartPayment {
+                event_id, hold_id, ..
+            } => write!(f, "pay for hold {event_id}/{hold_id}"),
+            Command::SettlePayment {
+                event_id,
+                payment_id,
+                outcome,
+            } => write!(f, "settle payment {event_id}/{payment_id}: {outcome:?}"),
+            Command::RefundSettled { event_id, payment_id } => {
+                write!(f, "refunded payment {event_id}/{payment_id}")
+            }
+            Command::CancelEvent { event_id } => write!(f, "cancel event {event_id}"),
             Command::Tick => write!(f, "tick"),
         }
     }

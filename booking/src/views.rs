@@ -24,6 +24,10 @@ pub struct EventView {
     pub held: u32,
     pub sold: u32,
     pub max_tickets_per_customer: Option<u32>,
+    pub sales_start_ms: Option<Millis>,
+    pub sales_end_ms: Option<Millis>,
+    /// Set when the organiser cancelled the event; it sells nothing more.
+    pub cancelled_at_ms: Option<Millis>,
     pub tiers: Vec<TierView>,
     pub sections: Vec<SectionView>,
     pub ga_areas: Vec<GaAreaView>,

@@ -330,6 +330,7 @@ impl Runner {
         let request = Request {
             request_id,
             now_ms: self.now,
+            fingerprint: 0,
             command,
         };
         let response = self.state.apply(log_index, &request);
@@ -440,6 +441,8 @@ fn build_spec(line: &Line<'_>) -> Result<EventSpec, String> {
                 sections: Vec::new(),
                 ga_areas: Vec::new(),
                 max_tickets_per_customer: None,
+                sales_start_ms: None,
+                sales_end_ms: None,
             };
             for word in &line.words[3..] {
                 let (place, segments) = word.split_once('=').ok_or("rows are SECTION/ROW=SEGMENTS")?;

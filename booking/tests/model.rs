@@ -102,6 +102,8 @@ fn venue() -> EventSpec {
             tier: "standing".to_owned(),
         }],
         max_tickets_per_customer: Some(LIMIT),
+        sales_start_ms: None,
+        sales_end_ms: None,
     }
 }
 
@@ -728,6 +730,7 @@ impl Run {
         let request = Request {
             request_id: RequestId::new(request_id).unwrap(),
             now_ms: self.leader_now.max(0) as u64,
+            fingerprint: 0,
             command,
         };
         // Log entries are stored with postcard by raft-store.
@@ -1092,6 +1095,7 @@ fn take_dirty_accumulated_over_a_run_equals_records() {
         let request = Request {
             request_id: RequestId::new(&format!("q{index}")).unwrap(),
             now_ms,
+            fingerprint: 0,
             command,
         };
         state.apply(index, &request)

@@ -183,6 +183,9 @@ pub struct ApiClient {
     http: reqwest::Client,
     urls: Vec<String>,
     retry_budget: Duration,
+    /// The bearer token sent with every call: by default the local operator
+    /// token, so the harness books on behalf of the holders it names.
+    token: Option<String>,
 }
 
 impl ApiClient {
@@ -198,7 +201,14 @@ impl ApiClient {
             http,
             urls,
             retry_budget: DEFAULT_RETRY_BUDGET,
+            token: Some(node::launcher::LOCAL_ADMIN_TOKEN.to_owned()),
         })
+    }
+
+    /// The same client calling as `token` (an access token), or anonymously.
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.token = token.map(str::to_owned);
+        self
     }
 
     /// The same client with another retry budget.
@@ -243,6 +253,9 @@ impl ApiClient {
             tries += 1;
             let url = format!("{}{path}", self.url(first, shift));
             let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
             if let Some(key) = key {
                 request = request.header("Idempotency-Key", key);
             }
@@ -381,6 +394,48 @@ impl ApiClient {
             .await?;
         anyhow::ensure!(status.is_success(), "GET /v1/cluster: {status} {body}");
         Ok(body)
+    }
+
+    /// One GET-like call to node `node` without retries, for non-JSON answers:
+    /// the status, the content type and the body as text.
+    pub async fn raw(
+        &self,
+        method: Method,
+        node: NodeId,
+        path: &str,
+    ) -> anyhow::Result<(StatusCode, Option<String>, String)> {
+        let url = format!("{}{path}", self.url(node, 0));
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((status, content_type, response.text().await?))
+    }
+
+    /// One POST of a JSON body to node `node` without a bearer token or
+    /// retries, with one extra header (a provider's webhook signature).
+    pub async fn raw_post(
+        &self,
+        node: NodeId,
+        path: &str,
+        body: &Value,
+        header: Option<(&str, &str)>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.url(node, 0));
+        let mut request = self.http.post(&url).json(body);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     /// One admin call to node `node` with `token` (no retries: admin calls are

@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod shop;
 pub mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};

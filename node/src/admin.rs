@@ -73,6 +73,22 @@ pub enum AdminCommand {
         #[arg(long)]
         node_id: u64,
     },
+    /// Create an account with a role: how the first organiser (admin) is made.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// The password (or set BOXOFFICE_USER_PASSWORD).
+        #[arg(long, env = "BOXOFFICE_USER_PASSWORD")]
+        password: String,
+        #[arg(long)]
+        name: String,
+        /// customer, admin or operator.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// The account's home region; default: the node's region.
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 struct Admin {
@@ -165,6 +181,19 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
         AdminCommand::RemoveNode { node_id } => {
             let url = format!("{base}/v1/admin/nodes/{node_id}/remove");
             let answer = admin.call(reqwest::Method::POST, &url, None).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+        AdminCommand::CreateUser {
+            email,
+            password,
+            name,
+            role,
+            region,
+        } => {
+            let body =
+                json!({ "email": email, "password": password, "name": name, "role": role, "region": region });
+            let url = format!("{base}/v1/admin/users");
+            let answer = admin.call(reqwest::Method::POST, &url, Some(body)).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
     }

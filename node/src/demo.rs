@@ -100,19 +100,37 @@ async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     }
 }
 
+/// The demo's sample accounts (local demo only).
+const DEMO_PASSWORD: &str = "demo-password";
+
 async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
     let body = json!({ "event_id": DEMO_EVENT_ID, "spec": booking::EventSpec::demo_venue() });
-    let url = format!("{leader_url}/v1/events");
+    demo_post(leader_url, "/v1/events", "demo-create-event-1", body).await?;
+    let organiser = json!({
+        "email": "organiser@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Demo Organiser", "role": "admin",
+    });
+    demo_post(leader_url, "/v1/admin/users", "demo-organiser-1", organiser).await?;
+    let alice = json!({
+        "email": "alice@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Alice", "role": "customer",
+    });
+    demo_post(leader_url, "/v1/admin/users", "demo-alice-1", alice).await?;
+    Ok(())
+}
+
+/// One setup call as the operator; the fixed key makes a restarted demo harmless.
+async fn demo_post(base: &str, path: &str, key: &str, body: serde_json::Value) -> anyhow::Result<()> {
+    let url = format!("{base}{path}");
     let response = reqwest::Client::new()
         .post(&url)
-        .header("Idempotency-Key", "demo-create-event-1")
+        .bearer_auth(launcher::LOCAL_ADMIN_TOKEN)
+        .header("Idempotency-Key", key)
         .json(&body)
         .timeout(Duration::from_secs(30))
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = response.status();
-    if !status.is_success() {
+    if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
         let text = response.text().await.unwrap_or_default();
         bail!("POST {url} answered {status}: {text}");
     }
@@ -147,20 +165,28 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
     );
     println!("  curl -s {first}/v1/events/{DEMO_EVENT_ID}");
     println!();
-    println!("  # hold seat A-1-1 for alice (a retry with the same key is harmless)");
+    println!("  # log in as the sample customer alice (password {DEMO_PASSWORD})");
+    println!(
+        "  TOKEN=$(curl -s -X POST {first}/v1/auth/login -H 'content-type: application/json' \
+         -d '{{\"email\":\"alice@demo.boxoffice.dev\",\"password\":\"{DEMO_PASSWORD}\"}}' \
+         | sed -E 's/.*\"access_token\":\"([^\"]*)\".*/\\1/')"
+    );
+    println!();
+    println!("  # hold seat A-1-1 (a retry with the same key is harmless)");
     println!(
         "  HOLD_ID=$(curl -s -X POST {second}/v1/events/{DEMO_EVENT_ID}/holds \
-         -H 'content-type: application/json' -H 'Idempotency-Key: demo-hold-1' \
-         -d '{{\"holder\":\"alice\",\"seats\":[\"A-1-1\"]}}' \
+         -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \
+         -H 'Idempotency-Key: demo-hold-1' -d '{{\"seats\":[\"A-1-1\"]}}' \
          | sed -E 's/.*\"hold_id\":\"?([^\",}}]*).*/\\1/'); echo \"hold $HOLD_ID\""
     );
     println!();
-    println!("  # confirm it into an order");
+    println!("  # confirm it into an order with a signed ticket");
     println!(
         "  curl -s -X POST {third}/v1/events/{DEMO_EVENT_ID}/holds/$HOLD_ID/confirm \
-         -H 'content-type: application/json' -H 'Idempotency-Key: demo-confirm-1' \
-         -d '{{\"holder\":\"alice\"}}'"
+         -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: demo-confirm-1'"
     );
+    println!();
+    println!("  # the organiser is organiser@demo.boxoffice.dev with the same password");
     println!();
     println!("  # compare one replica's own state with the leader's");
     println!("  curl -s '{third}/v1/events/{DEMO_EVENT_ID}?consistency=local'");

@@ -49,6 +49,34 @@ const LOCAL_REGION: &str = "local";
 /// The admin bearer token of launcher-built clusters. They listen on loopback
 /// only; a real deployment sets its own secret in each node's config.
 pub const LOCAL_ADMIN_TOKEN: &str = "boxoffice-local-admin-token";
+/// The access-token key of local clusters (demo and tests only, like the admin token).
+pub const LOCAL_JWT_SECRET: &str = "boxoffice-local-jwt-secret-not-for-production";
+/// The ticket signing key of local clusters (demo and tests only).
+pub const LOCAL_TICKET_KEY: &str = "6c6f63616c2d7469636b65742d6b65792d6e6f742d666f722d70726f64756374";
+
+/// The webhook key of local clusters' simulated payment provider.
+pub const LOCAL_WEBHOOK_SECRET: &str = "boxoffice-local-webhook-secret";
+
+/// The `[payments]` section of a local cluster's nodes: the simulated
+/// processor, approving everything unless the method token says otherwise.
+pub fn local_payments() -> region_config::PaymentsConfig {
+    region_config::PaymentsConfig {
+        webhook_secret: LOCAL_WEBHOOK_SECRET.to_owned(),
+        decline_rate_pct: 0,
+        latency_ms: 150,
+        retry_after_ms: 3_000,
+    }
+}
+
+/// The `[auth]` section of a local cluster's nodes.
+pub fn local_auth() -> region_config::AuthConfig {
+    region_config::AuthConfig {
+        jwt_secret: LOCAL_JWT_SECRET.to_owned(),
+        access_ttl_secs: 900,
+        refresh_ttl_secs: 7 * 24 * 3600,
+        ticket_signing_key: LOCAL_TICKET_KEY.to_owned(),
+    }
+}
 
 /// The data group events land on in a cluster laid out with one group
 /// ([`LocalCluster::start`]'s default).
@@ -364,6 +392,8 @@ impl LocalCluster {
                 raft: raft.clone(),
                 layout: layout.clone(),
                 admin_token: Some(LOCAL_ADMIN_TOKEN.to_owned()),
+                auth: Some(local_auth()),
+                payments: Some(local_payments()),
             };
             config.validate()?;
             let config_path = base_dir.join(format!("node-{id}.toml"));

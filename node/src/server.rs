@@ -161,10 +161,44 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         ));
     }
 
+    let payments = config.payments.as_ref().map(|p| {
+        let simulated = Arc::new(api::payments::SimulatedProvider::new(
+            p.webhook_secret.as_bytes(),
+            p.decline_rate_pct,
+            Duration::from_millis(p.latency_ms),
+        ));
+        api::payments::Payments {
+            provider: simulated.clone(),
+            webhook_secret: Arc::from(p.webhook_secret.as_bytes()),
+            callback_url: format!("http://{}/v1/payments/webhook", config.http_addr),
+            simulated: Some(simulated),
+        }
+    });
+    if let (Some(payments), Some(payments_config)) = (&payments, &config.payments) {
+        tasks.spawn(crate::payments::run(
+            groups.clone(),
+            router.clone(),
+            payments.clone(),
+            Duration::from_millis(payments_config.retry_after_ms),
+            shutdown.clone(),
+        ));
+    }
     let app = api::app(api::AppState {
         router: router.clone(),
         wal_stats,
         admin_token: config.admin_token.clone().map(Arc::from),
+        auth: config.auth.as_ref().map(|auth| {
+            Arc::new(api::AuthKeys::new(
+                auth.jwt_secret.as_bytes(),
+                Duration::from_secs(auth.access_ttl_secs),
+                Duration::from_secs(auth.refresh_ttl_secs),
+            ))
+        }),
+        tickets: match &config.auth {
+            Some(auth) => Some(Arc::new(api::TicketSigner::from_seed(&auth.ticket_seed()?))),
+            None => None,
+        },
+        payments: payments.clone(),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");

@@ -89,11 +89,15 @@ const TAG_HOLD: u8 = 0x13;
 const TAG_ORDER: u8 = 0x14;
 const TAG_TICKET: u8 = 0x15;
 const TAG_CUSTOMER: u8 = 0x16;
+const TAG_PAYMENT: u8 = 0x17;
 const TAG_REQUEST: u8 = 0x20;
 const TAG_MAP_META: u8 = 0x30;
 const TAG_MAP_NODE: u8 = 0x31;
 const TAG_MAP_GROUP: u8 = 0x32;
 const TAG_PLACEMENT: u8 = 0x33;
+const TAG_ACCOUNT: u8 = 0x40;
+const TAG_SESSION: u8 = 0x41;
+const TAG_EMAIL_CLAIM: u8 = 0x42;
 
 /// The first unprefixed key of any record: everything at or after it in a
 /// replica's `sm` range is a record.
@@ -137,6 +141,11 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(c.as_str().as_bytes());
         }
+        RecordKey::Payment(e, p) => {
+            out.push(TAG_PAYMENT);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&p.to_be_bytes());
+        }
         RecordKey::Request(r) => {
             out.push(TAG_REQUEST);
             out.extend_from_slice(r.as_str().as_bytes());
@@ -153,6 +162,18 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
         RecordKey::Placement(e) => {
             out.push(TAG_PLACEMENT);
             out.extend_from_slice(&e.0.to_be_bytes());
+        }
+        RecordKey::Account(c) => {
+            out.push(TAG_ACCOUNT);
+            out.extend_from_slice(c.as_str().as_bytes());
+        }
+        RecordKey::Session(id) => {
+            out.push(TAG_SESSION);
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        RecordKey::EmailClaim(hash) => {
+            out.push(TAG_EMAIL_CLAIM);
+            out.extend_from_slice(hash);
         }
     }
     out
@@ -213,6 +234,10 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             EventId(u64_at(rest, 0)?),
             CustomerId::new(&text_from(rest, 8)?).map_err(|_| bad())?,
         ),
+        TAG_PAYMENT => {
+            exact(16)?;
+            RecordKey::Payment(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?)
+        }
         TAG_REQUEST => RecordKey::Request(RequestId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
         TAG_MAP_META => {
             exact(0)?;
@@ -229,6 +254,15 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
         TAG_PLACEMENT => {
             exact(8)?;
             RecordKey::Placement(EventId(u64_at(rest, 0)?))
+        }
+        TAG_ACCOUNT => RecordKey::Account(CustomerId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
+        TAG_SESSION => {
+            exact(8)?;
+            RecordKey::Session(u64_at(rest, 0)?)
+        }
+        TAG_EMAIL_CLAIM => {
+            exact(32)?;
+            RecordKey::EmailClaim(rest.try_into().map_err(|_| bad())?)
         }
         _ => return Err(bad()),
     };
@@ -252,12 +286,19 @@ mod tests {
             RecordKey::Order(EventId(7), OrderId(3)),
             RecordKey::Ticket(EventId(7), TicketCode::new("7-ABCDEFGH").unwrap()),
             RecordKey::Customer(EventId(7), CustomerId::new("alice@example.com").unwrap()),
+            RecordKey::Payment(EventId(7), 3),
+            RecordKey::Payment(EventId(7), 1 << 20),
             RecordKey::Request(RequestId::new("req-1").unwrap()),
             RecordKey::MapMeta,
             RecordKey::MapNode(3),
             RecordKey::MapGroup(1),
             RecordKey::MapGroup(300),
             RecordKey::Placement(EventId(7)),
+            RecordKey::Account(CustomerId::new("u.1.abc").unwrap()),
+            RecordKey::Session(5),
+            RecordKey::Session(1 << 33),
+            RecordKey::EmailClaim([0; 32]),
+            RecordKey::EmailClaim([7; 32]),
         ];
         let encoded: Vec<Vec<u8>> = keys.iter().map(record_key).collect();
         for (key, bytes) in keys.iter().zip(&encoded) {

@@ -1,7 +1,8 @@
 //! Reads of the replicated state, named so they can travel to a leader.
 
 use booking::{
-    ClusterMap, EventId, EventView, GroupId, HoldId, HoldView, OrderId, OrderView, TicketCode, TicketView,
+    AccountRecord, AccountView, ClusterMap, CustomerId, EventId, EventView, GroupId, HoldId, HoldView,
+    OrderId, OrderView, PaymentView, TicketCode, TicketView,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,15 +18,32 @@ pub enum Query {
     ClusterMap,
     /// The group owning an event (metadata group).
     Placement(EventId),
+    /// A payment of an event.
+    Payment(EventId, u64),
+    /// An account, in the group its id names (`u.{group}.{..}`).
+    Account(CustomerId),
+    /// An account with its password hash, by e-mail address, in a region's
+    /// accounts group (which the caller names).
+    AccountByEmail(String),
+    /// Who holds an e-mail address, by its keyed hash (metadata group).
+    EmailClaim(booking::TokenHash),
 }
 
 impl Query {
     /// The event whose Raft group must answer this query; `None` for the
-    /// metadata group's queries.
+    /// metadata group's and the accounts' queries.
     pub fn event_id(&self) -> Option<EventId> {
         match self {
-            Query::Event(e) | Query::Hold(e, _) | Query::Order(e, _) | Query::Ticket(e, _) => Some(*e),
-            Query::ClusterMap | Query::Placement(_) => None,
+            Query::Event(e)
+            | Query::Hold(e, _)
+            | Query::Order(e, _)
+            | Query::Ticket(e, _)
+            | Query::Payment(e, _) => Some(*e),
+            Query::ClusterMap
+            | Query::Placement(_)
+            | Query::Account(_)
+            | Query::AccountByEmail(_)
+            | Query::EmailClaim(_) => None,
         }
     }
 }
@@ -38,6 +56,10 @@ pub enum QueryResult {
     Ticket(Option<TicketView>),
     ClusterMap(Box<ClusterMap>),
     Placement(Option<GroupId>),
+    Payment(Option<PaymentView>),
+    Account(Option<AccountView>),
+    AccountByEmail(Option<(CustomerId, AccountRecord)>),
+    EmailClaim(Option<booking::EmailClaim>),
 }
 
 impl SharedState {
@@ -51,6 +73,10 @@ impl SharedState {
             Query::Ticket(e, code) => QueryResult::Ticket(state.ticket_view(*e, code)),
             Query::ClusterMap => QueryResult::ClusterMap(Box::new(state.cluster_map().clone())),
             Query::Placement(e) => QueryResult::Placement(state.cluster_map().group_of(*e)),
+            Query::Payment(e, p) => QueryResult::Payment(state.payment_view_of(*e, *p)),
+            Query::Account(c) => QueryResult::Account(state.account_view(c)),
+            Query::AccountByEmail(email) => QueryResult::AccountByEmail(state.account_by_email(email)),
+            Query::EmailClaim(key) => QueryResult::EmailClaim(state.email_claim(key)),
         }
     }
 }

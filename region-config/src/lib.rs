@@ -158,6 +158,116 @@ impl Default for ClusterLayout {
     }
 }
 
+/// Customer accounts, tokens and signed tickets. Every node of a cluster must
+/// have the same secrets: any node verifies a token another node signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The HMAC-SHA256 key of access tokens (JWT, HS256): at least 32 bytes.
+    pub jwt_secret: String,
+    /// Lifetime of an access token.
+    #[serde(default = "default_access_ttl_secs")]
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh-token session since its last rotation.
+    #[serde(default = "default_refresh_ttl_secs")]
+    pub refresh_ttl_secs: u64,
+    /// The Ed25519 private key of ticket QR codes, as 64 hex digits (its seed).
+    /// Scanners verify tickets offline with the public key from
+    /// `GET /v1/tickets/public-key`.
+    pub ticket_signing_key: String,
+}
+
+fn default_access_ttl_secs() -> u64 {
+    900
+}
+
+fn default_refresh_ttl_secs() -> u64 {
+    30 * 24 * 3600
+}
+
+impl AuthConfig {
+    /// The ticket signing seed as bytes.
+    pub fn ticket_seed(&self) -> Result<[u8; 32], ConfigError> {
+        let hex = self.ticket_signing_key.as_bytes();
+        let invalid = || ConfigError::Invalid("auth.ticket_signing_key must be 64 hex digits".into());
+        if hex.len() != 64 {
+            return Err(invalid());
+        }
+        let mut seed = [0u8; 32];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            seed[i] = u8::from_str_radix(text, 16).map_err(|_| invalid())?;
+        }
+        Ok(seed)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid(
+                "auth.jwt_secret must be at least 32 bytes".into(),
+            ));
+        }
+        if !(30..=86_400).contains(&self.access_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "auth.access_ttl_secs must be 30..=86400".into(),
+            ));
+        }
+        if !(60..=90 * 86_400).contains(&self.refresh_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "auth.refresh_ttl_secs must be 60..=7776000".into(),
+            ));
+        }
+        self.ticket_seed().map(|_| ())
+    }
+}
+
+/// The payment provider. Only the built-in simulated card processor exists
+/// so far; a real provider plugs in behind the same boundary (`api::payments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// The HMAC key webhooks are signed with: at least 16 bytes, the same on every node.
+    pub webhook_secret: String,
+    /// Percentage of authorisations the simulated provider declines (0..=100).
+    #[serde(default)]
+    pub decline_rate_pct: u8,
+    /// How long the simulated provider takes to answer.
+    #[serde(default = "default_payment_latency_ms")]
+    pub latency_ms: u64,
+    /// A payment still pending after this long is asked of the provider again.
+    #[serde(default = "default_payment_retry_after_ms")]
+    pub retry_after_ms: u64,
+}
+
+fn default_payment_latency_ms() -> u64 {
+    200
+}
+
+fn default_payment_retry_after_ms() -> u64 {
+    5_000
+}
+
+impl PaymentsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.webhook_secret.len() < 16 {
+            return Err(ConfigError::Invalid(
+                "payments.webhook_secret must be at least 16 bytes".into(),
+            ));
+        }
+        if self.decline_rate_pct > 100 {
+            return Err(ConfigError::Invalid(
+                "payments.decline_rate_pct must be 0..=100".into(),
+            ));
+        }
+        if self.latency_ms > 60_000 || self.retry_after_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "payments.latency_ms must be at most 60000 and retry_after_ms positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Everything one `boxoffice node` process needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,6 +290,13 @@ pub struct NodeConfig {
     /// Bearer token for `/v1/admin/*`; without it the admin API refuses every call.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// Accounts and tickets; without it customer login is off and only the
+    /// operator's `admin_token` authenticates.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Checkout; without it holds are confirmed only by staff or for free.
+    #[serde(default)]
+    pub payments: Option<PaymentsConfig>,
 }
 
 impl NodeConfig {
@@ -282,6 +399,12 @@ impl NodeConfig {
         {
             return invalid("admin_token must be at least 16 characters".into());
         }
+        if let Some(auth) = &self.auth {
+            auth.validate()?;
+        }
+        if let Some(payments) = &self.payments {
+            payments.validate()?;
+        }
         Ok(())
     }
 }
@@ -308,6 +431,18 @@ mod tests {
             raft: RaftTuning::default(),
             layout: ClusterLayout::default(),
             admin_token: Some("a-long-enough-admin-token".into()),
+            auth: Some(AuthConfig {
+                jwt_secret: "0123456789abcdef0123456789abcdef".into(),
+                access_ttl_secs: 900,
+                refresh_ttl_secs: 86_400,
+                ticket_signing_key: "11".repeat(32),
+            }),
+            payments: Some(PaymentsConfig {
+                webhook_secret: "a-webhook-secret-of-some-length".into(),
+                decline_rate_pct: 10,
+                latency_ms: 200,
+                retry_after_ms: 5_000,
+            }),
         }
     }
 
@@ -328,6 +463,19 @@ mod tests {
         let mut config = sample();
         config.raft.election_timeout_min_ms = 150;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn rejects_weak_auth_secrets() {
+        let mut config = sample();
+        config.auth.as_mut().unwrap().jwt_secret = "short".into();
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(m)) if m.contains("jwt_secret")));
+        let mut config = sample();
+        config.auth.as_mut().unwrap().ticket_signing_key = "zz".repeat(32);
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(m)) if m.contains("ticket_signing_key"))
+        );
+        assert_eq!(sample().auth.unwrap().ticket_seed().unwrap(), [0x11; 32]);
     }
 
     #[test]

@@ -18,6 +18,16 @@ fn leader_now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The first 8 bytes of the SHA-256 of the command's binary encoding: what a
+/// request id must come back with to count as the same request. Taken here,
+/// once, and carried in the entry, so every replica compares the same value.
+pub(crate) fn fingerprint(command: &booking::Command) -> u64 {
+    use sha2::Digest;
+    let bytes = postcard::to_allocvec(command).expect("a command always encodes");
+    let digest = sha2::Sha256::digest(&bytes);
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
 pub(crate) async fn submit(
     replica: &GroupReplica,
     write: ForwardedWrite,
@@ -29,6 +39,7 @@ pub(crate) async fn submit(
     let request = Request {
         request_id: write.request_id,
         now_ms: leader_now_ms(),
+        fingerprint: fingerprint(&write.command),
         command: write.command,
     };
     match tokio::time::timeout(timeout, raft.client_write(request)).await {

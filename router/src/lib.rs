@@ -32,8 +32,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use booking::{
-    ClusterMap, Command, EventId, EventSpec, GroupId, META_GROUP, MapCommand, Rejection, ReplicaId,
-    RequestId, Response, Success,
+    ClusterMap, Command, CustomerId, EventId, EventSpec, GroupId, META_GROUP, MapCommand, Rejection,
+    ReplicaId, RequestId, Response, Success,
 };
 use openraft::async_runtime::WatchReceiver;
 use raft_store::{Query, QueryResult};
@@ -298,7 +298,9 @@ impl Router {
     /// group asks its leader instead.
     pub async fn query_local(&self, query: Query) -> Result<QueryResult, RouteError> {
         let group = match &query {
-            Query::ClusterMap | Query::Placement(_) => Some(META_GROUP),
+            Query::ClusterMap | Query::Placement(_) | Query::EmailClaim(_) => Some(META_GROUP),
+            Query::Account(customer) => account_group_of(customer),
+            Query::AccountByEmail(_) => return Ok(not_found(&query)),
             other => {
                 let event_id = other.event_id().expect("every other query names an event");
                 self.local_placement(event_id)
@@ -338,13 +340,19 @@ impl Router {
     }
 
     async fn group_of_query(&self, query: &Query) -> Result<Option<GroupId>, RouteError> {
-        match query.event_id() {
-            None => Ok(Some(META_GROUP)),
-            Some(event_id) => self.group_of(event_id).await,
+        match query {
+            Query::Account(customer) => Ok(account_group_of(customer)),
+            // Which region's accounts group to ask is the caller's choice (`query_group`).
+            Query::AccountByEmail(_) => Ok(None),
+            other => match other.event_id() {
+                None => Ok(Some(META_GROUP)),
+                Some(event_id) => self.group_of(event_id).await,
+            },
         }
     }
 
-    async fn query_group(&self, group: GroupId, query: Query) -> Result<QueryResult, RouteError> {
+    /// Answers `query` linearizably from the leader of `group`.
+    pub async fn query_group(&self, group: GroupId, query: Query) -> Result<QueryResult, RouteError> {
         let outcome = self
             .with_retries(group, |target| {
                 let query = query.clone();
@@ -547,6 +555,20 @@ fn not_found(query: &Query) -> QueryResult {
         Query::Ticket(..) => QueryResult::Ticket(None),
         Query::Placement(_) => QueryResult::Placement(None),
         Query::ClusterMap => QueryResult::ClusterMap(Box::default()),
+        Query::Payment(..) => QueryResult::Payment(None),
+        Query::Account(_) => QueryResult::Account(None),
+        Query::AccountByEmail(_) => QueryResult::AccountByEmail(None),
+        Query::EmailClaim(_) => QueryResult::EmailClaim(None),
+    }
+}
+
+/// The group a registered customer's account lives in: their id is
+/// `u.{group}.{random}`. Guests and other ids have no account.
+pub fn account_group_of(customer: &CustomerId) -> Option<GroupId> {
+    let mut parts = customer.as_str().splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("u"), Some(group), Some(rest)) if !rest.is_empty() => group.parse().ok(),
+        _ => None,
     }
 }
 

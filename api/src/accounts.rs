@@ -1,0 +1,442 @@
+//! Account routes: register, login, refresh, logout, me, guests, and the
+//! operator's user administration.
+//!
+//! An account is written to its region's accounts group through the router,
+//! so it is as durable as a booking and never leaves that group's replicas.
+//! Its e-mail address is first claimed in the metadata group under a keyed
+//! hash, which keeps one account per address across regions and tells login
+//! where the account lives. Passwords are verified here, at the edge.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use booking::accounts::check_email;
+use booking::{
+    Command, CustomerId, EmailClaim, META_GROUP, NewAccount, Rejection, RequestId, Role, SessionGrant,
+    Success, TokenHash,
+};
+use raft_store::{Query, QueryResult};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{self, AuthKeys, Caller, RefreshToken};
+use crate::{ApiJson, ApiPath, ApiResult, AppState, Problem, request_id};
+
+fn keys(state: &AppState) -> Result<&AuthKeys, Problem> {
+    state.auth.as_deref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_disabled",
+            "this node has no [auth] configured, so accounts are off",
+        )
+    })
+}
+
+/// The keyed hash an address is claimed under: readable only with the cluster secret.
+fn email_key(keys: &AuthKeys, email: &str) -> TokenHash {
+    Sha256::new()
+        .chain_update(keys.derivation_secret())
+        .chain_update(b"email:")
+        .chain_update(email.as_bytes())
+        .finalize()
+        .into()
+}
+
+/// Claims `email` for `wanted` in the metadata group; returns whoever holds it.
+async fn claim_email(
+    state: &AppState,
+    keys: &AuthKeys,
+    email: &str,
+    wanted: EmailClaim,
+) -> Result<EmailClaim, Problem> {
+    let command = Command::ClaimEmail {
+        email_key: email_key(keys, email),
+        claim: wanted,
+    };
+    match state
+        .router
+        .submit_to_group(META_GROUP, fresh_id(), command)
+        .await??
+    {
+        Success::EmailClaimed { claim, .. } => Ok(claim),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// A request id no client chose, for internal steps that must not be merged
+/// with anything else.
+fn fresh_id() -> RequestId {
+    RequestId::new(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a valid request id")
+}
+
+fn normalise_email(raw: &str) -> Result<String, Problem> {
+    let email = raw.trim().to_lowercase();
+    check_email(&email).map_err(|e| Problem::invalid_field("email", e))?;
+    Ok(email)
+}
+
+fn check_name(name: &str) -> Result<(), Problem> {
+    if name.trim().is_empty() || name.len() > booking::accounts::MAX_NAME_LEN {
+        return Err(Problem::invalid_field(
+            "name",
+            "must be 1 to 200 bytes, not blank",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Problem::invalid_field(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The accounts group of `region`, or `unknown_region`.
+fn accounts_group(state: &AppState, region: &str) -> Result<u64, Problem> {
+    state
+        .router
+        .with_local_map(|map| map.accounts_group(region))
+        .flatten()
+        .ok_or_else(|| {
+            Problem::from(Rejection::UnknownRegion {
+                region: region.to_owned(),
+            })
+        })
+}
+
+fn token_body(keys: &AuthKeys, grant: &SessionGrant, group: u64, secret: String) -> serde_json::Value {
+    let refresh = RefreshToken {
+        group,
+        session_id: grant.session_id,
+        secret,
+    };
+    json!({
+        "customer_id": grant.customer_id,
+        "role": grant.role,
+        "region": grant.region,
+        "token_type": "Bearer",
+        "access_token": keys.access_token(&grant.customer_id, grant.role.as_str(), &grant.region, Some(grant.session_id)),
+        "expires_in": keys.access_ttl.as_secs(),
+        "refresh_token": refresh.render(),
+        "refresh_expires_at_ms": grant.expires_at_ms,
+    })
+}
+
+/// Starts a session for an account and renders the token pair.
+async fn start_session(
+    state: &AppState,
+    keys: &AuthKeys,
+    group: u64,
+    customer_id: CustomerId,
+) -> Result<serde_json::Value, Problem> {
+    let secret = RefreshToken::new_secret();
+    let command = Command::StartSession {
+        customer_id,
+        token_hash: auth::token_hash(&secret),
+        ttl_ms: keys.refresh_ttl.as_millis() as u64,
+    };
+    match state.router.submit_to_group(group, fresh_id(), command).await?? {
+        Success::SessionStarted(grant) => Ok(token_body(keys, &grant, group, secret)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(success: &Success) -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("unexpected answer {success:?}"),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterBody {
+    email: String,
+    password: String,
+    name: String,
+    /// Where the account lives; default: the region of the node asked.
+    region: Option<String>,
+}
+
+/// Writes an account. A retry with the same `Idempotency-Key` must propose
+/// the same command, so the id's random part and the password salt are
+/// derived from the key with the node secret when a key is given.
+async fn register_account(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: RegisterBody,
+    role: Role,
+) -> Result<(u64, booking::AccountView), Problem> {
+    let keys = keys(state)?;
+    let email = normalise_email(&body.email)?;
+    check_name(&body.name)?;
+    auth::check_password(&body.password)?;
+    let region = body.region.unwrap_or_else(|| state.router.region().to_owned());
+    let group = accounts_group(state, &region)?;
+    let id = request_id(headers)?;
+    let seed: Option<[u8; 32]> = headers.get("idempotency-key").map(|_| {
+        let mut hasher = Sha256::new();
+        hasher.update(keys.derivation_secret());
+        hasher.update(id.as_str().as_bytes());
+        hasher.update(email.as_bytes());
+        hasher.finalize().into()
+    });
+    let wanted = EmailClaim {
+        customer_id: auth::new_account_id(group, seed.as_ref()),
+        region,
+    };
+    let claim = claim_email(state, keys, &email, wanted.clone()).await?;
+    if claim != wanted {
+        // Someone holds the address. If their account exists, it is taken;
+        // if not, an earlier registration stopped after claiming it, and
+        // this one finishes it, in the claim's region under its id.
+        let existing = state
+            .router
+            .query(Query::Account(claim.customer_id.clone()))
+            .await?;
+        if let QueryResult::Account(Some(_)) = existing {
+            return Err(Problem::from(Rejection::EmailTaken));
+        }
+    }
+    let group = router::account_group_of(&claim.customer_id)
+        .ok_or_else(|| Problem::internal("an e-mail claim names a customer without an accounts group"))?;
+    let password_hash =
+        auth::hash_password(body.password, seed.map(|s| s[..16].try_into().expect("16 bytes"))).await?;
+    let command = Command::Register {
+        customer_id: claim.customer_id,
+        account: NewAccount {
+            email,
+            name: body.name.trim().to_owned(),
+            region: claim.region,
+            role,
+            password_hash,
+        },
+    };
+    match state.router.submit_to_group(group, id, command).await?? {
+        Success::Registered(view) => Ok((group, view)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> ApiResult {
+    let (group, account) = register_account(&state, &headers, body, Role::Customer).await?;
+    let keys = keys(&state)?;
+    let mut tokens = start_session(&state, keys, group, account.customer_id.clone()).await?;
+    tokens["account"] = json!(account);
+    Ok((StatusCode::CREATED, Json(tokens)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginBody {
+    email: String,
+    password: String,
+}
+
+pub(crate) async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBody>) -> ApiResult {
+    let keys = keys(&state)?;
+    let email = normalise_email(&body.email)?;
+    let claim = match state
+        .router
+        .query(Query::EmailClaim(email_key(keys, &email)))
+        .await?
+    {
+        QueryResult::EmailClaim(claim) => claim,
+        _ => None,
+    };
+    let mut found = None;
+    if let Some(group) = claim.and_then(|c| router::account_group_of(&c.customer_id))
+        && let QueryResult::AccountByEmail(Some(account)) = state
+            .router
+            .query_group(group, Query::AccountByEmail(email.clone()))
+            .await?
+    {
+        found = Some((group, account));
+    }
+    let stored = found
+        .as_ref()
+        .map(|(_, (_, record))| record.password_hash.clone());
+    if !auth::verify_password(body.password, stored).await {
+        return Err(Problem::unauthorized(
+            "invalid_credentials",
+            "the e-mail address or password is wrong",
+        ));
+    }
+    let (group, (customer_id, _)) = found.expect("a verified password has an account");
+    let tokens = start_session(&state, keys, group, customer_id).await?;
+    Ok(Json(tokens).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshBody {
+    refresh_token: String,
+}
+
+pub(crate) async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> ApiResult {
+    let keys = keys(&state)?;
+    let presented = RefreshToken::parse(&body.refresh_token)?;
+    let secret = RefreshToken::new_secret();
+    let command = Command::RotateSession {
+        session_id: presented.session_id,
+        presented: auth::token_hash(&presented.secret),
+        next: auth::token_hash(&secret),
+        ttl_ms: keys.refresh_ttl.as_millis() as u64,
+    };
+    known_group(&state, presented.group)?;
+    match state
+        .router
+        .submit_to_group(presented.group, fresh_id(), command)
+        .await??
+    {
+        Success::SessionRotated(grant) => {
+            Ok(Json(token_body(keys, &grant, presented.group, secret)).into_response())
+        }
+        Success::SessionRevoked { .. } => Err(Problem::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; the session is revoked, log in again",
+        )),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// A refresh token naming a group the map does not have is garbage, not a
+/// reason to retry until the router gives up.
+fn known_group(state: &AppState, group: u64) -> Result<(), Problem> {
+    let known = state
+        .router
+        .with_local_map(|map| group != booking::META_GROUP && map.groups.contains_key(&group))
+        .unwrap_or(false);
+    if known {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized(
+            "session_invalid",
+            "the refresh token is invalid",
+        ))
+    }
+}
+
+pub(crate) async fn logout(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> ApiResult {
+    keys(&state)?;
+    let presented = RefreshToken::parse(&body.refresh_token)?;
+    known_group(&state, presented.group)?;
+    let command = Command::EndSession {
+        session_id: presented.session_id,
+        presented: auth::token_hash(&presented.secret),
+    };
+    match state
+        .router
+        .submit_to_group(presented.group, fresh_id(), command)
+        .await??
+    {
+        Success::SessionEnded { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    match caller {
+        Caller::Anonymous => Err(auth::login_required()),
+        Caller::Operator => Ok(Json(json!({ "role": "operator", "customer_id": null })).into_response()),
+        Caller::Guest { customer_id, region } => Ok(Json(
+            json!({ "role": "guest", "customer_id": customer_id, "region": region }),
+        )
+        .into_response()),
+        Caller::User { customer_id, .. } => match state.router.query(Query::Account(customer_id)).await? {
+            QueryResult::Account(Some(view)) => Ok(Json(view).into_response()),
+            _ => Err(Problem::from(Rejection::UnknownAccount)),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GuestBody {
+    email: String,
+}
+
+/// A guest checkout: an access token for the e-mail address, no account.
+pub(crate) async fn guest(State(state): State<AppState>, ApiJson(body): ApiJson<GuestBody>) -> ApiResult {
+    let keys = keys(&state)?;
+    let email = normalise_email(&body.email)?;
+    let customer_id = auth::guest_id(&email);
+    let region = state.router.region().to_owned();
+    Ok(Json(json!({
+        "customer_id": customer_id,
+        "role": "guest",
+        "region": region,
+        "token_type": "Bearer",
+        "access_token": keys.access_token(&customer_id, "guest", &region, None),
+        "expires_in": keys.access_ttl.as_secs(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateUserBody {
+    email: String,
+    password: String,
+    name: String,
+    region: Option<String>,
+    role: Role,
+}
+
+/// Operators create organiser and operator accounts; no public route can.
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateUserBody>,
+) -> ApiResult {
+    caller.require_operator()?;
+    let register = RegisterBody {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        region: body.region,
+    };
+    let (_, account) = register_account(&state, &headers, register, body.role).await?;
+    Ok((StatusCode::CREATED, Json(account)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleBody {
+    role: Role,
+}
+
+pub(crate) async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_customer): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RoleBody>,
+) -> ApiResult {
+    caller.require_operator()?;
+    let customer_id =
+        CustomerId::new(&raw_customer).map_err(|e| Problem::invalid_field("customer_id", e.to_string()))?;
+    let group =
+        router::account_group_of(&customer_id).ok_or_else(|| Problem::from(Rejection::UnknownAccount))?;
+    known_group(&state, group).map_err(|_| Problem::from(Rejection::UnknownAccount))?;
+    let command = Command::SetRole {
+        customer_id,
+        role: body.role,
+    };
+    match state
+        .router
+        .submit_to_group(group, request_id(&headers)?, command)
+        .await??
+    {
+        Success::AccountUpdated(view) => Ok(Json(view).into_response()),
+        other => Err(unexpected(&other)),
+    }
+}

@@ -1,0 +1,575 @@
+//! Accounts and refresh-token sessions, replicated like everything else.
+//!
+//! Accounts of a region live in that region's *accounts group* (the lowest-id
+//! shared data group homed there, see `ClusterMap::accounts_group`), so personal
+//! data is stored only on that group's replicas. A registered customer's id
+//! names the group: `u.{group}.{random}`; the HTTP edge draws the random part.
+//!
+//! What the state machine does *not* do: hash or check passwords (argon2 salts
+//! are random and hashing is slow, so the edge hashes before proposing and
+//! verifies after reading), or sign tokens. It stores the hash, enforces that
+//! an e-mail address has one account, and runs refresh-token rotation:
+//!
+//! - A session (a "token family") starts at login and is named by the log index
+//!   of its entry. It stores the SHA-256 of its current refresh token and of
+//!   the last few it replaced.
+//! - Presenting the current token rotates it: a new hash, a later expiry.
+//! - Presenting a replaced one means a token was stolen and replayed (or a
+//!   client raced itself): the whole family is revoked, and that outcome is a
+//!   success (`SessionRevoked`) because it changes state; the edge answers 401.
+//! - Anything else (unknown session, expired, revoked, random bytes) is a
+//!   `SessionInvalid` rejection that changes nothing.
+//!
+//! Sessions are deleted once their expiry passes, like holds.
+//!
+//! One account per e-mail address across all regions: before an account is
+//! written to its region, the address is *claimed* in the metadata group
+//! (which every region shares). A claim stores a keyed hash of the address
+//! (the key is the cluster's secret, so the claim reveals nothing readable),
+//! the account's id and region; a second claim of the same address gets the
+//! first one back. Login finds the account's region the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Rejection, Response, Success};
+use crate::ids::{CustomerId, Millis};
+use crate::records::{Record, RecordKey};
+
+/// Replaced refresh-token hashes a session remembers to detect replays.
+pub const REMEMBERED_TOKENS: usize = 8;
+/// Longest e-mail address (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Longest display name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+/// Longest stored password hash (a PHC string).
+pub const MAX_PASSWORD_HASH_LEN: usize = 512;
+/// Longest refresh-session lifetime.
+pub const MAX_SESSION_TTL_MS: u64 = 90 * 24 * 60 * 60 * 1000;
+
+/// The SHA-256 of a refresh token. Only hashes are stored.
+pub type TokenHash = [u8; 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Buys tickets; sees only their own holds, orders and tickets.
+    Customer,
+    /// An organiser: writes the catalog, sees every order, checks tickets in.
+    Admin,
+    /// Runs the cluster (the admin API), and may do what an admin does.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// What registration writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAccount {
+    /// Lower-cased by the edge; the state machine checks the shape again.
+    pub email: String,
+    pub name: String,
+    pub region: String,
+    pub role: Role,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub email: String,
+    pub name: String,
+    pub region: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub created_at_ms: Millis,
+}
+
+/// An account as clients see it: everything but the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub customer_id: CustomerId,
+    pub email: String,
+    pub name: String,
+    pub region: String,
+    pub role: Role,
+    pub created_at_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub customer_id: CustomerId,
+    pub current: TokenHash,
+    /// The most recently replaced hashes, newest last, at most `REMEMBERED_TOKENS`.
+    pub replaced: Vec<TokenHash>,
+    /// How many times the token was rotated.
+    pub generation: u32,
+    pub created_at_ms: Millis,
+    pub expires_at_ms: Millis,
+    pub revoked: bool,
+}
+
+/// Who holds an e-mail address: stored in the metadata group under a keyed
+/// hash of the address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailClaim {
+    pub customer_id: CustomerId,
+    pub region: String,
+}
+
+/// What a session command tells the edge, which then signs an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    pub session_id: u64,
+    pub customer_id: CustomerId,
+    pub role: Role,
+    pub region: String,
+    pub generation: u32,
+    pub expires_at_ms: Millis,
+}
+
+/// A shape check shared by the edge (for a field-level message) and the state
+/// machine (so that a bad entry cannot be stored whoever proposed it).
+pub fn check_email(email: &str) -> Result<(), String> {
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err("email must contain '@'".to_owned());
+    };
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(format!("email must be at most {MAX_EMAIL_LEN} characters"));
+    }
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || !domain.contains('.') {
+        return Err("email must look like name@example.org".to_owned());
+    }
+    if domain.starts_with('.') || domain.ends_with('.') {
+        return Err("email domain must not start or end with '.'".to_owned());
+    }
+    if email
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c.is_ascii_uppercase())
+    {
+        return Err("email must be lower-case with no spaces".to_owned());
+    }
+    Ok(())
+}
+
+/// Every account and session of one group.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Accounts {
+    accounts: BTreeMap<CustomerId, AccountRecord>,
+    /// Derived: e-mail address → account.
+    emails: BTreeMap<String, CustomerId>,
+    sessions: BTreeMap<u64, SessionRecord>,
+    /// Derived: sessions by expiry.
+    session_expiry: BTreeSet<(Millis, u64)>,
+    /// E-mail claims by keyed hash (metadata group only).
+    claims: BTreeMap<TokenHash, EmailClaim>,
+}
+
+impl Accounts {
+    pub fn register(
+        &mut self,
+        now: Millis,
+        dirty: &mut BTreeSet<RecordKey>,
+        customer_id: &CustomerId,
+        new: &NewAccount,
+    ) -> Response {
+        check_email(&new.email).map_err(Rejection::InvalidRequest)?;
+        if new.name.trim().is_empty() || new.name.len() > MAX_NAME_LEN {
+            return Err(Rejection::InvalidRequest(format!(
+                "name must be 1..={MAX_NAME_LEN} bytes"
+            )));
+        }
+        if new.password_hash.is_empty() || new.password_hash.len() > MAX_PASSWORD_HASH_LEN {
+            return Err(Rejection::InvalidRequest(
+                "password hash has the wrong size".to_owned(),
+            ));
+        }
+        if self.emails.contains_key(&new.email) {
+            return Err(Rejection::EmailTaken);
+        }
+        if self.accounts.contains_key(customer_id) {
+            return Err(Rejection::AccountExists);
+        }
+        let record = AccountRecord {
+            email: new.email.clone(),
+            name: new.name.clone(),
+            region: new.region.clone(),
+            role: new.role,
+            password_hash: new.password_hash.clone(),
+            created_at_ms: now,
+        };
+        self.emails.insert(record.email.clone(), customer_id.clone());
+        self.accounts.insert(customer_id.clone(), record);
+        dirty.insert(RecordKey::Account(customer_id.clone()));
+        Ok(Success::Registered(
+            self.view(customer_id).expect("just inserted"),
+        ))
+    }
+
+    /// Claims an address for `claim`; if it is claimed already, the existing
+    /// claim is the answer (`fresh: false`) and nothing changes.
+    pub fn claim_email(
+        &mut self,
+        dirty: &mut BTreeSet<RecordKey>,
+        email_key: TokenHash,
+        claim: &EmailClaim,
+    ) -> Response {
+        if let Some(existing) = self.claims.get(&email_key) {
+            return Ok(Success::EmailClaimed {
+                claim: existing.clone(),
+                fresh: false,
+            });
+        }
+        self.claims.insert(email_key, claim.clone());
+        dirty.insert(RecordKey::EmailClaim(email_key));
+        Ok(Success::EmailClaimed {
+            claim: claim.clone(),
+            fresh: true,
+        })
+    }
+
+    pub fn claim(&self, email_key: &TokenHash) -> Option<EmailClaim> {
+        self.claims.get(email_key).cloned()
+    }
+
+    pub fn set_role(
+        &mut self,
+        dirty: &mut BTreeSet<RecordKey>,
+        customer_id: &CustomerId,
+        role: Role,
+    ) -> Response {
+        let account = self
+            .accounts
+            .get_mut(customer_id)
+            .ok_or(Rejection::UnknownAccount)?;
+        account.role = role;
+        dirty.insert(RecordKey::Account(customer_id.clone()));
+        Ok(Success::AccountUpdated(self.view(customer_id).expect("exists")))
+    }
+
+    pub fn start_session(
+        &mut self,
+        now: Millis,
+        log_index: u64,
+        dirty: &mut BTreeSet<RecordKey>,
+        customer_id: &CustomerId,
+        token_hash: TokenHash,
+        ttl_ms: u64,
+    ) -> Response {
+        check_ttl(ttl_ms)?;
+        let account = self.accounts.get(customer_id).ok_or(Rejection::UnknownAccount)?;
+        let record = SessionRecord {
+            customer_id: customer_id.clone(),
+            current: token_hash,
+            replaced: Vec::new(),
+            generation: 0,
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(ttl_ms),
+            revoked: false,
+        };
+        let grant = grant(log_index, account, &record);
+        self.session_expiry.insert((record.expires_at_ms, log_index));
+        self.sessions.insert(log_index, record);
+        dirty.insert(RecordKey::Session(log_index));
+        Ok(Success::SessionStarted(grant))
+    }
+
+    pub fn rotate_session(
+        &mut self,
+        now: Millis,
+        dirty: &mut BTreeSet<RecordKey>,
+        session_id: u64,
+        presented: &TokenHash,
+        next: TokenHash,
+        ttl_ms: u64,
+    ) -> Response {
+        check_ttl(ttl_ms)?;
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .ok_or(Rejection::SessionInvalid)?;
+        if session.revoked {
+            return Err(Rejection::SessionInvalid);
+        }
+        if session.replaced.contains(presented) {
+            // A replayed token: whoever holds the current one may be a thief.
+            session.revoked = true;
+            dirty.insert(RecordKey::Session(session_id));
+            return Ok(Success::SessionRevoked { session_id });
+        }
+        if session.current != *presented {
+            return Err(Rejection::SessionInvalid);
+        }
+        let account = self
+            .accounts
+            .get(&session.customer_id)
+            .ok_or(Rejection::UnknownAccount)?;
+        let old = std::mem::replace(&mut session.current, next);
+        session.replaced.push(old);
+        if session.replaced.len() > REMEMBERED_TOKENS {
+            session.replaced.remove(0);
+        }
+        session.generation = session.generation.saturating_add(1);
+        self.session_expiry.remove(&(session.expires_at_ms, session_id));
+        session.expires_at_ms = now.saturating_add(ttl_ms);
+        self.session_expiry.insert((session.expires_at_ms, session_id));
+        dirty.insert(RecordKey::Session(session_id));
+        Ok(Success::SessionRotated(grant(session_id, account, session)))
+    }
+
+    pub fn end_session(
+        &mut self,
+        dirty: &mut BTreeSet<RecordKey>,
+        session_id: u64,
+        presented: &TokenHash,
+    ) -> Response {
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .ok_or(Rejection::SessionInvalid)?;
+        if session.revoked || session.current != *presented {
+            return Err(Rejection::SessionInvalid);
+        }
+        session.revoked = true;
+        dirty.insert(RecordKey::Session(session_id));
+        Ok(Success::SessionEnded { session_id })
+    }
+
+    /// Deletes sessions whose expiry is at or before `now`.
+    pub fn expire_sessions(&mut self, now: Millis, dirty: &mut BTreeSet<RecordKey>) {
+        while let Some(&(expires_at_ms, session_id)) = self.session_expiry.first() {
+            if expires_at_ms > now {
+                break;
+            }
+            self.session_expiry.pop_first();
+            self.sessions.remove(&session_id);
+            dirty.insert(RecordKey::Session(session_id));
+        }
+    }
+
+    pub fn view(&self, customer_id: &CustomerId) -> Option<AccountView> {
+        let account = self.accounts.get(customer_id)?;
+        Some(AccountView {
+            customer_id: customer_id.clone(),
+            email: account.email.clone(),
+            name: account.name.clone(),
+            region: account.region.clone(),
+            role: account.role,
+            created_at_ms: account.created_at_ms,
+        })
+    }
+
+    /// The account with its password hash, for the edge to verify a login.
+    pub fn by_email(&self, email: &str) -> Option<(CustomerId, AccountRecord)> {
+        let customer_id = self.emails.get(email)?;
+        Some((customer_id.clone(), self.accounts.get(customer_id)?.clone()))
+    }
+
+    pub fn record(&self, key: &RecordKey) -> Option<Record> {
+        match key {
+            RecordKey::Account(id) => self.accounts.get(id).cloned().map(Record::Account),
+            RecordKey::Session(id) => self.sessions.get(id).cloned().map(Record::Session),
+            RecordKey::EmailClaim(key) => self.claims.get(key).cloned().map(Record::EmailClaim),
+            _ => None,
+        }
+    }
+
+    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
+        for (id, account) in &self.accounts {
+            out.push((RecordKey::Account(id.clone()), Record::Account(account.clone())));
+        }
+        for (id, session) in &self.sessions {
+            out.push((RecordKey::Session(*id), Record::Session(session.clone())));
+        }
+        for (key, claim) in &self.claims {
+            out.push((RecordKey::EmailClaim(*key), Record::EmailClaim(claim.clone())));
+        }
+    }
+
+    /// Loads one record; `Ok(false)` if the key is not an account key.
+    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, String> {
+        match (key, record) {
+            (RecordKey::Account(id), Record::Account(account)) => {
+                if self.emails.insert(account.email.clone(), id.clone()).is_some() {
+                    return Err(format!("e-mail {} has two accounts", account.email));
+                }
+                self.accounts.insert(id.clone(), account);
+                Ok(true)
+            }
+            (RecordKey::Session(id), Record::Session(session)) => {
+                if session.replaced.len() > REMEMBERED_TOKENS {
+                    return Err("session remembers too many tokens".to_owned());
+                }
+                self.session_expiry.insert((session.expires_at_ms, *id));
+                self.sessions.insert(*id, session);
+                Ok(true)
+            }
+            (RecordKey::EmailClaim(key), Record::EmailClaim(claim)) => {
+                self.claims.insert(*key, claim);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
+        if self.emails.len() != self.accounts.len() {
+            return Err("e-mail index and accounts differ in size".to_owned());
+        }
+        for (id, account) in &self.accounts {
+            if self.emails.get(&account.email) != Some(id) {
+                return Err(format!("account {id} is not indexed by its e-mail"));
+            }
+        }
+        if self.session_expiry.len() != self.sessions.len() {
+            return Err("session expiry index and sessions differ in size".to_owned());
+        }
+        for (id, session) in &self.sessions {
+            if !self.session_expiry.contains(&(session.expires_at_ms, *id)) {
+                return Err(format!("session {id} is indexed at the wrong expiry"));
+            }
+            if session.expires_at_ms <= now {
+                return Err(format!("session {id} outlived its expiry"));
+            }
+            if !self.accounts.contains_key(&session.customer_id) {
+                return Err(format!("session {id} belongs to a missing account"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_ttl(ttl_ms: u64) -> Result<(), Rejection> {
+    if ttl_ms == 0 || ttl_ms > MAX_SESSION_TTL_MS {
+        return Err(Rejection::InvalidRequest(format!(
+            "session ttl must be 1..={MAX_SESSION_TTL_MS} ms"
+        )));
+    }
+    Ok(())
+}
+
+fn grant(session_id: u64, account: &AccountRecord, session: &SessionRecord) -> SessionGrant {
+    SessionGrant {
+        session_id,
+        customer_id: session.customer_id.clone(),
+        role: account.role,
+        region: account.region.clone(),
+        generation: session.generation,
+        expires_at_ms: session.expires_at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> NewAccount {
+        NewAccount {
+            email: "alice@example.org".to_owned(),
+            name: "Alice".to_owned(),
+            region: "eu-west".to_owned(),
+            role: Role::Customer,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        }
+    }
+
+    fn id(s: &str) -> CustomerId {
+        CustomerId::new(s).unwrap()
+    }
+
+    #[test]
+    fn one_account_per_email() {
+        let mut accounts = Accounts::default();
+        let mut dirty = BTreeSet::new();
+        assert!(accounts.register(1, &mut dirty, &id("u.1.a"), &alice()).is_ok());
+        assert_eq!(
+            accounts.register(2, &mut dirty, &id("u.1.b"), &alice()),
+            Err(Rejection::EmailTaken)
+        );
+        let mut other = alice();
+        other.email = "bob@example.org".to_owned();
+        assert_eq!(
+            accounts.register(2, &mut dirty, &id("u.1.a"), &other),
+            Err(Rejection::AccountExists)
+        );
+        other.email = "Bob@example.org".to_owned();
+        assert!(matches!(
+            accounts.register(2, &mut dirty, &id("u.1.c"), &other),
+            Err(Rejection::InvalidRequest(_))
+        ));
+        assert_eq!(accounts.check_invariants(2), Ok(()));
+    }
+
+    #[test]
+    fn rotation_detects_a_replayed_token_and_revokes_the_family() {
+        let mut accounts = Accounts::default();
+        let mut dirty = BTreeSet::new();
+        accounts.register(1, &mut dirty, &id("u.1.a"), &alice()).unwrap();
+        let started = accounts.start_session(1, 5, &mut dirty, &id("u.1.a"), [1; 32], 1_000);
+        assert!(matches!(started, Ok(Success::SessionStarted(ref g)) if g.session_id == 5));
+        // The current token rotates.
+        let rotated = accounts.rotate_session(10, &mut dirty, 5, &[1; 32], [2; 32], 1_000);
+        assert!(
+            matches!(rotated, Ok(Success::SessionRotated(ref g)) if g.generation == 1 && g.expires_at_ms == 1_010)
+        );
+        // A stranger's guess changes nothing.
+        assert_eq!(
+            accounts.rotate_session(11, &mut dirty, 5, &[9; 32], [3; 32], 1_000),
+            Err(Rejection::SessionInvalid)
+        );
+        // The old token again: the family dies, including the current token.
+        assert_eq!(
+            accounts.rotate_session(12, &mut dirty, 5, &[1; 32], [3; 32], 1_000),
+            Ok(Success::SessionRevoked { session_id: 5 })
+        );
+        assert_eq!(
+            accounts.rotate_session(13, &mut dirty, 5, &[2; 32], [3; 32], 1_000),
+            Err(Rejection::SessionInvalid)
+        );
+        assert_eq!(accounts.check_invariants(13), Ok(()));
+    }
+
+    #[test]
+    fn logout_ends_the_session_and_expiry_deletes_it() {
+        let mut accounts = Accounts::default();
+        let mut dirty = BTreeSet::new();
+        accounts.register(1, &mut dirty, &id("u.1.a"), &alice()).unwrap();
+        accounts
+            .start_session(1, 2, &mut dirty, &id("u.1.a"), [1; 32], 100)
+            .unwrap();
+        assert_eq!(
+            accounts.end_session(&mut dirty, 2, &[7; 32]),
+            Err(Rejection::SessionInvalid)
+        );
+        assert_eq!(
+            accounts.end_session(&mut dirty, 2, &[1; 32]),
+            Ok(Success::SessionEnded { session_id: 2 })
+        );
+        assert_eq!(
+            accounts.rotate_session(5, &mut dirty, 2, &[1; 32], [3; 32], 100),
+            Err(Rejection::SessionInvalid)
+        );
+        accounts.expire_sessions(101, &mut dirty);
+        assert!(accounts.sessions.is_empty());
+        assert_eq!(accounts.check_invariants(101), Ok(()));
+    }
+
+    #[test]
+    fn emails_are_checked() {
+        assert!(check_email("a@b.co").is_ok());
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a@@b.co", "a b@c.de", "A@b.co", "a@.b.co",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+    }
+}
