@@ -10,6 +10,7 @@
 
 mod accounts;
 pub mod auth;
+mod catalog;
 mod extract;
 mod ops;
 pub mod payments;
@@ -273,6 +274,54 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Create an event",
             post(create_event),
+        ),
+        e(
+            Method::GET,
+            "/v1/events",
+            Public,
+            200,
+            "Search event listings",
+            get(catalog::search),
+        ),
+        e(
+            Method::POST,
+            "/v1/venues",
+            Staff,
+            201,
+            "Add a venue",
+            post(catalog::create_venue),
+        ),
+        e(
+            Method::GET,
+            "/v1/venues",
+            Public,
+            200,
+            "List venues",
+            get(catalog::list_venues),
+        ),
+        e(
+            Method::GET,
+            "/v1/venues/{venue_id}",
+            Public,
+            200,
+            "A venue",
+            get(catalog::get_venue),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/listing",
+            Public,
+            200,
+            "An event's listing",
+            get(catalog::get_listing),
+        ),
+        e(
+            Method::GET,
+            "/v1/me/orders",
+            Customer,
+            200,
+            "The caller's orders, newest first",
+            get(catalog::my_orders),
         ),
         e(
             Method::GET,
@@ -573,6 +622,8 @@ fn render(response: Response) -> ApiResult {
             json!({ "group_id": group_id, "replica_id": replica_id, "map_epoch": epoch }),
         ),
         Success::MapChanged { epoch } => (StatusCode::OK, json!({ "map_epoch": epoch })),
+        Success::VenueCreated(venue) => (StatusCode::CREATED, json!(venue)),
+        Success::Listed(listing) => (StatusCode::OK, json!(listing)),
         Success::EmailClaimed { claim, fresh } => (
             StatusCode::OK,
             json!({ "customer_id": claim.customer_id, "region": claim.region, "fresh": fresh }),
@@ -622,9 +673,13 @@ async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) 
         QueryResult::Placement(group) => found(group, "unknown_event", "event"),
         QueryResult::Account(view) => found(view, "unknown_account", "account"),
         QueryResult::Payment(view) => found(view, "unknown_payment", "payment"),
-        QueryResult::AccountByEmail(_) | QueryResult::EmailClaim(_) => {
-            Err(Problem::not_found("not_found", "not served over HTTP"))
-        }
+        QueryResult::Venue(view) => found(view, "unknown_venue", "venue"),
+        QueryResult::Listing(view) => found(view, "unknown_event", "listing"),
+        QueryResult::AccountByEmail(_)
+        | QueryResult::EmailClaim(_)
+        | QueryResult::Venues(_)
+        | QueryResult::Search(_)
+        | QueryResult::Orders(_) => Err(Problem::not_found("not_found", "not served over HTTP")),
     }
 }
 
@@ -638,6 +693,8 @@ struct CreateEventBody {
     /// Give the event a Raft group of its own (a big on-sale).
     #[serde(default)]
     dedicated_group: bool,
+    /// What the catalog says about it (searchable in every region).
+    listing: Option<catalog::ListingBody>,
 }
 
 async fn create_event(
@@ -648,21 +705,49 @@ async fn create_event(
 ) -> ApiResult {
     caller.require_staff()?;
     body.spec.validate()?;
-    // Chosen here, on the node that takes the request, so that ticket codes are
-    // unguessable while every replica derives the same ones from the log.
-    let ticket_salt: [u8; 16] = rand::random();
+    let event_id = EventId(body.event_id);
+    let home_region = body
+        .home_region
+        .clone()
+        .unwrap_or_else(|| state.router.region().to_owned());
+    let listing = match body.listing {
+        Some(listing) => Some(listing.into_listing(&state, &body.spec, home_region)?),
+        None => None,
+    };
     let id = request_id(&headers)?;
+    // Chosen here, on the node that takes the request, so that ticket codes are
+    // unguessable while every replica derives the same ones from the log. A
+    // retry under the same Idempotency-Key must propose the same command, so
+    // with a key the salt is derived from it with the cluster secret.
+    let ticket_salt: [u8; 16] = match (&state.auth, headers.contains_key("idempotency-key")) {
+        (Some(keys), true) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::new()
+                .chain_update(keys.derivation_secret())
+                .chain_update(b"ticket-salt:")
+                .chain_update(id.as_str().as_bytes())
+                .chain_update(event_id.0.to_be_bytes())
+                .finalize();
+            digest[..16].try_into().expect("16 bytes")
+        }
+        _ => rand::random(),
+    };
     let response = state
         .router
         .create_event(
             id,
-            EventId(body.event_id),
+            event_id,
             body.spec,
             ticket_salt,
             body.home_region,
             body.dedicated_group,
         )
         .await?;
+    if response.is_ok()
+        && let Some(listing) = listing
+    {
+        catalog::put_listing(&state, event_id, listing).await?;
+    }
     render(response)
 }
 

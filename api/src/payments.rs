@@ -475,12 +475,17 @@ pub(crate) async fn cancel_event(
             event_id,
             orders_cancelled,
             refunds,
-        } => Ok(Json(json!({
-            "event_id": event_id,
-            "orders_cancelled": orders_cancelled,
-            "refunds": refunds,
-        }))
-        .into_response()),
+        } => {
+            // The listing follows; a failure here leaves it one write behind,
+            // and repeating the cancellation (same key) writes it again.
+            crate::catalog::cancel_listing(&state, event_id).await?;
+            Ok(Json(json!({
+                "event_id": event_id,
+                "orders_cancelled": orders_cancelled,
+                "refunds": refunds,
+            }))
+            .into_response())
+        }
         other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
     }
 }

@@ -140,7 +140,9 @@ impl From<Rejection> for Problem {
             | Rejection::SalesClosed { .. }
             | Rejection::PaymentInProgress { .. }
             | Rejection::PaymentNotRefundable => StatusCode::CONFLICT,
-            Rejection::UnknownAccount | Rejection::UnknownPayment => StatusCode::NOT_FOUND,
+            Rejection::UnknownAccount | Rejection::UnknownPayment | Rejection::UnknownVenue => {
+                StatusCode::NOT_FOUND
+            }
             Rejection::SessionInvalid => StatusCode::UNAUTHORIZED,
         };
         let mut problem = Problem::new(status, code, rejection.to_string());

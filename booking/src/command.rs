@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{AccountView, EmailClaim, NewAccount, Role, SessionGrant, TokenHash};
+use crate::catalog::{ListingView, NewListing, NewVenue, VenueView};
 use crate::cluster_map::{GroupId, MapCommand, NodeId, ReplicaId};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
@@ -115,6 +116,12 @@ pub enum Command {
     CancelEvent { event_id: EventId },
     /// Changes the cluster map (metadata group only).
     Map(MapCommand),
+    /// Adds a venue to the catalog (metadata group).
+    CreateVenue { venue: NewVenue },
+    /// Writes an event's listing (metadata group).
+    PutListing { event_id: EventId, listing: NewListing },
+    /// Marks an event's listing cancelled (metadata group).
+    CancelListing { event_id: EventId },
     /// Claims an e-mail address for an account (metadata group).
     ClaimEmail { email_key: TokenHash, claim: EmailClaim },
     /// Creates an account (in its region's accounts group).
@@ -160,6 +167,9 @@ impl Command {
             | Command::RefundSettled { event_id, .. }
             | Command::CancelEvent { event_id } => Some(*event_id),
             Command::Map(_)
+            | Command::CreateVenue { .. }
+            | Command::PutListing { .. }
+            | Command::CancelListing { .. }
             | Command::ClaimEmail { .. }
             | Command::Register { .. }
             | Command::SetRole { .. }
@@ -230,6 +240,8 @@ pub enum Success {
     MapChanged {
         epoch: u64,
     },
+    VenueCreated(VenueView),
+    Listed(ListingView),
     EmailClaimed {
         claim: EmailClaim,
         fresh: bool,
@@ -344,6 +356,8 @@ pub enum Rejection {
     SalesClosed { closed_at_ms: Millis },
     #[error("no such payment")]
     UnknownPayment,
+    #[error("no such venue")]
+    UnknownVenue,
     #[error("payment {payment_id} for this hold is already pending or succeeded")]
     PaymentInProgress { payment_id: u64 },
     #[error("the payment is not waiting for a refund")]
@@ -395,6 +409,7 @@ impl Rejection {
             Rejection::SalesNotOpen { .. } => "sales_not_open",
             Rejection::SalesClosed { .. } => "sales_closed",
             Rejection::UnknownPayment => "unknown_payment",
+            Rejection::UnknownVenue => "unknown_venue",
             Rejection::PaymentInProgress { .. } => "payment_in_progress",
             Rejection::PaymentNotRefundable => "payment_not_refundable",
         }
@@ -463,6 +478,7 @@ mod tests {
             Rejection::SalesNotOpen { opens_at_ms: 1 },
             Rejection::SalesClosed { closed_at_ms: 1 },
             Rejection::UnknownPayment,
+            Rejection::UnknownVenue,
             Rejection::PaymentInProgress { payment_id: 1 },
             Rejection::PaymentNotRefundable,
         ];

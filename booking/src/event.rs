@@ -391,6 +391,15 @@ impl EventState {
             .is_some_and(|o| o.cancelled_at_ms.is_none())
     }
 
+    /// The orders of one customer, oldest first.
+    pub fn orders_of(&self, customer: &CustomerId) -> Vec<OrderView> {
+        self.orders
+            .iter()
+            .filter(|(_, order)| &order.holder == customer)
+            .filter_map(|(&id, _)| self.order_view(id))
+            .collect()
+    }
+
     pub fn has_hold(&self, hold_id: HoldId) -> bool {
         self.holds.contains_key(&hold_id)
     }
@@ -874,6 +883,8 @@ impl EventState {
             | RecordKey::Placement(_)
             | RecordKey::Account(_)
             | RecordKey::Session(_)
+            | RecordKey::Venue(_)
+            | RecordKey::Listing(_)
             | RecordKey::EmailClaim(_)
             | RecordKey::Payment(..) => None,
         }

@@ -44,6 +44,7 @@
 //!   nothing derived is persisted.
 
 pub mod accounts;
+pub mod catalog;
 pub mod cluster_map;
 pub mod command;
 pub mod ids;
@@ -61,6 +62,7 @@ mod ticket_codes;
 pub use accounts::{
     AccountRecord, AccountView, EmailClaim, NewAccount, Role, SessionGrant, SessionRecord, TokenHash,
 };
+pub use catalog::{ListingStatus, ListingView, NewListing, NewVenue, Search, SearchPage, VenueView};
 pub use cluster_map::{
     ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapCommand, MapMeta, NodeId, NodeInfo,
     ReplicaId,

@@ -29,6 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{AccountRecord, EmailClaim, SessionRecord, TokenHash};
+use crate::catalog::{ListingRecord, VenueRecord};
 use crate::cluster_map::{GroupId, GroupInfo, MapMeta, NodeId, NodeInfo};
 use crate::command::Response;
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
@@ -60,6 +61,10 @@ pub enum RecordKey {
     MapGroup(GroupId),
     /// The group that owns an event.
     Placement(EventId),
+    /// A venue of the catalog (metadata group).
+    Venue(u64),
+    /// An event's listing (metadata group).
+    Listing(EventId),
     /// An account (in its region's accounts group).
     Account(CustomerId),
     /// A refresh-token session, by the log index that started it.
@@ -76,6 +81,11 @@ impl RecordKey {
             self,
             RecordKey::MapMeta | RecordKey::MapNode(_) | RecordKey::MapGroup(_) | RecordKey::Placement(_)
         )
+    }
+
+    /// Whether this key belongs to the catalog (`catalog`).
+    pub fn is_catalog(&self) -> bool {
+        matches!(self, RecordKey::Venue(_) | RecordKey::Listing(_))
     }
 
     /// Whether this key belongs to the payments (`payments`).
@@ -100,6 +110,8 @@ impl RecordKey {
             | RecordKey::MapNode(_)
             | RecordKey::MapGroup(_)
             | RecordKey::Placement(_)
+            | RecordKey::Venue(_)
+            | RecordKey::Listing(_)
             | RecordKey::Account(_)
             | RecordKey::Session(_)
             | RecordKey::EmailClaim(_) => None,
@@ -131,6 +143,8 @@ pub enum Record {
     MapNode(NodeInfo),
     MapGroup(GroupInfo),
     Placement(GroupId),
+    Venue(VenueRecord),
+    Listing(ListingRecord),
     Account(AccountRecord),
     Session(SessionRecord),
     EmailClaim(EmailClaim),
@@ -155,6 +169,8 @@ impl Record {
                 | (RecordKey::MapNode(_), Record::MapNode(_))
                 | (RecordKey::MapGroup(_), Record::MapGroup(_))
                 | (RecordKey::Placement(_), Record::Placement(_))
+                | (RecordKey::Venue(_), Record::Venue(_))
+                | (RecordKey::Listing(_), Record::Listing(_))
                 | (RecordKey::Account(_), Record::Account(_))
                 | (RecordKey::Session(_), Record::Session(_))
                 | (RecordKey::EmailClaim(_), Record::EmailClaim(_))

@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::accounts::{AccountRecord, AccountView, Accounts};
+use crate::catalog::{Catalog, ListingStatus, ListingView, Search, SearchPage, VenueView};
 use crate::cluster_map::ClusterMap;
 use crate::command::{Command, Rejection, Request, Response, Success};
 use crate::event::{Context, EventState, ExpiryQueue};
@@ -84,6 +85,8 @@ pub struct BookingState {
     accounts: Accounts,
     /// Payments of this group's events.
     payments: Payments,
+    /// Venues and listings; empty except in the metadata group.
+    catalog: Catalog,
     /// `DEDUP_CAPACITY`, except in tests that exercise eviction.
     dedup_capacity: usize,
 }
@@ -106,6 +109,7 @@ impl BookingState {
             map: ClusterMap::default(),
             accounts: Accounts::default(),
             payments: Payments::default(),
+            catalog: Catalog::default(),
             dedup_capacity: DEDUP_CAPACITY,
         }
     }
@@ -318,6 +322,21 @@ impl BookingState {
                 })
             }
             Command::Map(map_command) => self.map.apply(map_command, &mut self.dirty),
+            Command::CreateVenue { venue } => {
+                self.catalog
+                    .create_venue(self.clock, log_index, &mut self.dirty, venue)
+            }
+            Command::PutListing { event_id, listing } => self.catalog.put_listing(
+                self.clock,
+                &mut self.dirty,
+                *event_id,
+                listing,
+                ListingStatus::OnSale,
+            ),
+            Command::CancelListing { event_id } => {
+                self.catalog
+                    .cancel_listing(self.clock, &mut self.dirty, *event_id)
+            }
             Command::ClaimEmail { email_key, claim } => {
                 self.accounts.claim_email(&mut self.dirty, *email_key, claim)
             }
@@ -509,6 +528,7 @@ impl BookingState {
             key if key.is_cluster_map() => self.map.record(key),
             key if key.is_account() => self.accounts.record(key),
             key if key.is_payment() => self.payments.record(key),
+            key if key.is_catalog() => self.catalog.record(key),
             other => {
                 let event_id = other.event_id().expect("every other key belongs to an event");
                 self.events.get(&event_id)?.record(key)
@@ -534,6 +554,7 @@ impl BookingState {
         self.map.append_records(&mut out);
         self.accounts.append_records(&mut out);
         self.payments.append_records(&mut out);
+        self.catalog.append_records(&mut out);
         // Per-variant groups come out in key order already except that all
         // events' records are interleaved by event; one sort settles it.
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -594,6 +615,11 @@ impl BookingState {
                         return Err(LoadError::MissingEvent { key: key.clone() });
                     }
                     if !state.payments.load(&key, record).map_err(invalid)? {
+                        return Err(LoadError::WrongKind { key });
+                    }
+                }
+                (catalog_key, record) if catalog_key.is_catalog() => {
+                    if !state.catalog.load(&key, record).map_err(invalid)? {
                         return Err(LoadError::WrongKind { key });
                     }
                 }
@@ -695,6 +721,7 @@ impl BookingState {
         }
         self.accounts.check_invariants(self.clock)?;
         self.check_payments()?;
+        self.catalog.check_invariants()?;
         if self.requests.len() != self.request_age.len() {
             return Err("request age index and request table differ in size".to_owned());
         }
@@ -755,6 +782,30 @@ impl BookingState {
             }
         }
         Ok(())
+    }
+
+    pub fn venue(&self, venue_id: u64) -> Option<VenueView> {
+        self.catalog.venue_view(venue_id)
+    }
+
+    pub fn venues(&self, after: u64, limit: u32) -> Vec<VenueView> {
+        self.catalog.venues(after, limit)
+    }
+
+    pub fn listing(&self, event_id: EventId, now_ms: Millis) -> Option<ListingView> {
+        self.catalog.listing_view(event_id, now_ms)
+    }
+
+    pub fn search(&self, search: &Search) -> SearchPage {
+        self.catalog.search(search)
+    }
+
+    /// A customer's orders in this group's events.
+    pub fn orders_of(&self, customer: &CustomerId) -> Vec<OrderView> {
+        self.events
+            .values()
+            .flat_map(|event| event.orders_of(customer))
+            .collect()
     }
 
     pub fn payment_view_of(&self, event_id: EventId, payment_id: u64) -> Option<PaymentView> {

@@ -47,6 +47,9 @@ impl fmt::Display for Request {
             Command::Map(MapCommand::DrainNode { node_id }) => write!(f, "drain node {node_id}"),
             Command::Map(MapCommand::RemoveNode { node_id }) => write!(f, "remove node {node_id}"),
             // Accounts are personal data: logs name the id, never the e-mail address.
+            Command::CreateVenue { venue } => write!(f, "create venue {}", venue.name),
+            Command::PutListing { event_id, .. } => write!(f, "list event {event_id}"),
+            Command::CancelListing { event_id } => write!(f, "cancel the listing of event {event_id}"),
             Command::ClaimEmail { claim, .. } => {
                 write!(f, "claim an e-mail address for {}", claim.customer_id)
             }

@@ -854,7 +854,7 @@ async fn scenario() -> anyhow::Result<()> {
     }
     // Routes that exist, with the wrong method: 405 method_not_allowed.
     for (method, path) in [
-        (Method::GET, "/v1/events".to_owned()),
+        (Method::DELETE, "/v1/events".to_owned()),
         (Method::DELETE, events.clone()),
         (Method::GET, holds.clone()),
         (Method::PUT, format!("{holds}/{alice_hold}")),

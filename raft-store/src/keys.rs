@@ -95,6 +95,8 @@ const TAG_MAP_META: u8 = 0x30;
 const TAG_MAP_NODE: u8 = 0x31;
 const TAG_MAP_GROUP: u8 = 0x32;
 const TAG_PLACEMENT: u8 = 0x33;
+const TAG_VENUE: u8 = 0x34;
+const TAG_LISTING: u8 = 0x35;
 const TAG_ACCOUNT: u8 = 0x40;
 const TAG_SESSION: u8 = 0x41;
 const TAG_EMAIL_CLAIM: u8 = 0x42;
@@ -161,6 +163,14 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
         }
         RecordKey::Placement(e) => {
             out.push(TAG_PLACEMENT);
+            out.extend_from_slice(&e.0.to_be_bytes());
+        }
+        RecordKey::Venue(id) => {
+            out.push(TAG_VENUE);
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        RecordKey::Listing(e) => {
+            out.push(TAG_LISTING);
             out.extend_from_slice(&e.0.to_be_bytes());
         }
         RecordKey::Account(c) => {
@@ -255,6 +265,14 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             exact(8)?;
             RecordKey::Placement(EventId(u64_at(rest, 0)?))
         }
+        TAG_VENUE => {
+            exact(8)?;
+            RecordKey::Venue(u64_at(rest, 0)?)
+        }
+        TAG_LISTING => {
+            exact(8)?;
+            RecordKey::Listing(EventId(u64_at(rest, 0)?))
+        }
         TAG_ACCOUNT => RecordKey::Account(CustomerId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
         TAG_SESSION => {
             exact(8)?;
@@ -294,6 +312,8 @@ mod tests {
             RecordKey::MapGroup(1),
             RecordKey::MapGroup(300),
             RecordKey::Placement(EventId(7)),
+            RecordKey::Venue(2),
+            RecordKey::Listing(EventId(7)),
             RecordKey::Account(CustomerId::new("u.1.abc").unwrap()),
             RecordKey::Session(5),
             RecordKey::Session(1 << 33),

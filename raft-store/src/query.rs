@@ -27,6 +27,19 @@ pub enum Query {
     AccountByEmail(String),
     /// Who holds an e-mail address, by its keyed hash (metadata group).
     EmailClaim(booking::TokenHash),
+    /// A venue of the catalog (metadata group).
+    Venue(u64),
+    /// Venues after an id (metadata group).
+    Venues {
+        after: u64,
+        limit: u32,
+    },
+    /// An event's listing as of `now_ms` (metadata group).
+    Listing(EventId, u64),
+    /// A page of listings (metadata group).
+    Search(booking::Search),
+    /// A customer's orders in one group (asked of every data group).
+    OrdersOf(CustomerId),
 }
 
 impl Query {
@@ -43,7 +56,12 @@ impl Query {
             | Query::Placement(_)
             | Query::Account(_)
             | Query::AccountByEmail(_)
-            | Query::EmailClaim(_) => None,
+            | Query::EmailClaim(_)
+            | Query::Venue(_)
+            | Query::Venues { .. }
+            | Query::Listing(..)
+            | Query::Search(_)
+            | Query::OrdersOf(_) => None,
         }
     }
 }
@@ -60,6 +78,11 @@ pub enum QueryResult {
     Account(Option<AccountView>),
     AccountByEmail(Option<(CustomerId, AccountRecord)>),
     EmailClaim(Option<booking::EmailClaim>),
+    Venue(Option<booking::VenueView>),
+    Venues(Vec<booking::VenueView>),
+    Listing(Option<booking::ListingView>),
+    Search(booking::SearchPage),
+    Orders(Vec<OrderView>),
 }
 
 impl SharedState {
@@ -77,6 +100,11 @@ impl SharedState {
             Query::Account(c) => QueryResult::Account(state.account_view(c)),
             Query::AccountByEmail(email) => QueryResult::AccountByEmail(state.account_by_email(email)),
             Query::EmailClaim(key) => QueryResult::EmailClaim(state.email_claim(key)),
+            Query::Venue(id) => QueryResult::Venue(state.venue(*id)),
+            Query::Venues { after, limit } => QueryResult::Venues(state.venues(*after, *limit)),
+            Query::Listing(e, now_ms) => QueryResult::Listing(state.listing(*e, *now_ms)),
+            Query::Search(search) => QueryResult::Search(state.search(search)),
+            Query::OrdersOf(customer) => QueryResult::Orders(state.orders_of(customer)),
         }
     }
 }

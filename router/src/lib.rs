@@ -298,9 +298,15 @@ impl Router {
     /// group asks its leader instead.
     pub async fn query_local(&self, query: Query) -> Result<QueryResult, RouteError> {
         let group = match &query {
-            Query::ClusterMap | Query::Placement(_) | Query::EmailClaim(_) => Some(META_GROUP),
+            Query::ClusterMap
+            | Query::Placement(_)
+            | Query::EmailClaim(_)
+            | Query::Venue(_)
+            | Query::Venues { .. }
+            | Query::Listing(..)
+            | Query::Search(_) => Some(META_GROUP),
             Query::Account(customer) => account_group_of(customer),
-            Query::AccountByEmail(_) => return Ok(not_found(&query)),
+            Query::AccountByEmail(_) | Query::OrdersOf(_) => return Ok(not_found(&query)),
             other => {
                 let event_id = other.event_id().expect("every other query names an event");
                 self.local_placement(event_id)
@@ -342,8 +348,9 @@ impl Router {
     async fn group_of_query(&self, query: &Query) -> Result<Option<GroupId>, RouteError> {
         match query {
             Query::Account(customer) => Ok(account_group_of(customer)),
-            // Which region's accounts group to ask is the caller's choice (`query_group`).
-            Query::AccountByEmail(_) => Ok(None),
+            // Which region's accounts group to ask is the caller's choice
+            // (`query_group`); orders are asked of every data group.
+            Query::AccountByEmail(_) | Query::OrdersOf(_) => Ok(None),
             other => match other.event_id() {
                 None => Ok(Some(META_GROUP)),
                 Some(event_id) => self.group_of(event_id).await,
@@ -559,6 +566,14 @@ fn not_found(query: &Query) -> QueryResult {
         Query::Account(_) => QueryResult::Account(None),
         Query::AccountByEmail(_) => QueryResult::AccountByEmail(None),
         Query::EmailClaim(_) => QueryResult::EmailClaim(None),
+        Query::Venue(_) => QueryResult::Venue(None),
+        Query::Venues { .. } => QueryResult::Venues(Vec::new()),
+        Query::Listing(..) => QueryResult::Listing(None),
+        Query::Search(_) => QueryResult::Search(booking::SearchPage {
+            events: Vec::new(),
+            next: None,
+        }),
+        Query::OrdersOf(_) => QueryResult::Orders(Vec::new()),
     }
 }
 

@@ -1,0 +1,319 @@
+//! Catalog routes (venues, event listings, search) and a customer's orders.
+//!
+//! The catalog lives in the metadata group, which every node replicates.
+//! Search and venue lists are answered from this node's own replica: fast,
+//! available in every region even when others are cut off, and possibly a
+//! little behind (every answer says how far: `as_of_index`, the replica's
+//! applied log index). A single listing or venue is read linearizably unless
+//! `?consistency=local` is given, like every other read.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use booking::{Command, EventId, META_GROUP, NewListing, NewVenue, Rejection, Search, Success};
+use openraft::async_runtime::WatchReceiver;
+use raft_store::{Query, QueryResult};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::{
+    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, event_id, parse_id, read,
+    request_id,
+};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The applied index of this node's metadata replica: how fresh a local answer is.
+fn as_of_index(state: &AppState) -> Option<u64> {
+    let replica = state.router.groups().get(META_GROUP)?;
+    let metrics = replica.raft.metrics();
+    metrics.borrow_watched().last_applied.map(|log_id| log_id.index)
+}
+
+/// Answers a metadata-group query from this node's replica.
+async fn local(state: &AppState, query: Query) -> Result<QueryResult, Problem> {
+    Ok(state.router.query_local(query).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VenueBody {
+    name: String,
+    address: String,
+    city: String,
+    country: String,
+    time_zone: String,
+}
+
+pub(crate) async fn create_venue(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<VenueBody>,
+) -> ApiResult {
+    caller.require_staff()?;
+    let venue = NewVenue {
+        name: body.name,
+        address: body.address,
+        city: body.city,
+        country: body.country,
+        time_zone: body.time_zone,
+    };
+    venue.validate()?;
+    let command = Command::CreateVenue { venue };
+    match state
+        .router
+        .submit_to_group(META_GROUP, request_id(&headers)?, command)
+        .await??
+    {
+        Success::VenueCreated(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
+    }
+}
+
+pub(crate) async fn get_venue(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult {
+    let venue_id = parse_id("venue_id", &raw)?;
+    match read(&state, &options, Query::Venue(venue_id)).await? {
+        QueryResult::Venue(Some(view)) => Ok(Json(view).into_response()),
+        _ => Err(Problem::from(Rejection::UnknownVenue)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn check_limit(limit: Option<u32>) -> Result<u32, Problem> {
+    match limit {
+        None => Ok(20),
+        Some(n) if (1..=booking::catalog::MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::invalid_field("limit", "must be 1..=100")),
+    }
+}
+
+pub(crate) async fn list_venues(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> ApiResult {
+    let limit = check_limit(page.limit)?;
+    let after = match page.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))?,
+    };
+    let QueryResult::Venues(venues) = local(&state, Query::Venues { after, limit }).await? else {
+        return Err(Problem::internal("unexpected answer to a venue list"));
+    };
+    let next = (venues.len() == limit as usize)
+        .then(|| venues.last().map(|v| v.venue_id.to_string()))
+        .flatten();
+    Ok(
+        Json(json!({ "venues": venues, "next_cursor": next, "as_of_index": as_of_index(&state) }))
+            .into_response(),
+    )
+}
+
+/// What `POST /v1/events` may say about the event besides its seat map.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListingBody {
+    #[serde(default)]
+    description: String,
+    category: String,
+    #[serde(default)]
+    performers: Vec<String>,
+    venue_id: u64,
+    starts_at_ms: u64,
+    ends_at_ms: u64,
+}
+
+impl ListingBody {
+    /// The listing of an event named `name`, checked before anything is written.
+    pub(crate) fn into_listing(
+        self,
+        state: &AppState,
+        spec: &booking::EventSpec,
+        home_region: String,
+    ) -> Result<NewListing, Problem> {
+        let listing = NewListing {
+            name: spec.name.clone(),
+            description: self.description,
+            category: self.category,
+            performers: self.performers,
+            venue_id: self.venue_id,
+            starts_at_ms: self.starts_at_ms,
+            ends_at_ms: self.ends_at_ms,
+            home_region,
+            currency: spec.currency,
+        };
+        listing.validate()?;
+        let known = matches!(
+            state
+                .router
+                .groups()
+                .get(META_GROUP)
+                .map(|r| r.state.query(&Query::Venue(listing.venue_id))),
+            Some(QueryResult::Venue(Some(_)))
+        );
+        if !known {
+            return Err(Problem::from(Rejection::UnknownVenue));
+        }
+        Ok(listing)
+    }
+}
+
+/// Writes an event's listing (after the event exists).
+pub(crate) async fn put_listing(
+    state: &AppState,
+    event_id: EventId,
+    listing: NewListing,
+) -> Result<(), Problem> {
+    let id = booking::RequestId::new(&format!("listing/{}/{}", event_id.0, uuid::Uuid::new_v4()))?;
+    let command = Command::PutListing { event_id, listing };
+    state.router.submit_to_group(META_GROUP, id, command).await??;
+    Ok(())
+}
+
+/// Marks an event's listing cancelled; an event without a listing is fine.
+pub(crate) async fn cancel_listing(state: &AppState, event_id: EventId) -> Result<(), Problem> {
+    let id = booking::RequestId::new(&format!("unlist/{}", event_id.0))?;
+    match state
+        .router
+        .submit_to_group(META_GROUP, id, Command::CancelListing { event_id })
+        .await?
+    {
+        Ok(_) | Err(Rejection::UnknownEvent) => Ok(()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub(crate) async fn get_listing(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult {
+    let event_id = event_id(&raw)?;
+    match read(&state, &options, Query::Listing(event_id, now_ms())).await? {
+        QueryResult::Listing(Some(view)) => Ok(Json(view).into_response()),
+        _ => Err(Problem::not_found("unknown_event", "no listing for this event")),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchQuery {
+    q: Option<String>,
+    city: Option<String>,
+    category: Option<String>,
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn parse_cursor(cursor: &str) -> Result<(u64, EventId), Problem> {
+    let bad = || Problem::invalid_field("cursor", "not a cursor from a previous page");
+    let (start, event) = cursor.split_once('.').ok_or_else(bad)?;
+    Ok((
+        start.parse().map_err(|_| bad())?,
+        EventId(event.parse().map_err(|_| bad())?),
+    ))
+}
+
+/// `GET /v1/events`: search the listings, one page at a time.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> ApiResult {
+    let limit = check_limit(query.limit)?;
+    if let (Some(from), Some(to)) = (query.from_ms, query.to_ms)
+        && from >= to
+    {
+        return Err(Problem::invalid_field("to_ms", "must be after from_ms"));
+    }
+    for (field, value) in [
+        ("q", &query.q),
+        ("city", &query.city),
+        ("category", &query.category),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.len() > booking::catalog::MAX_SHORT)
+        {
+            return Err(Problem::invalid_field(field, "is too long"));
+        }
+    }
+    let search = Search {
+        text: query.q.filter(|q| !q.trim().is_empty()),
+        city: query.city,
+        category: query.category,
+        from_ms: query.from_ms,
+        to_ms: query.to_ms,
+        after: query.cursor.as_deref().map(parse_cursor).transpose()?,
+        limit,
+        now_ms: now_ms(),
+    };
+    let QueryResult::Search(page) = local(&state, Query::Search(search)).await? else {
+        return Err(Problem::internal("unexpected answer to a search"));
+    };
+    let next = page.next.map(|(start, event)| format!("{start}.{}", event.0));
+    Ok(
+        Json(json!({ "events": page.events, "next_cursor": next, "as_of_index": as_of_index(&state) }))
+            .into_response(),
+    )
+}
+
+/// `GET /v1/me/orders`: the caller's orders in every group, newest first.
+pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    let Some(customer) = caller.customer_id().cloned() else {
+        return match caller {
+            Caller::Anonymous => Err(crate::auth::login_required()),
+            _ => Err(Problem::forbidden("staff have no orders of their own")),
+        };
+    };
+    let groups: Vec<u64> = state
+        .router
+        .with_local_map(|map| {
+            map.groups
+                .iter()
+                .filter(|&(&id, group)| id != META_GROUP && group.events > 0)
+                .map(|(&id, _)| id)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut asks = tokio::task::JoinSet::new();
+    for group in groups {
+        let router = state.router.clone();
+        let customer = customer.clone();
+        asks.spawn(async move { router.query_group(group, Query::OrdersOf(customer)).await });
+    }
+    let mut orders = Vec::new();
+    while let Some(answer) = asks.join_next().await {
+        let answer = answer.map_err(|e| Problem::internal(e.to_string()))?;
+        if let QueryResult::Orders(found) = answer? {
+            orders.extend(found);
+        }
+    }
+    orders.sort_by(|a, b| {
+        b.created_at_ms
+            .cmp(&a.created_at_ms)
+            .then(b.order_id.cmp(&a.order_id))
+    });
+    Ok(Json(json!({ "orders": orders })).into_response())
+}
