@@ -842,7 +842,17 @@ async fn get_hold(
     let query = Query::Hold(event_id(&raw_event)?, HoldId(parse_id("hold_id", &raw_hold)?));
     require_caller(&caller)?;
     match read(&state, &options, query).await? {
-        QueryResult::Hold(Some(view)) if caller.may_see(&view.holder) => Ok(Json(view).into_response()),
+        QueryResult::Hold(Some(view)) if caller.may_see(&view.holder) => {
+            // The countdown a checkout page shows, from this node's clock.
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let mut body = json!(view);
+            if view.status == booking::HoldStatus::Active {
+                body["expires_in_ms"] = json!(view.expires_at_ms.saturating_sub(now_ms));
+            }
+            Ok(Json(body).into_response())
+        }
         // Someone else's hold is reported like a missing one: ids are sequential.
         _ => Err(Problem::not_found("unknown_hold", "no such hold")),
     }

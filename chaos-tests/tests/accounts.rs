@@ -147,8 +147,22 @@ async fn scenario() -> anyhow::Result<()> {
     let org_token = text(&org.1, "access_token")?.to_owned();
 
     // Organisers create events; customers and strangers cannot.
-    let spec = grid_event("accounts", 1, 4, 10)?;
-    let event_body = json!({ "event_id": EVENT, "spec": spec });
+    let venue = json!({ "name": "Arena", "address": "5 Quay", "city": "Dublin", "country": "IE", "time_zone": "Europe/Dublin" });
+    let venue = call(
+        &client,
+        Some(&org_token),
+        Method::POST,
+        EU,
+        "/v1/venues",
+        Some(venue),
+        Some("venue"),
+    )
+    .await?;
+    expect("organiser adds a venue", &venue, StatusCode::CREATED, None)?;
+    let spec = grid_event("Accounts Live", 1, 4, 10)?;
+    let listing = json!({ "category": "concert", "performers": ["The Testers"], "venue_id": venue.1["venue_id"],
+        "starts_at_ms": 4_000_000_000_000u64, "ends_at_ms": 4_000_010_000_000u64 });
+    let event_body = json!({ "event_id": EVENT, "spec": spec, "listing": listing });
     let created = call(
         &client,
         Some(&org_token),
@@ -388,7 +402,28 @@ async fn scenario() -> anyhow::Result<()> {
         expect(what, &got, StatusCode::UNAUTHORIZED, Some(code))?;
     }
 
-    // Alice holds for herself only.
+    // Alice finds the event (through the other region's replica) ...
+    let found = chaos_tests::eventually(
+        "alice finds the event",
+        std::time::Duration::from_secs(20),
+        async || {
+            let got = call(
+                &client,
+                Some(&alice_token),
+                Method::GET,
+                US,
+                "/v1/events?q=testers",
+                None,
+                None,
+            )
+            .await?;
+            Ok((got.1["events"][0]["event_id"] == EVENT).then_some(got.1))
+        },
+    )
+    .await?;
+    ensure!(found["events"][0]["venue"]["city"] == "Dublin", "{found}");
+
+    // ... and holds, for herself only.
     let hold = call(
         &client,
         Some(&alice_token),

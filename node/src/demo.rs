@@ -104,7 +104,20 @@ async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
 const DEMO_PASSWORD: &str = "demo-password";
 
 async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
-    let body = json!({ "event_id": DEMO_EVENT_ID, "spec": booking::EventSpec::demo_venue() });
+    let venue = json!({
+        "name": "Demo Hall", "address": "1 Example Street", "city": "Dublin", "country": "IE", "time_zone": "Europe/Dublin",
+    });
+    let venue_id = demo_post(leader_url, "/v1/venues", "demo-venue-1", venue).await?["venue_id"].clone();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let starts_at_ms = now_ms + 7 * 24 * 3600 * 1000;
+    let listing = json!({
+        "description": "A sample concert to try the API on", "category": "concert", "performers": ["The Demo Band"],
+        "venue_id": venue_id, "starts_at_ms": starts_at_ms, "ends_at_ms": starts_at_ms + 3 * 3600 * 1000,
+    });
+    let body =
+        json!({ "event_id": DEMO_EVENT_ID, "spec": booking::EventSpec::demo_venue(), "listing": listing });
     demo_post(leader_url, "/v1/events", "demo-create-event-1", body).await?;
     let organiser = json!({
         "email": "organiser@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Demo Organiser", "role": "admin",
@@ -118,7 +131,12 @@ async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
 }
 
 /// One setup call as the operator; the fixed key makes a restarted demo harmless.
-async fn demo_post(base: &str, path: &str, key: &str, body: serde_json::Value) -> anyhow::Result<()> {
+async fn demo_post(
+    base: &str,
+    path: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
     let url = format!("{base}{path}");
     let response = reqwest::Client::new()
         .post(&url)
@@ -130,11 +148,11 @@ async fn demo_post(base: &str, path: &str, key: &str, body: serde_json::Value) -
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = response.status();
+    let text = response.text().await.unwrap_or_default();
     if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
-        let text = response.text().await.unwrap_or_default();
         bail!("POST {url} answered {status}: {text}");
     }
-    Ok(())
+    Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
 fn print_instructions(cluster: &LocalCluster, leader: u64) {
@@ -163,6 +181,7 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
         "  curl -s -H 'Authorization: Bearer {}' {first}/v1/admin/cluster",
         launcher::LOCAL_ADMIN_TOKEN
     );
+    println!("  curl -s '{first}/v1/events?q=concert'      # search, from this node's replica");
     println!("  curl -s {first}/v1/events/{DEMO_EVENT_ID}");
     println!();
     println!("  # log in as the sample customer alice (password {DEMO_PASSWORD})");

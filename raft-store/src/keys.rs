@@ -13,7 +13,7 @@
 //! terminator. Record keys are also written *without* the prefix, in snapshot
 //! files, so that a snapshot moves between replicas with different ids.
 //! Changing a tag or a layout here changes the on-disk format: bump
-//! [`crate::codec::FORMAT_V1`]'s successor and write a migration instead.
+//! [`crate::codec::FORMAT`]'s successor and write a migration instead.
 
 use std::io;
 
