@@ -13,7 +13,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use booking::{Command, EventId, META_GROUP, NewListing, NewVenue, Rejection, Search, Success};
+use booking::{
+    Command, EventId, ListingStatus, META_GROUP, NewListing, NewVenue, Rejection, Search, Success,
+};
 use openraft::async_runtime::WatchReceiver;
 use raft_store::{Query, QueryResult};
 use serde::Deserialize;
@@ -183,23 +185,52 @@ pub(crate) async fn put_listing(
     state: &AppState,
     event_id: EventId,
     listing: NewListing,
+    status: ListingStatus,
 ) -> Result<(), Problem> {
     let id = booking::RequestId::new(&format!("listing/{}/{}", event_id.0, uuid::Uuid::new_v4()))?;
-    let command = Command::PutListing { event_id, listing };
+    let command = Command::PutListing {
+        event_id,
+        listing,
+        status,
+    };
     state.router.submit_to_group(META_GROUP, id, command).await??;
     Ok(())
 }
 
-/// Marks an event's listing cancelled; an event without a listing is fine.
-pub(crate) async fn cancel_listing(state: &AppState, event_id: EventId) -> Result<(), Problem> {
-    let id = booking::RequestId::new(&format!("unlist/{}", event_id.0))?;
+/// Makes an event's listing follow its lifecycle; an event without a
+/// listing is fine. One request id per event and status, so a repeat is one write.
+pub(crate) async fn set_listing_status(
+    state: &AppState,
+    event_id: EventId,
+    status: ListingStatus,
+) -> Result<(), Problem> {
+    let id = booking::RequestId::new(&format!("listing-status/{}/{status:?}", event_id.0))?;
     match state
         .router
-        .submit_to_group(META_GROUP, id, Command::CancelListing { event_id })
+        .submit_to_group(META_GROUP, id, Command::SetListingStatus { event_id, status })
         .await?
     {
         Ok(_) | Err(Rejection::UnknownEvent) => Ok(()),
         Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /v1/events/{e}/publish` (staff): a draft goes on sale.
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller.require_staff()?;
+    let event_id = event_id(&raw)?;
+    let command = Command::PublishEvent { event_id };
+    match state.router.submit(request_id(&headers)?, command).await?? {
+        Success::EventPublished { event_id, at_ms } => {
+            set_listing_status(&state, event_id, ListingStatus::OnSale).await?;
+            Ok(Json(json!({ "event_id": event_id, "published_at_ms": at_ms })).into_response())
+        }
+        other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
     }
 }
 

@@ -285,6 +285,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         e(
             Method::POST,
+            "/v1/events/{event_id}/publish",
+            Staff,
+            200,
+            "Put a draft event on sale",
+            post(catalog::publish),
+        ),
+        e(
+            Method::POST,
             "/v1/venues",
             Staff,
             201,
@@ -577,6 +585,10 @@ fn render(response: Response) -> ApiResult {
     let (status, body) = match success {
         Success::PaymentStarted(payment) => (StatusCode::ACCEPTED, json!(payment)),
         Success::PaymentUpdated(payment) => (StatusCode::OK, json!(payment)),
+        Success::EventPublished { event_id, at_ms } => (
+            StatusCode::OK,
+            json!({ "event_id": event_id, "published_at_ms": at_ms }),
+        ),
         Success::EventCancelled {
             event_id,
             orders_cancelled,
@@ -695,6 +707,9 @@ struct CreateEventBody {
     dedicated_group: bool,
     /// What the catalog says about it (searchable in every region).
     listing: Option<catalog::ListingBody>,
+    /// Create it as a draft: no holds, not searchable, until published.
+    #[serde(default)]
+    draft: bool,
 }
 
 async fn create_event(
@@ -736,9 +751,12 @@ async fn create_event(
         .router
         .create_event(
             id,
-            event_id,
-            body.spec,
-            ticket_salt,
+            Command::CreateEvent {
+                event_id,
+                spec: body.spec,
+                ticket_salt,
+                draft: body.draft,
+            },
             body.home_region,
             body.dedicated_group,
         )
@@ -746,7 +764,12 @@ async fn create_event(
     if response.is_ok()
         && let Some(listing) = listing
     {
-        catalog::put_listing(&state, event_id, listing).await?;
+        let status = if body.draft {
+            booking::ListingStatus::Draft
+        } else {
+            booking::ListingStatus::OnSale
+        };
+        catalog::put_listing(&state, event_id, listing, status).await?;
     }
     render(response)
 }

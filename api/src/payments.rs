@@ -478,7 +478,7 @@ pub(crate) async fn cancel_event(
         } => {
             // The listing follows; a failure here leaves it one write behind,
             // and repeating the cancellation (same key) writes it again.
-            crate::catalog::cancel_listing(&state, event_id).await?;
+            crate::catalog::set_listing_status(&state, event_id, booking::ListingStatus::Cancelled).await?;
             Ok(Json(json!({
                 "event_id": event_id,
                 "orders_cancelled": orders_cancelled,

@@ -136,6 +136,7 @@ impl From<Rejection> for Problem {
             | Rejection::EmailTaken
             | Rejection::AccountExists
             | Rejection::EventCancelled
+            | Rejection::EventNotOnSale
             | Rejection::SalesNotOpen { .. }
             | Rejection::SalesClosed { .. }
             | Rejection::PaymentInProgress { .. }

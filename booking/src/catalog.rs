@@ -77,6 +77,8 @@ pub struct NewListing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ListingStatus {
+    /// Not searchable until the event is published.
+    Draft,
     OnSale,
     Cancelled,
 }
@@ -252,17 +254,21 @@ impl Catalog {
         ))
     }
 
-    /// Marks a listing cancelled; an event without a listing needs none.
-    pub fn cancel_listing(
+    /// Follows the event's lifecycle; an event without a listing has none.
+    /// Cancellation is final, whatever arrives after it.
+    pub fn set_status(
         &mut self,
         now: Millis,
         dirty: &mut BTreeSet<RecordKey>,
         event_id: EventId,
+        status: ListingStatus,
     ) -> Response {
         let Some(record) = self.listings.get_mut(&event_id) else {
             return Err(Rejection::UnknownEvent);
         };
-        record.status = ListingStatus::Cancelled;
+        if record.status != ListingStatus::Cancelled {
+            record.status = status;
+        }
         record.updated_at_ms = now;
         dirty.insert(RecordKey::Listing(event_id));
         Ok(Success::Listed(self.listing_view(event_id, now).expect("exists")))
@@ -295,6 +301,7 @@ impl Catalog {
         let record = self.listings.get(&event_id)?;
         let l = &record.listing;
         let status = match record.status {
+            ListingStatus::Draft => "draft",
             ListingStatus::Cancelled => "cancelled",
             ListingStatus::OnSale if now_ms >= l.ends_at_ms => "ended",
             ListingStatus::OnSale => "on_sale",
@@ -336,7 +343,10 @@ impl Catalog {
             if search.from_ms.is_some_and(|from| starts_at_ms < from) {
                 continue;
             }
-            let Some(view) = self.listing_view(event_id, search.now_ms) else {
+            let Some(view) = self
+                .listing_view(event_id, search.now_ms)
+                .filter(|v| v.status != "draft")
+            else {
                 continue;
             };
             let matches = city.as_ref().is_none_or(|c| lower(&view.venue.city) == *c)

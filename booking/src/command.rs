@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{AccountView, EmailClaim, NewAccount, Role, SessionGrant, TokenHash};
-use crate::catalog::{ListingView, NewListing, NewVenue, VenueView};
+use crate::catalog::{ListingStatus, ListingView, NewListing, NewVenue, VenueView};
 use crate::cluster_map::{GroupId, MapCommand, NodeId, ReplicaId};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
@@ -60,7 +60,12 @@ pub enum Command {
         event_id: EventId,
         spec: EventSpec,
         ticket_salt: [u8; 16],
+        /// A draft takes no holds until it is published.
+        #[serde(default)]
+        draft: bool,
     },
+    /// Puts a draft event on sale.
+    PublishEvent { event_id: EventId },
     /// Holds seats or GA places for `ttl_ms` (default 10 minutes, allowed
     /// `1_000..=1_800_000`).
     Hold {
@@ -119,9 +124,16 @@ pub enum Command {
     /// Adds a venue to the catalog (metadata group).
     CreateVenue { venue: NewVenue },
     /// Writes an event's listing (metadata group).
-    PutListing { event_id: EventId, listing: NewListing },
-    /// Marks an event's listing cancelled (metadata group).
-    CancelListing { event_id: EventId },
+    PutListing {
+        event_id: EventId,
+        listing: NewListing,
+        status: ListingStatus,
+    },
+    /// Follows an event's lifecycle in its listing (metadata group).
+    SetListingStatus {
+        event_id: EventId,
+        status: ListingStatus,
+    },
     /// Claims an e-mail address for an account (metadata group).
     ClaimEmail { email_key: TokenHash, claim: EmailClaim },
     /// Creates an account (in its region's accounts group).
@@ -165,11 +177,12 @@ impl Command {
             | Command::StartPayment { event_id, .. }
             | Command::SettlePayment { event_id, .. }
             | Command::RefundSettled { event_id, .. }
+            | Command::PublishEvent { event_id }
             | Command::CancelEvent { event_id } => Some(*event_id),
             Command::Map(_)
             | Command::CreateVenue { .. }
             | Command::PutListing { .. }
-            | Command::CancelListing { .. }
+            | Command::SetListingStatus { .. }
             | Command::ClaimEmail { .. }
             | Command::Register { .. }
             | Command::SetRole { .. }
@@ -259,6 +272,10 @@ pub enum Success {
     },
     PaymentStarted(PaymentView),
     PaymentUpdated(PaymentView),
+    EventPublished {
+        event_id: EventId,
+        at_ms: Millis,
+    },
     EventCancelled {
         event_id: EventId,
         orders_cancelled: u32,
@@ -350,6 +367,8 @@ pub enum Rejection {
     SessionInvalid,
     #[error("the event is cancelled")]
     EventCancelled,
+    #[error("the event is a draft and not on sale yet")]
+    EventNotOnSale,
     #[error("sales open at {opens_at_ms}")]
     SalesNotOpen { opens_at_ms: Millis },
     #[error("sales closed at {closed_at_ms}")]
@@ -406,6 +425,7 @@ impl Rejection {
             Rejection::UnknownAccount => "unknown_account",
             Rejection::SessionInvalid => "session_invalid",
             Rejection::EventCancelled => "event_cancelled",
+            Rejection::EventNotOnSale => "event_not_on_sale",
             Rejection::SalesNotOpen { .. } => "sales_not_open",
             Rejection::SalesClosed { .. } => "sales_closed",
             Rejection::UnknownPayment => "unknown_payment",
@@ -475,6 +495,7 @@ mod tests {
             Rejection::UnknownAccount,
             Rejection::SessionInvalid,
             Rejection::EventCancelled,
+            Rejection::EventNotOnSale,
             Rejection::SalesNotOpen { opens_at_ms: 1 },
             Rejection::SalesClosed { closed_at_ms: 1 },
             Rejection::UnknownPayment,

@@ -144,6 +144,9 @@ impl EventState {
         if self.record.cancelled_at_ms.is_some() {
             return Err(Rejection::EventCancelled);
         }
+        if self.record.published_at_ms.is_none() {
+            return Err(Rejection::EventNotOnSale);
+        }
         let spec = &self.record.spec;
         if let Some(opens_at_ms) = spec.sales_start_ms
             && ctx.now < opens_at_ms
@@ -374,6 +377,19 @@ impl EventState {
         self.record.cancelled_at_ms = Some(ctx.now);
         ctx.dirty.insert(RecordKey::Event(self.id));
         Ok(live)
+    }
+
+    /// Puts a draft on sale; publishing again answers the first time.
+    pub fn publish(&mut self, ctx: &mut Context<'_>) -> Result<Millis, Rejection> {
+        if self.record.cancelled_at_ms.is_some() {
+            return Err(Rejection::EventCancelled);
+        }
+        if let Some(at_ms) = self.record.published_at_ms {
+            return Ok(at_ms);
+        }
+        self.record.published_at_ms = Some(ctx.now);
+        ctx.dirty.insert(RecordKey::Event(self.id));
+        Ok(ctx.now)
     }
 
     /// The total of an active hold that `holder` may pay for.
@@ -751,6 +767,13 @@ impl EventState {
             max_tickets_per_customer: spec.max_tickets_per_customer,
             sales_start_ms: spec.sales_start_ms,
             sales_end_ms: spec.sales_end_ms,
+            status: match (self.record.cancelled_at_ms, self.record.published_at_ms) {
+                (Some(_), _) => "cancelled",
+                (None, None) => "draft",
+                (None, Some(_)) => "on_sale",
+            }
+            .to_owned(),
+            published_at_ms: self.record.published_at_ms,
             cancelled_at_ms: self.record.cancelled_at_ms,
             tiers,
             sections,

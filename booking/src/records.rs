@@ -179,14 +179,16 @@ impl Record {
     }
 }
 
-/// An event as created. The spec is immutable; the record is rewritten once
-/// more only if the event is cancelled.
+/// An event as created. The spec is immutable; the record is rewritten only
+/// when a draft is published and when the event is cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub spec: EventSpec,
     pub ticket_salt: [u8; 16],
     pub created_at_ms: Millis,
-    /// Set once, when the organiser cancels the event (the record's only change).
+    /// When the event went on sale; `None` while it is a draft.
+    pub published_at_ms: Option<Millis>,
+    /// Set once, when the organiser cancels the event.
     pub cancelled_at_ms: Option<Millis>,
 }
 

@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::accounts::{AccountRecord, AccountView, Accounts};
-use crate::catalog::{Catalog, ListingStatus, ListingView, Search, SearchPage, VenueView};
+use crate::catalog::{Catalog, ListingView, Search, SearchPage, VenueView};
 use crate::cluster_map::ClusterMap;
 use crate::command::{Command, Rejection, Request, Response, Success};
 use crate::event::{Context, EventState, ExpiryQueue};
@@ -208,6 +208,7 @@ impl BookingState {
                 event_id,
                 spec,
                 ticket_salt,
+                draft,
             } => {
                 if self.events.contains_key(event_id) {
                     return Err(Rejection::EventExists);
@@ -216,6 +217,7 @@ impl BookingState {
                     spec: spec.clone(),
                     ticket_salt: *ticket_salt,
                     created_at_ms: self.clock,
+                    published_at_ms: (!*draft).then_some(self.clock),
                     cancelled_at_ms: None,
                 };
                 let event = EventState::new(*event_id, record)?;
@@ -274,6 +276,14 @@ impl BookingState {
                 self.refund_order(*event_id, *order_id, "the order was cancelled");
                 Ok(Success::Cancelled(view))
             }
+            Command::PublishEvent { event_id } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                let at_ms = event.publish(&mut ctx)?;
+                Ok(Success::EventPublished {
+                    event_id: *event_id,
+                    at_ms,
+                })
+            }
             Command::CancelEvent { event_id } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
                 let cancelled = event.cancel_event(&mut ctx)?;
@@ -326,16 +336,16 @@ impl BookingState {
                 self.catalog
                     .create_venue(self.clock, log_index, &mut self.dirty, venue)
             }
-            Command::PutListing { event_id, listing } => self.catalog.put_listing(
-                self.clock,
-                &mut self.dirty,
-                *event_id,
+            Command::PutListing {
+                event_id,
                 listing,
-                ListingStatus::OnSale,
-            ),
-            Command::CancelListing { event_id } => {
+                status,
+            } => self
+                .catalog
+                .put_listing(self.clock, &mut self.dirty, *event_id, listing, *status),
+            Command::SetListingStatus { event_id, status } => {
                 self.catalog
-                    .cancel_listing(self.clock, &mut self.dirty, *event_id)
+                    .set_status(self.clock, &mut self.dirty, *event_id, *status)
             }
             Command::ClaimEmail { email_key, claim } => {
                 self.accounts.claim_email(&mut self.dirty, *email_key, claim)
@@ -851,6 +861,7 @@ mod tests {
             event_id: EventId(event),
             spec: EventSpec::demo_venue(),
             ticket_salt: [0; 16],
+            draft: false,
         }
     }
 
@@ -1198,6 +1209,38 @@ mod tests {
     }
 
     #[test]
+    fn a_draft_takes_no_holds_until_published() {
+        let mut state = BookingState::new();
+        let create = Command::CreateEvent {
+            event_id: EventId(1),
+            spec: EventSpec::demo_venue(),
+            ticket_salt: [0; 16],
+            draft: true,
+        };
+        state.apply(1, &request("a", 10, create)).unwrap();
+        assert_eq!(state.event_view(EventId(1)).unwrap().status, "draft");
+        assert_eq!(
+            state.apply(2, &request("h", 11, hold(1, "A-1-1"))),
+            Err(Rejection::EventNotOnSale)
+        );
+        let publish = || Command::PublishEvent { event_id: EventId(1) };
+        let first = state.apply(3, &request("p", 12, publish()));
+        assert_eq!(
+            first,
+            Ok(Success::EventPublished {
+                event_id: EventId(1),
+                at_ms: 12
+            })
+        );
+        // Publishing again answers with the first time.
+        assert_eq!(state.apply(4, &request("p2", 13, publish())), first);
+        assert!(state.apply(5, &request("h2", 14, hold(1, "A-1-1"))).is_ok());
+        assert_eq!(state.event_view(EventId(1)).unwrap().status, "on_sale");
+        let loaded = BookingState::from_records(state.records()).unwrap();
+        assert_eq!(loaded.records(), state.records());
+    }
+
+    #[test]
     fn holds_are_taken_only_inside_the_sales_window() {
         let mut state = BookingState::new();
         let mut spec = EventSpec::demo_venue();
@@ -1207,6 +1250,7 @@ mod tests {
             event_id: EventId(1),
             spec,
             ticket_salt: [0; 16],
+            draft: false,
         };
         state.apply(1, &request("a", 10, create)).unwrap();
         assert_eq!(

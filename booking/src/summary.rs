@@ -49,7 +49,10 @@ impl fmt::Display for Request {
             // Accounts are personal data: logs name the id, never the e-mail address.
             Command::CreateVenue { venue } => write!(f, "create venue {}", venue.name),
             Command::PutListing { event_id, .. } => write!(f, "list event {event_id}"),
-            Command::CancelListing { event_id } => write!(f, "cancel the listing of event {event_id}"),
+            Command::SetListingStatus { event_id, status } => {
+                write!(f, "mark the listing of event {event_id} {status:?}")
+            }
+            Command::PublishEvent { event_id } => write!(f, "publish event {event_id}"),
             Command::ClaimEmail { claim, .. } => {
                 write!(f, "claim an e-mail address for {}", claim.customer_id)
             }

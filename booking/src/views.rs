@@ -26,6 +26,9 @@ pub struct EventView {
     pub max_tickets_per_customer: Option<u32>,
     pub sales_start_ms: Option<Millis>,
     pub sales_end_ms: Option<Millis>,
+    /// `draft`, `on_sale` or `cancelled`.
+    pub status: String,
+    pub published_at_ms: Option<Millis>,
     /// Set when the organiser cancelled the event; it sells nothing more.
     pub cancelled_at_ms: Option<Millis>,
     pub tiers: Vec<TierView>,

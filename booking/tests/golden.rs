@@ -222,6 +222,7 @@ impl Runner {
                     event_id,
                     spec: build_spec(&line)?,
                     ticket_salt: [salt; 16],
+                    draft: false,
                 }
             }
             "hold" => {

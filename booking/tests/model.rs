@@ -712,6 +712,7 @@ impl Run {
             event_id: EventId(1),
             spec: venue(),
             ticket_salt: [42; 16],
+            draft: false,
         };
         let response = run.apply_both(1, "create", create);
         assert_eq!(
@@ -990,6 +991,7 @@ impl Run {
                     event_id: EventId(1),
                     spec: venue(),
                     ticket_salt: [0; 16],
+                    draft: false,
                 },
                 Box::new(|_: &mut Model| "event_exists".to_owned()),
             ),
@@ -1113,6 +1115,7 @@ fn take_dirty_accumulated_over_a_run_equals_records() {
             event_id: EventId(1),
             spec: venue(),
             ticket_salt: [1; 16],
+            draft: false,
         },
     )
     .unwrap();

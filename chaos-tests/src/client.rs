@@ -538,7 +538,8 @@ impl ApiClient {
         consistency: Consistency,
     ) -> anyhow::Result<Reply<Value>> {
         let (path, rotate) = Self::read_path(format!("/v1/events/{event_id}/holds/{hold_id}"), consistency);
-        self.call(Method::GET, node, rotate, &path, None, None).await
+        let reply: Reply<Value> = self.call(Method::GET, node, rotate, &path, None, None).await?;
+        Ok(reply.map(crate::checks::without_countdown))
     }
 
     pub async fn get_order(

@@ -304,6 +304,107 @@ async fn scenario() -> anyhow::Result<()> {
         Some("unauthorized"),
     )?;
 
+    // A draft is neither searchable nor on sale until it is published.
+    let listing = json!({ "category": "opera", "venue_id": paris.1["venue_id"], "starts_at_ms": now + 4 * DAY_MS,
+        "ends_at_ms": now + 4 * DAY_MS + 3_600_000 });
+    let body =
+        json!({ "event_id": 5, "spec": grid_event("Tosca", 1, 1, 4)?, "listing": listing, "draft": true });
+    let draft = call(
+        &client,
+        org,
+        Method::POST,
+        EU,
+        "/v1/events",
+        Some(body),
+        Some("ev-5"),
+    )
+    .await?;
+    expect("a draft", &draft, StatusCode::CREATED, None)?;
+    let early = call(
+        &client,
+        Some(&alice),
+        Method::POST,
+        EU,
+        "/v1/events/5/holds",
+        Some(json!({ "seats": ["A-1-1"] })),
+        None,
+    )
+    .await?;
+    expect(
+        "a hold on a draft",
+        &early,
+        StatusCode::CONFLICT,
+        Some("event_not_on_sale"),
+    )?;
+    // Once us-east's replica has the draft's listing, its search still leaves it out.
+    eventually(
+        "the draft listing reaches us-east",
+        Duration::from_secs(20),
+        async || {
+            let got = call(
+                &client,
+                None,
+                Method::GET,
+                US,
+                "/v1/events/5/listing?consistency=local",
+                None,
+                None,
+            )
+            .await?;
+            Ok((got.1["status"] == "draft").then_some(()))
+        },
+    )
+    .await?;
+    ensure!(
+        ids(&search("category=opera".into()).await?).is_empty(),
+        "a draft is searchable"
+    );
+    let by_customer = call(
+        &client,
+        Some(&alice),
+        Method::POST,
+        EU,
+        "/v1/events/5/publish",
+        None,
+        None,
+    )
+    .await?;
+    expect(
+        "a customer publishes",
+        &by_customer,
+        StatusCode::FORBIDDEN,
+        Some("forbidden"),
+    )?;
+    let published = call(
+        &client,
+        org,
+        Method::POST,
+        EU,
+        "/v1/events/5/publish",
+        None,
+        Some("pub-5"),
+    )
+    .await?;
+    expect("publishing", &published, StatusCode::OK, None)?;
+    ensure!(published.1["published_at_ms"].is_u64(), "{}", published.1);
+    eventually(
+        "the published event is searchable",
+        Duration::from_secs(20),
+        async || Ok((ids(&search("category=opera".into()).await?) == [5]).then_some(())),
+    )
+    .await?;
+    let on_sale = call(
+        &client,
+        Some(&alice),
+        Method::POST,
+        EU,
+        "/v1/events/5/holds",
+        Some(json!({ "seats": ["A-1-1"] })),
+        None,
+    )
+    .await?;
+    expect("a hold once published", &on_sale, StatusCode::CREATED, None)?;
+
     // Cancelling an event cancels its listing.
     let cancelled = call(
         &client,

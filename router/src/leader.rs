@@ -177,6 +177,14 @@ pub(crate) async fn manage(
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => LeaderReply::NotLeader {
             leader_id: forward.leader_id,
         },
+        // The previous membership entry (a learner added a moment ago, the
+        // second half of a joint change) is not committed yet: that passes,
+        // so the router retries instead of refusing the operation.
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::InProgress(e),
+        ))) => LeaderReply::Unavailable {
+            reason: e.to_string(),
+        },
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
             LeaderReply::Done(Err(e.to_string()))
         }

@@ -32,8 +32,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use booking::{
-    ClusterMap, Command, CustomerId, EventId, EventSpec, GroupId, META_GROUP, MapCommand, Rejection,
-    ReplicaId, RequestId, Response, Success,
+    ClusterMap, Command, CustomerId, EventId, GroupId, META_GROUP, MapCommand, Rejection, ReplicaId,
+    RequestId, Response, Success,
 };
 use openraft::async_runtime::WatchReceiver;
 use raft_store::{Query, QueryResult};
@@ -194,27 +194,24 @@ impl Router {
     }
 
     /// Creates an event: placed on a group (a new one of its own if
-    /// `dedicated`) homed in `home_region`, then created there.
+    /// `dedicated`) homed in `home_region`, then created there. `create` must
+    /// be a `Command::CreateEvent`.
     pub async fn create_event(
         &self,
         request_id: RequestId,
-        event_id: EventId,
-        spec: EventSpec,
-        ticket_salt: [u8; 16],
+        create: Command,
         home_region: Option<String>,
         dedicated: bool,
     ) -> Result<Response, RouteError> {
+        let Command::CreateEvent { event_id, .. } = create else {
+            return Ok(Err(Rejection::InvalidRequest("not an event creation".to_owned())));
+        };
         let region = home_region.unwrap_or_else(|| self.region.clone());
         let group = match self.place_event(&request_id, event_id, region, dedicated).await? {
             Ok(group) => group,
             Err(rejection) => return Ok(Err(rejection)),
         };
-        let command = Command::CreateEvent {
-            event_id,
-            spec,
-            ticket_salt,
-        };
-        self.submit_to_group(group, request_id, command).await
+        self.submit_to_group(group, request_id, create).await
     }
 
     /// Places `event_id` (idempotently: a placed event keeps its group).
