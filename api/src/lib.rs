@@ -12,6 +12,7 @@ mod accounts;
 pub mod auth;
 mod catalog;
 mod extract;
+pub mod limits;
 mod ops;
 pub mod payments;
 mod problem;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub tickets: Option<Arc<TicketSigner>>,
     /// The payment provider; `None` turns checkout off.
     pub payments: Option<payments::Payments>,
+    /// Rate limits on holds and checkouts.
+    pub limits: Arc<limits::RateLimits>,
 }
 
 /// Who may call a route (documented in the OpenAPI document).
@@ -817,12 +820,14 @@ struct HolderBody {
 async fn create_hold(
     State(state): State<AppState>,
     caller: Caller,
+    limits::ClientIp(ip): limits::ClientIp,
     ApiPath(raw_event): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> ApiResult {
     let event_id = event_id(&raw_event)?;
     let holder = caller.holder(body.holder.as_deref())?;
+    state.limits.check(limits::Action::Hold, &caller, ip)?;
     let selection = match (body.seats, body.best, body.ga) {
         (Some(seats), None, None) => Selection::Seats(seats),
         (None, Some(best), None) => Selection::BestAvailable {

@@ -366,6 +366,7 @@ pub(crate) struct CheckoutBody {
 pub(crate) async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
+    crate::limits::ClientIp(ip): crate::limits::ClientIp,
     ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<CheckoutBody>,
@@ -375,6 +376,7 @@ pub(crate) async fn checkout(
     let hold_id = HoldId(parse_id("hold_id", &raw_hold)?);
     let body = body.unwrap_or_default();
     let holder = caller.holder(body.holder.as_deref())?;
+    state.limits.check(crate::limits::Action::Checkout, &caller, ip)?;
     if !headers.contains_key("idempotency-key") {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,

@@ -478,6 +478,59 @@ async fn scenario() -> anyhow::Result<()> {
         event.1["held"]
     );
 
+    // Holds are rate-limited per account: a burst trips 429 with Retry-After, and it recovers.
+    let mut limited = None;
+    for _ in 0..20 {
+        let got = call(
+            &client,
+            Some(&alice_token),
+            Method::POST,
+            EU,
+            "/v1/events/1/holds",
+            Some(json!({ "seats": ["Z-9-9"] })),
+            None,
+        )
+        .await?;
+        if got.0 == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(got);
+            break;
+        }
+        expect(
+            "a hold of no seat",
+            &got,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("unknown_seat"),
+        )?;
+    }
+    let limited = limited.context("20 quick holds never hit the rate limit")?;
+    expect(
+        "a burst of holds",
+        &limited,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("rate_limited"),
+    )?;
+    let wait = limited.1["retry_after_secs"]
+        .as_u64()
+        .context("no retry_after_secs")?;
+    ensure!((1..=60).contains(&wait), "retry after {wait} s");
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let again = call(
+        &client,
+        Some(&alice_token),
+        Method::POST,
+        EU,
+        "/v1/events/1/holds",
+        Some(json!({ "seats": ["Z-9-9"] })),
+        None,
+    )
+    .await?;
+    expect(
+        "a hold after waiting",
+        &again,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("unknown_seat"),
+    )?;
+
     // Bob cannot see or take Alice's hold.
     let bob = call(
         &client,

@@ -394,6 +394,7 @@ impl LocalCluster {
                 admin_token: Some(LOCAL_ADMIN_TOKEN.to_owned()),
                 auth: Some(local_auth()),
                 payments: Some(local_payments()),
+                limits: region_config::LimitsConfig::default(),
             };
             config.validate()?;
             let config_path = base_dir.join(format!("node-{id}.toml"));

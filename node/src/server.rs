@@ -38,6 +38,22 @@ pub enum GroupKind {
 }
 
 /// The openraft settings a node runs a kind of group with, from its config.
+/// The API's rate limits from the node config.
+fn limits_of(config: &region_config::LimitsConfig) -> api::limits::LimitConfig {
+    let rate = |r: Option<region_config::RateLimit>| {
+        r.map(|r| api::limits::Rate {
+            per_minute: r.per_minute,
+            burst: r.burst,
+        })
+    };
+    api::limits::LimitConfig {
+        holds_per_account: rate(config.holds_per_account),
+        holds_per_ip: rate(config.holds_per_ip),
+        checkouts_per_account: rate(config.checkouts_per_account),
+        checkouts_per_ip: rate(config.checkouts_per_ip),
+    }
+}
+
 pub fn raft_config(config: &NodeConfig, kind: GroupKind) -> anyhow::Result<Config> {
     let tuning = &config.raft;
     let (heartbeat, min, max) = match kind {
@@ -199,6 +215,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             None => None,
         },
         payments: payments.clone(),
+        limits: Arc::new(api::limits::RateLimits::new(&limits_of(&config.limits))),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");

@@ -268,6 +268,37 @@ impl PaymentsConfig {
     }
 }
 
+/// A rate: `per_minute` on average, bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// Rate limits on holds and checkouts, per account and per client IP, on
+/// each node. A missing entry turns that limit off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub holds_per_account: Option<RateLimit>,
+    pub holds_per_ip: Option<RateLimit>,
+    pub checkouts_per_account: Option<RateLimit>,
+    pub checkouts_per_ip: Option<RateLimit>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let rate = |per_minute, burst| Some(RateLimit { per_minute, burst });
+        LimitsConfig {
+            holds_per_account: rate(30, 10),
+            holds_per_ip: rate(300, 60),
+            checkouts_per_account: rate(10, 5),
+            checkouts_per_ip: rate(100, 30),
+        }
+    }
+}
+
 /// Everything one `boxoffice node` process needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,6 +328,8 @@ pub struct NodeConfig {
     /// Checkout; without it holds are confirmed only by staff or for free.
     #[serde(default)]
     pub payments: Option<PaymentsConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 impl NodeConfig {
@@ -405,6 +438,18 @@ impl NodeConfig {
         if let Some(payments) = &self.payments {
             payments.validate()?;
         }
+        let l = &self.limits;
+        let rates = [
+            l.holds_per_account,
+            l.holds_per_ip,
+            l.checkouts_per_account,
+            l.checkouts_per_ip,
+        ];
+        if rates.iter().flatten().any(|r| r.per_minute == 0 || r.burst == 0) {
+            return invalid(
+                "limits: per_minute and burst must be positive (leave a limit out to turn it off)".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -443,6 +488,7 @@ mod tests {
                 latency_ms: 200,
                 retry_after_ms: 5_000,
             }),
+            limits: LimitsConfig::default(),
         }
     }
 
