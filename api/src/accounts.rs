@@ -61,7 +61,7 @@ async fn claim_email(
         .await??
     {
         Success::EmailClaimed { claim, .. } => Ok(claim),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -139,16 +139,8 @@ async fn start_session(
     };
     match state.router.submit_to_group(group, fresh_id(), command).await?? {
         Success::SessionStarted(grant) => Ok(token_body(keys, &grant, group, secret)),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
-}
-
-fn unexpected(success: &Success) -> Problem {
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("unexpected answer {success:?}"),
-    )
 }
 
 #[derive(Deserialize)]
@@ -217,7 +209,7 @@ async fn register_account(
     };
     match state.router.submit_to_group(group, id, command).await?? {
         Success::Registered(view) => Ok((group, view)),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -303,7 +295,7 @@ pub(crate) async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJso
             "refresh_token_reused",
             "this refresh token was already used; the session is revoked, log in again",
         )),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -338,7 +330,7 @@ pub(crate) async fn logout(State(state): State<AppState>, ApiJson(body): ApiJson
         .await??
     {
         Success::SessionEnded { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -437,6 +429,6 @@ pub(crate) async fn set_role(
         .await??
     {
         Success::AccountUpdated(view) => Ok(Json(view).into_response()),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
 }

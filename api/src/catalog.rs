@@ -77,7 +77,7 @@ pub(crate) async fn create_venue(
         .await??
     {
         Success::VenueCreated(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
-        other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -230,7 +230,7 @@ pub(crate) async fn publish(
             set_listing_status(&state, event_id, ListingStatus::OnSale).await?;
             Ok(Json(json!({ "event_id": event_id, "published_at_ms": at_ms })).into_response())
         }
-        other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 

@@ -335,7 +335,7 @@ pub(crate) async fn create_group(
             Json(json!({ "group_id": group_id, "map_epoch": epoch })),
         )
             .into_response()),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -371,16 +371,8 @@ pub(crate) async fn place_event(
         } => Ok(
             Json(json!({ "event_id": event_id, "group_id": group_id, "map_epoch": epoch })).into_response(),
         ),
-        other => Err(unexpected(&other)),
+        other => Err(Problem::unexpected(&other)),
     }
-}
-
-fn unexpected(success: &Success) -> Problem {
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("unexpected answer {success:?}"),
-    )
 }
 
 #[derive(Deserialize)]

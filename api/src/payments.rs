@@ -394,7 +394,7 @@ pub(crate) async fn checkout(
     let id = request_id(&headers)?;
     let payment = match state.router.submit(id, command).await?? {
         Success::PaymentStarted(view) | Success::PaymentUpdated(view) => view,
-        other => return Err(Problem::internal(format!("unexpected answer {other:?}"))),
+        other => return Err(Problem::unexpected(&other)),
     };
     // A failure here is not the client's: the payment is recorded, and the
     // leader's worker asks the provider again.
@@ -452,7 +452,7 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
     };
     match state.router.submit(id, command).await?? {
         Success::PaymentUpdated(view) => Ok(Json(view).into_response()),
-        other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 
@@ -488,7 +488,7 @@ pub(crate) async fn cancel_event(
             }))
             .into_response())
         }
-        other => Err(Problem::internal(format!("unexpected answer {other:?}"))),
+        other => Err(Problem::unexpected(&other)),
     }
 }
 

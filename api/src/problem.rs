@@ -61,6 +61,11 @@ impl Problem {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }
 
+    /// A command answered with a success of the wrong kind: a bug, not the client's fault.
+    pub fn unexpected(success: &booking::Success) -> Self {
+        Self::internal(format!("unexpected answer {success:?}"))
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
