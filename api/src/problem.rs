@@ -150,6 +150,7 @@ impl From<Rejection> for Problem {
             | Rejection::AccountExists
             | Rejection::EventCancelled
             | Rejection::EventNotOnSale
+            | Rejection::TooManyHolds { .. }
             | Rejection::SalesNotOpen { .. }
             | Rejection::SalesClosed { .. }
             | Rejection::PaymentInProgress { .. }

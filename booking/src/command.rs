@@ -367,6 +367,8 @@ pub enum Rejection {
     SessionInvalid,
     #[error("the event is cancelled")]
     EventCancelled,
+    #[error("at most {limit} holds may be active at once per customer in this event")]
+    TooManyHolds { limit: u32 },
     #[error("the event is a draft and not on sale yet")]
     EventNotOnSale,
     #[error("sales open at {opens_at_ms}")]
@@ -425,6 +427,7 @@ impl Rejection {
             Rejection::UnknownAccount => "unknown_account",
             Rejection::SessionInvalid => "session_invalid",
             Rejection::EventCancelled => "event_cancelled",
+            Rejection::TooManyHolds { .. } => "too_many_holds",
             Rejection::EventNotOnSale => "event_not_on_sale",
             Rejection::SalesNotOpen { .. } => "sales_not_open",
             Rejection::SalesClosed { .. } => "sales_closed",
@@ -495,6 +498,7 @@ mod tests {
             Rejection::UnknownAccount,
             Rejection::SessionInvalid,
             Rejection::EventCancelled,
+            Rejection::TooManyHolds { limit: 1 },
             Rejection::EventNotOnSale,
             Rejection::SalesNotOpen { opens_at_ms: 1 },
             Rejection::SalesClosed { closed_at_ms: 1 },

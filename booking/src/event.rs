@@ -83,6 +83,8 @@ pub(crate) struct EventState {
     tickets: BTreeMap<TicketCode, TicketRecord>,
     /// Places per customer; never zero.
     customers: BTreeMap<CustomerId, u32>,
+    /// Derived: active holds per customer; never zero.
+    active_holds: BTreeMap<CustomerId, u32>,
     /// Derived from `seats` and `ga`, indexed by tier.
     tiers: Vec<TierCount>,
 }
@@ -125,6 +127,7 @@ impl EventState {
             orders: BTreeMap::new(),
             tickets: BTreeMap::new(),
             customers: BTreeMap::new(),
+            active_holds: BTreeMap::new(),
         })
     }
 
@@ -172,6 +175,11 @@ impl EventState {
             )));
         }
         let wanted = self.resolve(selection)?;
+        if let Some(limit) = spec.max_active_holds_per_customer
+            && self.active_holds.get(holder).copied().unwrap_or(0) >= limit
+        {
+            return Err(Rejection::TooManyHolds { limit });
+        }
         let current = self.customer_places(holder);
         if let Some(limit) = self.record.spec.max_tickets_per_customer
             && u64::from(current) + u64::from(wanted.count()) > u64::from(limit)
@@ -204,6 +212,7 @@ impl EventState {
             }
         }
         self.add_customer_places(ctx, holder, i64::from(hold.places.count()));
+        *self.active_holds.entry(holder.clone()).or_default() += 1;
         ctx.expiry.insert((hold.expires_at_ms, self.id, hold_id));
         ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
         self.holds.insert(hold_id, hold);
@@ -318,6 +327,8 @@ impl EventState {
         // The customer's count does not change: the places move from hold to order.
         let hold = self.holds.get_mut(&hold_id).expect("checked by active_hold");
         hold.state = HoldState::Confirmed(order_id);
+        let holder = hold.holder.clone();
+        self.forget_active_hold(&holder);
         ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
         ctx.dirty.insert(RecordKey::Order(self.id, order_id));
         self.orders.insert(order_id, order);
@@ -640,6 +651,7 @@ impl EventState {
         hold.state = state;
         let places = hold.places.clone();
         let holder = hold.holder.clone();
+        self.forget_active_hold(&holder);
         ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
         match places {
             HeldPlaces::Seats(seats) => {
@@ -655,6 +667,23 @@ impl EventState {
                 self.add_customer_places(ctx, &holder, -i64::from(quantity));
             }
         }
+    }
+
+    fn forget_active_hold(&mut self, holder: &CustomerId) {
+        if let Some(count) = self.active_holds.get_mut(holder) {
+            *count -= 1;
+            if *count == 0 {
+                self.active_holds.remove(holder);
+            }
+        }
+    }
+
+    fn count_active_holds(&self) -> BTreeMap<CustomerId, u32> {
+        let mut counts = BTreeMap::new();
+        for hold in self.holds.values().filter(|h| h.state == HoldState::Active) {
+            *counts.entry(hold.holder.clone()).or_default() += 1;
+        }
+        counts
     }
 
     fn set_seat(&mut self, ctx: &mut Context<'_>, seat: u32, new: Option<SeatRecord>) {
@@ -997,6 +1026,7 @@ impl EventState {
             }
         }
         self.tiers = self.recount_tiers();
+        self.active_holds = self.count_active_holds();
         Ok(())
     }
 
@@ -1031,6 +1061,9 @@ impl EventState {
     pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
         let event = self.id;
         let fail = |what: String| Err(format!("event {event}: {what}"));
+        if self.active_holds != self.count_active_holds() {
+            return fail("the active-hold counts do not match the active holds".to_owned());
+        }
 
         // What seats, areas and customers should look like, from holds and orders.
         let mut seats: Vec<Option<SeatRecord>> = vec![None; self.seats.len()];

@@ -62,6 +62,10 @@ pub struct EventSpec {
     /// Holds are refused from this time on; `None`: until the event is cancelled.
     #[serde(default)]
     pub sales_end_ms: Option<Millis>,
+    /// Most holds one customer may have active at once in this event
+    /// (against seat hoarding during an on-sale); `None`: no cap.
+    #[serde(default)]
+    pub max_active_holds_per_customer: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +156,7 @@ impl EventSpec {
             max_tickets_per_customer: None,
             sales_start_ms: None,
             sales_end_ms: None,
+            max_active_holds_per_customer: None,
         }
     }
 
@@ -207,6 +212,9 @@ impl EventSpec {
         let name_chars = self.name.chars().count();
         if name_chars == 0 || name_chars > MAX_EVENT_NAME_CHARS {
             return invalid("event name must have 1..=200 characters".to_owned());
+        }
+        if self.max_active_holds_per_customer == Some(0) {
+            return invalid("max_active_holds_per_customer must be at least 1 when set".to_owned());
         }
         if self.max_tickets_per_customer == Some(0) {
             return invalid("max_tickets_per_customer must be at least 1 when set".to_owned());

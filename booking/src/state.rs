@@ -1241,6 +1241,37 @@ mod tests {
     }
 
     #[test]
+    fn active_holds_per_customer_are_capped() {
+        let mut state = BookingState::new();
+        let mut spec = EventSpec::demo_venue();
+        spec.max_active_holds_per_customer = Some(2);
+        let create = Command::CreateEvent {
+            event_id: EventId(1),
+            spec,
+            ticket_salt: [0; 16],
+            draft: false,
+        };
+        state.apply(1, &request("a", 10, create)).unwrap();
+        state.apply(2, &request("h1", 10, hold(1, "A-1-1"))).unwrap();
+        state.apply(3, &request("h2", 10, hold(1, "A-1-2"))).unwrap();
+        assert_eq!(
+            state.apply(4, &request("h3", 10, hold(1, "A-1-3"))),
+            Err(Rejection::TooManyHolds { limit: 2 })
+        );
+        // A released hold frees a slot.
+        let release = Command::ReleaseHold {
+            event_id: EventId(1),
+            hold_id: HoldId(2),
+            holder: CustomerId::new("alice").unwrap(),
+        };
+        state.apply(5, &request("r", 11, release)).unwrap();
+        assert!(state.apply(6, &request("h4", 12, hold(1, "A-1-3"))).is_ok());
+        assert_eq!(state.check_invariants(), Ok(()));
+        let loaded = BookingState::from_records(state.records()).unwrap();
+        assert_eq!(loaded.check_invariants(), Ok(()));
+    }
+
+    #[test]
     fn holds_are_taken_only_inside_the_sales_window() {
         let mut state = BookingState::new();
         let mut spec = EventSpec::demo_venue();

@@ -444,6 +444,7 @@ fn build_spec(line: &Line<'_>) -> Result<EventSpec, String> {
                 max_tickets_per_customer: None,
                 sales_start_ms: None,
                 sales_end_ms: None,
+                max_active_holds_per_customer: None,
             };
             for word in &line.words[3..] {
                 let (place, segments) = word.split_once('=').ok_or("rows are SECTION/ROW=SEGMENTS")?;

@@ -104,6 +104,7 @@ fn venue() -> EventSpec {
         max_tickets_per_customer: Some(LIMIT),
         sales_start_ms: None,
         sales_end_ms: None,
+        max_active_holds_per_customer: None,
     }
 }
 
