@@ -147,7 +147,7 @@ pub(crate) struct ListingBody {
 
 impl ListingBody {
     /// The listing of an event named `name`, checked before anything is written.
-    pub(crate) fn into_listing(
+    pub(crate) async fn into_listing(
         self,
         state: &AppState,
         spec: &booking::EventSpec,
@@ -165,13 +165,10 @@ impl ListingBody {
             currency: spec.currency,
         };
         listing.validate()?;
+        // Linearizable: a venue created a moment ago through another node counts.
         let known = matches!(
-            state
-                .router
-                .groups()
-                .get(META_GROUP)
-                .map(|r| r.state.query(&Query::Venue(listing.venue_id))),
-            Some(QueryResult::Venue(Some(_)))
+            state.router.query(Query::Venue(listing.venue_id)).await?,
+            QueryResult::Venue(Some(_))
         );
         if !known {
             return Err(Problem::from(Rejection::UnknownVenue));

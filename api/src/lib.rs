@@ -729,7 +729,7 @@ async fn create_event(
         .clone()
         .unwrap_or_else(|| state.router.region().to_owned());
     let listing = match body.listing {
-        Some(listing) => Some(listing.into_listing(&state, &body.spec, home_region)?),
+        Some(listing) => Some(listing.into_listing(&state, &body.spec, home_region).await?),
         None => None,
     };
     let id = request_id(&headers)?;

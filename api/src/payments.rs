@@ -344,7 +344,7 @@ fn payments(state: &AppState) -> Result<&Payments, Problem> {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "payments_disabled",
-            "this node has no [payments] configured",
+            "this node has no [payments] configured, so checkout is off; an operator adds the section to every node's config",
         )
     })
 }

@@ -355,7 +355,9 @@ pub enum Rejection {
     NodeDraining { node_id: NodeId },
     #[error("node {node_id} still carries {replicas} replicas")]
     NodeHasReplicas { node_id: NodeId, replicas: u32 },
-    #[error("this Idempotency-Key was used for a different request")]
+    #[error(
+        "this Idempotency-Key was already used for a different request; send a new request with a new key"
+    )]
     IdempotencyKeyReused,
     #[error("an account with that e-mail address exists")]
     EmailTaken,
@@ -363,7 +365,7 @@ pub enum Rejection {
     AccountExists,
     #[error("no such account")]
     UnknownAccount,
-    #[error("the refresh token is invalid, expired or revoked")]
+    #[error("the refresh token is invalid, expired or revoked; log in again")]
     SessionInvalid,
     #[error("the event is cancelled")]
     EventCancelled,

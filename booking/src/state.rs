@@ -18,8 +18,7 @@
 //!    returned and nothing else happens, provided the request's fingerprint
 //!    (a digest of the command, taken by the leader) matches the stored one;
 //!    a different command under a used id is refused with
-//!    `idempotency_key_reused` and not stored (cluster-map commands are
-//!    exempt: the cluster re-sends its own ids). Otherwise
+//!    `idempotency_key_reused` and not stored. Otherwise
 //!    the command runs and its response (success or rejection) is stored. If the
 //!    table then holds more than `DEDUP_CAPACITY` responses, the oldest go
 //!    (by `(at_ms, log_index)`). `Tick` skips this step: it only exists to drive
@@ -126,11 +125,7 @@ impl BookingState {
             return Ok(Success::Ticked);
         }
         if let Some(seen) = self.requests.get(&request.request_id) {
-            // Map commands are issued by the cluster itself, which re-sends
-            // its own ids with whatever the map says then; only client
-            // requests must match what their key was first used for.
-            let is_map = matches!(request.command, Command::Map(_));
-            if seen.fingerprint != request.fingerprint && !is_map {
+            if seen.fingerprint != request.fingerprint {
                 return Err(Rejection::IdempotencyKeyReused);
             }
             return seen.response.clone();
@@ -857,11 +852,15 @@ mod tests {
     }
 
     fn create(event: u64) -> Command {
+        create_with(event, EventSpec::demo_venue(), false)
+    }
+
+    fn create_with(event: u64, spec: EventSpec, draft: bool) -> Command {
         Command::CreateEvent {
             event_id: EventId(event),
-            spec: EventSpec::demo_venue(),
+            spec,
             ticket_salt: [0; 16],
-            draft: false,
+            draft,
         }
     }
 
@@ -1211,12 +1210,7 @@ mod tests {
     #[test]
     fn a_draft_takes_no_holds_until_published() {
         let mut state = BookingState::new();
-        let create = Command::CreateEvent {
-            event_id: EventId(1),
-            spec: EventSpec::demo_venue(),
-            ticket_salt: [0; 16],
-            draft: true,
-        };
+        let create = create_with(1, EventSpec::demo_venue(), true);
         state.apply(1, &request("a", 10, create)).unwrap();
         assert_eq!(state.event_view(EventId(1)).unwrap().status, "draft");
         assert_eq!(
@@ -1245,12 +1239,7 @@ mod tests {
         let mut state = BookingState::new();
         let mut spec = EventSpec::demo_venue();
         spec.max_active_holds_per_customer = Some(2);
-        let create = Command::CreateEvent {
-            event_id: EventId(1),
-            spec,
-            ticket_salt: [0; 16],
-            draft: false,
-        };
+        let create = create_with(1, spec, false);
         state.apply(1, &request("a", 10, create)).unwrap();
         state.apply(2, &request("h1", 10, hold(1, "A-1-1"))).unwrap();
         state.apply(3, &request("h2", 10, hold(1, "A-1-2"))).unwrap();
@@ -1277,12 +1266,7 @@ mod tests {
         let mut spec = EventSpec::demo_venue();
         spec.sales_start_ms = Some(100);
         spec.sales_end_ms = Some(200);
-        let create = Command::CreateEvent {
-            event_id: EventId(1),
-            spec,
-            ticket_salt: [0; 16],
-            draft: false,
-        };
+        let create = create_with(1, spec, false);
         state.apply(1, &request("a", 10, create)).unwrap();
         assert_eq!(
             state.apply(2, &request("early", 99, hold(1, "A-1-1"))),

@@ -76,7 +76,16 @@ async fn scenario() -> anyhow::Result<()> {
             "create a small event",
         )?;
     }
-    let map = client.cluster(1).await?;
+    // Node 1's copy of the map may trail the placements it did not make.
+    let map = eventually(
+        "node 1's map has every placement",
+        Duration::from_secs(10),
+        async || {
+            let map = client.cluster(1).await?;
+            Ok((map["events_placed"] == json!(SMALL_EVENTS)).then_some(map))
+        },
+    )
+    .await?;
     ensure!(map["events_placed"] == json!(SMALL_EVENTS), "map: {map}");
     for group in map["groups"].as_array().context("groups")? {
         ensure!(group["events"] == json!(2), "uneven placement: {group}");

@@ -298,6 +298,15 @@ async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: Cance
                 return;
             }
             Ok(Err(Rejection::MapInitialised)) => return,
+            Ok(Err(Rejection::IdempotencyKeyReused)) => {
+                // Another founding node initialised the map first, from a
+                // member list or layout that differs from this node's.
+                tracing::warn!(
+                    "the cluster map was initialised by another node from a different member list or layout; \
+                     compare the nodes' [[members]] and [layout]"
+                );
+                return;
+            }
             Ok(other) => {
                 tracing::error!(?other, "the cluster map cannot be initialised; fix the config");
                 return;

@@ -22,9 +22,13 @@ fn leader_now_ms() -> u64 {
 /// request id must come back with to count as the same request. Taken here,
 /// once, and carried in the entry, so every replica compares the same value.
 pub(crate) fn fingerprint(command: &booking::Command) -> u64 {
+    fingerprint_bytes(&postcard::to_allocvec(command).expect("a command always encodes"))
+}
+
+/// The first 8 bytes of the SHA-256 of `bytes`.
+pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> u64 {
     use sha2::Digest;
-    let bytes = postcard::to_allocvec(command).expect("a command always encodes");
-    let digest = sha2::Sha256::digest(&bytes);
+    let digest = sha2::Sha256::digest(bytes);
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 

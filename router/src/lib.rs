@@ -227,8 +227,15 @@ impl Router {
         }
         // Its own request id, derived from the client's so that a retried
         // creation retries the placement too rather than placing again.
+        // A key too long for the suffix gets a digest of itself instead, so
+        // that two different creations never share a placement request id.
         let place_id = RequestId::new(&format!("{request_id}/place"))
-            .or_else(|_| RequestId::new(&format!("place/{event_id}")))
+            .or_else(|_| {
+                RequestId::new(&format!(
+                    "place/{event_id}/{:016x}",
+                    leader::fingerprint_bytes(request_id.as_str().as_bytes())
+                ))
+            })
             .expect("a short ASCII id is valid");
         let command = Command::Map(MapCommand::PlaceEvent {
             event_id,
@@ -488,14 +495,7 @@ impl Router {
             return voters;
         }
         match local {
-            Some(replica) => replica
-                .raft
-                .metrics()
-                .borrow_watched()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .collect(),
+            Some(replica) => replica.voter_ids(),
             None => Vec::new(),
         }
     }

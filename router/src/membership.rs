@@ -25,7 +25,6 @@ use booking::{
     ClusterMap, Command, GroupId, META_GROUP, MapCommand, NodeId, NodeInfo, Rejection, ReplicaId, RequestId,
     Success,
 };
-use openraft::async_runtime::WatchReceiver;
 use raft_store::{NodeAddr, Query, QueryResult};
 use serde::Serialize;
 use transport::booking_service::ManageOp;
@@ -103,15 +102,7 @@ fn meta_voters(router: &Router) -> Result<BTreeSet<u64>, MembershipError> {
         .ok_or_else(|| RouteError::Unavailable {
             reason: "this node has no metadata replica".into(),
         })?;
-    let voters = meta
-        .raft
-        .metrics()
-        .borrow_watched()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
-    Ok(voters)
+    Ok(meta.voter_ids())
 }
 
 /// Moves `group`'s replica on `from` to `to` (see the module doc).

@@ -70,6 +70,18 @@ impl GroupReplica {
     pub fn is_quiet(&self) -> bool {
         self.quiet.load(Ordering::Acquire)
     }
+
+    /// The voters of the group as this replica's Raft membership has them.
+    pub fn voter_ids<C: FromIterator<u64>>(&self) -> C {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
 }
 
 /// The replicas this node hosts, by group id.
