@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Rejection, Response, Success};
 use crate::ids::{CustomerId, Millis};
+use crate::notices::Channel;
 use crate::records::{Record, RecordKey};
 
 /// Replaced refresh-token hashes a session remembers to detect replays.
@@ -92,6 +93,49 @@ pub struct AccountRecord {
     pub role: Role,
     pub password_hash: String,
     pub created_at_ms: Millis,
+    /// How the customer wants to be notified.
+    pub notify: NotifyPreference,
+}
+
+/// Longest webhook URL an account may register.
+pub const MAX_WEBHOOK_URL: usize = 500;
+
+/// How a customer wants notices delivered when a notice names no channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyPreference {
+    pub channel: Channel,
+    /// Where webhook notices go; required for the webhook channel.
+    pub webhook_url: Option<String>,
+}
+
+impl Default for NotifyPreference {
+    fn default() -> Self {
+        NotifyPreference {
+            channel: Channel::Email,
+            webhook_url: None,
+        }
+    }
+}
+
+impl NotifyPreference {
+    /// Checks the URL's shape (an `http` or `https` URL of printable ASCII);
+    /// whether it answers is the dispatcher's business.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        if let Some(url) = &self.webhook_url {
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok || url.len() > MAX_WEBHOOK_URL || !url.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(Rejection::InvalidRequest(format!(
+                    "webhook_url must be an http:// or https:// URL of at most {MAX_WEBHOOK_URL} characters"
+                )));
+            }
+        }
+        if self.channel == Channel::Webhook && self.webhook_url.is_none() {
+            return Err(Rejection::InvalidRequest(
+                "the webhook channel needs a webhook_url".to_owned(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An account as clients see it: everything but the password hash.
@@ -103,6 +147,7 @@ pub struct AccountView {
     pub region: String,
     pub role: Role,
     pub created_at_ms: Millis,
+    pub notify: NotifyPreference,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +251,7 @@ impl Accounts {
             role: new.role,
             password_hash: new.password_hash.clone(),
             created_at_ms: now,
+            notify: NotifyPreference::default(),
         };
         self.emails.insert(record.email.clone(), customer_id.clone());
         self.accounts.insert(customer_id.clone(), record);
@@ -365,7 +411,25 @@ impl Accounts {
             region: account.region.clone(),
             role: account.role,
             created_at_ms: account.created_at_ms,
+            notify: account.notify.clone(),
         })
+    }
+
+    /// Sets how the customer wants to be notified.
+    pub fn set_notify(
+        &mut self,
+        dirty: &mut BTreeSet<RecordKey>,
+        customer_id: &CustomerId,
+        preference: &NotifyPreference,
+    ) -> Response {
+        preference.validate()?;
+        let account = self
+            .accounts
+            .get_mut(customer_id)
+            .ok_or(Rejection::UnknownAccount)?;
+        account.notify = preference.clone();
+        dirty.insert(RecordKey::Account(customer_id.clone()));
+        Ok(Success::AccountUpdated(self.view(customer_id).expect("exists")))
     }
 
     /// The account with its password hash, for the edge to verify a login.

@@ -17,13 +17,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{AccountView, EmailClaim, NewAccount, Role, SessionGrant, TokenHash};
+use crate::accounts::{AccountView, EmailClaim, NewAccount, NotifyPreference, Role, SessionGrant, TokenHash};
 use crate::catalog::{ListingStatus, ListingView, NewListing, NewVenue, VenueView};
 use crate::cluster_map::{GroupId, MapCommand, NodeId, ReplicaId};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
+use crate::notices::{Channel, NoticeId, NoticeView};
 use crate::payments::{PaymentOutcome, PaymentView};
-use crate::views::{HoldView, OrderView};
+use crate::views::{HoldView, OrderView, WaitlistView};
 
 /// Default lifetime of a hold when the client does not ask for one.
 pub const DEFAULT_HOLD_TTL_MS: u64 = 600_000;
@@ -33,6 +34,8 @@ pub const MIN_HOLD_TTL_MS: u64 = 1_000;
 pub const MAX_HOLD_TTL_MS: u64 = 1_800_000;
 /// Most seats or GA places in one hold.
 pub const MAX_PLACES_PER_HOLD: u32 = 50;
+/// How long a waitlisted customer has to buy the places offered to them.
+pub const WAITLIST_OFFER_TTL_MS: u64 = 900_000;
 
 /// One committed log entry's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +164,47 @@ pub enum Command {
     /// Only advances the clock (and so expires holds). The leader proposes it
     /// when `next_hold_expiry` has passed. Never de-duplicated or recorded.
     Tick,
+    /// Sets how an account wants to be notified (its accounts group).
+    SetNotifications {
+        customer_id: CustomerId,
+        preference: NotifyPreference,
+    },
+    /// Subscribes a customer with an account to the event's reminder, due at
+    /// `remind_at_ms` (the edge computes it from the listing's start time).
+    /// Subscribing again replaces the earlier subscription.
+    SubscribeReminder {
+        event_id: EventId,
+        customer: CustomerId,
+        channel: Option<Channel>,
+        remind_at_ms: Millis,
+    },
+    UnsubscribeReminder { event_id: EventId, customer: CustomerId },
+    /// Queues a customer for `quantity` places of a sold-out tier (or of
+    /// any tier).
+    JoinWaitlist {
+        event_id: EventId,
+        customer: CustomerId,
+        tier: Option<String>,
+        quantity: u32,
+    },
+    LeaveWaitlist { event_id: EventId, customer: CustomerId },
+    /// Offers available places to the first waitlisted customer they suit,
+    /// as a hold. The leader proposes it when `waitlist_offers_due` names the
+    /// event. Like `Tick`, never de-duplicated or recorded.
+    OfferWaitlist { event_id: EventId },
+    /// Records that a notice reached its recipient.
+    NoticeDelivered {
+        event_id: EventId,
+        notice_id: NoticeId,
+        channel: Channel,
+    },
+    /// Records a failed delivery attempt; `permanent` gives the notice up.
+    NoticeFailed {
+        event_id: EventId,
+        notice_id: NoticeId,
+        error: String,
+        permanent: bool,
+    },
 }
 
 impl Command {
@@ -178,7 +222,14 @@ impl Command {
             | Command::SettlePayment { event_id, .. }
             | Command::RefundSettled { event_id, .. }
             | Command::PublishEvent { event_id }
-            | Command::CancelEvent { event_id } => Some(*event_id),
+            | Command::CancelEvent { event_id }
+            | Command::SubscribeReminder { event_id, .. }
+            | Command::UnsubscribeReminder { event_id, .. }
+            | Command::JoinWaitlist { event_id, .. }
+            | Command::LeaveWaitlist { event_id, .. }
+            | Command::OfferWaitlist { event_id }
+            | Command::NoticeDelivered { event_id, .. }
+            | Command::NoticeFailed { event_id, .. } => Some(*event_id),
             Command::Map(_)
             | Command::CreateVenue { .. }
             | Command::PutListing { .. }
@@ -189,8 +240,16 @@ impl Command {
             | Command::StartSession { .. }
             | Command::RotateSession { .. }
             | Command::EndSession { .. }
+            | Command::SetNotifications { .. }
             | Command::Tick => None,
         }
+    }
+
+    /// Housekeeping the leader proposes on its own (`Tick`,
+    /// `OfferWaitlist`): not de-duplicated and not recorded, since each is
+    /// safe to apply any number of times.
+    pub fn is_housekeeping(&self) -> bool {
+        matches!(self, Command::Tick | Command::OfferWaitlist { .. })
     }
 }
 
@@ -281,6 +340,19 @@ pub enum Success {
         orders_cancelled: u32,
         refunds: u32,
     },
+    ReminderSet(NoticeView),
+    ReminderCancelled {
+        event_id: EventId,
+    },
+    Waitlisted(WaitlistView),
+    LeftWaitlist {
+        event_id: EventId,
+    },
+    /// The hold made for the first suitable waitlisted customer, if any.
+    WaitlistOffered {
+        hold: Option<HoldView>,
+    },
+    NoticeUpdated(NoticeView),
 }
 
 /// Why a command was refused. Rejected commands change nothing (apart from the
@@ -385,6 +457,18 @@ pub enum Rejection {
     PaymentInProgress { payment_id: u64 },
     #[error("the payment is not waiting for a refund")]
     PaymentNotRefundable,
+    #[error("already on this event's waitlist, at position {position}")]
+    AlreadyWaitlisted { position: u32 },
+    #[error("not on this event's waitlist")]
+    NotWaitlisted,
+    #[error("places are available: hold them instead of joining the waitlist")]
+    PlacesAvailable,
+    #[error("no such notice")]
+    UnknownNotice,
+    #[error("not subscribed to this event's reminder")]
+    NotSubscribed,
+    #[error("notifications need an account with an address on file")]
+    NoAddress,
 }
 
 impl Rejection {
@@ -437,6 +521,12 @@ impl Rejection {
             Rejection::UnknownVenue => "unknown_venue",
             Rejection::PaymentInProgress { .. } => "payment_in_progress",
             Rejection::PaymentNotRefundable => "payment_not_refundable",
+            Rejection::AlreadyWaitlisted { .. } => "already_waitlisted",
+            Rejection::NotWaitlisted => "not_waitlisted",
+            Rejection::PlacesAvailable => "places_available",
+            Rejection::UnknownNotice => "unknown_notice",
+            Rejection::NotSubscribed => "not_subscribed",
+            Rejection::NoAddress => "no_address",
         }
     }
 }
@@ -508,6 +598,12 @@ mod tests {
             Rejection::UnknownVenue,
             Rejection::PaymentInProgress { payment_id: 1 },
             Rejection::PaymentNotRefundable,
+            Rejection::AlreadyWaitlisted { position: 1 },
+            Rejection::NotWaitlisted,
+            Rejection::PlacesAvailable,
+            Rejection::UnknownNotice,
+            Rejection::NotSubscribed,
+            Rejection::NoAddress,
         ];
         for rejection in samples {
             let quoted = format!("`{}`", rejection.code());

@@ -29,6 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::best_available;
+use crate::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
 use crate::command::{
     DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, MAX_PLACES_PER_HOLD, MIN_HOLD_TTL_MS, Rejection, Selection,
 };
@@ -36,13 +37,20 @@ use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, TicketCode
 use crate::layout::{MAX_NAME_LEN, SeatMap, is_valid_name};
 use crate::records::{
     CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord, Record, RecordKey,
-    SeatRecord, TicketPlace, TicketRecord,
+    SeatRecord, TicketPlace, TicketRecord, WaitlistRecord,
 };
 use crate::ticket_codes::derive_code;
 use crate::views::{
     EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
-    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView,
+    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
 };
+
+/// What `offer_waitlist` did with the entry it served.
+pub(crate) struct WaitlistOffer {
+    pub customer: CustomerId,
+    /// The hold made for the customer, or why none could be.
+    pub result: Result<HoldView, Rejection>,
+}
 
 /// Longest string that can be a seat id: two names, a `u32` and two dashes.
 /// Longer ids are refused outright instead of being echoed back in a rejection.
@@ -59,6 +67,9 @@ pub(crate) struct Context<'a> {
     pub log_index: u64,
     pub dirty: &'a mut BTreeSet<RecordKey>,
     pub expiry: &'a mut ExpiryQueue,
+    /// Places whose availability changed, in the order they changed, for the
+    /// live feed (`feed`). The state machine drains it after every rule.
+    pub touched: &'a mut Vec<TicketPlace>,
 }
 
 /// Derived per-tier counts; available is capacity minus both.
@@ -87,6 +98,8 @@ pub(crate) struct EventState {
     active_holds: BTreeMap<CustomerId, u32>,
     /// Derived from `seats` and `ga`, indexed by tier.
     tiers: Vec<TierCount>,
+    /// Customers waiting for places, by the log index of their joining.
+    waitlist: BTreeMap<u64, WaitlistRecord>,
 }
 
 /// A selection whose names have been resolved against the seat map.
@@ -128,6 +141,7 @@ impl EventState {
             tickets: BTreeMap::new(),
             customers: BTreeMap::new(),
             active_holds: BTreeMap::new(),
+            waitlist: BTreeMap::new(),
         })
     }
 
@@ -476,6 +490,269 @@ impl EventState {
         Ok(ctx.now)
     }
 
+    // ----- Waitlist ------------------------------------------------------------
+
+    /// Puts `customer` on the waitlist for `quantity` places of `tier` (any
+    /// tier if `None`). Only when what they want is sold out: otherwise they
+    /// should simply hold it.
+    pub fn join_waitlist(
+        &mut self,
+        ctx: &mut Context<'_>,
+        customer: &CustomerId,
+        tier: Option<&str>,
+        quantity: u32,
+    ) -> Result<WaitlistView, Rejection> {
+        if self.record.cancelled_at_ms.is_some() {
+            return Err(Rejection::EventCancelled);
+        }
+        if self.record.published_at_ms.is_none() {
+            return Err(Rejection::EventNotOnSale);
+        }
+        if quantity == 0 || quantity > MAX_PLACES_PER_HOLD {
+            return Err(Rejection::InvalidRequest(format!(
+                "a waitlist entry asks for 1..={MAX_PLACES_PER_HOLD} places"
+            )));
+        }
+        let tier = match tier {
+            Some(name) => Some(
+                self.map
+                    .tier(name)
+                    .ok_or_else(|| Rejection::UnknownTier { tier: name.to_owned() })?,
+            ),
+            None => None,
+        };
+        if let Some(position) = self.waitlist_position(customer) {
+            return Err(Rejection::AlreadyWaitlisted { position });
+        }
+        if self.places_for(tier, quantity).is_some() {
+            return Err(Rejection::PlacesAvailable);
+        }
+        if let Some(limit) = self.record.spec.max_tickets_per_customer {
+            let current = self.customer_places(customer);
+            if u64::from(current) + u64::from(quantity) > u64::from(limit) {
+                return Err(Rejection::CustomerLimit { limit, current });
+            }
+        }
+        let entry = WaitlistRecord {
+            customer: customer.clone(),
+            tier,
+            quantity,
+            joined_at_ms: ctx.now,
+        };
+        self.waitlist.insert(ctx.log_index, entry);
+        ctx.dirty.insert(RecordKey::Waitlist(self.id, ctx.log_index));
+        Ok(self.waitlist_view(customer).expect("the entry was just inserted"))
+    }
+
+    /// Takes `customer` off the waitlist.
+    pub fn leave_waitlist(&mut self, ctx: &mut Context<'_>, customer: &CustomerId) -> Result<(), Rejection> {
+        let position = self
+            .waitlist
+            .iter()
+            .find(|(_, entry)| &entry.customer == customer)
+            .map(|(&position, _)| position)
+            .ok_or(Rejection::NotWaitlisted)?;
+        self.waitlist.remove(&position);
+        ctx.dirty.insert(RecordKey::Waitlist(self.id, position));
+        Ok(())
+    }
+
+    /// The customer's place in the queue (1 is next), if they are on it.
+    fn waitlist_position(&self, customer: &CustomerId) -> Option<u32> {
+        self.waitlist
+            .values()
+            .position(|entry| &entry.customer == customer)
+            .map(|ahead| ahead as u32 + 1)
+    }
+
+    pub fn waitlist_view(&self, customer: &CustomerId) -> Option<WaitlistView> {
+        let (&key, entry) = self.waitlist.iter().find(|(_, entry)| &entry.customer == customer)?;
+        let tier_name = entry.tier.map(|tier| self.record.spec.tiers[tier as usize].name.clone());
+        Some(WaitlistView {
+            event_id: self.id,
+            customer_id: customer.clone(),
+            position: self.waitlist.range(..key).count() as u32 + 1,
+            waiting: self.waitlist.len() as u32,
+            tier: tier_name,
+            quantity: entry.quantity,
+            joined_at_ms: entry.joined_at_ms,
+        })
+    }
+
+    /// Whether an offer can be made now: someone waits for places that are
+    /// available. The group leader asks this before proposing `OfferWaitlist`.
+    pub fn offer_due(&self) -> bool {
+        !self.waitlist.is_empty()
+            && self.record.cancelled_at_ms.is_none()
+            && self.capacity() > self.tiers.iter().map(|t| t.held + t.sold).sum::<u32>()
+            && self
+                .waitlist
+                .values()
+                .any(|entry| self.places_for(entry.tier, entry.quantity).is_some())
+    }
+
+    /// Makes one offer: the earliest entry whose places are available gets them
+    /// as a hold of `ttl_ms`, and leaves the waitlist. An entry that can no
+    /// longer be served (the customer reached a limit meanwhile) is dropped.
+    /// Entries whose places are not available keep their position.
+    pub fn offer_waitlist(&mut self, ctx: &mut Context<'_>, ttl_ms: u64) -> Option<WaitlistOffer> {
+        let (position, entry, selection) = self.waitlist.iter().find_map(|(&position, entry)| {
+            let selection = self.places_for(entry.tier, entry.quantity)?;
+            Some((position, entry.clone(), selection))
+        })?;
+        self.waitlist.remove(&position);
+        ctx.dirty.insert(RecordKey::Waitlist(self.id, position));
+        let result = self.hold(ctx, &entry.customer, &selection, Some(ttl_ms));
+        Some(WaitlistOffer {
+            customer: entry.customer,
+            result,
+        })
+    }
+
+    /// A selection of `quantity` available places of `tier` (of any tier if
+    /// `None`): adjacent seats in one row if there are, else a GA area with
+    /// enough room, else the first available seats of the tier.
+    fn places_for(&self, tier: Option<u32>, quantity: u32) -> Option<Selection> {
+        let tiers: Vec<u32> = match tier {
+            Some(tier) => vec![tier],
+            None => (0..self.tiers.len() as u32).collect(),
+        };
+        for tier in tiers {
+            let count = self.tiers[tier as usize];
+            let available = self.map.tier_capacity[tier as usize] - count.held - count.sold;
+            if available < quantity {
+                continue;
+            }
+            let tier_name = &self.record.spec.tiers[tier as usize].name;
+            for (section, entry) in self.map.sections.iter().enumerate() {
+                let adjacent = best_available::choose_seats(&self.map, section as u32, Some(tier), quantity, |seat| {
+                    self.seats[seat as usize].is_none()
+                });
+                if adjacent.is_some() {
+                    return Some(Selection::BestAvailable {
+                        section: entry.name.clone(),
+                        tier: Some(tier_name.clone()),
+                        quantity,
+                    });
+                }
+            }
+            for (area, entry) in self.map.areas.iter().enumerate() {
+                if entry.tier == tier && self.ga_available(area as u32) >= quantity {
+                    return Some(Selection::GeneralAdmission {
+                        area: entry.name.clone(),
+                        quantity,
+                    });
+                }
+            }
+            let scattered: Vec<String> = self
+                .map
+                .seats
+                .iter()
+                .enumerate()
+                .filter(|(index, seat)| seat.tier == tier && self.seats[*index].is_none())
+                .take(quantity as usize)
+                .map(|(_, seat)| seat.id.clone())
+                .collect();
+            if scattered.len() == quantity as usize {
+                return Some(Selection::Seats(scattered));
+            }
+        }
+        None
+    }
+
+    /// Whether the event still takes holds (published, not cancelled).
+    pub fn is_cancelled(&self) -> bool {
+        self.record.cancelled_at_ms.is_some()
+    }
+
+    /// The active hold's expiry, if the hold is active.
+    pub fn active_hold_expiry(&self, hold_id: HoldId) -> Option<Millis> {
+        self.holds
+            .get(&hold_id)
+            .filter(|hold| hold.state == HoldState::Active)
+            .map(|hold| hold.expires_at_ms)
+    }
+
+    /// Every live order's holder, for telling them the event is cancelled.
+    pub fn order_holder(&self, order_id: OrderId) -> Option<&CustomerId> {
+        self.orders.get(&order_id).map(|order| &order.holder)
+    }
+
+    /// Customers on the waitlist, in order; empties it (the event is cancelled).
+    pub fn clear_waitlist(&mut self, ctx: &mut Context<'_>) -> Vec<CustomerId> {
+        let entries = std::mem::take(&mut self.waitlist);
+        entries
+            .into_iter()
+            .map(|(position, entry)| {
+                ctx.dirty.insert(RecordKey::Waitlist(self.id, position));
+                entry.customer
+            })
+            .collect()
+    }
+
+    // ----- Live feed -------------------------------------------------------------
+
+    /// What `touched` places look like now, with every tier's count: one
+    /// change of the live feed.
+    pub fn availability_change(
+        &self,
+        touched: &[TicketPlace],
+        log_index: u64,
+        ordinal: u32,
+        at_ms: Millis,
+        cause: ChangeCause,
+    ) -> AvailabilityChange {
+        let mut seats = BTreeSet::new();
+        let mut areas = BTreeSet::new();
+        for place in touched {
+            match *place {
+                TicketPlace::Seat(seat) => seats.insert(seat),
+                TicketPlace::Ga(area) => areas.insert(area),
+            };
+        }
+        let seat_status = |seat: u32| match self.seats[seat as usize] {
+            None => SeatStatusView::Available,
+            Some(SeatRecord::Held(_)) => SeatStatusView::Held,
+            Some(SeatRecord::Sold(_)) => SeatStatusView::Sold,
+        };
+        let tiers = self
+            .record
+            .spec
+            .tiers
+            .iter()
+            .zip(&self.tiers)
+            .zip(&self.map.tier_capacity)
+            .map(|((tier, count), &capacity)| TierAvailability {
+                tier: tier.name.clone(),
+                available: capacity - count.held - count.sold,
+            })
+            .collect();
+        let taken: u32 = self.tiers.iter().map(|t| t.held + t.sold).sum();
+        AvailabilityChange {
+            event_id: self.id,
+            log_index,
+            ordinal,
+            at_ms,
+            cause,
+            seats: seats
+                .into_iter()
+                .map(|seat| SeatChange {
+                    seat: self.map.seats[seat as usize].id.clone(),
+                    status: seat_status(seat),
+                })
+                .collect(),
+            areas: areas
+                .into_iter()
+                .map(|area| AreaAvailability {
+                    area: self.map.areas[area as usize].name.clone(),
+                    available: self.ga_available(area),
+                })
+                .collect(),
+            tiers,
+            available: self.capacity() - taken,
+        }
+    }
+
     // ----- Checks shared by rules (read only) -------------------------------
 
     /// The hold, if `holder` may act on it and it is still active. The holder is
@@ -701,6 +978,7 @@ impl EventState {
             None => {}
         }
         ctx.dirty.insert(RecordKey::Seat(self.id, seat));
+        ctx.touched.push(TicketPlace::Seat(seat));
     }
 
     fn set_ga(&mut self, ctx: &mut Context<'_>, area: u32, new: GaRecord) {
@@ -710,6 +988,7 @@ impl EventState {
         count.held = count.held - old.held + new.held;
         count.sold = count.sold - old.sold + new.sold;
         ctx.dirty.insert(RecordKey::Ga(self.id, area));
+        ctx.touched.push(TicketPlace::Ga(area));
     }
 
     fn add_customer_places(&mut self, ctx: &mut Context<'_>, customer: &CustomerId, delta: i64) {
@@ -927,6 +1206,7 @@ impl EventState {
                 .customers
                 .get(customer)
                 .map(|&places| Record::Customer(CustomerRecord { places })),
+            RecordKey::Waitlist(_, position) => self.waitlist.get(position).cloned().map(Record::Waitlist),
             RecordKey::Clock
             | RecordKey::Request(_)
             | RecordKey::MapMeta
@@ -938,7 +1218,8 @@ impl EventState {
             | RecordKey::Venue(_)
             | RecordKey::Listing(_)
             | RecordKey::EmailClaim(_)
-            | RecordKey::Payment(..) => None,
+            | RecordKey::Payment(..)
+            | RecordKey::Notice(..) => None,
         }
     }
 
@@ -974,6 +1255,9 @@ impl EventState {
                 Record::Customer(CustomerRecord { places }),
             ));
         }
+        for (&position, entry) in &self.waitlist {
+            out.push((RecordKey::Waitlist(id, position), Record::Waitlist(entry.clone())));
+        }
     }
 
     /// Loads one record of this event (not the `Event` record itself). Derived
@@ -1007,6 +1291,12 @@ impl EventState {
                     return Err("a customer with no places must have no record".to_owned());
                 }
                 self.customers.insert(customer.clone(), places);
+            }
+            (RecordKey::Waitlist(_, position), Record::Waitlist(entry)) => {
+                if entry.tier.is_some_and(|tier| tier as usize >= self.map.tier_capacity.len()) {
+                    return Err("waitlist tier out of range".to_owned());
+                }
+                self.waitlist.insert(*position, entry);
             }
             _ => return Err("not a record of an event's contents".to_owned()),
         }

@@ -78,6 +78,17 @@ impl CustomerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The group holding this customer's account, if the id is an account's:
+    /// `u.{group}.{random}`. Guests and holders named by staff have none,
+    /// and so no address on file.
+    pub fn account_group(&self) -> Option<u64> {
+        let mut parts = self.0.splitn(3, '.');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("u"), Some(group), Some(rest)) if !rest.is_empty() => group.parse().ok(),
+            _ => None,
+        }
+    }
 }
 
 /// The idempotency key of a write: 1..=128 printable ASCII characters

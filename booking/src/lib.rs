@@ -47,8 +47,10 @@ pub mod accounts;
 pub mod catalog;
 pub mod cluster_map;
 pub mod command;
+pub mod feed;
 pub mod ids;
 pub mod layout;
+pub mod notices;
 pub mod payments;
 pub mod records;
 pub mod state;
@@ -60,8 +62,11 @@ mod summary;
 mod ticket_codes;
 
 pub use accounts::{
-    AccountRecord, AccountView, EmailClaim, NewAccount, Role, SessionGrant, SessionRecord, TokenHash,
+    AccountRecord, AccountView, EmailClaim, NewAccount, NotifyPreference, Role, SessionGrant, SessionRecord,
+    TokenHash,
 };
+pub use feed::{AvailabilityChange, ChangeCause};
+pub use notices::{Channel, Delivery, NoticeId, NoticeKind, NoticeView};
 pub use catalog::{ListingStatus, ListingView, NewListing, NewVenue, Search, SearchPage, VenueView};
 pub use cluster_map::{
     ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapCommand, MapMeta, NodeId, NodeInfo,
@@ -74,9 +79,10 @@ pub use payments::{PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, Pa
 pub use records::{
     CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord,
     RECORD_FORMAT_VERSION, Record, RecordKey, RequestRecord, SeatRecord, TicketPlace, TicketRecord,
+    WaitlistRecord,
 };
 pub use state::{BookingState, LoadError};
 pub use views::{
     EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
-    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView,
+    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
 };

@@ -34,11 +34,12 @@ use crate::cluster_map::{GroupId, GroupInfo, MapMeta, NodeId, NodeInfo};
 use crate::command::Response;
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 use crate::layout::EventSpec;
+use crate::notices::NoticeRecord;
 use crate::payments::PaymentRecord;
 
 /// The version of the record shapes in this module (and of everything they
 /// contain, including `EventSpec`, `Response` and the views inside it).
-pub const RECORD_FORMAT_VERSION: u32 = 3;
+pub const RECORD_FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RecordKey {
@@ -54,6 +55,11 @@ pub enum RecordKey {
     Customer(EventId, CustomerId),
     /// A payment for a hold of the event, by the log index that started it.
     Payment(EventId, u64),
+    /// A customer waiting for places, by the log index of their joining.
+    Waitlist(EventId, u64),
+    /// A notification to deliver (`notices`), by the log index of the entry
+    /// that wrote it and its ordinal in that entry.
+    Notice(EventId, u64, u32),
     Request(RequestId),
     /// The cluster map's counters (metadata group only, like the three below).
     MapMeta,
@@ -93,6 +99,11 @@ impl RecordKey {
         matches!(self, RecordKey::Payment(..))
     }
 
+    /// Whether this key belongs to the notification outbox (`notices`).
+    pub fn is_notice(&self) -> bool {
+        matches!(self, RecordKey::Notice(..))
+    }
+
     /// Whether this key belongs to the accounts (`accounts`).
     pub fn is_account(&self) -> bool {
         matches!(
@@ -122,7 +133,9 @@ impl RecordKey {
             | RecordKey::Order(event, _)
             | RecordKey::Ticket(event, _)
             | RecordKey::Customer(event, _)
-            | RecordKey::Payment(event, _) => Some(*event),
+            | RecordKey::Payment(event, _)
+            | RecordKey::Waitlist(event, _)
+            | RecordKey::Notice(event, ..) => Some(*event),
         }
     }
 }
@@ -149,6 +162,8 @@ pub enum Record {
     Session(SessionRecord),
     EmailClaim(EmailClaim),
     Payment(PaymentRecord),
+    Waitlist(WaitlistRecord),
+    Notice(NoticeRecord),
 }
 
 impl Record {
@@ -175,6 +190,8 @@ impl Record {
                 | (RecordKey::Session(_), Record::Session(_))
                 | (RecordKey::EmailClaim(_), Record::EmailClaim(_))
                 | (RecordKey::Payment(..), Record::Payment(_))
+                | (RecordKey::Waitlist(..), Record::Waitlist(_))
+                | (RecordKey::Notice(..), Record::Notice(_))
         )
     }
 }
@@ -287,6 +304,16 @@ pub enum TicketPlace {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerRecord {
     pub places: u32,
+}
+
+/// A customer waiting for places of a sold-out event or tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitlistRecord {
+    pub customer: CustomerId,
+    /// The tier wanted, by index in the spec; `None`: any tier.
+    pub tier: Option<u32>,
+    pub quantity: u32,
+    pub joined_at_ms: Millis,
 }
 
 /// The outcome of a request, kept for de-duplication.

@@ -37,14 +37,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::accounts::{AccountRecord, AccountView, Accounts};
 use crate::catalog::{Catalog, ListingView, Search, SearchPage, VenueView};
 use crate::cluster_map::ClusterMap;
-use crate::command::{Command, Rejection, Request, Response, Success};
+use crate::command::{Command, Rejection, Request, Response, Success, WAITLIST_OFFER_TTL_MS};
 use crate::event::{Context, EventState, ExpiryQueue};
+use crate::feed::{AvailabilityChange, ChangeCause};
+use crate::notices::{self, Channel, Delivery, NoticeId, NoticeKind, NoticeView, Notices};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::payments::{
     MAX_PAYMENT_TEXT, PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView, Payments,
 };
-use crate::records::{EventRecord, Record, RecordKey, RequestRecord};
-use crate::views::{EventView, HoldView, OrderView, TicketView};
+use crate::records::{EventRecord, Record, RecordKey, RequestRecord, TicketPlace};
+use crate::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
 
 /// How long a request id is remembered, in log time.
 pub const DEDUP_WINDOW_MS: Millis = 24 * 60 * 60 * 1000;
@@ -86,8 +88,16 @@ pub struct BookingState {
     payments: Payments,
     /// Venues and listings; empty except in the metadata group.
     catalog: Catalog,
+    /// The notification outbox of this group's events.
+    notices: Notices,
     /// `DEDUP_CAPACITY`, except in tests that exercise eviction.
     dedup_capacity: usize,
+    /// Places the current rule changed (scratch, drained after every rule).
+    touched: Vec<TicketPlace>,
+    /// Availability changes not yet taken, if recording is on (`feed`).
+    changes: Option<Vec<AvailabilityChange>>,
+    /// The entry being applied and how many changes it made so far.
+    change_ordinal: (u64, u32),
 }
 
 impl Default for BookingState {
@@ -109,8 +119,98 @@ impl BookingState {
             accounts: Accounts::default(),
             payments: Payments::default(),
             catalog: Catalog::default(),
+            notices: Notices::default(),
             dedup_capacity: DEDUP_CAPACITY,
+            touched: Vec::new(),
+            changes: None,
+            change_ordinal: (0, 0),
         }
+    }
+
+    /// Turns on recording of availability changes for the live feed; they are
+    /// collected until `take_changes`.
+    pub fn record_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The availability changes recorded since the last call, in log order.
+    pub fn take_changes(&mut self) -> Vec<AvailabilityChange> {
+        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Turns the places the last rule touched into a feed change (if
+    /// recording) and clears them.
+    fn note_change(&mut self, log_index: u64, event_id: EventId, cause: ChangeCause) {
+        if self.touched.is_empty() {
+            return;
+        }
+        let touched = std::mem::take(&mut self.touched);
+        if let Some(changes) = &mut self.changes
+            && let Some(event) = self.events.get(&event_id)
+        {
+            if self.change_ordinal.0 != log_index {
+                self.change_ordinal = (log_index, 0);
+            }
+            let ordinal = self.change_ordinal.1;
+            self.change_ordinal.1 += 1;
+            changes.push(event.availability_change(&touched, log_index, ordinal, self.clock, cause));
+        }
+        // Reuse the allocation.
+        self.touched = touched;
+        self.touched.clear();
+    }
+
+    /// Writes a notice to a customer with an address on file; others get none.
+    fn notify(
+        &mut self,
+        log_index: u64,
+        event_id: EventId,
+        recipient: &CustomerId,
+        kind: NoticeKind,
+        channel: Option<Channel>,
+        due_ms: Millis,
+    ) {
+        if recipient.account_group().is_some() {
+            self.notices.add(
+                &mut self.dirty,
+                event_id,
+                log_index,
+                self.clock,
+                recipient,
+                kind,
+                channel,
+                due_ms,
+            );
+        }
+    }
+
+    /// Schedules "about to expire" for a new or extended hold.
+    fn warn_before_expiry(&mut self, log_index: u64, event_id: EventId, hold: &HoldView) {
+        self.withdraw_hold_warning(event_id, hold.hold_id);
+        let ttl_ms = hold.expires_at_ms.saturating_sub(hold.created_at_ms);
+        let kind = NoticeKind::HoldExpiring {
+            hold_id: hold.hold_id,
+            expires_at_ms: hold.expires_at_ms,
+        };
+        let due = notices::hold_warning_due(hold.expires_at_ms, ttl_ms);
+        self.notify(log_index, event_id, &hold.holder, kind, None, due);
+    }
+
+    fn withdraw_hold_warning(&mut self, event_id: EventId, hold_id: HoldId) {
+        if let Some(notice) = self.notices.hold_warning(event_id, hold_id) {
+            self.notices.withdraw(&mut self.dirty, event_id, notice);
+        }
+    }
+
+    /// Tells the holder their order is confirmed; the hold's warning goes.
+    fn notify_confirmed(&mut self, log_index: u64, event_id: EventId, order: &OrderView) {
+        self.withdraw_hold_warning(event_id, order.hold_id);
+        let kind = NoticeKind::OrderConfirmed {
+            order_id: order.order_id,
+            total: order.total,
+            tickets: order.tickets.len() as u32,
+        };
+        self.notify(log_index, event_id, &order.holder, kind, None, self.clock);
     }
 
     /// Applies one committed entry. `log_index` is the entry's Raft log index:
@@ -120,9 +220,10 @@ impl BookingState {
         self.advance_clock(request.now_ms);
         self.expire_holds(log_index);
         self.accounts.expire_sessions(self.clock, &mut self.dirty);
+        self.notices.forget_settled(&mut self.dirty, self.clock);
         self.forget_old_requests();
-        if request.command == Command::Tick {
-            return Ok(Success::Ticked);
+        if request.command.is_housekeeping() {
+            return self.execute(log_index, &request.command);
         }
         if let Some(seen) = self.requests.get(&request.request_id) {
             if seen.fingerprint != request.fingerprint {
@@ -132,6 +233,8 @@ impl BookingState {
         }
         let response = self.execute(log_index, &request.command);
         self.remember(log_index, &request.request_id, request.fingerprint, &response);
+        // A rejected command touches nothing; this only clears the scratch list.
+        self.touched.clear();
         response
     }
 
@@ -157,8 +260,11 @@ impl BookingState {
                 log_index,
                 dirty: &mut self.dirty,
                 expiry: &mut self.expiry,
+                touched: &mut self.touched,
             };
             event.expire(&mut ctx, hold_id);
+            self.note_change(log_index, event_id, ChangeCause::Expired);
+            self.withdraw_hold_warning(event_id, hold_id);
         }
     }
 
@@ -231,9 +337,10 @@ impl BookingState {
                 ttl_ms,
             } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event
-                    .hold(&mut ctx, holder, selection, *ttl_ms)
-                    .map(Success::Held)
+                let hold = event.hold(&mut ctx, holder, selection, *ttl_ms)?;
+                self.note_change(log_index, *event_id, ChangeCause::Held);
+                self.warn_before_expiry(log_index, *event_id, &hold);
+                Ok(Success::Held(hold))
             }
             Command::ExtendHold {
                 event_id,
@@ -241,7 +348,9 @@ impl BookingState {
                 holder,
             } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event.extend(&mut ctx, *hold_id, holder).map(Success::Extended)
+                let hold = event.extend(&mut ctx, *hold_id, holder)?;
+                self.warn_before_expiry(log_index, *event_id, &hold);
+                Ok(Success::Extended(hold))
             }
             Command::ReleaseHold {
                 event_id,
@@ -249,9 +358,10 @@ impl BookingState {
                 holder,
             } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event
-                    .release(&mut ctx, *hold_id, holder)
-                    .map(|()| Success::Released { hold_id: *hold_id })
+                event.release(&mut ctx, *hold_id, holder)?;
+                self.note_change(log_index, *event_id, ChangeCause::Released);
+                self.withdraw_hold_warning(*event_id, *hold_id);
+                Ok(Success::Released { hold_id: *hold_id })
             }
             Command::ConfirmHold {
                 event_id,
@@ -259,7 +369,10 @@ impl BookingState {
                 holder,
             } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event.confirm(&mut ctx, *hold_id, holder).map(Success::Confirmed)
+                let order = event.confirm(&mut ctx, *hold_id, holder)?;
+                self.note_change(log_index, *event_id, ChangeCause::Sold);
+                self.notify_confirmed(log_index, *event_id, &order);
+                Ok(Success::Confirmed(order))
             }
             Command::CancelOrder {
                 event_id,
@@ -268,6 +381,7 @@ impl BookingState {
             } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
                 let view = event.cancel(&mut ctx, *order_id, holder)?;
+                self.note_change(log_index, *event_id, ChangeCause::Returned);
                 self.refund_order(*event_id, *order_id, "the order was cancelled");
                 Ok(Success::Cancelled(view))
             }
@@ -282,9 +396,43 @@ impl BookingState {
             Command::CancelEvent { event_id } => {
                 let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
                 let cancelled = event.cancel_event(&mut ctx)?;
+                let waiting = event.clear_waitlist(&mut ctx);
+                self.note_change(log_index, *event_id, ChangeCause::Returned);
                 let mut refunds = 0;
+                let mut told = BTreeSet::new();
                 for &order_id in &cancelled {
-                    refunds += u32::from(self.refund_order(*event_id, order_id, "the event was cancelled"));
+                    let refunded = self.refund_order(*event_id, order_id, "the event was cancelled");
+                    refunds += u32::from(refunded);
+                    let holder = self.events[event_id]
+                        .order_holder(order_id)
+                        .expect("cancelled orders exist")
+                        .clone();
+                    let kind = NoticeKind::EventCancelled {
+                        order_id: Some(order_id),
+                        refunded,
+                    };
+                    self.notify(log_index, *event_id, &holder, kind, None, self.clock);
+                    told.insert(holder);
+                }
+                let (warnings, reminders) = self.notices.scheduled_of(*event_id);
+                for notice in warnings {
+                    self.notices.withdraw(&mut self.dirty, *event_id, notice);
+                }
+                let mut uninformed: Vec<(CustomerId, Option<Channel>)> = Vec::new();
+                for (customer, notice) in reminders {
+                    let channel = self.notices.get(*event_id, notice).and_then(|n| n.channel);
+                    self.notices.withdraw(&mut self.dirty, *event_id, notice);
+                    uninformed.push((customer, channel));
+                }
+                uninformed.extend(waiting.into_iter().map(|customer| (customer, None)));
+                for (customer, channel) in uninformed {
+                    if told.insert(customer.clone()) {
+                        let kind = NoticeKind::EventCancelled {
+                            order_id: None,
+                            refunded: false,
+                        };
+                        self.notify(log_index, *event_id, &customer, kind, channel, self.clock);
+                    }
                 }
                 Ok(Success::EventCancelled {
                     event_id: *event_id,
@@ -382,6 +530,125 @@ impl BookingState {
                 presented,
             } => self.accounts.end_session(&mut self.dirty, *session_id, presented),
             Command::Tick => Ok(Success::Ticked),
+            Command::SetNotifications {
+                customer_id,
+                preference,
+            } => self.accounts.set_notify(&mut self.dirty, customer_id, preference),
+            Command::SubscribeReminder {
+                event_id,
+                customer,
+                channel,
+                remind_at_ms,
+            } => {
+                let event = self.events.get(event_id).ok_or(Rejection::UnknownEvent)?;
+                if event.is_cancelled() {
+                    return Err(Rejection::EventCancelled);
+                }
+                if customer.account_group().is_none() {
+                    return Err(Rejection::NoAddress);
+                }
+                if let Some(old) = self.notices.reminder(*event_id, customer) {
+                    self.notices.withdraw(&mut self.dirty, *event_id, old);
+                }
+                let due = (*remind_at_ms).max(self.clock);
+                let notice_id = self.notices.add(
+                    &mut self.dirty,
+                    *event_id,
+                    log_index,
+                    self.clock,
+                    customer,
+                    NoticeKind::EventReminder,
+                    *channel,
+                    due,
+                );
+                Ok(Success::ReminderSet(
+                    self.notices.view(*event_id, notice_id).expect("just added"),
+                ))
+            }
+            Command::UnsubscribeReminder { event_id, customer } => {
+                let notice = self
+                    .notices
+                    .reminder(*event_id, customer)
+                    .ok_or(Rejection::NotSubscribed)?;
+                self.notices.withdraw(&mut self.dirty, *event_id, notice);
+                Ok(Success::ReminderCancelled { event_id: *event_id })
+            }
+            Command::JoinWaitlist {
+                event_id,
+                customer,
+                tier,
+                quantity,
+            } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event
+                    .join_waitlist(&mut ctx, customer, tier.as_deref(), *quantity)
+                    .map(Success::Waitlisted)
+            }
+            Command::LeaveWaitlist { event_id, customer } => {
+                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
+                event.leave_waitlist(&mut ctx, customer)?;
+                Ok(Success::LeftWaitlist { event_id: *event_id })
+            }
+            Command::OfferWaitlist { event_id } => self.offer_waitlist(log_index, *event_id),
+            Command::NoticeDelivered {
+                event_id,
+                notice_id,
+                channel,
+            } => {
+                self.notices.get(*event_id, *notice_id).ok_or(Rejection::UnknownNotice)?;
+                self.notices
+                    .delivered(&mut self.dirty, *event_id, *notice_id, self.clock, *channel);
+                Ok(Success::NoticeUpdated(
+                    self.notices.view(*event_id, *notice_id).expect("exists"),
+                ))
+            }
+            Command::NoticeFailed {
+                event_id,
+                notice_id,
+                error,
+                permanent,
+            } => {
+                self.notices.get(*event_id, *notice_id).ok_or(Rejection::UnknownNotice)?;
+                self.notices.failed(
+                    &mut self.dirty,
+                    *event_id,
+                    *notice_id,
+                    self.clock,
+                    error,
+                    *permanent,
+                );
+                Ok(Success::NoticeUpdated(
+                    self.notices.view(*event_id, *notice_id).expect("exists"),
+                ))
+            }
+        }
+    }
+
+    /// Serves the waitlist once: the first suitable customer gets a hold and
+    /// a notice. Safe to apply any number of times.
+    fn offer_waitlist(&mut self, log_index: u64, event_id: EventId) -> Response {
+        let (event, mut ctx) = self.event_mut(event_id, log_index)?;
+        let Some(offer) = event.offer_waitlist(&mut ctx, WAITLIST_OFFER_TTL_MS) else {
+            return Ok(Success::WaitlistOffered { hold: None });
+        };
+        match offer.result {
+            Ok(hold) => {
+                self.note_change(log_index, event_id, ChangeCause::Offered);
+                let kind = NoticeKind::WaitlistOffer {
+                    hold_id: hold.hold_id,
+                    expires_at_ms: hold.expires_at_ms,
+                    places: hold.seats.len() as u32 + hold.ga.as_ref().map_or(0, |ga| ga.quantity),
+                };
+                self.notify(log_index, event_id, &offer.customer, kind, None, self.clock);
+                Ok(Success::WaitlistOffered { hold: Some(hold) })
+            }
+            Err(_) => {
+                // The customer cannot take the places (they reached a limit
+                // meanwhile): their entry went, and the places wait for the
+                // next offer.
+                self.touched.clear();
+                Ok(Success::WaitlistOffered { hold: None })
+            }
         }
     }
 
@@ -456,12 +723,21 @@ impl BookingState {
             PaymentOutcome::Declined { reason } => {
                 let mut reason = reason.clone();
                 reason.truncate(MAX_PAYMENT_TEXT);
+                let kind = NoticeKind::PaymentFailed {
+                    hold_id,
+                    reason: reason.clone(),
+                };
+                self.notify(log_index, event_id, &holder, kind, None, self.clock);
                 (PaymentStatus::Failed, None, Some(reason))
             }
             PaymentOutcome::Authorised => {
                 let (event, mut ctx) = self.event_mut(event_id, log_index)?;
                 match event.confirm(&mut ctx, hold_id, &holder) {
-                    Ok(order) => (PaymentStatus::Succeeded, Some(order.order_id), None),
+                    Ok(order) => {
+                        self.note_change(log_index, event_id, ChangeCause::Sold);
+                        self.notify_confirmed(log_index, event_id, &order);
+                        (PaymentStatus::Succeeded, Some(order.order_id), None)
+                    }
                     Err(why) => (
                         PaymentStatus::RefundPending,
                         None,
@@ -505,6 +781,7 @@ impl BookingState {
             log_index,
             dirty: &mut self.dirty,
             expiry: &mut self.expiry,
+            touched: &mut self.touched,
         };
         Ok((event, ctx))
     }
@@ -533,6 +810,7 @@ impl BookingState {
             key if key.is_cluster_map() => self.map.record(key),
             key if key.is_account() => self.accounts.record(key),
             key if key.is_payment() => self.payments.record(key),
+            key if key.is_notice() => self.notices.record(key),
             key if key.is_catalog() => self.catalog.record(key),
             other => {
                 let event_id = other.event_id().expect("every other key belongs to an event");
@@ -559,6 +837,7 @@ impl BookingState {
         self.map.append_records(&mut out);
         self.accounts.append_records(&mut out);
         self.payments.append_records(&mut out);
+        self.notices.append_records(&mut out);
         self.catalog.append_records(&mut out);
         // Per-variant groups come out in key order already except that all
         // events' records are interleaved by event; one sort settles it.
@@ -620,6 +899,15 @@ impl BookingState {
                         return Err(LoadError::MissingEvent { key: key.clone() });
                     }
                     if !state.payments.load(&key, record).map_err(invalid)? {
+                        return Err(LoadError::WrongKind { key });
+                    }
+                }
+                (notice_key, record) if notice_key.is_notice() => {
+                    let event_id = notice_key.event_id().expect("a notice belongs to an event");
+                    if !state.events.contains_key(&event_id) {
+                        return Err(LoadError::MissingEvent { key: key.clone() });
+                    }
+                    if !state.notices.load(&key, record).map_err(invalid)? {
                         return Err(LoadError::WrongKind { key });
                     }
                 }
@@ -726,6 +1014,7 @@ impl BookingState {
         }
         self.accounts.check_invariants(self.clock)?;
         self.check_payments()?;
+        self.check_notices()?;
         self.catalog.check_invariants()?;
         if self.requests.len() != self.request_age.len() {
             return Err("request age index and request table differ in size".to_owned());
@@ -787,6 +1076,57 @@ impl BookingState {
             }
         }
         Ok(())
+    }
+
+    /// Every notice belongs to an existing event; a pending hold warning
+    /// belongs to an active hold of that event.
+    fn check_notices(&self) -> Result<(), String> {
+        self.notices.check_indexes()?;
+        for &(event_id, notice_id) in self.notices.keys() {
+            let event = self
+                .events
+                .get(&event_id)
+                .ok_or_else(|| format!("notice {notice_id} of a missing event {event_id}"))?;
+            let notice = self.notices.get(event_id, notice_id).expect("listed");
+            if let (NoticeKind::HoldExpiring { hold_id, .. }, Delivery::Pending { .. }) =
+                (&notice.kind, &notice.delivery)
+                && event.active_hold_expiry(*hold_id).is_none()
+            {
+                return Err(format!(
+                    "notice {notice_id} warns about hold {hold_id}, which is not active"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Notices due for delivery at `now_ms`, soonest first (for the leader's
+    /// dispatcher).
+    pub fn due_notices(&self, now_ms: Millis, limit: usize) -> Vec<NoticeView> {
+        self.notices.due(now_ms, limit)
+    }
+
+    pub fn notice_view(&self, event_id: EventId, notice_id: NoticeId) -> Option<NoticeView> {
+        self.notices.view(event_id, notice_id)
+    }
+
+    /// A customer's notices about an event.
+    pub fn notices_of(&self, event_id: EventId, customer: &CustomerId) -> Vec<NoticeView> {
+        self.notices.of(event_id, customer)
+    }
+
+    pub fn waitlist_view(&self, event_id: EventId, customer: &CustomerId) -> Option<WaitlistView> {
+        self.events.get(&event_id)?.waitlist_view(customer)
+    }
+
+    /// Events where a waitlisted customer could be offered places now (the
+    /// leader proposes `OfferWaitlist` for each).
+    pub fn waitlist_offers_due(&self) -> Vec<EventId> {
+        self.events
+            .iter()
+            .filter(|(_, event)| event.offer_due())
+            .map(|(&event_id, _)| event_id)
+            .collect()
     }
 
     pub fn venue(&self, venue_id: u64) -> Option<VenueView> {
@@ -1290,5 +1630,294 @@ mod tests {
         let loaded = BookingState::from_records(records).unwrap();
         assert_eq!(loaded.records(), state.records());
         assert_eq!(loaded.next_hold_expiry(), Some(600_010));
+    }
+}
+
+/// The live feed, the outbox and the waitlist, as the rules drive them.
+#[cfg(test)]
+mod outbox_tests {
+    use super::*;
+    use crate::command::Selection;
+    use crate::ids::{Currency, Money};
+    use crate::layout::{EventSpec, PriceTier};
+    use crate::views::SeatStatusView;
+
+    const EVENT: EventId = EventId(1);
+
+    fn alice() -> CustomerId {
+        CustomerId::new("u.1.alice").unwrap()
+    }
+
+    fn bob() -> CustomerId {
+        CustomerId::new("u.1.bob").unwrap()
+    }
+
+    /// One row of two seats in one tier.
+    fn tiny() -> EventSpec {
+        let tier = PriceTier {
+            name: "std".to_owned(),
+            price: Money::new(1000, Currency::EUR),
+        };
+        EventSpec::grid("Tiny", Currency::EUR, 1, 1, 2, vec![tier])
+    }
+
+    struct Log {
+        state: BookingState,
+        index: u64,
+    }
+
+    impl Log {
+        fn new() -> Log {
+            let mut state = BookingState::new();
+            state.record_changes();
+            let mut log = Log { state, index: 0 };
+            log.run(
+                0,
+                Command::CreateEvent {
+                    event_id: EVENT,
+                    spec: tiny(),
+                    ticket_salt: [0; 16],
+                    draft: false,
+                },
+            )
+            .unwrap();
+            log
+        }
+
+        fn run(&mut self, now_ms: Millis, command: Command) -> Response {
+            self.index += 1;
+            let request = Request {
+                request_id: RequestId::new(&format!("r{}", self.index)).unwrap(),
+                now_ms,
+                fingerprint: 0,
+                command,
+            };
+            let response = self.state.apply(self.index, &request);
+            self.state.check_invariants().unwrap();
+            response
+        }
+
+        fn hold(&mut self, now_ms: Millis, who: &CustomerId, seats: &[&str], ttl_ms: u64) -> HoldView {
+            let command = Command::Hold {
+                event_id: EVENT,
+                holder: who.clone(),
+                selection: Selection::Seats(seats.iter().map(|s| (*s).to_owned()).collect()),
+                ttl_ms: Some(ttl_ms),
+            };
+            match self.run(now_ms, command) {
+                Ok(Success::Held(hold)) => hold,
+                other => panic!("hold failed: {other:?}"),
+            }
+        }
+
+        fn kinds_of(&self, who: &CustomerId) -> Vec<(&'static str, bool)> {
+            self.state
+                .notices_of(EVENT, who)
+                .iter()
+                .map(|n| (n.kind.name(), matches!(n.delivery, Delivery::Pending { .. })))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn every_change_of_places_is_in_the_feed_in_log_order() {
+        let mut log = Log::new();
+        let first = log.hold(10, &alice(), &["A-1-1"], 60_000);
+        log.run(
+            20,
+            Command::ConfirmHold {
+                event_id: EVENT,
+                hold_id: first.hold_id,
+                holder: alice(),
+            },
+        )
+        .unwrap();
+        log.hold(30, &bob(), &["A-1-2"], 1_000);
+        // Bob's hold expires in the entry that carries the next command.
+        log.run(5_000, Command::Tick).unwrap();
+        let changes = log.state.take_changes();
+        let summary: Vec<(u64, ChangeCause, &str, SeatStatusView, u32)> = changes
+            .iter()
+            .map(|c| (c.log_index, c.cause, c.seats[0].seat.as_str(), c.seats[0].status, c.available))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (2, ChangeCause::Held, "A-1-1", SeatStatusView::Held, 1),
+                (3, ChangeCause::Sold, "A-1-1", SeatStatusView::Sold, 1),
+                (4, ChangeCause::Held, "A-1-2", SeatStatusView::Held, 0),
+                (5, ChangeCause::Expired, "A-1-2", SeatStatusView::Available, 1),
+            ]
+        );
+        assert_eq!(changes[3].tiers[0].available, 1);
+        assert!(log.state.take_changes().is_empty(), "taken once");
+        // A rejected command changes nothing and records nothing.
+        assert!(log.run(6_000, Command::ConfirmHold {
+            event_id: EVENT,
+            hold_id: first.hold_id,
+            holder: alice(),
+        })
+        .is_err());
+        assert!(log.state.take_changes().is_empty());
+    }
+
+    #[test]
+    fn confirmation_replaces_the_expiry_warning_and_survives_a_reload() {
+        let mut log = Log::new();
+        let hold = log.hold(0, &alice(), &["A-1-1"], 600_000);
+        let warning = log.state.due_notices(u64::MAX, 10);
+        assert_eq!(warning.len(), 1);
+        assert_eq!(warning[0].kind.name(), "hold_expiring");
+        assert!(log.state.due_notices(479_999, 10).is_empty(), "due two minutes before expiry");
+        log.run(
+            1_000,
+            Command::ConfirmHold {
+                event_id: EVENT,
+                hold_id: hold.hold_id,
+                holder: alice(),
+            },
+        )
+        .unwrap();
+        assert_eq!(log.kinds_of(&alice()), [("order_confirmed", true)]);
+        let due = log.state.due_notices(1_000, 10);
+        assert_eq!(due.len(), 1);
+        log.run(
+            2_000,
+            Command::NoticeDelivered {
+                event_id: EVENT,
+                notice_id: due[0].notice_id,
+                channel: Channel::Email,
+            },
+        )
+        .unwrap();
+        assert_eq!(log.kinds_of(&alice()), [("order_confirmed", false)]);
+        assert!(log.state.due_notices(u64::MAX, 10).is_empty());
+
+        let reloaded = BookingState::from_records(log.state.records()).unwrap();
+        assert_eq!(reloaded.notices_of(EVENT, &alice()), log.state.notices_of(EVENT, &alice()));
+
+        // Holders without an account (staff sales) get no notices at all.
+        let walk_in = CustomerId::new("walk-in").unwrap();
+        log.hold(3_000, &walk_in, &["A-1-2"], 600_000);
+        assert!(log.state.notices_of(EVENT, &walk_in).is_empty());
+    }
+
+    #[test]
+    fn freed_places_go_to_the_waitlist_in_order() {
+        let mut log = Log::new();
+        let carol = CustomerId::new("u.1.carol").unwrap();
+        let both = log.hold(0, &alice(), &["A-1-1", "A-1-2"], 60_000);
+        let join = |who: &CustomerId, quantity| Command::JoinWaitlist {
+            event_id: EVENT,
+            customer: who.clone(),
+            tier: None,
+            quantity,
+        };
+        assert!(matches!(log.run(1, join(&bob(), 2)), Ok(Success::Waitlisted(w)) if w.position == 1));
+        assert!(matches!(log.run(2, join(&carol, 1)), Ok(Success::Waitlisted(w)) if w.position == 2));
+        assert_eq!(
+            log.run(3, join(&carol, 1)),
+            Err(Rejection::AlreadyWaitlisted { position: 2 })
+        );
+        assert!(log.state.waitlist_offers_due().is_empty(), "sold out");
+        log.run(
+            4,
+            Command::ReleaseHold {
+                event_id: EVENT,
+                hold_id: both.hold_id,
+                holder: alice(),
+            },
+        )
+        .unwrap();
+        assert_eq!(log.state.waitlist_offers_due(), [EVENT]);
+        // Bob asked first and wants both places: he gets them.
+        let Ok(Success::WaitlistOffered { hold: Some(offer) }) =
+            log.run(5, Command::OfferWaitlist { event_id: EVENT })
+        else {
+            panic!("no offer");
+        };
+        assert_eq!(offer.holder, bob());
+        assert_eq!(offer.seats, ["A-1-1", "A-1-2"]);
+        assert_eq!(offer.expires_at_ms, 5 + WAITLIST_OFFER_TTL_MS);
+        assert!(log.kinds_of(&bob()).contains(&("waitlist_offer", true)));
+        assert_eq!(log.state.waitlist_view(EVENT, &carol).unwrap().position, 1);
+        assert!(log.state.waitlist_offers_due().is_empty());
+        assert_eq!(
+            log.run(6, Command::OfferWaitlist { event_id: EVENT }),
+            Ok(Success::WaitlistOffered { hold: None })
+        );
+        // Joining while places are free is refused: hold them instead.
+        log.run(
+            7,
+            Command::ReleaseHold {
+                event_id: EVENT,
+                hold_id: offer.hold_id,
+                holder: bob(),
+            },
+        )
+        .unwrap();
+        assert_eq!(log.run(8, join(&alice(), 1)), Err(Rejection::PlacesAvailable));
+        let changes = log.state.take_changes();
+        assert!(changes.iter().any(|c| c.cause == ChangeCause::Offered));
+    }
+
+    #[test]
+    fn cancelling_the_event_tells_buyers_subscribers_and_the_waitlist_once() {
+        let mut log = Log::new();
+        let hold = log.hold(0, &alice(), &["A-1-1", "A-1-2"], 60_000);
+        log.run(
+            1,
+            Command::ConfirmHold {
+                event_id: EVENT,
+                hold_id: hold.hold_id,
+                holder: alice(),
+            },
+        )
+        .unwrap();
+        for who in [alice(), bob()] {
+            log.run(
+                2,
+                Command::SubscribeReminder {
+                    event_id: EVENT,
+                    customer: who,
+                    channel: Some(Channel::Webhook),
+                    remind_at_ms: 1_000_000,
+                },
+            )
+            .unwrap();
+        }
+        let carol = CustomerId::new("u.1.carol").unwrap();
+        log.run(
+            3,
+            Command::JoinWaitlist {
+                event_id: EVENT,
+                customer: carol.clone(),
+                tier: Some("std".to_owned()),
+                quantity: 1,
+            },
+        )
+        .unwrap();
+        log.run(4, Command::CancelEvent { event_id: EVENT }).unwrap();
+        assert_eq!(
+            log.kinds_of(&alice()),
+            [("order_confirmed", true), ("event_cancelled", true)]
+        );
+        assert_eq!(log.kinds_of(&bob()), [("event_cancelled", true)]);
+        let bobs = log.state.notices_of(EVENT, &bob());
+        assert_eq!(bobs[0].channel, Some(Channel::Webhook), "the subscription's channel");
+        assert_eq!(log.kinds_of(&carol), [("event_cancelled", true)]);
+        assert!(log.state.waitlist_view(EVENT, &carol).is_none());
+        assert_eq!(
+            log.run(
+                5,
+                Command::SubscribeReminder {
+                    event_id: EVENT,
+                    customer: bob(),
+                    channel: None,
+                    remind_at_ms: 0,
+                }
+            ),
+            Err(Rejection::EventCancelled)
+        );
     }
 }

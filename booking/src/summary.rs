@@ -74,6 +74,33 @@ impl fmt::Display for Request {
             }
             Command::CancelEvent { event_id } => write!(f, "cancel event {event_id}"),
             Command::Tick => write!(f, "tick"),
+            Command::SetNotifications { customer_id, .. } => {
+                write!(f, "set how {customer_id} is notified")
+            }
+            Command::SubscribeReminder { event_id, customer, .. } => {
+                write!(f, "remind {customer} of event {event_id}")
+            }
+            Command::UnsubscribeReminder { event_id, customer } => {
+                write!(f, "stop reminding {customer} of event {event_id}")
+            }
+            Command::JoinWaitlist { event_id, customer, .. } => {
+                write!(f, "waitlist {customer} for event {event_id}")
+            }
+            Command::LeaveWaitlist { event_id, customer } => {
+                write!(f, "take {customer} off the waitlist of event {event_id}")
+            }
+            Command::OfferWaitlist { event_id } => write!(f, "offer places of event {event_id} to its waitlist"),
+            Command::NoticeDelivered {
+                event_id,
+                notice_id,
+                channel,
+            } => write!(f, "notice {event_id}/{notice_id} delivered by {channel:?}"),
+            Command::NoticeFailed {
+                event_id,
+                notice_id,
+                permanent,
+                ..
+            } => write!(f, "notice {event_id}/{notice_id} failed (permanent: {permanent})"),
         }
     }
 }

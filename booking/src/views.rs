@@ -204,3 +204,18 @@ mod tests {
         assert_eq!(json, expected);
     }
 }
+
+/// A customer's place on an event's waitlist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitlistView {
+    pub event_id: EventId,
+    pub customer_id: CustomerId,
+    /// 1 is next in line (among entries that want the same places).
+    pub position: u32,
+    /// Everyone waiting for this event.
+    pub waiting: u32,
+    /// The tier wanted; `null`: any.
+    pub tier: Option<String>,
+    pub quantity: u32,
+    pub joined_at_ms: Millis,
+}

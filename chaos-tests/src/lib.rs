@@ -17,6 +17,8 @@
 pub mod checks;
 pub mod client;
 pub mod shop;
+pub mod smtp_sink;
+pub mod sse;
 pub mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -577,11 +577,7 @@ fn not_found(query: &Query) -> QueryResult {
 /// The group a registered customer's account lives in: their id is
 /// `u.{group}.{random}`. Guests and other ids have no account.
 pub fn account_group_of(customer: &CustomerId) -> Option<GroupId> {
-    let mut parts = customer.as_str().splitn(3, '.');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("u"), Some(group), Some(rest)) if !rest.is_empty() => group.parse().ok(),
-        _ => None,
-    }
+    customer.account_group()
 }
 
 impl transport::booking_service::LeaderService for Router {
