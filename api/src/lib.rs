@@ -13,6 +13,7 @@ pub mod auth;
 mod catalog;
 mod extract;
 pub mod limits;
+mod live;
 mod ops;
 pub mod payments;
 mod problem;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router as HttpRouter};
 use booking::{
     Command, CustomerId, EventId, EventSpec, HoldId, OrderId, RequestId, Response, Selection, Success,
@@ -57,6 +58,9 @@ pub struct AppState {
     pub payments: Option<payments::Payments>,
     /// Rate limits on holds and checkouts.
     pub limits: Arc<limits::RateLimits>,
+    /// The local replicas' availability changes, for live seat maps; `None`
+    /// turns `/live` off.
+    pub feed: Option<raft_store::FeedHub>,
 }
 
 /// Who may call a route (documented in the OpenAPI document).
@@ -349,6 +353,70 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Cancel an event and refund it",
             post(payments::cancel_event),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/live",
+            Public,
+            200,
+            "Live seat availability (text/event-stream; resumes with Last-Event-ID)",
+            get(live::live),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/waitlist",
+            Customer,
+            201,
+            "Join a sold-out event's waitlist",
+            post(live::join_waitlist),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/waitlist",
+            Customer,
+            200,
+            "The caller's place on the waitlist",
+            get(live::get_waitlist),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/waitlist/leave",
+            Customer,
+            200,
+            "Leave the waitlist",
+            post(live::leave_waitlist),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/reminders",
+            Customer,
+            201,
+            "Be reminded before the event starts",
+            post(live::subscribe_reminder),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/reminders/cancel",
+            Customer,
+            200,
+            "Stop the reminder",
+            post(live::unsubscribe_reminder),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/notices",
+            Customer,
+            200,
+            "The caller's notifications about the event and their delivery",
+            get(live::notices),
+        ),
+        e(
+            Method::PUT,
+            "/v1/me/notifications",
+            Customer,
+            200,
+            "Choose how notifications reach you (email, webhook, log)",
+            put(live::set_notifications),
         ),
         e(
             Method::POST,
@@ -649,6 +717,13 @@ fn render(response: Response) -> ApiResult {
         Success::SessionRevoked { session_id } | Success::SessionEnded { session_id } => {
             (StatusCode::OK, json!({ "session_id": session_id }))
         }
+        Success::ReminderSet(notice) => (StatusCode::CREATED, json!(notice)),
+        Success::ReminderCancelled { event_id } | Success::LeftWaitlist { event_id } => {
+            (StatusCode::OK, json!({ "event_id": event_id }))
+        }
+        Success::Waitlisted(view) => (StatusCode::CREATED, json!(view)),
+        Success::WaitlistOffered { hold } => (StatusCode::OK, json!({ "hold": hold })),
+        Success::NoticeUpdated(notice) => (StatusCode::OK, json!(notice)),
     };
     Ok((status, Json(body)).into_response())
 }
@@ -690,6 +765,8 @@ async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) 
         QueryResult::Payment(view) => found(view, "unknown_payment", "payment"),
         QueryResult::Venue(view) => found(view, "unknown_venue", "venue"),
         QueryResult::Listing(view) => found(view, "unknown_event", "listing"),
+        QueryResult::Waitlist(view) => found(view, "not_waitlisted", "waitlist entry"),
+        QueryResult::Notices(notices) => Ok(Json(serde_json::json!({ "notices": notices })).into_response()),
         QueryResult::AccountByEmail(_)
         | QueryResult::EmailClaim(_)
         | QueryResult::Venues(_)

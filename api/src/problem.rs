@@ -159,6 +159,11 @@ impl From<Rejection> for Problem {
                 StatusCode::NOT_FOUND
             }
             Rejection::SessionInvalid => StatusCode::UNAUTHORIZED,
+            Rejection::AlreadyWaitlisted { .. } | Rejection::PlacesAvailable => StatusCode::CONFLICT,
+            Rejection::NotWaitlisted | Rejection::UnknownNotice | Rejection::NotSubscribed => {
+                StatusCode::NOT_FOUND
+            }
+            Rejection::NoAddress => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut problem = Problem::new(status, code, rejection.to_string());
         match &rejection {
@@ -169,6 +174,7 @@ impl From<Rejection> for Problem {
             Rejection::PaymentInProgress { payment_id } => {
                 problem = problem.with("payment_id", json!(payment_id))
             }
+            Rejection::AlreadyWaitlisted { position } => problem = problem.with("position", json!(position)),
             Rejection::SalesNotOpen { opens_at_ms } => {
                 problem = problem.with("opens_at_ms", json!(opens_at_ms))
             }

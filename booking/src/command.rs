@@ -68,7 +68,9 @@ pub enum Command {
         draft: bool,
     },
     /// Puts a draft event on sale.
-    PublishEvent { event_id: EventId },
+    PublishEvent {
+        event_id: EventId,
+    },
     /// Holds seats or GA places for `ttl_ms` (default 10 minutes, allowed
     /// `1_000..=1_800_000`).
     Hold {
@@ -103,7 +105,10 @@ pub enum Command {
         holder: CustomerId,
     },
     /// Admits a ticket, exactly once.
-    CheckIn { event_id: EventId, code: TicketCode },
+    CheckIn {
+        event_id: EventId,
+        code: TicketCode,
+    },
     /// Starts paying for an active hold (see `payments`).
     StartPayment {
         event_id: EventId,
@@ -119,13 +124,20 @@ pub enum Command {
         outcome: PaymentOutcome,
     },
     /// Records that the provider refunded a payment.
-    RefundSettled { event_id: EventId, payment_id: u64 },
+    RefundSettled {
+        event_id: EventId,
+        payment_id: u64,
+    },
     /// The organiser cancels the event: every order is cancelled and refunded.
-    CancelEvent { event_id: EventId },
+    CancelEvent {
+        event_id: EventId,
+    },
     /// Changes the cluster map (metadata group only).
     Map(MapCommand),
     /// Adds a venue to the catalog (metadata group).
-    CreateVenue { venue: NewVenue },
+    CreateVenue {
+        venue: NewVenue,
+    },
     /// Writes an event's listing (metadata group).
     PutListing {
         event_id: EventId,
@@ -138,14 +150,20 @@ pub enum Command {
         status: ListingStatus,
     },
     /// Claims an e-mail address for an account (metadata group).
-    ClaimEmail { email_key: TokenHash, claim: EmailClaim },
+    ClaimEmail {
+        email_key: TokenHash,
+        claim: EmailClaim,
+    },
     /// Creates an account (in its region's accounts group).
     Register {
         customer_id: CustomerId,
         account: NewAccount,
     },
     /// Changes an account's role (operators only, checked at the edge).
-    SetRole { customer_id: CustomerId, role: Role },
+    SetRole {
+        customer_id: CustomerId,
+        role: Role,
+    },
     /// Starts a refresh-token session after the edge verified a password.
     StartSession {
         customer_id: CustomerId,
@@ -160,7 +178,10 @@ pub enum Command {
         ttl_ms: u64,
     },
     /// Logs out: the session's tokens stop working.
-    EndSession { session_id: u64, presented: TokenHash },
+    EndSession {
+        session_id: u64,
+        presented: TokenHash,
+    },
     /// Only advances the clock (and so expires holds). The leader proposes it
     /// when `next_hold_expiry` has passed. Never de-duplicated or recorded.
     Tick,
@@ -178,7 +199,10 @@ pub enum Command {
         channel: Option<Channel>,
         remind_at_ms: Millis,
     },
-    UnsubscribeReminder { event_id: EventId, customer: CustomerId },
+    UnsubscribeReminder {
+        event_id: EventId,
+        customer: CustomerId,
+    },
     /// Queues a customer for `quantity` places of a sold-out tier (or of
     /// any tier).
     JoinWaitlist {
@@ -187,11 +211,16 @@ pub enum Command {
         tier: Option<String>,
         quantity: u32,
     },
-    LeaveWaitlist { event_id: EventId, customer: CustomerId },
+    LeaveWaitlist {
+        event_id: EventId,
+        customer: CustomerId,
+    },
     /// Offers available places to the first waitlisted customer they suit,
     /// as a hold. The leader proposes it when `waitlist_offers_due` names the
     /// event. Like `Tick`, never de-duplicated or recorded.
-    OfferWaitlist { event_id: EventId },
+    OfferWaitlist {
+        event_id: EventId,
+    },
     /// Records that a notice reached its recipient.
     NoticeDelivered {
         event_id: EventId,

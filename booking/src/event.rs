@@ -29,10 +29,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::best_available;
-use crate::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
 use crate::command::{
     DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, MAX_PLACES_PER_HOLD, MIN_HOLD_TTL_MS, Rejection, Selection,
 };
+use crate::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, TicketCode};
 use crate::layout::{MAX_NAME_LEN, SeatMap, is_valid_name};
 use crate::records::{
@@ -143,6 +143,10 @@ impl EventState {
             active_holds: BTreeMap::new(),
             waitlist: BTreeMap::new(),
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.spec.name
     }
 
     pub fn capacity(&self) -> u32 {
@@ -514,11 +518,9 @@ impl EventState {
             )));
         }
         let tier = match tier {
-            Some(name) => Some(
-                self.map
-                    .tier(name)
-                    .ok_or_else(|| Rejection::UnknownTier { tier: name.to_owned() })?,
-            ),
+            Some(name) => Some(self.map.tier(name).ok_or_else(|| Rejection::UnknownTier {
+                tier: name.to_owned(),
+            })?),
             None => None,
         };
         if let Some(position) = self.waitlist_position(customer) {
@@ -566,8 +568,13 @@ impl EventState {
     }
 
     pub fn waitlist_view(&self, customer: &CustomerId) -> Option<WaitlistView> {
-        let (&key, entry) = self.waitlist.iter().find(|(_, entry)| &entry.customer == customer)?;
-        let tier_name = entry.tier.map(|tier| self.record.spec.tiers[tier as usize].name.clone());
+        let (&key, entry) = self
+            .waitlist
+            .iter()
+            .find(|(_, entry)| &entry.customer == customer)?;
+        let tier_name = entry
+            .tier
+            .map(|tier| self.record.spec.tiers[tier as usize].name.clone());
         Some(WaitlistView {
             event_id: self.id,
             customer_id: customer.clone(),
@@ -625,9 +632,10 @@ impl EventState {
             }
             let tier_name = &self.record.spec.tiers[tier as usize].name;
             for (section, entry) in self.map.sections.iter().enumerate() {
-                let adjacent = best_available::choose_seats(&self.map, section as u32, Some(tier), quantity, |seat| {
-                    self.seats[seat as usize].is_none()
-                });
+                let adjacent =
+                    best_available::choose_seats(&self.map, section as u32, Some(tier), quantity, |seat| {
+                        self.seats[seat as usize].is_none()
+                    });
                 if adjacent.is_some() {
                     return Some(Selection::BestAvailable {
                         section: entry.name.clone(),
@@ -1293,7 +1301,10 @@ impl EventState {
                 self.customers.insert(customer.clone(), places);
             }
             (RecordKey::Waitlist(_, position), Record::Waitlist(entry)) => {
-                if entry.tier.is_some_and(|tier| tier as usize >= self.map.tier_capacity.len()) {
+                if entry
+                    .tier
+                    .is_some_and(|tier| tier as usize >= self.map.tier_capacity.len())
+                {
                     return Err("waitlist tier out of range".to_owned());
                 }
                 self.waitlist.insert(*position, entry);

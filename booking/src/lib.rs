@@ -65,16 +65,16 @@ pub use accounts::{
     AccountRecord, AccountView, EmailClaim, NewAccount, NotifyPreference, Role, SessionGrant, SessionRecord,
     TokenHash,
 };
-pub use feed::{AvailabilityChange, ChangeCause};
-pub use notices::{Channel, Delivery, NoticeId, NoticeKind, NoticeView};
 pub use catalog::{ListingStatus, ListingView, NewListing, NewVenue, Search, SearchPage, VenueView};
 pub use cluster_map::{
     ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapCommand, MapMeta, NodeId, NodeInfo,
     ReplicaId,
 };
 pub use command::{Command, Rejection, Request, Response, Selection, Success};
+pub use feed::{AvailabilityChange, ChangeCause};
 pub use ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpec};
+pub use notices::{Channel, Delivery, NoticeId, NoticeKind, NoticeView};
 pub use payments::{PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView};
 pub use records::{
     CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord,

@@ -174,6 +174,15 @@ impl NoticeView {
 
 type Key = (EventId, NoticeId);
 
+/// A notice to write: to whom, what, through which channel and when.
+#[derive(Debug, Clone)]
+pub(crate) struct NewNotice {
+    pub recipient: CustomerId,
+    pub kind: NoticeKind,
+    pub channel: Option<Channel>,
+    pub due_ms: Millis,
+}
+
 /// The outbox of one group, with indexes for the dispatcher and the rules.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Notices {
@@ -191,17 +200,14 @@ pub(crate) struct Notices {
 }
 
 impl Notices {
-    /// Adds a notice due at `due_ms`, written by entry `log_index`.
+    /// Adds a notice written by entry `log_index` at `now`.
     pub fn add(
         &mut self,
         dirty: &mut BTreeSet<RecordKey>,
         event_id: EventId,
         log_index: u64,
         now: Millis,
-        recipient: &CustomerId,
-        kind: NoticeKind,
-        channel: Option<Channel>,
-        due_ms: Millis,
+        notice: NewNotice,
     ) -> NoticeId {
         if self.writing.0 != log_index {
             self.writing = (log_index, 0);
@@ -212,13 +218,13 @@ impl Notices {
         };
         self.writing.1 += 1;
         let record = NoticeRecord {
-            recipient: recipient.clone(),
-            kind,
-            channel,
+            recipient: notice.recipient,
+            kind: notice.kind,
+            channel: notice.channel,
             created_at_ms: now,
             delivery: Delivery::Pending {
                 attempts: 0,
-                next_attempt_ms: due_ms,
+                next_attempt_ms: notice.due_ms,
                 last_error: None,
             },
         };
@@ -234,7 +240,11 @@ impl Notices {
         {
             let record = self.notices.remove(&key).expect("looked up above");
             self.unindex(key, &record);
-            dirty.insert(RecordKey::Notice(event_id, notice_id.log_index, notice_id.ordinal));
+            dirty.insert(RecordKey::Notice(
+                event_id,
+                notice_id.log_index,
+                notice_id.ordinal,
+            ));
         }
     }
 
@@ -360,7 +370,15 @@ impl Notices {
     /// A customer's notices about an event, oldest first.
     pub fn of(&self, event_id: EventId, customer: &CustomerId) -> Vec<NoticeView> {
         self.notices
-            .range((event_id, NoticeId { log_index: 0, ordinal: 0 })..)
+            .range(
+                (
+                    event_id,
+                    NoticeId {
+                        log_index: 0,
+                        ordinal: 0,
+                    },
+                )..,
+            )
             .take_while(|((event, _), _)| *event == event_id)
             .filter(|(_, record)| &record.recipient == customer)
             .filter_map(|(&(event, notice), _)| self.view(event, notice))
@@ -501,6 +519,15 @@ mod tests {
         CustomerId::new("u.1.alice").unwrap()
     }
 
+    fn new(kind: NoticeKind, due_ms: Millis) -> NewNotice {
+        NewNotice {
+            recipient: alice(),
+            kind,
+            channel: None,
+            due_ms,
+        }
+    }
+
     #[test]
     fn retries_back_off_then_give_up() {
         assert_eq!(retry_delay(1), 1_000);
@@ -511,17 +538,27 @@ mod tests {
         let mut notices = Notices::default();
         let mut dirty = BTreeSet::new();
         let event = EventId(1);
-        let id = notices.add(&mut dirty, event, 5, 100, &alice(), NoticeKind::EventReminder, None, 100);
+        let id = notices.add(&mut dirty, event, 5, 100, new(NoticeKind::EventReminder, 100));
         assert_eq!(notices.due(100, 10).len(), 1);
         notices.failed(&mut dirty, event, id, 200, "connection refused", false);
         assert!(notices.due(200, 10).is_empty(), "backing off");
         assert_eq!(notices.due(1_200, 10).len(), 1);
         for attempt in 2..=MAX_DELIVERY_ATTEMPTS {
-            notices.failed(&mut dirty, event, id, 10_000_000 * u64::from(attempt), "still down", false);
+            notices.failed(
+                &mut dirty,
+                event,
+                id,
+                10_000_000 * u64::from(attempt),
+                "still down",
+                false,
+            );
         }
         assert!(matches!(
             notices.get(event, id).unwrap().delivery,
-            Delivery::Failed { attempts: MAX_DELIVERY_ATTEMPTS, .. }
+            Delivery::Failed {
+                attempts: MAX_DELIVERY_ATTEMPTS,
+                ..
+            }
         ));
         assert!(notices.due(u64::MAX, 10).is_empty());
         notices.check_indexes().unwrap();
@@ -532,20 +569,12 @@ mod tests {
         let mut notices = Notices::default();
         let mut dirty = BTreeSet::new();
         let event = EventId(1);
-        let first = notices.add(&mut dirty, event, 9, 0, &alice(), NoticeKind::EventReminder, None, 0);
-        let second = notices.add(
-            &mut dirty,
-            event,
-            9,
-            0,
-            &alice(),
-            NoticeKind::EventCancelled {
-                order_id: None,
-                refunded: false,
-            },
-            None,
-            0,
-        );
+        let first = notices.add(&mut dirty, event, 9, 0, new(NoticeKind::EventReminder, 0));
+        let cancelled = NoticeKind::EventCancelled {
+            order_id: None,
+            refunded: false,
+        };
+        let second = notices.add(&mut dirty, event, 9, 0, new(cancelled, 0));
         assert_eq!(first.ordinal + 1, second.ordinal, "one entry, two ordinals");
         notices.delivered(&mut dirty, event, first, 10, Channel::Email);
         notices.delivered(&mut dirty, event, first, 20, Channel::Log);
@@ -557,10 +586,17 @@ mod tests {
                 channel: Channel::Email
             }
         ));
-        assert_eq!(notices.reminder(event, &alice()), None, "a delivered reminder is not pending");
+        assert_eq!(
+            notices.reminder(event, &alice()),
+            None,
+            "a delivered reminder is not pending"
+        );
         notices.forget_settled(&mut dirty, NOTICE_RETENTION_MS + 11);
         assert!(notices.get(event, first).is_none());
-        assert!(notices.get(event, second).is_some(), "pending notices are never forgotten");
+        assert!(
+            notices.get(event, second).is_some(),
+            "pending notices are never forgotten"
+        );
         notices.check_indexes().unwrap();
     }
 
@@ -573,7 +609,7 @@ mod tests {
             hold_id: HoldId(3),
             expires_at_ms: 500,
         };
-        let id = notices.add(&mut dirty, event, 3, 0, &alice(), kind, None, 400);
+        let id = notices.add(&mut dirty, event, 3, 0, new(kind, 400));
         assert_eq!(notices.hold_warning(event, HoldId(3)), Some(id));
         notices.withdraw(&mut dirty, event, id);
         assert!(notices.get(event, id).is_none());

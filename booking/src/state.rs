@@ -40,8 +40,8 @@ use crate::cluster_map::ClusterMap;
 use crate::command::{Command, Rejection, Request, Response, Success, WAITLIST_OFFER_TTL_MS};
 use crate::event::{Context, EventState, ExpiryQueue};
 use crate::feed::{AvailabilityChange, ChangeCause};
-use crate::notices::{self, Channel, Delivery, NoticeId, NoticeKind, NoticeView, Notices};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
+use crate::notices::{self, Channel, Delivery, NewNotice, NoticeId, NoticeKind, NoticeView, Notices};
 use crate::payments::{
     MAX_PAYMENT_TEXT, PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView, Payments,
 };
@@ -171,16 +171,14 @@ impl BookingState {
         due_ms: Millis,
     ) {
         if recipient.account_group().is_some() {
-            self.notices.add(
-                &mut self.dirty,
-                event_id,
-                log_index,
-                self.clock,
-                recipient,
+            let notice = NewNotice {
+                recipient: recipient.clone(),
                 kind,
                 channel,
                 due_ms,
-            );
+            };
+            self.notices
+                .add(&mut self.dirty, event_id, log_index, self.clock, notice);
         }
     }
 
@@ -551,16 +549,15 @@ impl BookingState {
                     self.notices.withdraw(&mut self.dirty, *event_id, old);
                 }
                 let due = (*remind_at_ms).max(self.clock);
-                let notice_id = self.notices.add(
-                    &mut self.dirty,
-                    *event_id,
-                    log_index,
-                    self.clock,
-                    customer,
-                    NoticeKind::EventReminder,
-                    *channel,
-                    due,
-                );
+                let reminder = NewNotice {
+                    recipient: customer.clone(),
+                    kind: NoticeKind::EventReminder,
+                    channel: *channel,
+                    due_ms: due,
+                };
+                let notice_id = self
+                    .notices
+                    .add(&mut self.dirty, *event_id, log_index, self.clock, reminder);
                 Ok(Success::ReminderSet(
                     self.notices.view(*event_id, notice_id).expect("just added"),
                 ))
@@ -595,7 +592,9 @@ impl BookingState {
                 notice_id,
                 channel,
             } => {
-                self.notices.get(*event_id, *notice_id).ok_or(Rejection::UnknownNotice)?;
+                self.notices
+                    .get(*event_id, *notice_id)
+                    .ok_or(Rejection::UnknownNotice)?;
                 self.notices
                     .delivered(&mut self.dirty, *event_id, *notice_id, self.clock, *channel);
                 Ok(Success::NoticeUpdated(
@@ -608,7 +607,9 @@ impl BookingState {
                 error,
                 permanent,
             } => {
-                self.notices.get(*event_id, *notice_id).ok_or(Rejection::UnknownNotice)?;
+                self.notices
+                    .get(*event_id, *notice_id)
+                    .ok_or(Rejection::UnknownNotice)?;
                 self.notices.failed(
                     &mut self.dirty,
                     *event_id,
@@ -953,6 +954,11 @@ impl BookingState {
 
     pub fn event_view(&self, event_id: EventId) -> Option<EventView> {
         Some(self.events.get(&event_id)?.event_view())
+    }
+
+    /// An event's name (cheaper than its view, which lists every seat).
+    pub fn event_name(&self, event_id: EventId) -> Option<String> {
+        Some(self.events.get(&event_id)?.name().to_owned())
     }
 
     pub fn hold_view(&self, event_id: EventId, hold_id: HoldId) -> Option<HoldView> {
@@ -1738,7 +1744,15 @@ mod outbox_tests {
         let changes = log.state.take_changes();
         let summary: Vec<(u64, ChangeCause, &str, SeatStatusView, u32)> = changes
             .iter()
-            .map(|c| (c.log_index, c.cause, c.seats[0].seat.as_str(), c.seats[0].status, c.available))
+            .map(|c| {
+                (
+                    c.log_index,
+                    c.cause,
+                    c.seats[0].seat.as_str(),
+                    c.seats[0].status,
+                    c.available,
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -1752,12 +1766,17 @@ mod outbox_tests {
         assert_eq!(changes[3].tiers[0].available, 1);
         assert!(log.state.take_changes().is_empty(), "taken once");
         // A rejected command changes nothing and records nothing.
-        assert!(log.run(6_000, Command::ConfirmHold {
-            event_id: EVENT,
-            hold_id: first.hold_id,
-            holder: alice(),
-        })
-        .is_err());
+        assert!(
+            log.run(
+                6_000,
+                Command::ConfirmHold {
+                    event_id: EVENT,
+                    hold_id: first.hold_id,
+                    holder: alice(),
+                }
+            )
+            .is_err()
+        );
         assert!(log.state.take_changes().is_empty());
     }
 
@@ -1768,7 +1787,10 @@ mod outbox_tests {
         let warning = log.state.due_notices(u64::MAX, 10);
         assert_eq!(warning.len(), 1);
         assert_eq!(warning[0].kind.name(), "hold_expiring");
-        assert!(log.state.due_notices(479_999, 10).is_empty(), "due two minutes before expiry");
+        assert!(
+            log.state.due_notices(479_999, 10).is_empty(),
+            "due two minutes before expiry"
+        );
         log.run(
             1_000,
             Command::ConfirmHold {
@@ -1794,7 +1816,10 @@ mod outbox_tests {
         assert!(log.state.due_notices(u64::MAX, 10).is_empty());
 
         let reloaded = BookingState::from_records(log.state.records()).unwrap();
-        assert_eq!(reloaded.notices_of(EVENT, &alice()), log.state.notices_of(EVENT, &alice()));
+        assert_eq!(
+            reloaded.notices_of(EVENT, &alice()),
+            log.state.notices_of(EVENT, &alice())
+        );
 
         // Holders without an account (staff sales) get no notices at all.
         let walk_in = CustomerId::new("walk-in").unwrap();
@@ -1904,7 +1929,11 @@ mod outbox_tests {
         );
         assert_eq!(log.kinds_of(&bob()), [("event_cancelled", true)]);
         let bobs = log.state.notices_of(EVENT, &bob());
-        assert_eq!(bobs[0].channel, Some(Channel::Webhook), "the subscription's channel");
+        assert_eq!(
+            bobs[0].channel,
+            Some(Channel::Webhook),
+            "the subscription's channel"
+        );
         assert_eq!(log.kinds_of(&carol), [("event_cancelled", true)]);
         assert!(log.state.waitlist_view(EVENT, &carol).is_none());
         assert_eq!(

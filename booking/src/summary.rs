@@ -77,19 +77,25 @@ impl fmt::Display for Request {
             Command::SetNotifications { customer_id, .. } => {
                 write!(f, "set how {customer_id} is notified")
             }
-            Command::SubscribeReminder { event_id, customer, .. } => {
+            Command::SubscribeReminder {
+                event_id, customer, ..
+            } => {
                 write!(f, "remind {customer} of event {event_id}")
             }
             Command::UnsubscribeReminder { event_id, customer } => {
                 write!(f, "stop reminding {customer} of event {event_id}")
             }
-            Command::JoinWaitlist { event_id, customer, .. } => {
+            Command::JoinWaitlist {
+                event_id, customer, ..
+            } => {
                 write!(f, "waitlist {customer} for event {event_id}")
             }
             Command::LeaveWaitlist { event_id, customer } => {
                 write!(f, "take {customer} off the waitlist of event {event_id}")
             }
-            Command::OfferWaitlist { event_id } => write!(f, "offer places of event {event_id} to its waitlist"),
+            Command::OfferWaitlist { event_id } => {
+                write!(f, "offer places of event {event_id} to its waitlist")
+            }
             Command::NoticeDelivered {
                 event_id,
                 notice_id,

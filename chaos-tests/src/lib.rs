@@ -133,6 +133,35 @@ impl TestCluster {
         Ok(test)
     }
 
+    /// Starts `nodes` nodes in one region with one data group, letting
+    /// `configure` change each node's config first.
+    pub async fn start_configured(
+        nodes: usize,
+        raft: RaftTuning,
+        configure: &dyn Fn(&mut region_config::NodeConfig),
+    ) -> anyhow::Result<Self> {
+        let binary = find_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("boxoffice-chaos-")
+            .tempdir()
+            .context("cannot create the test directory")?;
+        let layout = ClusterLayout {
+            groups_per_region: 1,
+            ..ClusterLayout::default()
+        };
+        let addrs = node::launcher::ephemeral_addrs(nodes)?;
+        let cluster =
+            LocalCluster::start_configured(&binary, dir.path(), addrs, raft, layout, &[], configure)?;
+        let client = ApiClient::for_cluster(&cluster)?;
+        let mut test = Self {
+            cluster,
+            client,
+            dir: Some(dir),
+        };
+        test.cluster.wait_ready(READY_TIMEOUT).await?;
+        Ok(test)
+    }
+
     /// The current leader, once every running node agrees on one.
     pub async fn leader(&mut self) -> anyhow::Result<region_config::NodeId> {
         self.cluster.wait_ready(READY_TIMEOUT).await

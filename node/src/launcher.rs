@@ -345,6 +345,21 @@ impl LocalCluster {
         layout: ClusterLayout,
         regions: &[RegionId],
     ) -> anyhow::Result<Self> {
+        Self::start_configured(binary, base_dir, addrs, raft, layout, regions, &|_| {})
+    }
+
+    /// Like [`LocalCluster::start_with_addrs`], letting `configure` change each
+    /// node's config before it is written (for example to point notifications
+    /// at a test's SMTP sink).
+    pub fn start_configured(
+        binary: &Path,
+        base_dir: &Path,
+        addrs: Vec<NodeAddrs>,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[RegionId],
+        configure: &dyn Fn(&mut NodeConfig),
+    ) -> anyhow::Result<Self> {
         ensure!(!addrs.is_empty(), "a cluster needs at least one node");
         ensure!(
             binary.is_file(),
@@ -379,7 +394,7 @@ impl LocalCluster {
                 data_dir.display()
             );
             fs::create_dir_all(&data_dir)?;
-            let config = NodeConfig {
+            let mut config = NodeConfig {
                 node_id: id,
                 region: member.region.clone(),
                 data_dir,
@@ -395,7 +410,9 @@ impl LocalCluster {
                 auth: Some(local_auth()),
                 payments: Some(local_payments()),
                 limits: region_config::LimitsConfig::default(),
+                notifications: region_config::NotificationsConfig::default(),
             };
+            configure(&mut config);
             config.validate()?;
             let config_path = base_dir.join(format!("node-{id}.toml"));
             fs::write(&config_path, config.to_toml())

@@ -8,6 +8,7 @@ pub mod home_leaders;
 pub mod idle_bench;
 pub mod launcher;
 pub mod liveness;
+pub mod notifications;
 pub mod payments;
 pub mod periodic;
 pub mod replicas;

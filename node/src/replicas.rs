@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use booking::{ClusterMap, GroupId, META_GROUP, ReplicaId};
 use openraft::async_runtime::WatchReceiver;
+use raft_store::FeedHub;
 use raft_store::{NodeAddr, NodeStore, Raft};
 use tokio_util::sync::CancellationToken;
 use transport::channels::ChannelPool;
@@ -37,6 +38,8 @@ pub struct ReplicaManager {
     groups: Groups,
     meta_config: Arc<openraft::Config>,
     data_config: Arc<openraft::Config>,
+    /// Where data replicas publish their availability changes.
+    feed: FeedHub,
 }
 
 impl ReplicaManager {
@@ -47,6 +50,7 @@ impl ReplicaManager {
         groups: Groups,
         meta_config: Arc<openraft::Config>,
         data_config: Arc<openraft::Config>,
+        feed: FeedHub,
     ) -> Self {
         Self {
             node_id,
@@ -55,6 +59,7 @@ impl ReplicaManager {
             groups,
             meta_config,
             data_config,
+            feed,
         }
     }
 
@@ -72,10 +77,13 @@ impl ReplicaManager {
         config: Arc<openraft::Config>,
     ) -> anyhow::Result<GroupReplica> {
         let parked = !config.enable_tick;
-        let store = self
+        let mut store = self
             .store
             .replica(replica_id)
             .with_context(|| format!("opening storage of replica {replica_id}"))?;
+        if group_id != META_GROUP {
+            store.state_machine.attach_feed(self.feed.clone(), group_id);
+        }
         let state = store.state_machine.shared();
         let snapshot_dir = store.state_machine.snapshot_dir();
         let network = NetworkFactory::new(group_id, replica_id, self.pool.clone());

@@ -29,6 +29,9 @@ use crate::replicas::ReplicaManager;
 
 /// Concurrent gRPC streams allowed on one peer connection.
 const MAX_STREAMS_PER_PEER: u32 = 65_536;
+/// Availability changes kept per watched event, and per live client, for
+/// resumes and slow readers (see `raft_store::feed`).
+const FEED_BUFFER: usize = 1024;
 
 /// Which kind of group an openraft configuration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let pool = ChannelPool::new();
     let groups = Groups::default();
+    let feed = raft_store::FeedHub::new(FEED_BUFFER);
     let replicas = ReplicaManager::new(
         node_id,
         store,
@@ -111,6 +115,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         groups.clone(),
         Arc::new(raft_config(&config, GroupKind::Metadata)?),
         Arc::new(raft_config(&config, GroupKind::Data)?),
+        feed.clone(),
     );
     let meta = replicas.start_meta().await?;
     // Every data replica the stored map gives this node, before peers call.
@@ -199,6 +204,12 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             shutdown.clone(),
         ));
     }
+    tasks.spawn(crate::notifications::run(
+        groups.clone(),
+        router.clone(),
+        crate::notifications::Channels::new(&config.notifications)?,
+        shutdown.clone(),
+    ));
     let app = api::app(api::AppState {
         router: router.clone(),
         wal_stats,
@@ -216,6 +227,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         },
         payments: payments.clone(),
         limits: Arc::new(api::limits::RateLimits::new(&limits_of(&config.limits))),
+        feed: Some(feed),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");

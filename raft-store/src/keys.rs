@@ -90,6 +90,8 @@ const TAG_ORDER: u8 = 0x14;
 const TAG_TICKET: u8 = 0x15;
 const TAG_CUSTOMER: u8 = 0x16;
 const TAG_PAYMENT: u8 = 0x17;
+const TAG_WAITLIST: u8 = 0x18;
+const TAG_NOTICE: u8 = 0x19;
 const TAG_REQUEST: u8 = 0x20;
 const TAG_MAP_META: u8 = 0x30;
 const TAG_MAP_NODE: u8 = 0x31;
@@ -147,6 +149,17 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
             out.push(TAG_PAYMENT);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&p.to_be_bytes());
+        }
+        RecordKey::Waitlist(e, position) => {
+            out.push(TAG_WAITLIST);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&position.to_be_bytes());
+        }
+        RecordKey::Notice(e, index, ordinal) => {
+            out.push(TAG_NOTICE);
+            out.extend_from_slice(&e.0.to_be_bytes());
+            out.extend_from_slice(&index.to_be_bytes());
+            out.extend_from_slice(&ordinal.to_be_bytes());
         }
         RecordKey::Request(r) => {
             out.push(TAG_REQUEST);
@@ -248,6 +261,14 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             exact(16)?;
             RecordKey::Payment(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?)
         }
+        TAG_WAITLIST => {
+            exact(16)?;
+            RecordKey::Waitlist(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?)
+        }
+        TAG_NOTICE => {
+            exact(20)?;
+            RecordKey::Notice(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?, u32_at(rest, 16)?)
+        }
         TAG_REQUEST => RecordKey::Request(RequestId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
         TAG_MAP_META => {
             exact(0)?;
@@ -306,6 +327,9 @@ mod tests {
             RecordKey::Customer(EventId(7), CustomerId::new("alice@example.com").unwrap()),
             RecordKey::Payment(EventId(7), 3),
             RecordKey::Payment(EventId(7), 1 << 20),
+            RecordKey::Waitlist(EventId(7), 9),
+            RecordKey::Notice(EventId(7), 9, 2),
+            RecordKey::Notice(EventId(7), 1 << 40, u32::MAX),
             RecordKey::Request(RequestId::new("req-1").unwrap()),
             RecordKey::MapMeta,
             RecordKey::MapNode(3),

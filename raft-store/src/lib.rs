@@ -21,6 +21,7 @@
 //! machine here is a thin adapter that never decides anything itself).
 
 pub mod codec;
+pub mod feed;
 pub mod flusher;
 pub mod keys;
 pub mod log_store;
@@ -30,6 +31,7 @@ pub mod state_machine;
 pub mod store;
 pub mod types;
 
+pub use feed::{FeedHub, FeedItem, Subscription};
 pub use flusher::WalStats;
 pub use log_store::LogStore;
 pub use query::{Query, QueryResult};

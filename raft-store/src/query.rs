@@ -40,6 +40,10 @@ pub enum Query {
     Search(booking::Search),
     /// A customer's orders in one group (asked of every data group).
     OrdersOf(CustomerId),
+    /// A customer's place on an event's waitlist.
+    Waitlist(EventId, CustomerId),
+    /// A customer's notices about an event.
+    Notices(EventId, CustomerId),
 }
 
 impl Query {
@@ -51,7 +55,9 @@ impl Query {
             | Query::Hold(e, _)
             | Query::Order(e, _)
             | Query::Ticket(e, _)
-            | Query::Payment(e, _) => Some(*e),
+            | Query::Payment(e, _)
+            | Query::Waitlist(e, _)
+            | Query::Notices(e, _) => Some(*e),
             Query::ClusterMap
             | Query::Placement(_)
             | Query::Account(_)
@@ -83,6 +89,8 @@ pub enum QueryResult {
     Listing(Option<booking::ListingView>),
     Search(booking::SearchPage),
     Orders(Vec<OrderView>),
+    Waitlist(Option<booking::WaitlistView>),
+    Notices(Vec<booking::NoticeView>),
 }
 
 impl SharedState {
@@ -105,6 +113,8 @@ impl SharedState {
             Query::Listing(e, now_ms) => QueryResult::Listing(state.listing(*e, *now_ms)),
             Query::Search(search) => QueryResult::Search(state.search(search)),
             Query::OrdersOf(customer) => QueryResult::Orders(state.orders_of(customer)),
+            Query::Waitlist(e, customer) => QueryResult::Waitlist(state.waitlist_view(*e, customer)),
+            Query::Notices(e, customer) => QueryResult::Notices(state.notices_of(*e, customer)),
         }
     }
 }

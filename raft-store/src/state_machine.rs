@@ -23,6 +23,7 @@ use openraft::{EntryPayload, OptionalSend};
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use crate::codec::{db_err, decode, encode};
+use crate::feed::FeedHub;
 use crate::keys::{
     SM_APPLIED, SM_RECORDS_START, decode_record_key, prefixed, record_key, replica_end, replica_start,
     unprefixed,
@@ -52,6 +53,8 @@ pub struct StateMachine {
     membership: StoredMembership,
     snapshot_dir: PathBuf,
     publish_lock: PublishLock,
+    /// Where this replica's availability changes go, and its group.
+    feed: Option<(FeedHub, u64)>,
 }
 
 type AppliedMeta = (Option<LogId>, StoredMembership);
@@ -100,7 +103,18 @@ impl StateMachine {
             membership,
             snapshot_dir,
             publish_lock: PublishLock::default(),
+            feed: None,
         })
+    }
+
+    /// Publishes this replica's availability changes to `hub` as group
+    /// `group`'s. Call before handing the state machine to Raft.
+    pub fn attach_feed(&mut self, hub: FeedHub, group: u64) {
+        self.write_state().record_changes();
+        if let Some(applied) = self.last_applied {
+            hub.publish(group, applied.index, Vec::new());
+        }
+        self.feed = Some((hub, group));
     }
 
     pub fn shared(&self) -> SharedState {
@@ -135,14 +149,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut applied_any = false;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
+            let index = entry.log_id.index;
             let response = match entry.payload {
-                EntryPayload::Normal(request) => Some(self.write_state().apply(entry.log_id.index, &request)),
+                EntryPayload::Normal(request) => {
+                    let mut state = self.write_state();
+                    let response = state.apply(index, &request);
+                    // Published under the write lock: see `feed`.
+                    if let Some((hub, group)) = &self.feed {
+                        hub.publish(*group, index, state.take_changes());
+                    }
+                    Some(response)
+                }
                 EntryPayload::Blank => None,
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     None
                 }
             };
+            if response.is_none()
+                && let Some((hub, group)) = &self.feed
+            {
+                let _state = self.write_state();
+                hub.publish(*group, index, Vec::new());
+            }
             self.last_applied = Some(entry.log_id);
             applied_any = true;
             if let Some(responder) = responder {
@@ -218,7 +247,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(|e| io::Error::other(format!("snapshot install task failed: {e}")))??;
 
-        *self.write_state() = state;
+        {
+            let mut current = self.write_state();
+            *current = state;
+            if let Some((hub, group)) = &self.feed {
+                current.record_changes();
+                hub.reset_group(*group, meta.last_log_id.as_ref().map_or(0, |id| id.index));
+            }
+        }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");

@@ -268,6 +268,47 @@ impl PaymentsConfig {
     }
 }
 
+/// Where notifications go. Without an `smtp` section, e-mail notices are
+/// written to the node's log instead (the demo's default); webhooks are
+/// signed with `webhook_secret` when it is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub smtp: Option<SmtpConfig>,
+    /// The HMAC key customer webhooks are signed with (at least 16 bytes).
+    pub webhook_secret: Option<String>,
+}
+
+/// An SMTP relay, without TLS or authentication (a local MTA or sink).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// The sender address of every notice.
+    pub from: String,
+}
+
+impl NotificationsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.webhook_secret
+            && secret.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "notifications.webhook_secret must be at least 16 bytes".into(),
+            ));
+        }
+        if let Some(smtp) = &self.smtp
+            && (smtp.host.is_empty() || smtp.port == 0 || !smtp.from.contains('@'))
+        {
+            return Err(ConfigError::Invalid(
+                "notifications.smtp needs a host, a port and a from address".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A rate: `per_minute` on average, bursts of up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +371,8 @@ pub struct NodeConfig {
     pub payments: Option<PaymentsConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
 }
 
 impl NodeConfig {
@@ -435,6 +478,7 @@ impl NodeConfig {
         if let Some(auth) = &self.auth {
             auth.validate()?;
         }
+        self.notifications.validate()?;
         if let Some(payments) = &self.payments {
             payments.validate()?;
         }
@@ -489,6 +533,7 @@ mod tests {
                 retry_after_ms: 5_000,
             }),
             limits: LimitsConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 

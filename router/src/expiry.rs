@@ -1,10 +1,13 @@
-//! Expiring holds when nobody writes.
+//! Expiring holds when nobody writes, and serving waitlists.
 //!
 //! The state machine frees expired holds whenever it applies an entry, at the
 //! entry's time. On a quiet event no entry may come for minutes, so the
 //! leader of each group proposes a `Tick` once the earliest hold expiry in
 //! that group has passed; every replica then frees the same seats at the same
-//! log position. One loop serves every group this node hosts: checking a group
+//! log position. Likewise, when places a waitlisted customer wants are
+//! available, the leader proposes `OfferWaitlist` for the event (one offer
+//! per entry, so the new hold's id is that entry's index). One loop serves
+//! every group this node hosts: checking a group
 //! is a lock-free metrics read plus, on leaders, one short state read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,26 +38,29 @@ pub async fn run_expiry_ticker(router: std::sync::Arc<Router>, shutdown: Cancell
             if !leads {
                 continue;
             }
-            let due = replica
-                .state
-                .read()
-                .next_hold_expiry()
-                .is_some_and(|at| at <= now_ms);
-            if !due {
-                continue;
+            let (due, offers) = {
+                let state = replica.state.read();
+                let due = state.next_hold_expiry().is_some_and(|at| at <= now_ms);
+                (due, state.waitlist_offers_due())
+            };
+            let mut housekeeping: Vec<Command> = offers
+                .into_iter()
+                .map(|event_id| Command::OfferWaitlist { event_id })
+                .collect();
+            if due {
+                housekeeping.insert(0, Command::Tick);
             }
-            ticks += 1;
-            // Ticks are never de-duplicated, so the id only labels the entry.
-            let Ok(request_id) = RequestId::new(&format!("tick-{}-{ticks}", router.node_id())) else {
-                continue;
-            };
-            let write = ForwardedWrite {
-                request_id,
-                command: Command::Tick,
-            };
-            let reply = crate::leader::submit(&replica, write, router.policy.attempt_timeout).await;
-            if !matches!(reply, LeaderReply::Done(_)) {
-                tracing::debug!(group = replica.group_id, ?reply, "expiry tick not applied");
+            for command in housekeeping {
+                ticks += 1;
+                // Housekeeping is never de-duplicated, so the id only labels the entry.
+                let Ok(request_id) = RequestId::new(&format!("tick-{}-{ticks}", router.node_id())) else {
+                    continue;
+                };
+                let write = ForwardedWrite { request_id, command };
+                let reply = crate::leader::submit(&replica, write, router.policy.attempt_timeout).await;
+                if !matches!(reply, LeaderReply::Done(_)) {
+                    tracing::debug!(group = replica.group_id, ?reply, "housekeeping entry not applied");
+                }
             }
         }
     }

@@ -147,7 +147,7 @@ impl Router {
     }
 
     /// The group owning `event_id` in this node's copy of the map.
-    fn local_placement(&self, event_id: EventId) -> Option<GroupId> {
+    pub fn local_placement(&self, event_id: EventId) -> Option<GroupId> {
         self.with_local_map(|map| map.group_of(event_id)).flatten()
     }
 
@@ -170,9 +170,9 @@ impl Router {
     pub async fn submit(&self, request_id: RequestId, command: Command) -> Result<Response, RouteError> {
         let group = match &command {
             Command::Map(_) => META_GROUP,
-            Command::Tick => {
+            housekeeping if housekeeping.is_housekeeping() => {
                 return Ok(Err(Rejection::InvalidRequest(
-                    "ticks are proposed by group leaders, not routed".to_owned(),
+                    "housekeeping entries are proposed by group leaders, not routed".to_owned(),
                 )));
             }
             Command::CreateEvent { event_id, .. } => {
@@ -571,6 +571,8 @@ fn not_found(query: &Query) -> QueryResult {
             next: None,
         }),
         Query::OrdersOf(_) => QueryResult::Orders(Vec::new()),
+        Query::Waitlist(..) => QueryResult::Waitlist(None),
+        Query::Notices(..) => QueryResult::Notices(Vec::new()),
     }
 }
 

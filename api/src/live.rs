@@ -1,0 +1,490 @@
+//! Live availability over Server-Sent Events, the waitlist, reminders and
+//! notification preferences.
+//!
+//! `GET /v1/events/{id}/live` streams an event's seat changes from this
+//! node's own replica of the event's group (`raft_store::feed`), so every
+//! region serves its seat maps locally. The stream opens with a `snapshot`
+//! (every seat's status and every count, as of an applied index) unless the
+//! client resumes with `Last-Event-ID` (header, or `?last_event_id=` for
+//! clients that cannot set headers) and the node still has every change since
+//! that id; then it replays those. After that, each `change` event is one
+//! rule's effect, in log order, with its id `{group}.{index}.{ordinal}`.
+//! A comment every `HEARTBEAT` keeps proxies from closing an idle stream.
+//! A client that reads too slowly to keep up is disconnected (its channel
+//! is bounded); it reconnects with its last id and resumes or resyncs.
+//!
+//! What it does not do: route a stream to another node. A node without a
+//! replica of the event's group answers `421 not_replicated_here` naming
+//! the nodes that have one.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use booking::{
+    AvailabilityChange, Channel, Command, EventId, EventView, NotifyPreference, Rejection, Success,
+};
+use futures::Stream;
+use raft_store::feed::{FeedItem, Position, position_of};
+use raft_store::{FeedHub, Query, QueryResult};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use crate::problem::Problem;
+use crate::{ApiResult, AppState, event_id, render, request_id};
+
+/// How often an idle stream gets a comment.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long before an event's start its reminder is due by default.
+pub const DEFAULT_REMIND_BEFORE_SECS: u64 = 24 * 60 * 60;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct LiveOptions {
+    last_event_id: Option<String>,
+}
+
+/// Where a client stands: a change id or a snapshot id of `group`.
+fn parse_position(text: &str) -> Option<(u64, Position)> {
+    let mut parts = text.split('.');
+    let group = parts.next()?.parse().ok()?;
+    let index = parts.next()?.parse().ok()?;
+    let ordinal = match parts.next() {
+        Some(ordinal) => ordinal.parse().ok()?,
+        None => u32::MAX,
+    };
+    parts.next().is_none().then_some((group, (index, ordinal)))
+}
+
+fn change_id(group: u64, change: &AvailabilityChange) -> String {
+    format!("{group}.{}.{}", change.log_index, change.ordinal)
+}
+
+fn snapshot_event(group: u64, position: Position, view: &EventView) -> Event {
+    let seats: Vec<_> = view
+        .sections
+        .iter()
+        .flat_map(|section| &section.rows)
+        .flat_map(|row| &row.seats)
+        .map(|seat| json!({ "seat": seat.id, "status": seat.status }))
+        .collect();
+    let body = json!({
+        "event_id": view.event_id,
+        "as_of_index": position.0,
+        "status": view.status,
+        "available": view.available,
+        "held": view.held,
+        "sold": view.sold,
+        "tiers": view.tiers.iter().map(|t| json!({ "tier": t.name, "available": t.available })).collect::<Vec<_>>(),
+        "areas": view.ga_areas.iter().map(|a| json!({ "area": a.name, "available": a.available })).collect::<Vec<_>>(),
+        "seats": seats,
+    });
+    Event::default()
+        .event("snapshot")
+        .id(format!("{group}.{}", position.0))
+        .data(body.to_string())
+}
+
+fn change_event(group: u64, change: &AvailabilityChange) -> Event {
+    Event::default()
+        .event("change")
+        .id(change_id(group, change))
+        .data(json!(change).to_string())
+}
+
+/// What the stream still has to send before following the channel.
+struct Live {
+    hub: FeedHub,
+    state: raft_store::SharedState,
+    group: u64,
+    event: EventId,
+    receiver: tokio::sync::broadcast::Receiver<FeedItem>,
+    pending: std::collections::VecDeque<Event>,
+    position: Position,
+    closed: bool,
+}
+
+impl Live {
+    /// A fresh snapshot, with the position it stands at. Called with no lock
+    /// held; takes the state's read lock, under which the hub's applied index
+    /// matches the state.
+    fn resync(&mut self) -> Option<Event> {
+        let state = self.state.read();
+        let view = state.event_view(self.event)?;
+        let position = (self.hub.applied(self.group), u32::MAX);
+        drop(state);
+        self.position = position;
+        Some(snapshot_event(self.group, position, &view))
+    }
+
+    async fn next_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        if self.closed {
+            return None;
+        }
+        loop {
+            match self.receiver.recv().await {
+                Ok(FeedItem::Change(change)) => {
+                    if position_of(&change) <= self.position {
+                        continue;
+                    }
+                    self.position = position_of(&change);
+                    self.hub.touch(self.event);
+                    return Some(change_event(self.group, &change));
+                }
+                Ok(FeedItem::Reset) => {
+                    if let Some(snapshot) = self.resync() {
+                        return Some(snapshot);
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    // Too slow: drop the client rather than buffer for it. It
+                    // resumes (or resyncs) from its last id when it comes back.
+                    tracing::info!(event = %self.event, missed, "live stream too slow; closing it");
+                    self.closed = true;
+                    return Some(
+                        Event::default()
+                            .event("overflow")
+                            .data(json!({ "missed": missed }).to_string()),
+                    );
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+pub(crate) async fn live(
+    State(state): State<AppState>,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(options): ApiQuery<LiveOptions>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let event = event_id(&raw_event)?;
+    let hub = state.feed.clone().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "live_disabled",
+            "this node serves no live feeds",
+        )
+    })?;
+    let group = match state.router.group_of(event).await? {
+        Some(group) => group,
+        None => return Err(Problem::from(Rejection::UnknownEvent)),
+    };
+    let Some(replica) = state.router.groups().get(group) else {
+        let nodes: Vec<String> = state
+            .router
+            .with_local_map(|map| {
+                map.groups
+                    .get(&group)
+                    .map(|info| {
+                        info.voters
+                            .values()
+                            .chain(info.learners.values())
+                            .filter_map(|node| map.nodes.get(node).map(|n| n.http_addr.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        return Err(Problem::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "not_replicated_here",
+            format!("this node has no replica of the event's group; ask one of {nodes:?}"),
+        )
+        .with("nodes", json!(nodes)));
+    };
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or(options.last_event_id);
+    let after = last_id
+        .as_deref()
+        .and_then(parse_position)
+        .filter(|(id_group, _)| *id_group == group)
+        .map(|(_, position)| position);
+
+    // Subscribe and take the snapshot under one read lock of the state: see
+    // `raft_store::feed`.
+    let shared = replica.state.clone();
+    let (subscription, snapshot) = {
+        let guard = shared.read();
+        let subscription = hub.subscribe(group, event, after);
+        let snapshot = match subscription.backlog {
+            Some(_) => None,
+            None => Some(
+                guard
+                    .event_view(event)
+                    .ok_or_else(|| Problem::from(Rejection::UnknownEvent))?,
+            ),
+        };
+        (subscription, snapshot)
+    };
+    let mut pending = std::collections::VecDeque::new();
+    match (&subscription.backlog, snapshot) {
+        (Some(backlog), _) => pending.extend(backlog.iter().map(|change| change_event(group, change))),
+        (None, Some(view)) => pending.push_back(snapshot_event(group, subscription.position, &view)),
+        (None, None) => unreachable!("a snapshot is taken whenever there is no backlog"),
+    }
+    let live = Live {
+        hub,
+        state: shared,
+        group,
+        event,
+        receiver: subscription.receiver,
+        pending,
+        position: subscription.position,
+        closed: false,
+    };
+    Ok(Sse::new(into_stream(live))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+fn into_stream(live: Live) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
+    futures::stream::unfold(live, |mut live| async move {
+        let event = live.next_event().await?;
+        Some((Ok(event), live))
+    })
+}
+
+// ----- Waitlist ---------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JoinBody {
+    holder: Option<String>,
+    tier: Option<String>,
+    quantity: u32,
+}
+
+pub(crate) async fn join_waitlist(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<JoinBody>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let customer = caller.holder(body.holder.as_deref())?;
+    let command = Command::JoinWaitlist {
+        event_id,
+        customer,
+        tier: body.tier,
+        quantity: body.quantity,
+    };
+    let response = state.router.submit(request_id(&headers)?, command).await?;
+    match response? {
+        Success::Waitlisted(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        other => Err(Problem::unexpected(&other)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HolderBody {
+    holder: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct HolderQuery {
+    holder: Option<String>,
+}
+
+pub(crate) async fn leave_waitlist(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    headers: HeaderMap,
+    body: OptionalJson<HolderBody>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let body = body.0.unwrap_or_default();
+    let customer = caller.holder(body.holder.as_deref())?;
+    let command = Command::LeaveWaitlist { event_id, customer };
+    render(state.router.submit(request_id(&headers)?, command).await?)
+}
+
+pub(crate) async fn get_waitlist(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HolderQuery>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let customer = caller.holder(query.holder.as_deref())?;
+    match state.router.query(Query::Waitlist(event_id, customer)).await? {
+        QueryResult::Waitlist(Some(view)) => Ok(Json(view).into_response()),
+        _ => Err(Problem::from(Rejection::NotWaitlisted)),
+    }
+}
+
+// ----- Reminders and notices ------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReminderBody {
+    holder: Option<String>,
+    channel: Option<Channel>,
+    /// How long before the event's start (default: a day).
+    remind_before_secs: Option<u64>,
+}
+
+pub(crate) async fn subscribe_reminder(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    headers: HeaderMap,
+    body: OptionalJson<ReminderBody>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let body = body.0.unwrap_or_default();
+    let customer = caller.holder(body.holder.as_deref())?;
+    let before_ms = body
+        .remind_before_secs
+        .unwrap_or(DEFAULT_REMIND_BEFORE_SECS)
+        .checked_mul(1000)
+        .ok_or_else(|| Problem::invalid_field("remind_before_secs", "out of range"))?;
+    let listing = match state.router.query_local(Query::Listing(event_id, 0)).await? {
+        QueryResult::Listing(Some(listing)) => listing,
+        _ => {
+            return Err(Problem::invalid(
+                "the event has no listing with a start time to be reminded of",
+            ));
+        }
+    };
+    let command = Command::SubscribeReminder {
+        event_id,
+        customer,
+        channel: body.channel,
+        remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
+    };
+    match state.router.submit(request_id(&headers)?, command).await?? {
+        Success::ReminderSet(notice) => Ok((StatusCode::CREATED, Json(notice)).into_response()),
+        other => Err(Problem::unexpected(&other)),
+    }
+}
+
+pub(crate) async fn unsubscribe_reminder(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    headers: HeaderMap,
+    body: OptionalJson<HolderBody>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let body = body.0.unwrap_or_default();
+    let customer = caller.holder(body.holder.as_deref())?;
+    match state
+        .router
+        .submit(
+            request_id(&headers)?,
+            Command::UnsubscribeReminder { event_id, customer },
+        )
+        .await??
+    {
+        Success::ReminderCancelled { event_id } => Ok(Json(json!({ "event_id": event_id })).into_response()),
+        other => Err(Problem::unexpected(&other)),
+    }
+}
+
+/// The caller's notices about an event, with their delivery state.
+pub(crate) async fn notices(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HolderQuery>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let customer = caller.holder(query.holder.as_deref())?;
+    match state.router.query(Query::Notices(event_id, customer)).await? {
+        QueryResult::Notices(notices) => Ok(Json(json!({ "notices": notices })).into_response()),
+        _ => Err(Problem::from(Rejection::UnknownEvent)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreferenceBody {
+    channel: Channel,
+    webhook_url: Option<String>,
+}
+
+/// Sets how the calling customer is notified.
+pub(crate) async fn set_notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PreferenceBody>,
+) -> ApiResult {
+    let Caller::User { customer_id, .. } = caller else {
+        return Err(match caller {
+            Caller::Anonymous => crate::auth::login_required(),
+            _ => Problem::from(Rejection::NoAddress),
+        });
+    };
+    let group = customer_id
+        .account_group()
+        .ok_or_else(|| Problem::from(Rejection::NoAddress))?;
+    let preference = NotifyPreference {
+        channel: body.channel,
+        webhook_url: body.webhook_url,
+    };
+    preference.validate()?;
+    let command = Command::SetNotifications {
+        customer_id,
+        preference,
+    };
+    match state
+        .router
+        .submit_to_group(group, request_id(&headers)?, command)
+        .await??
+    {
+        Success::AccountUpdated(view) => Ok(Json(view).into_response()),
+        other => Err(Problem::unexpected(&other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_parse_from_change_and_snapshot_ids() {
+        assert_eq!(parse_position("3.17.2"), Some((3, (17, 2))));
+        assert_eq!(parse_position("3.17"), Some((3, (17, u32::MAX))));
+        for bad in ["", "3", "x.1.2", "3.1.2.4", "3.-1.0"] {
+            assert_eq!(parse_position(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_lists_every_seat() {
+        let mut state = booking::BookingState::new();
+        let request = booking::Request {
+            request_id: booking::RequestId::new("c").unwrap(),
+            now_ms: 1,
+            fingerprint: 0,
+            command: Command::CreateEvent {
+                event_id: EventId(1),
+                spec: booking::EventSpec::demo_venue(),
+                ticket_salt: [0; 16],
+                draft: false,
+            },
+        };
+        state.apply(1, &request).unwrap();
+        let view = state.event_view(EventId(1)).unwrap();
+        let event = snapshot_event(2, (9, u32::MAX), &view);
+        let text = format!("{event:?}");
+        assert!(text.contains("2.9"), "{text}");
+    }
+}
