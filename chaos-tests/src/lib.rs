@@ -19,6 +19,7 @@ pub mod client;
 pub mod shop;
 pub mod smtp_sink;
 pub mod sse;
+pub mod webhook_sink;
 pub mod workload;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -437,3 +437,258 @@ async fn scenario() -> anyhow::Result<()> {
     test.cluster.wait_ready(chaos_tests::READY_TIMEOUT).await?;
     test.finish().await
 }
+
+/// Webhooks, reminders and channels, with a webhook receiver run by the test:
+///
+/// - A customer who chose the webhook channel gets their confirmation as a
+///   signed POST. The receiver fails the first attempt; the retry carries
+///   the same notification id and a valid signature, and the notice is
+///   recorded as delivered on the second attempt.
+/// - A reminder subscription names its own channel (the log) and is
+///   delivered when due; a later one stays pending, can be cancelled and
+///   renewed. A guest cannot subscribe (no address on file).
+/// - Cancelling the event tells the buyer (refunded) and the subscriber, and
+///   withdraws the pending reminder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_reminders_and_cancellation_notices() -> anyhow::Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, channels_scenario())
+        .await
+        .context("the test did not finish in time")?
+}
+
+const HOOK_SECRET: &str = "a-test-webhook-secret";
+
+async fn notices_of(client: &ApiClient, token: &str) -> anyhow::Result<Vec<Value>> {
+    let got = call(
+        client,
+        Some(token),
+        Method::GET,
+        2,
+        &format!("/v1/events/{EVENT}/notices"),
+        None,
+        None,
+    )
+    .await?;
+    expect("notices", &got, StatusCode::OK, None)?;
+    Ok(got.1["notices"].as_array().cloned().unwrap_or_default())
+}
+
+/// Waits for the caller's notice of `kind` to settle as delivered; returns it.
+async fn delivered(client: &ApiClient, token: &str, kind: &str) -> anyhow::Result<Value> {
+    eventually(&format!("the {kind} notice is delivered"), WAIT, async || {
+        let notices = notices_of(client, token).await?;
+        let of_kind = |n: &&Value| n["kind"] == kind || n["kind"].get(kind).is_some();
+        Ok(notices
+            .iter()
+            .filter(of_kind)
+            .find(|n| n["delivery"].get("delivered").is_some())
+            .cloned())
+    })
+    .await
+}
+
+async fn channels_scenario() -> anyhow::Result<()> {
+    let hooks = chaos_tests::webhook_sink::WebhookSink::start().await?;
+    let test = TestCluster::start_configured(3, RaftTuning::default(), &|config| {
+        config.notifications.webhook_secret = Some(HOOK_SECRET.to_owned());
+    })
+    .await?;
+    let client = test.client.clone();
+    let staff = Some(LOCAL_ADMIN_TOKEN);
+
+    let venue = json!({ "name": "Olympia", "address": "1 Grand Rue", "city": "Paris", "country": "FR",
+        "time_zone": "Europe/Paris" });
+    let venue = call(
+        &client,
+        staff,
+        Method::POST,
+        1,
+        "/v1/venues",
+        Some(venue),
+        Some("v"),
+    )
+    .await?;
+    expect("a venue", &venue, StatusCode::CREATED, None)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let starts = now_ms + 2 * 24 * 3600 * 1000;
+    let listing = json!({ "category": "concert", "venue_id": venue.1["venue_id"], "starts_at_ms": starts,
+        "ends_at_ms": starts + 3 * 3600 * 1000 });
+    let body = json!({ "event_id": EVENT, "spec": grid_event("Hooks", 1, 1, 2)?, "listing": listing });
+    let created = call(
+        &client,
+        staff,
+        Method::POST,
+        1,
+        "/v1/events",
+        Some(body),
+        Some("ev"),
+    )
+    .await?;
+    expect("the event", &created, StatusCode::CREATED, None)?;
+    let (dana, dana_id) = register(&client, "dana@example.org").await?;
+    let (erin, _) = register(&client, "erin@example.org").await?;
+
+    // Dana wants webhooks; a webhook without a URL is refused.
+    let prefs = "/v1/me/notifications";
+    let no_url = call(
+        &client,
+        Some(&dana),
+        Method::PUT,
+        2,
+        prefs,
+        Some(json!({ "channel": "webhook" })),
+        None,
+    )
+    .await?;
+    expect(
+        "webhook without a URL",
+        &no_url,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("invalid_request"),
+    )?;
+    let set = call(
+        &client,
+        Some(&dana),
+        Method::PUT,
+        2,
+        prefs,
+        Some(json!({ "channel": "webhook", "webhook_url": hooks.url("/dana") })),
+        None,
+    )
+    .await?;
+    expect("webhook preference", &set, StatusCode::OK, None)?;
+    ensure!(set.1["notify"]["channel"] == "webhook", "{}", set.1);
+
+    // The first delivery fails; the retry succeeds with the same id.
+    hooks.set_status(503);
+    let hold_d = hold(&client, &dana, 2, "A-1-1").await?;
+    buy(&client, &dana, 2, &hold_d, "buy-d").await?;
+    hooks.wait_for(1, WAIT).await?;
+    hooks.set_status(200);
+    let confirmed = delivered(&client, &dana, "order_confirmed").await?;
+    ensure!(
+        confirmed["delivery"]["delivered"]["attempts"] == 2
+            && confirmed["delivery"]["delivered"]["channel"] == "webhook",
+        "{confirmed}"
+    );
+    let received = hooks.received();
+    ensure!(
+        received.len() == 2,
+        "one failed and one good delivery: {received:?}"
+    );
+    let ids: Vec<_> = received
+        .iter()
+        .map(|h| h.header("boxoffice-notification-id"))
+        .collect();
+    ensure!(
+        ids[0].is_some() && ids[0] == ids[1],
+        "one notification id: {ids:?}"
+    );
+    let now_secs = now_ms / 1000 + 60;
+    for hook in &received {
+        let signature = hook.header("boxoffice-signature").context("a signature")?;
+        api::payments::verify_signature(HOOK_SECRET.as_bytes(), signature, hook.body.as_bytes(), now_secs)
+            .map_err(|p| anyhow::anyhow!("bad signature: {}", p.detail))?;
+        let payload: Value = serde_json::from_str(&hook.body)?;
+        ensure!(
+            payload["type"] == "order_confirmed" && payload["customer_id"] == dana_id.as_str(),
+            "{payload}"
+        );
+    }
+
+    // Reminders: dana's names the log channel and is due at once (three
+    // days before a start two days away); erin's is due tomorrow.
+    let reminders = format!("/v1/events/{EVENT}/reminders");
+    let set = call(
+        &client,
+        Some(&dana),
+        Method::POST,
+        3,
+        &reminders,
+        Some(json!({ "channel": "log", "remind_before_secs": 3 * 24 * 3600 })),
+        None,
+    )
+    .await?;
+    expect("dana's reminder", &set, StatusCode::CREATED, None)?;
+    let reminded = delivered(&client, &dana, "event_reminder").await?;
+    ensure!(
+        reminded["delivery"]["delivered"]["channel"] == "log",
+        "{reminded}"
+    );
+    let erins = call(&client, Some(&erin), Method::POST, 3, &reminders, None, None).await?;
+    expect("erin's reminder", &erins, StatusCode::CREATED, None)?;
+    let cancel = format!("/v1/events/{EVENT}/reminders/cancel");
+    let stopped = call(&client, Some(&erin), Method::POST, 3, &cancel, None, None).await?;
+    expect("erin stops it", &stopped, StatusCode::OK, None)?;
+    let twice = call(&client, Some(&erin), Method::POST, 3, &cancel, None, None).await?;
+    expect(
+        "stopping twice",
+        &twice,
+        StatusCode::NOT_FOUND,
+        Some("not_subscribed"),
+    )?;
+    let again = call(&client, Some(&erin), Method::POST, 3, &reminders, None, None).await?;
+    expect("erin subscribes again", &again, StatusCode::CREATED, None)?;
+    ensure!(
+        again.1["delivery"].get("pending").is_some(),
+        "due tomorrow: {}",
+        again.1
+    );
+    let guest = call(
+        &client,
+        None,
+        Method::POST,
+        3,
+        "/v1/auth/guest",
+        Some(json!({ "email": "gus@example.org" })),
+        None,
+    )
+    .await?;
+    expect("a guest", &guest, StatusCode::OK, None)?;
+    let gus = text(&guest.1, "access_token")?.to_owned();
+    let refused = call(&client, Some(&gus), Method::POST, 3, &reminders, None, None).await?;
+    expect(
+        "a guest's reminder",
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("no_address"),
+    )?;
+
+    // The organiser cancels: dana (refunded, by webhook) and erin are told.
+    let cancelled = call(
+        &client,
+        staff,
+        Method::POST,
+        1,
+        &format!("/v1/events/{EVENT}/cancel"),
+        None,
+        None,
+    )
+    .await?;
+    expect("the cancellation", &cancelled, StatusCode::OK, None)?;
+    let told = delivered(&client, &dana, "event_cancelled").await?;
+    ensure!(
+        told["kind"]["event_cancelled"]["refunded"] == true
+            && told["delivery"]["delivered"]["channel"] == "webhook",
+        "{told}"
+    );
+    let erin_told = delivered(&client, &erin, "event_cancelled").await?;
+    // Erin's address is e-mail, and these nodes have no mail relay: the log.
+    ensure!(
+        erin_told["delivery"]["delivered"]["channel"] == "log",
+        "{erin_told}"
+    );
+    let erin_notices = notices_of(&client, &erin).await?;
+    ensure!(
+        !erin_notices.iter().any(|n| n["kind"] == "event_reminder"),
+        "the pending reminder is withdrawn: {erin_notices:?}"
+    );
+    let hooks_now = hooks.received();
+    ensure!(
+        hooks_now.iter().any(|h| h.body.contains("event_cancelled")),
+        "the cancellation reached dana's webhook: {hooks_now:?}"
+    );
+    test.finish().await
+}
