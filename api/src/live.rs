@@ -25,7 +25,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use booking::{
-    AvailabilityChange, Channel, Command, EventId, EventView, NotifyPreference, Rejection, Success,
+    AvailabilityChange, Channel, Command, CustomerId, EventId, EventView, NotifyPreference, Rejection,
+    Success,
 };
 use futures::Stream;
 use raft_store::feed::{FeedItem, Position, position_of};
@@ -300,6 +301,26 @@ pub(crate) struct HolderQuery {
     holder: Option<String>,
 }
 
+/// Carries out an event command for the caller, or for the holder staff
+/// name in an optional `{"holder"}` body.
+async fn for_holder(
+    state: &AppState,
+    caller: &Caller,
+    raw_event: &str,
+    headers: &HeaderMap,
+    body: OptionalJson<HolderBody>,
+    make: impl FnOnce(EventId, CustomerId) -> Command,
+) -> ApiResult {
+    let event_id = event_id(raw_event)?;
+    let customer = caller.holder(body.0.unwrap_or_default().holder.as_deref())?;
+    render(
+        state
+            .router
+            .submit(request_id(headers)?, make(event_id, customer))
+            .await?,
+    )
+}
+
 pub(crate) async fn leave_waitlist(
     State(state): State<AppState>,
     caller: Caller,
@@ -307,11 +328,15 @@ pub(crate) async fn leave_waitlist(
     headers: HeaderMap,
     body: OptionalJson<HolderBody>,
 ) -> ApiResult {
-    let event_id = event_id(&raw_event)?;
-    let body = body.0.unwrap_or_default();
-    let customer = caller.holder(body.holder.as_deref())?;
-    let command = Command::LeaveWaitlist { event_id, customer };
-    render(state.router.submit(request_id(&headers)?, command).await?)
+    for_holder(
+        &state,
+        &caller,
+        &raw_event,
+        &headers,
+        body,
+        |event_id, customer| Command::LeaveWaitlist { event_id, customer },
+    )
+    .await
 }
 
 pub(crate) async fn get_waitlist(
@@ -381,20 +406,15 @@ pub(crate) async fn unsubscribe_reminder(
     headers: HeaderMap,
     body: OptionalJson<HolderBody>,
 ) -> ApiResult {
-    let event_id = event_id(&raw_event)?;
-    let body = body.0.unwrap_or_default();
-    let customer = caller.holder(body.holder.as_deref())?;
-    match state
-        .router
-        .submit(
-            request_id(&headers)?,
-            Command::UnsubscribeReminder { event_id, customer },
-        )
-        .await??
-    {
-        Success::ReminderCancelled { event_id } => Ok(Json(json!({ "event_id": event_id })).into_response()),
-        other => Err(Problem::unexpected(&other)),
-    }
+    for_holder(
+        &state,
+        &caller,
+        &raw_event,
+        &headers,
+        body,
+        |event_id, customer| Command::UnsubscribeReminder { event_id, customer },
+    )
+    .await
 }
 
 /// The caller's notices about an event, with their delivery state.

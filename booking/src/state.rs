@@ -133,6 +133,12 @@ impl BookingState {
         self.changes.get_or_insert_with(Vec::new);
     }
 
+    /// Turns recording off (changes not yet taken are dropped), for a replica
+    /// nobody is watching.
+    pub fn stop_recording_changes(&mut self) {
+        self.changes = None;
+    }
+
     /// The availability changes recorded since the last call, in log order.
     pub fn take_changes(&mut self) -> Vec<AvailabilityChange> {
         self.changes.as_mut().map(std::mem::take).unwrap_or_default()

@@ -118,20 +118,7 @@ impl TestCluster {
         regions: &[region_config::RegionId],
         ready_within: Duration,
     ) -> anyhow::Result<Self> {
-        let binary = find_binary()?;
-        let dir = tempfile::Builder::new()
-            .prefix("boxoffice-chaos-")
-            .tempdir()
-            .context("cannot create the test directory")?;
-        let cluster = LocalCluster::start_in_regions(&binary, dir.path(), nodes, raft, layout, regions)?;
-        let client = ApiClient::for_cluster(&cluster)?;
-        let mut test = Self {
-            cluster,
-            client,
-            dir: Some(dir),
-        };
-        test.cluster.wait_ready(ready_within).await?;
-        Ok(test)
+        Self::launch(nodes, raft, layout, regions, ready_within, &|_| {}).await
     }
 
     /// Starts `nodes` nodes in one region with one data group, letting
@@ -141,25 +128,36 @@ impl TestCluster {
         raft: RaftTuning,
         configure: &dyn Fn(&mut region_config::NodeConfig),
     ) -> anyhow::Result<Self> {
+        let layout = ClusterLayout {
+            groups_per_region: 1,
+            ..ClusterLayout::default()
+        };
+        Self::launch(nodes, raft, layout, &[], READY_TIMEOUT, configure).await
+    }
+
+    async fn launch(
+        nodes: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[region_config::RegionId],
+        ready_within: Duration,
+        configure: &dyn Fn(&mut region_config::NodeConfig),
+    ) -> anyhow::Result<Self> {
         let binary = find_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("boxoffice-chaos-")
             .tempdir()
             .context("cannot create the test directory")?;
-        let layout = ClusterLayout {
-            groups_per_region: 1,
-            ..ClusterLayout::default()
-        };
         let addrs = node::launcher::ephemeral_addrs(nodes)?;
         let cluster =
-            LocalCluster::start_configured(&binary, dir.path(), addrs, raft, layout, &[], configure)?;
+            LocalCluster::start_configured(&binary, dir.path(), addrs, raft, layout, regions, configure)?;
         let client = ApiClient::for_cluster(&cluster)?;
         let mut test = Self {
             cluster,
             client,
             dir: Some(dir),
         };
-        test.cluster.wait_ready(READY_TIMEOUT).await?;
+        test.cluster.wait_ready(ready_within).await?;
         Ok(test)
     }
 

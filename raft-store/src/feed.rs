@@ -143,6 +143,11 @@ impl FeedHub {
         }
     }
 
+    /// Whether any event has a feed (someone watches or recently watched).
+    pub fn watching_any(&self) -> bool {
+        !self.lock().events.is_empty()
+    }
+
     /// The group's applied index as published.
     pub fn applied(&self, group: u64) -> u64 {
         self.lock().applied.get(&group).copied().unwrap_or(0)

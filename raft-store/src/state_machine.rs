@@ -153,6 +153,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let response = match entry.payload {
                 EntryPayload::Normal(request) => {
                     let mut state = self.write_state();
+                    // Changes are built only while someone watches an event of
+                    // this node; a subscriber arriving later starts from a
+                    // snapshot taken under the state lock, so nothing is lost.
+                    if let Some((hub, _)) = &self.feed {
+                        if hub.watching_any() {
+                            state.record_changes();
+                        } else {
+                            state.stop_recording_changes();
+                        }
+                    }
                     let response = state.apply(index, &request);
                     // Published under the write lock: see `feed`.
                     if let Some((hub, group)) = &self.feed {
