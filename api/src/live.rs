@@ -19,14 +19,12 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use booking::{
     AvailabilityChange, Channel, Command, CustomerId, EventId, EventView, NotifyPreference, Rejection,
-    Success,
 };
 use futures::Stream;
 use raft_store::feed::{FeedItem, Position, position_of};
@@ -38,7 +36,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::problem::Problem;
-use crate::{ApiResult, AppState, event_id, render, request_id};
+use crate::{ApiResult, AppState, ReadOptions, event_id, read_and_render, render, request_id};
 
 /// How often an idle stream gets a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -230,12 +228,16 @@ pub(crate) async fn live(
         };
         (subscription, snapshot)
     };
-    let mut pending = std::collections::VecDeque::new();
-    match (&subscription.backlog, snapshot) {
-        (Some(backlog), _) => pending.extend(backlog.iter().map(|change| change_event(group, change))),
-        (None, Some(view)) => pending.push_back(snapshot_event(group, subscription.position, &view)),
-        (None, None) => unreachable!("a snapshot is taken whenever there is no backlog"),
-    }
+    // Rendered outside the lock: a big seat map takes a while to serialise.
+    let pending = match snapshot {
+        Some(view) => std::collections::VecDeque::from([snapshot_event(group, subscription.position, &view)]),
+        None => subscription
+            .backlog
+            .iter()
+            .flatten()
+            .map(|change| change_event(group, change))
+            .collect(),
+    };
     let live = Live {
         hub,
         state: shared,
@@ -283,11 +285,7 @@ pub(crate) async fn join_waitlist(
         tier: body.tier,
         quantity: body.quantity,
     };
-    let response = state.router.submit(request_id(&headers)?, command).await?;
-    match response? {
-        Success::Waitlisted(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
-        other => Err(Problem::unexpected(&other)),
-    }
+    render(state.router.submit(request_id(&headers)?, command).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -345,12 +343,21 @@ pub(crate) async fn get_waitlist(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(query): ApiQuery<HolderQuery>,
 ) -> ApiResult {
-    let event_id = event_id(&raw_event)?;
+    read_for_holder(&state, &caller, &raw_event, query, Query::Waitlist).await
+}
+
+/// Reads what `make` asks about the caller (or the holder staff name in
+/// `?holder=`) in an event, linearizably.
+async fn read_for_holder(
+    state: &AppState,
+    caller: &Caller,
+    raw_event: &str,
+    query: HolderQuery,
+    make: fn(EventId, CustomerId) -> Query,
+) -> ApiResult {
+    let event_id = event_id(raw_event)?;
     let customer = caller.holder(query.holder.as_deref())?;
-    match state.router.query(Query::Waitlist(event_id, customer)).await? {
-        QueryResult::Waitlist(Some(view)) => Ok(Json(view).into_response()),
-        _ => Err(Problem::from(Rejection::NotWaitlisted)),
-    }
+    read_and_render(state, &ReadOptions::default(), make(event_id, customer)).await
 }
 
 // ----- Reminders and notices ------------------------------------------------------
@@ -393,10 +400,7 @@ pub(crate) async fn subscribe_reminder(
         channel: body.channel,
         remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
     };
-    match state.router.submit(request_id(&headers)?, command).await?? {
-        Success::ReminderSet(notice) => Ok((StatusCode::CREATED, Json(notice)).into_response()),
-        other => Err(Problem::unexpected(&other)),
-    }
+    render(state.router.submit(request_id(&headers)?, command).await?)
 }
 
 pub(crate) async fn unsubscribe_reminder(
@@ -424,12 +428,7 @@ pub(crate) async fn notices(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(query): ApiQuery<HolderQuery>,
 ) -> ApiResult {
-    let event_id = event_id(&raw_event)?;
-    let customer = caller.holder(query.holder.as_deref())?;
-    match state.router.query(Query::Notices(event_id, customer)).await? {
-        QueryResult::Notices(notices) => Ok(Json(json!({ "notices": notices })).into_response()),
-        _ => Err(Problem::from(Rejection::UnknownEvent)),
-    }
+    read_for_holder(&state, &caller, &raw_event, query, Query::Notices).await
 }
 
 #[derive(Deserialize)]
@@ -464,14 +463,12 @@ pub(crate) async fn set_notifications(
         customer_id,
         preference,
     };
-    match state
-        .router
-        .submit_to_group(group, request_id(&headers)?, command)
-        .await??
-    {
-        Success::AccountUpdated(view) => Ok(Json(view).into_response()),
-        other => Err(Problem::unexpected(&other)),
-    }
+    render(
+        state
+            .router
+            .submit_to_group(group, request_id(&headers)?, command)
+            .await?,
+    )
 }
 
 #[cfg(test)]

@@ -496,7 +496,9 @@ pub enum Rejection {
     UnknownNotice,
     #[error("not subscribed to this event's reminder")]
     NotSubscribed,
-    #[error("notifications need an account with an address on file")]
+    #[error(
+        "notifications need an account with an address on file: register or log in (guests and holders named by staff have none)"
+    )]
     NoAddress,
 }
 

@@ -303,6 +303,10 @@ pub async fn run(groups: Groups, router: Arc<Router>, channels: Channels, shutdo
 }
 
 async fn handle(router: &Router, channels: &Channels, group: u64, notice: &NoticeView, event_name: &str) {
+    // Only pending notices are due; their attempt count labels the outcome.
+    let booking::Delivery::Pending { attempts, .. } = notice.delivery else {
+        return;
+    };
     let outcome = match router.query(Query::Account(notice.recipient.clone())).await {
         Ok(QueryResult::Account(Some(account))) => {
             let channel = notice.channel.unwrap_or(account.notify.channel);
@@ -312,10 +316,6 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
         Err(e) => Err(Failure::retry(format!(
             "cannot read the recipient's account: {e}"
         ))),
-    };
-    let attempts = match &notice.delivery {
-        booking::Delivery::Pending { attempts, .. } => *attempts,
-        _ => return,
     };
     let (label, command) = match outcome {
         Ok(channel) => (
