@@ -22,7 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, AuthKeys, Caller, RefreshToken};
-use crate::{ApiJson, ApiPath, ApiResult, AppState, Problem, request_id};
+use crate::{ApiJson, ApiPath, ApiResult, AppState, Problem, request_id, scoped_request_id};
 
 fn keys(state: &AppState) -> Result<&AuthKeys, Problem> {
     state.auth.as_deref().ok_or_else(|| {
@@ -44,15 +44,15 @@ fn email_key(keys: &AuthKeys, email: &str) -> TokenHash {
         .into()
 }
 
-/// Claims `email` for `wanted` in the metadata group; returns whoever holds it.
+/// Claims the address keyed `email_key` for `wanted` in the metadata group;
+/// returns whoever holds it.
 async fn claim_email(
     state: &AppState,
-    keys: &AuthKeys,
-    email: &str,
+    email_key: TokenHash,
     wanted: EmailClaim,
 ) -> Result<EmailClaim, Problem> {
     let command = Command::ClaimEmail {
-        email_key: email_key(keys, email),
+        email_key,
         claim: wanted,
     };
     match state
@@ -168,7 +168,8 @@ async fn register_account(
     auth::check_password(&body.password)?;
     let region = body.region.unwrap_or_else(|| state.router.region().to_owned());
     let group = accounts_group(state, &region)?;
-    let id = request_id(headers)?;
+    // Anyone may register, so a key is scoped to the address it registers.
+    let id = scoped_request_id(headers, &format!("register:{email}"))?;
     let seed: Option<[u8; 32]> = headers.get("idempotency-key").map(|_| {
         let mut hasher = Sha256::new();
         hasher.update(keys.derivation_secret());
@@ -180,7 +181,7 @@ async fn register_account(
         customer_id: auth::new_account_id(group, seed.as_ref()),
         region,
     };
-    let claim = claim_email(state, keys, &email, wanted.clone()).await?;
+    let claim = claim_email(state, email_key(keys, &email), wanted.clone()).await?;
     if claim != wanted {
         // Someone holds the address. If their account exists, it is taken;
         // if not, an earlier registration stopped after claiming it, and
@@ -195,8 +196,10 @@ async fn register_account(
     }
     let group = router::account_group_of(&claim.customer_id)
         .ok_or_else(|| Problem::internal("an e-mail claim names a customer without an accounts group"))?;
+    let permit = state.logins.hash_permit()?;
     let password_hash =
         auth::hash_password(body.password, seed.map(|s| s[..16].try_into().expect("16 bytes"))).await?;
+    drop(permit);
     let command = Command::Register {
         customer_id: claim.customer_id,
         account: NewAccount {
@@ -232,9 +235,17 @@ pub(crate) struct LoginBody {
     password: String,
 }
 
-pub(crate) async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBody>) -> ApiResult {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    crate::limits::ClientIp(ip): crate::limits::ClientIp,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult {
     let keys = keys(&state)?;
     let email = normalise_email(&body.email)?;
+    // Throttled attempts and a node at its hashing capacity are refused
+    // before anything is read or hashed.
+    state.logins.check(&email, ip)?;
+    let permit = state.logins.hash_permit()?;
     let claim = match state
         .router
         .query(Query::EmailClaim(email_key(keys, &email)))
@@ -255,12 +266,16 @@ pub(crate) async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<
     let stored = found
         .as_ref()
         .map(|(_, (_, record))| record.password_hash.clone());
-    if !auth::verify_password(body.password, stored).await {
+    let verified = auth::verify_password(body.password, stored).await;
+    drop(permit);
+    if !verified {
+        state.logins.failed(&email, ip);
         return Err(Problem::unauthorized(
             "invalid_credentials",
             "the e-mail address or password is wrong",
         ));
     }
+    state.logins.succeeded(&email);
     let (group, (customer_id, _)) = found.expect("a verified password has an account");
     let tokens = start_session(&state, keys, group, customer_id).await?;
     Ok(Json(tokens).into_response())
@@ -355,21 +370,143 @@ pub(crate) struct GuestBody {
     email: String,
 }
 
-/// A guest checkout: an access token for the e-mail address, no account.
-pub(crate) async fn guest(State(state): State<AppState>, ApiJson(body): ApiJson<GuestBody>) -> ApiResult {
+/// How long a guest's code is valid.
+const GUEST_CODE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The keyed hash a guest code is stored under: six digits are few, so the
+/// hash is keyed with the cluster secret, not readable from a stolen disk.
+fn code_hash(keys: &AuthKeys, challenge_group: u64, code: &str) -> TokenHash {
+    Sha256::new()
+        .chain_update(keys.derivation_secret())
+        .chain_update(b"guest-code:")
+        .chain_update(challenge_group.to_be_bytes())
+        .chain_update(code.as_bytes())
+        .finalize()
+        .into()
+}
+
+/// The key under which an address's guest identity is claimed (apart from
+/// its account's, so an address may have both).
+fn guest_email_key(keys: &AuthKeys, email: &str) -> TokenHash {
+    email_key(keys, &format!("guest:{email}"))
+}
+
+/// `POST /v1/auth/guest`: sends a one-time code to the address. Only a
+/// guest who enters it (`/v1/auth/guest/verify`) gets a guest token, for the
+/// address's one guest identity: knowing an address is not enough to act as
+/// its owner, and a new address per purchase needs a new mailbox.
+pub(crate) async fn guest(
+    State(state): State<AppState>,
+    crate::limits::ClientIp(ip): crate::limits::ClientIp,
+    ApiJson(body): ApiJson<GuestBody>,
+) -> ApiResult {
     let keys = keys(&state)?;
+    let sender = state.codes.as_deref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "guests_disabled",
+            "this node cannot send verification codes, so guest checkout is off",
+        )
+    })?;
     let email = normalise_email(&body.email)?;
-    let customer_id = auth::guest_id(&email);
+    state.logins.check_code(&email, ip)?;
     let region = state.router.region().to_owned();
-    Ok(Json(json!({
-        "customer_id": customer_id,
-        "role": "guest",
-        "region": region,
-        "token_type": "Bearer",
-        "access_token": keys.access_token(&customer_id, "guest", &region, None),
-        "expires_in": keys.access_ttl.as_secs(),
-    }))
-    .into_response())
+    let group = accounts_group(&state, &region)?;
+    let wanted = EmailClaim {
+        customer_id: auth::new_guest_id(group),
+        region,
+    };
+    let claim = claim_email(&state, guest_email_key(keys, &email), wanted).await?;
+    let home = router::account_group_of(&claim.customer_id)
+        .ok_or_else(|| Problem::internal("a guest claim names an id without an accounts group"))?;
+    let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+    let command = Command::StartGuestCheck {
+        check: booking::accounts::NewGuestCheck {
+            customer_id: claim.customer_id,
+            email: email.clone(),
+            region: claim.region,
+            code_hash: code_hash(keys, home, &code),
+            ttl_ms: GUEST_CODE_TTL.as_millis() as u64,
+        },
+    };
+    let (challenge_id, expires_at_ms) =
+        match state.router.submit_to_group(home, fresh_id(), command).await?? {
+            Success::GuestChallenge {
+                challenge_id,
+                expires_at_ms,
+            } => (challenge_id, expires_at_ms),
+            other => return Err(Problem::unexpected(&other)),
+        };
+    state.logins.code_sent(&email, ip);
+    if let Err(e) = sender.send_code(&email, &code, GUEST_CODE_TTL).await {
+        tracing::warn!(error = %e, "guest code not sent");
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "code_not_sent",
+            "the code could not be sent to that address; try again shortly",
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "challenge_id": format!("gc.{home}.{challenge_id}"),
+            "expires_in": GUEST_CODE_TTL.as_secs(),
+            "expires_at_ms": expires_at_ms,
+            "sent_to": "email",
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GuestVerifyBody {
+    challenge_id: String,
+    code: String,
+}
+
+/// `POST /v1/auth/guest/verify`: the code from the e-mail, for a guest token.
+pub(crate) async fn guest_verify(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<GuestVerifyBody>,
+) -> ApiResult {
+    let keys = keys(&state)?;
+    let invalid = || Problem::from(Rejection::CodeInvalid);
+    let mut parts = body.challenge_id.split('.');
+    let (Some("gc"), Some(group), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let (Ok(group), Ok(challenge_id)) = (group.parse::<u64>(), id.parse::<u64>()) else {
+        return Err(invalid());
+    };
+    known_group(&state, group).map_err(|_| invalid())?;
+    let code = body.code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Problem::invalid_field("code", "the code is six digits"));
+    }
+    let command = Command::VerifyGuest {
+        challenge_id,
+        code_hash: code_hash(keys, group, code),
+    };
+    match state.router.submit_to_group(group, fresh_id(), command).await? {
+        Ok(Success::GuestVerified(guest)) => Ok(Json(json!({
+            "customer_id": guest.customer_id,
+            "role": "guest",
+            "region": guest.region,
+            "token_type": "Bearer",
+            "access_token": keys.access_token(&guest.customer_id, "guest", &guest.region, None),
+            "expires_in": keys.access_ttl.as_secs(),
+        }))
+        .into_response()),
+        Ok(Success::GuestCodeWrong { attempts_left }) => {
+            tracing::warn!(target: "boxoffice::security", challenge = %body.challenge_id, attempts_left, "wrong guest code");
+            Err(invalid().with("attempts_left", json!(attempts_left)))
+        }
+        Ok(other) => Err(Problem::unexpected(&other)),
+        Err(Rejection::CodeInvalid) => Err(invalid()),
+        Err(other) => Err(Problem::from(other)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -425,7 +562,7 @@ pub(crate) async fn set_role(
     };
     match state
         .router
-        .submit_to_group(group, request_id(&headers)?, command)
+        .submit_to_group(group, request_id(&headers, &caller)?, command)
         .await??
     {
         Success::AccountUpdated(view) => Ok(Json(view).into_response()),

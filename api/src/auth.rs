@@ -7,8 +7,9 @@
 //!   (they share the secret), short-lived, naming the customer, role and
 //!   region. Only HS256 is accepted (so `alg: none` and algorithm swaps fail),
 //!   with issuer, audience and expiry checked;
-//! - a guest token: an access token for a customer id derived from an e-mail
-//!   address, so a buyer without an account can hold, pay and see their order.
+//! - a guest token: an access token for an address's guest identity, issued
+//!   only to whoever entered the one-time code sent to that address, so a
+//!   buyer without an account can hold, pay and see their orders.
 //!
 //! Refresh tokens are opaque: `rt1.{group}.{session}.{secret}`. The group and
 //! session say where the session lives; only the SHA-256 of the secret is
@@ -229,6 +230,17 @@ impl Caller {
         }
     }
 
+    /// Who an `Idempotency-Key` belongs to: keys of different callers never meet.
+    pub fn idempotency_scope(&self) -> String {
+        match self {
+            Caller::Anonymous => "anonymous".to_owned(),
+            Caller::Operator => "admin-token".to_owned(),
+            Caller::User { customer_id, .. } | Caller::Guest { customer_id, .. } => {
+                format!("customer:{customer_id}")
+            }
+        }
+    }
+
     /// Whether this caller may see what `owner` bought or holds.
     pub fn may_see(&self, owner: &CustomerId) -> bool {
         self.is_staff() || self.customer_id() == Some(owner)
@@ -412,11 +424,15 @@ pub fn token_hash(secret: &str) -> TokenHash {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// The customer id of a guest: stable per e-mail address, never an account's.
-pub fn guest_id(email: &str) -> CustomerId {
-    let digest = Sha256::digest(email.as_bytes());
-    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
-    CustomerId::new(&format!("g.{hex}")).expect("a valid customer id")
+/// A new guest identity's customer id: `g.{group}.{random}`, never derived
+/// from the address (see `accounts::guest`).
+pub fn new_guest_id(group: u64) -> CustomerId {
+    let random: String = URL_SAFE_NO_PAD
+        .encode(rand::random::<[u8; 9]>())
+        .chars()
+        .map(|c| if c == '_' { 'x' } else { c })
+        .collect();
+    CustomerId::new(&format!("g.{group}.{random}")).expect("a valid customer id")
 }
 
 /// A new account's customer id: `u.{group}.{random}`, the random part taken
@@ -530,8 +546,8 @@ mod tests {
         );
         assert!(id.as_str().starts_with("u.4."));
         assert_eq!(router::account_group_of(&id), Some(4));
-        let guest = guest_id("bob@example.org");
-        assert_eq!(guest, guest_id("bob@example.org"));
-        assert_eq!(router::account_group_of(&guest), None);
+        let guest = new_guest_id(4);
+        assert_ne!(guest, new_guest_id(4), "guest ids are random, not derived");
+        assert_eq!(router::account_group_of(&guest), Some(4));
     }
 }

@@ -73,7 +73,7 @@ pub(crate) async fn create_venue(
     let command = Command::CreateVenue { venue };
     match state
         .router
-        .submit_to_group(META_GROUP, request_id(&headers)?, command)
+        .submit_to_group(META_GROUP, request_id(&headers, &caller)?, command)
         .await??
     {
         Success::VenueCreated(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
@@ -222,7 +222,11 @@ pub(crate) async fn publish(
     caller.require_staff()?;
     let event_id = event_id(&raw)?;
     let command = Command::PublishEvent { event_id };
-    match state.router.submit(request_id(&headers)?, command).await?? {
+    match state
+        .router
+        .submit(request_id(&headers, &caller)?, command)
+        .await??
+    {
         Success::EventPublished { event_id, at_ms } => {
             set_listing_status(&state, event_id, ListingStatus::OnSale).await?;
             Ok(Json(json!({ "event_id": event_id, "published_at_ms": at_ms })).into_response())

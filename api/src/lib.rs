@@ -14,10 +14,13 @@ mod catalog;
 mod extract;
 pub mod limits;
 mod live;
+pub mod logins;
 mod ops;
+pub mod outbound;
 pub mod payments;
 mod problem;
 pub mod request_ids;
+pub mod serve;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -28,8 +31,8 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router as HttpRouter};
 use booking::{
-    Command, CustomerId, EventId, EventSpec, HoldId, OrderId, RequestId, Response, Selection, Success,
-    TicketCode,
+    Command, CustomerId, EventId, EventSpec, HoldId, OrderId, Rejection, RequestId, Response, Selection,
+    Success, TicketCode,
 };
 use raft_store::{Query, QueryResult};
 use router::Router;
@@ -58,9 +61,27 @@ pub struct AppState {
     pub payments: Option<payments::Payments>,
     /// Rate limits on holds and checkouts.
     pub limits: Arc<limits::RateLimits>,
+    /// Failed-login backoff and the password-hashing cap.
+    pub logins: Arc<logins::Logins>,
+    /// Customer webhooks may use plain http and private addresses (demo and
+    /// tests only; see `outbound`).
+    pub allow_private_webhooks: bool,
+    /// Sends guests their one-time codes; `None` turns guest checkout off.
+    pub codes: Option<Arc<dyn CodeSender>>,
     /// The local replicas' availability changes, for live seat maps; `None`
     /// turns `/live` off.
     pub feed: Option<raft_store::FeedHub>,
+}
+
+/// Sends a guest's one-time code to their address (the node's e-mail
+/// channel: SMTP, or the log when no relay is configured).
+pub trait CodeSender: Send + Sync + 'static {
+    fn send_code<'a>(
+        &'a self,
+        email: &'a str,
+        code: &'a str,
+        valid_for: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
 /// Who may call a route (documented in the OpenAPI document).
@@ -246,9 +267,17 @@ pub fn endpoints() -> Vec<Endpoint> {
             Method::POST,
             "/v1/auth/guest",
             Public,
-            200,
-            "A guest checkout token",
+            202,
+            "Send a guest a one-time code by e-mail",
             post(accounts::guest),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/guest/verify",
+            Public,
+            200,
+            "A guest token for the code from the e-mail",
+            post(accounts::guest_verify),
         ),
         e(
             Method::GET,
@@ -549,7 +578,38 @@ pub fn app(state: AppState) -> HttpRouter {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_ids::middleware))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Headers every answer carries: no MIME sniffing, no referrer leaks, no
+/// framing, and a content security policy that allows nothing (the API serves
+/// JSON, SVG and event streams, none of which needs a script or a style).
+/// Answers that carry tokens or personal data are never cached.
+async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> HttpResponse {
+    use axum::http::HeaderValue;
+    use axum::http::header;
+    let private = {
+        let path = request.uri().path();
+        path.starts_with("/v1/auth/") || path.starts_with("/v1/me")
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    response
 }
 
 /// The OpenAPI 3.1 document of `endpoints()`.
@@ -629,14 +689,34 @@ fn event_id(raw: &str) -> Result<EventId, Problem> {
     parse_id("event_id", raw).map(EventId)
 }
 
-/// The request id of a write: the client's `Idempotency-Key`, or a fresh one.
-pub(crate) fn request_id(headers: &HeaderMap) -> Result<RequestId, Problem> {
+/// The request id of a write: the client's `Idempotency-Key` scoped to the
+/// caller, or a fresh one.
+///
+/// A key is only ever compared with the same caller's keys: the id is a
+/// digest of who is calling and the key, so one customer's key can neither
+/// replay another's answer nor block another's request.
+pub(crate) fn request_id(headers: &HeaderMap, caller: &Caller) -> Result<RequestId, Problem> {
+    scoped_request_id(headers, &caller.idempotency_scope())
+}
+
+/// Like [`request_id`] with an explicit scope, for anonymous routes that
+/// scope keys by what the request names (registration: the address).
+pub(crate) fn scoped_request_id(headers: &HeaderMap, scope: &str) -> Result<RequestId, Problem> {
     match headers.get("idempotency-key") {
         Some(value) => {
             let text = value
                 .to_str()
                 .map_err(|_| Problem::invalid("Idempotency-Key must be printable ASCII"))?;
-            RequestId::new(text).map_err(|e| Problem::invalid(format!("Idempotency-Key: {e}")))
+            // The key's own rule (1..=128 printable ASCII) still applies.
+            RequestId::new(text).map_err(|e| Problem::invalid(format!("Idempotency-Key: {e}")))?;
+            use sha2::Digest;
+            let digest = sha2::Sha256::new()
+                .chain_update(scope.as_bytes())
+                .chain_update([0u8])
+                .chain_update(text.as_bytes())
+                .finalize();
+            let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+            RequestId::new(&format!("k.{hex}")).map_err(|e| Problem::invalid(format!("Idempotency-Key: {e}")))
         }
         None => RequestId::new(&uuid::Uuid::new_v4().to_string())
             .map_err(|e| Problem::invalid(format!("generated request id: {e}"))),
@@ -644,8 +724,8 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Result<RequestId, Problem> {
 }
 
 /// Sends a write through the router and renders its outcome.
-async fn submit(state: &AppState, headers: &HeaderMap, command: Command) -> ApiResult {
-    let id = request_id(headers)?;
+async fn submit(state: &AppState, caller: &Caller, headers: &HeaderMap, command: Command) -> ApiResult {
+    let id = request_id(headers, caller)?;
     let response: Response = state.router.submit(id, command).await?;
     render(response)
 }
@@ -724,6 +804,17 @@ fn render(response: Response) -> ApiResult {
         Success::Waitlisted(view) => (StatusCode::CREATED, json!(view)),
         Success::WaitlistOffered { hold } => (StatusCode::OK, json!({ "hold": hold })),
         Success::NoticeUpdated(notice) => (StatusCode::OK, json!(notice)),
+        Success::GuestChallenge {
+            challenge_id,
+            expires_at_ms,
+        } => (
+            StatusCode::ACCEPTED,
+            json!({ "challenge_id": challenge_id, "expires_at_ms": expires_at_ms }),
+        ),
+        Success::GuestCodeWrong { attempts_left } => {
+            return Err(Problem::from(Rejection::CodeInvalid).with("attempts_left", json!(attempts_left)));
+        }
+        Success::GuestVerified(account) => (StatusCode::OK, json!(account)),
     };
     Ok((status, Json(body)).into_response())
 }
@@ -809,7 +900,7 @@ async fn create_event(
         Some(listing) => Some(listing.into_listing(&state, &body.spec, home_region).await?),
         None => None,
     };
-    let id = request_id(&headers)?;
+    let id = request_id(&headers, &caller)?;
     // Chosen here, on the node that takes the request, so that ticket codes are
     // unguessable while every replica derives the same ones from the log. A
     // retry under the same Idempotency-Key must propose the same command, so
@@ -935,7 +1026,7 @@ async fn create_hold(
         selection,
         ttl_ms,
     };
-    submit(&state, &headers, command).await
+    submit(&state, &caller, &headers, command).await
 }
 
 async fn get_hold(
@@ -982,7 +1073,7 @@ fn hold_route(make: fn(EventId, HoldId, CustomerId) -> Command) -> MethodRouter<
             let event_id = event_id(&raw_event)?;
             let hold_id = HoldId(parse_id("hold_id", &raw_hold)?);
             let holder = caller.holder(body.0.and_then(|b| b.holder).as_deref())?;
-            submit(&state, &headers, make(event_id, hold_id, holder)).await
+            submit(&state, &caller, &headers, make(event_id, hold_id, holder)).await
         },
     )
 }
@@ -1015,7 +1106,7 @@ async fn confirm_hold(
         hold_id,
         holder,
     };
-    submit(&state, &headers, command).await
+    submit(&state, &caller, &headers, command).await
 }
 
 async fn get_order(
@@ -1044,7 +1135,7 @@ async fn cancel_order(
         order_id: OrderId(parse_id("order_id", &raw_order)?),
         holder: caller.holder(body.0.and_then(|b| b.holder).as_deref())?,
     };
-    submit(&state, &headers, command).await
+    submit(&state, &caller, &headers, command).await
 }
 
 fn ticket_code(raw: &str) -> Result<TicketCode, Problem> {
@@ -1134,7 +1225,7 @@ async fn check_in(
         event_id: event_id(&raw_event)?,
         code: ticket_code(&raw_code)?,
     };
-    submit(&state, &headers, command).await
+    submit(&state, &caller, &headers, command).await
 }
 
 #[derive(Deserialize)]
@@ -1153,5 +1244,5 @@ async fn check_in_scanned(
 ) -> ApiResult {
     caller.require_staff()?;
     let (event_id, code) = signer(&state)?.verify(&body.payload)?;
-    submit(&state, &headers, Command::CheckIn { event_id, code }).await
+    submit(&state, &caller, &headers, Command::CheckIn { event_id, code }).await
 }

@@ -285,7 +285,12 @@ pub(crate) async fn join_waitlist(
         tier: body.tier,
         quantity: body.quantity,
     };
-    render(state.router.submit(request_id(&headers)?, command).await?)
+    render(
+        state
+            .router
+            .submit(request_id(&headers, &caller)?, command)
+            .await?,
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -314,7 +319,7 @@ async fn for_holder(
     render(
         state
             .router
-            .submit(request_id(headers)?, make(event_id, customer))
+            .submit(request_id(headers, caller)?, make(event_id, customer))
             .await?,
     )
 }
@@ -400,7 +405,12 @@ pub(crate) async fn subscribe_reminder(
         channel: body.channel,
         remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
     };
-    render(state.router.submit(request_id(&headers)?, command).await?)
+    render(
+        state
+            .router
+            .submit(request_id(&headers, &caller)?, command)
+            .await?,
+    )
 }
 
 pub(crate) async fn unsubscribe_reminder(
@@ -445,15 +455,20 @@ pub(crate) async fn set_notifications(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PreferenceBody>,
 ) -> ApiResult {
-    let Caller::User { customer_id, .. } = caller else {
+    let Caller::User { customer_id, .. } = &caller else {
         return Err(match caller {
             Caller::Anonymous => crate::auth::login_required(),
             _ => Problem::from(Rejection::NoAddress),
         });
     };
+    let customer_id = customer_id.clone();
     let group = customer_id
         .account_group()
         .ok_or_else(|| Problem::from(Rejection::NoAddress))?;
+    if let Some(url) = &body.webhook_url {
+        crate::outbound::check_webhook_url(url, state.allow_private_webhooks)
+            .map_err(|why| Problem::invalid_field("webhook_url", why))?;
+    }
     let preference = NotifyPreference {
         channel: body.channel,
         webhook_url: body.webhook_url,
@@ -466,7 +481,7 @@ pub(crate) async fn set_notifications(
     render(
         state
             .router
-            .submit_to_group(group, request_id(&headers)?, command)
+            .submit_to_group(group, request_id(&headers, &caller)?, command)
             .await?,
     )
 }

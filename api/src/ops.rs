@@ -25,7 +25,7 @@ use transport::booking_service::ManageOp;
 use transport::raft_service::GroupReplica;
 
 use crate::extract::{ApiJson, ApiPath};
-use crate::{ApiResult, AppState, Problem, parse_id, request_id};
+use crate::{ApiResult, AppState, Problem, parse_id};
 
 fn role(state: ServerState) -> &'static str {
     match state {
@@ -237,14 +237,24 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
 }
 
 /// `GET /v1/cluster` (and `/v1/admin/cluster`): the map and every local group.
-pub(crate) async fn cluster(State(state): State<AppState>) -> Json<Value> {
+/// `GET /v1/cluster`: the map and this node's replicas. Node-to-node (gRPC)
+/// addresses are internal: only operators see them.
+pub(crate) async fn cluster(State(state): State<AppState>, caller: crate::Caller) -> Json<Value> {
+    Json(cluster_view(&state, caller.is_operator()))
+}
+
+fn cluster_view(state: &AppState, internal: bool) -> Value {
     let router = &state.router;
     let map = router.local_map().unwrap_or_default();
     let nodes: Vec<Value> = map
         .nodes
         .iter()
         .map(|(id, n)| {
-            json!({ "node_id": id, "region": n.region, "grpc_addr": n.grpc_addr, "http_addr": n.http_addr })
+            let mut node = json!({ "node_id": id, "region": n.region, "http_addr": n.http_addr });
+            if internal {
+                node["grpc_addr"] = json!(n.grpc_addr);
+            }
+            node
         })
         .collect();
     let groups: Vec<Value> = map
@@ -264,9 +274,19 @@ pub(crate) async fn cluster(State(state): State<AppState>) -> Json<Value> {
         .groups()
         .list()
         .iter()
-        .map(|r| group_status(r, true))
+        .map(|r| {
+            let mut status = group_status(r, true);
+            if !internal && let Some(members) = status["members"].as_array_mut() {
+                for member in members {
+                    if let Some(member) = member.as_object_mut() {
+                        member.remove("grpc_addr");
+                    }
+                }
+            }
+            status
+        })
         .collect();
-    Json(json!({
+    json!({
         "node_id": router.node_id(),
         "region": router.region(),
         "map_epoch": map.epoch(),
@@ -274,7 +294,7 @@ pub(crate) async fn cluster(State(state): State<AppState>) -> Json<Value> {
         "groups": groups,
         "events_placed": map.placements.len(),
         "replicas": local,
-    }))
+    })
 }
 
 /// Checks `Authorization: Bearer <admin_token>`.
@@ -310,7 +330,7 @@ pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(),
 
 pub(crate) async fn admin_cluster(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     require_admin(&state, &headers)?;
-    Ok(cluster(State(state)).await.into_response())
+    Ok(Json(cluster_view(&state, true)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -325,7 +345,7 @@ pub(crate) async fn create_group(
     ApiJson(body): ApiJson<CreateGroupBody>,
 ) -> ApiResult {
     require_admin(&state, &headers)?;
-    let id = request_id(&headers)?;
+    let id = crate::scoped_request_id(&headers, "admin-token")?;
     let command = Command::Map(MapCommand::CreateGroup {
         home_region: body.home_region,
     });
@@ -356,7 +376,7 @@ pub(crate) async fn place_event(
     ApiJson(body): ApiJson<PlaceEventBody>,
 ) -> ApiResult {
     require_admin(&state, &headers)?;
-    let id = request_id(&headers)?;
+    let id = crate::scoped_request_id(&headers, "admin-token")?;
     let event_id = EventId(parse_id("event_id", &raw_event)?);
     let command = Command::Map(MapCommand::PlaceEvent {
         event_id,

@@ -64,12 +64,31 @@ pub struct AuthoriseRequest {
     pub callback_url: String,
 }
 
+/// What a provider says about a charge when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeStatus {
+    /// The provider has no charge under this reference (never asked, or
+    /// asked of another instance).
+    NotFound,
+    /// Asked, not decided yet.
+    Pending,
+    Authorised,
+    Declined {
+        reason: String,
+    },
+}
+
+pub type StatusFuture<'a> = Pin<Box<dyn Future<Output = Result<ChargeStatus, ProviderError>> + Send + 'a>>;
+
 /// A card processor. Every call is idempotent by reference.
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Starts an authorisation; the outcome arrives later as a webhook.
     fn authorise(&self, request: AuthoriseRequest) -> ProviderFuture<'_>;
     /// Returns the money of an authorised payment.
     fn refund(&self, reference: &str, amount: Money) -> ProviderFuture<'_>;
+    /// The provider's own record of a charge: what a webhook claims is only
+    /// believed once the provider confirms it here.
+    fn status(&self, reference: &str) -> StatusFuture<'_>;
 }
 
 /// The body of a provider's webhook.
@@ -152,6 +171,7 @@ pub struct SimulatedCharge {
     pub reference: String,
     pub amount: Money,
     pub authorised: bool,
+    pub decline_reason: Option<String>,
     pub refunded: bool,
     pub webhooks_sent: u32,
 }
@@ -176,6 +196,7 @@ impl std::fmt::Debug for SimulatedProvider {
 
 impl SimulatedProvider {
     pub fn new(webhook_secret: &[u8], decline_rate_pct: u8, latency: Duration) -> Self {
+        transport::tls::install_crypto_provider();
         SimulatedProvider {
             secret: webhook_secret.to_vec(),
             decline_rate_pct: decline_rate_pct.min(100),
@@ -228,6 +249,7 @@ impl PaymentProvider for SimulatedProvider {
                         reference: request.reference.clone(),
                         amount: request.amount,
                         authorised: decision.is_ok(),
+                        decline_reason: decision.clone().err(),
                         refunded: false,
                         webhooks_sent: 0,
                     });
@@ -287,6 +309,23 @@ impl PaymentProvider for SimulatedProvider {
         })
     }
 
+    fn status(&self, reference: &str) -> StatusFuture<'_> {
+        let reference = reference.to_owned();
+        Box::pin(async move {
+            let ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(match ledger.get(&reference) {
+                None => ChargeStatus::NotFound,
+                Some(charge) if charge.authorised => ChargeStatus::Authorised,
+                Some(charge) => ChargeStatus::Declined {
+                    reason: charge
+                        .decline_reason
+                        .clone()
+                        .unwrap_or_else(|| "declined".to_owned()),
+                },
+            })
+        })
+    }
+
     fn refund(&self, reference: &str, amount: Money) -> ProviderFuture<'_> {
         let reference = reference.to_owned();
         Box::pin(async move {
@@ -298,6 +337,7 @@ impl PaymentProvider for SimulatedProvider {
                     reference: reference.clone(),
                     amount,
                     authorised: true,
+                    decline_reason: None,
                     refunded: false,
                     webhooks_sent: 0,
                 });
@@ -391,7 +431,7 @@ pub(crate) async fn checkout(
         holder,
         method,
     };
-    let id = request_id(&headers)?;
+    let id = request_id(&headers, &caller)?;
     let payment = match state.router.submit(id, command).await?? {
         Success::PaymentStarted(view) | Success::PaymentUpdated(view) => view,
         other => return Err(Problem::unexpected(&other)),
@@ -421,6 +461,13 @@ pub(crate) async fn get_payment(
 }
 
 /// `POST /v1/payments/webhook`: the provider's signed answer.
+///
+/// A valid signature proves the message came from someone who holds the
+/// webhook secret, not that it is the provider's latest word: the answer is
+/// settled only as the provider confirms it when asked (`status`). A claim
+/// the provider contradicts is logged and settled with the provider's answer;
+/// one the provider cannot confirm yet changes nothing (the leader's payment
+/// worker asks again until the provider knows).
 pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let payments = payments(&state)?;
     let signature = headers
@@ -432,33 +479,74 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
         serde_json::from_slice(&body).map_err(|e| Problem::malformed(format!("webhook body: {e}")))?;
     let (event_id, payment_id) = parse_reference(&hook.reference)
         .ok_or_else(|| Problem::invalid_field("reference", "not a boxoffice payment reference"))?;
-    let outcome = match hook.outcome.as_str() {
-        "authorised" => PaymentOutcome::Authorised,
-        "declined" => PaymentOutcome::Declined {
-            reason: hook.reason.unwrap_or_else(|| "declined".to_owned()),
-        },
-        other => {
-            return Err(Problem::invalid_field(
-                "outcome",
-                format!("must be authorised or declined, not {other:?}"),
-            ));
+    if !matches!(hook.outcome.as_str(), "authorised" | "declined") {
+        return Err(Problem::invalid_field(
+            "outcome",
+            format!("must be authorised or declined, not {:?}", hook.outcome),
+        ));
+    }
+    let confirmed = payments.provider.status(&hook.reference).await.map_err(|e| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_unavailable",
+            e.to_string(),
+        )
+    })?;
+    let outcome = match confirmed {
+        ChargeStatus::Authorised => PaymentOutcome::Authorised,
+        ChargeStatus::Declined { reason } => PaymentOutcome::Declined { reason },
+        ChargeStatus::NotFound | ChargeStatus::Pending => {
+            tracing::warn!(target: "boxoffice::security", reference = %hook.reference, claimed = %hook.outcome,
+                "webhook not confirmed by the provider; the payment stays as it is");
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "reference": hook.reference, "settled": false })),
+            )
+                .into_response());
         }
     };
-    let id = settle_request_id(event_id, payment_id)?;
-    let command = Command::SettlePayment {
-        event_id,
-        payment_id,
-        outcome,
-    };
-    match state.router.submit(id, command).await?? {
+    let claimed_authorised = hook.outcome == "authorised";
+    if claimed_authorised != matches!(outcome, PaymentOutcome::Authorised) {
+        tracing::warn!(target: "boxoffice::security", reference = %hook.reference, claimed = %hook.outcome,
+            "webhook contradicted by the provider; settling with the provider's answer");
+    }
+    match settle(&state, event_id, payment_id, outcome).await?? {
         Success::PaymentUpdated(view) => Ok(Json(view).into_response()),
         other => Err(Problem::unexpected(&other)),
     }
 }
 
-/// One settlement per payment, however often the provider calls.
-fn settle_request_id(event_id: EventId, payment_id: u64) -> Result<RequestId, Problem> {
-    RequestId::new(&format!("settle/{}", reference(event_id, payment_id))).map_err(Problem::from)
+/// Records the provider's (confirmed) answer for a payment. One settlement
+/// per payment and answer, however often it is reported: an authorisation
+/// that follows a decline is a new answer, not a reused key.
+pub async fn settle(
+    state: &AppState,
+    event_id: EventId,
+    payment_id: u64,
+    outcome: PaymentOutcome,
+) -> Result<booking::Response, router::RouteError> {
+    settle_with(&state.router, event_id, payment_id, outcome).await
+}
+
+/// [`settle`] for callers that hold only the router (the payment worker).
+pub async fn settle_with(
+    router: &router::Router,
+    event_id: EventId,
+    payment_id: u64,
+    outcome: PaymentOutcome,
+) -> Result<booking::Response, router::RouteError> {
+    let answer = match &outcome {
+        PaymentOutcome::Authorised => "authorised",
+        PaymentOutcome::Declined { .. } => "declined",
+    };
+    let id = RequestId::new(&format!("settle/{}/{answer}", reference(event_id, payment_id)))
+        .expect("a payment reference makes a valid request id");
+    let command = Command::SettlePayment {
+        event_id,
+        payment_id,
+        outcome,
+    };
+    router.submit(id, command).await
 }
 
 /// `POST /v1/events/{e}/cancel` (staff): cancel the event, refund every order.
@@ -472,7 +560,11 @@ pub(crate) async fn cancel_event(
     let command = Command::CancelEvent {
         event_id: event_id(&raw_event)?,
     };
-    match state.router.submit(request_id(&headers)?, command).await?? {
+    match state
+        .router
+        .submit(request_id(&headers, &caller)?, command)
+        .await??
+    {
         Success::EventCancelled {
             event_id,
             orders_cancelled,

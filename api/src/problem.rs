@@ -164,6 +164,7 @@ impl From<Rejection> for Problem {
                 StatusCode::NOT_FOUND
             }
             Rejection::NoAddress => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::CodeInvalid => StatusCode::UNAUTHORIZED,
         };
         let mut problem = Problem::new(status, code, rejection.to_string());
         match &rejection {
@@ -207,7 +208,9 @@ impl From<RouteError> for Problem {
                     "the request may or may not have been applied ({reason}); retry with the same Idempotency-Key to learn its outcome"
                 ),
             )
-            .with("idempotency_key", json!(request_id.as_str())),
+            // The id the write is known by inside the cluster (a client's
+            // key is scoped to the caller, so this is not the key itself).
+            .with("write_id", json!(request_id.as_str())),
         }
     }
 }

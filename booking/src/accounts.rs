@@ -28,6 +28,21 @@
 //! (the key is the cluster's secret, so the claim reveals nothing readable),
 //! the account's id and region; a second claim of the same address gets the
 //! first one back. Login finds the account's region the same way.
+//!
+//! # Guests
+//!
+//! A guest buys without a password, but only after proving the address: the
+//! edge draws a one-time code, `StartGuestCheck` stores its keyed hash as a
+//! challenge (valid for minutes, [`GUEST_CODE_ATTEMPTS`] tries), the code goes
+//! to the address, and `VerifyGuest` with the right code creates (once) the
+//! address's guest identity, an account with role `guest` and no password.
+//! Each address has one guest identity across regions (claimed like an
+//! account's, under another key), so per-customer limits count per verified
+//! address, and knowing someone's address gives no access to their orders.
+//! A wrong code is a state change (one try fewer), so it is a success
+//! (`GuestCodeWrong`) that the edge answers 401; a challenge used up,
+//! expired or unknown is the rejection `code_invalid`. Guest identities are
+//! indexed apart from accounts: an address may have both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +76,9 @@ pub enum Role {
     Admin,
     /// Runs the cluster (the admin API), and may do what an admin does.
     Operator,
+    /// A buyer without a password who proved their e-mail address with a
+    /// one-time code (see "Guests" in the module doc). Never given by `SetRole`.
+    Guest,
 }
 
 impl Role {
@@ -69,8 +87,39 @@ impl Role {
             Role::Customer => "customer",
             Role::Admin => "admin",
             Role::Operator => "operator",
+            Role::Guest => "guest",
         }
     }
+}
+
+/// How long a guest's one-time code is valid at most.
+pub const MAX_GUEST_CODE_TTL_MS: u64 = 30 * 60 * 1000;
+/// Wrong codes a guest challenge takes before it is void.
+pub const GUEST_CODE_ATTEMPTS: u8 = 5;
+
+/// What `StartGuestCheck` asks for: a code (its keyed hash) for `email`,
+/// valid for `ttl_ms`, for the guest identity `customer_id` unless the
+/// address has one already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewGuestCheck {
+    pub customer_id: CustomerId,
+    pub email: String,
+    pub region: String,
+    pub code_hash: TokenHash,
+    pub ttl_ms: u64,
+}
+
+/// A one-time code sent to an address, waiting to be entered (see "Guests").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestChallenge {
+    /// The guest identity the address has (or will have) in this group.
+    pub customer_id: CustomerId,
+    pub email: String,
+    pub region: String,
+    /// A keyed hash of the code (the edge keys it with the cluster secret).
+    pub code_hash: TokenHash,
+    pub expires_at_ms: Millis,
+    pub attempts_left: u8,
 }
 
 /// What registration writes.
@@ -210,8 +259,14 @@ pub fn check_email(email: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Accounts {
     accounts: BTreeMap<CustomerId, AccountRecord>,
-    /// Derived: e-mail address → account.
+    /// Derived: e-mail address → account (registered accounts only).
     emails: BTreeMap<String, CustomerId>,
+    /// Derived: e-mail address → guest identity.
+    guest_emails: BTreeMap<String, CustomerId>,
+    /// Guest challenges by the log index that started them.
+    challenges: BTreeMap<u64, GuestChallenge>,
+    /// Derived: challenges by expiry.
+    challenge_expiry: BTreeSet<(Millis, u64)>,
     sessions: BTreeMap<u64, SessionRecord>,
     /// Derived: sessions by expiry.
     session_expiry: BTreeSet<(Millis, u64)>,
@@ -297,6 +352,11 @@ impl Accounts {
             .accounts
             .get_mut(customer_id)
             .ok_or(Rejection::UnknownAccount)?;
+        if role == Role::Guest || account.role == Role::Guest {
+            return Err(Rejection::InvalidRequest(
+                "guest identities have no role to change, and no account becomes a guest".to_owned(),
+            ));
+        }
         account.role = role;
         dirty.insert(RecordKey::Account(customer_id.clone()));
         Ok(Success::AccountUpdated(self.view(customer_id).expect("exists")))
@@ -312,7 +372,11 @@ impl Accounts {
         ttl_ms: u64,
     ) -> Response {
         check_ttl(ttl_ms)?;
-        let account = self.accounts.get(customer_id).ok_or(Rejection::UnknownAccount)?;
+        let account = self
+            .accounts
+            .get(customer_id)
+            .filter(|a| a.role != Role::Guest)
+            .ok_or(Rejection::UnknownAccount)?;
         let record = SessionRecord {
             customer_id: customer_id.clone(),
             current: token_hash,
@@ -390,7 +454,7 @@ impl Accounts {
         Ok(Success::SessionEnded { session_id })
     }
 
-    /// Deletes sessions whose expiry is at or before `now`.
+    /// Deletes sessions and guest challenges whose expiry is at or before `now`.
     pub fn expire_sessions(&mut self, now: Millis, dirty: &mut BTreeSet<RecordKey>) {
         while let Some(&(expires_at_ms, session_id)) = self.session_expiry.first() {
             if expires_at_ms > now {
@@ -400,6 +464,114 @@ impl Accounts {
             self.sessions.remove(&session_id);
             dirty.insert(RecordKey::Session(session_id));
         }
+        while let Some(&(expires_at_ms, challenge_id)) = self.challenge_expiry.first() {
+            if expires_at_ms > now {
+                break;
+            }
+            self.challenge_expiry.pop_first();
+            self.challenges.remove(&challenge_id);
+            dirty.insert(RecordKey::GuestChallenge(challenge_id));
+        }
+    }
+
+    /// Stores a one-time code for `email` (see "Guests"). The guest identity
+    /// the address already has in this group wins over `customer_id`.
+    pub fn start_guest_check(
+        &mut self,
+        now: Millis,
+        log_index: u64,
+        dirty: &mut BTreeSet<RecordKey>,
+        check: &NewGuestCheck,
+    ) -> Response {
+        let NewGuestCheck {
+            customer_id,
+            email,
+            region,
+            code_hash,
+            ttl_ms,
+        } = check;
+        let (email, code_hash, ttl_ms) = (email.as_str(), *code_hash, *ttl_ms);
+        check_email(email).map_err(Rejection::InvalidRequest)?;
+        if ttl_ms == 0 || ttl_ms > MAX_GUEST_CODE_TTL_MS {
+            return Err(Rejection::InvalidRequest(format!(
+                "a guest code lives 1..={MAX_GUEST_CODE_TTL_MS} ms"
+            )));
+        }
+        let customer_id = self
+            .guest_emails
+            .get(email)
+            .cloned()
+            .unwrap_or_else(|| customer_id.clone());
+        if self
+            .accounts
+            .get(&customer_id)
+            .is_some_and(|a| a.role != Role::Guest)
+        {
+            return Err(Rejection::AccountExists);
+        }
+        let challenge = GuestChallenge {
+            customer_id,
+            email: email.to_owned(),
+            region: region.clone(),
+            code_hash,
+            expires_at_ms: now.saturating_add(ttl_ms),
+            attempts_left: GUEST_CODE_ATTEMPTS,
+        };
+        let expires_at_ms = challenge.expires_at_ms;
+        self.challenge_expiry.insert((expires_at_ms, log_index));
+        self.challenges.insert(log_index, challenge);
+        dirty.insert(RecordKey::GuestChallenge(log_index));
+        Ok(Success::GuestChallenge {
+            challenge_id: log_index,
+            expires_at_ms,
+        })
+    }
+
+    /// Checks a guest's code: right, the guest identity (created on first
+    /// use); wrong, one try fewer.
+    pub fn verify_guest(
+        &mut self,
+        now: Millis,
+        dirty: &mut BTreeSet<RecordKey>,
+        challenge_id: u64,
+        code_hash: &TokenHash,
+    ) -> Response {
+        let challenge = self
+            .challenges
+            .get_mut(&challenge_id)
+            .filter(|c| c.expires_at_ms > now)
+            .ok_or(Rejection::CodeInvalid)?;
+        if challenge.code_hash != *code_hash {
+            challenge.attempts_left = challenge.attempts_left.saturating_sub(1);
+            let attempts_left = challenge.attempts_left;
+            if attempts_left == 0 {
+                let expires_at_ms = challenge.expires_at_ms;
+                self.challenges.remove(&challenge_id);
+                self.challenge_expiry.remove(&(expires_at_ms, challenge_id));
+            }
+            dirty.insert(RecordKey::GuestChallenge(challenge_id));
+            return Ok(Success::GuestCodeWrong { attempts_left });
+        }
+        let challenge = self.challenges.remove(&challenge_id).expect("found above");
+        self.challenge_expiry
+            .remove(&(challenge.expires_at_ms, challenge_id));
+        dirty.insert(RecordKey::GuestChallenge(challenge_id));
+        let customer_id = challenge.customer_id;
+        if !self.accounts.contains_key(&customer_id) {
+            let record = AccountRecord {
+                email: challenge.email.clone(),
+                name: String::new(),
+                region: challenge.region,
+                role: Role::Guest,
+                password_hash: String::new(),
+                created_at_ms: now,
+                notify: NotifyPreference::default(),
+            };
+            self.guest_emails.insert(challenge.email, customer_id.clone());
+            self.accounts.insert(customer_id.clone(), record);
+            dirty.insert(RecordKey::Account(customer_id.clone()));
+        }
+        Ok(Success::GuestVerified(self.view(&customer_id).expect("exists")))
     }
 
     pub fn view(&self, customer_id: &CustomerId) -> Option<AccountView> {
@@ -440,6 +612,7 @@ impl Accounts {
 
     pub fn record(&self, key: &RecordKey) -> Option<Record> {
         match key {
+            RecordKey::GuestChallenge(id) => self.challenges.get(id).cloned().map(Record::GuestChallenge),
             RecordKey::Account(id) => self.accounts.get(id).cloned().map(Record::Account),
             RecordKey::Session(id) => self.sessions.get(id).cloned().map(Record::Session),
             RecordKey::EmailClaim(key) => self.claims.get(key).cloned().map(Record::EmailClaim),
@@ -457,16 +630,32 @@ impl Accounts {
         for (key, claim) in &self.claims {
             out.push((RecordKey::EmailClaim(*key), Record::EmailClaim(claim.clone())));
         }
+        for (id, challenge) in &self.challenges {
+            out.push((
+                RecordKey::GuestChallenge(*id),
+                Record::GuestChallenge(challenge.clone()),
+            ));
+        }
     }
 
     /// Loads one record; `Ok(false)` if the key is not an account key.
     pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, String> {
         match (key, record) {
             (RecordKey::Account(id), Record::Account(account)) => {
-                if self.emails.insert(account.email.clone(), id.clone()).is_some() {
+                let index = if account.role == Role::Guest {
+                    &mut self.guest_emails
+                } else {
+                    &mut self.emails
+                };
+                if index.insert(account.email.clone(), id.clone()).is_some() {
                     return Err(format!("e-mail {} has two accounts", account.email));
                 }
                 self.accounts.insert(id.clone(), account);
+                Ok(true)
+            }
+            (RecordKey::GuestChallenge(id), Record::GuestChallenge(challenge)) => {
+                self.challenge_expiry.insert((challenge.expires_at_ms, *id));
+                self.challenges.insert(*id, challenge);
                 Ok(true)
             }
             (RecordKey::Session(id), Record::Session(session)) => {
@@ -486,12 +675,32 @@ impl Accounts {
     }
 
     pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
-        if self.emails.len() != self.accounts.len() {
-            return Err("e-mail index and accounts differ in size".to_owned());
+        if self.emails.len() + self.guest_emails.len() != self.accounts.len() {
+            return Err("e-mail indexes and accounts differ in size".to_owned());
         }
         for (id, account) in &self.accounts {
-            if self.emails.get(&account.email) != Some(id) {
+            let index = if account.role == Role::Guest {
+                &self.guest_emails
+            } else {
+                &self.emails
+            };
+            if index.get(&account.email) != Some(id) {
                 return Err(format!("account {id} is not indexed by its e-mail"));
+            }
+        }
+        if self.challenge_expiry.len() != self.challenges.len() {
+            return Err("challenge expiry index and challenges differ in size".to_owned());
+        }
+        for (id, challenge) in &self.challenges {
+            if !self.challenge_expiry.contains(&(challenge.expires_at_ms, *id))
+                || challenge.expires_at_ms <= now
+            {
+                return Err(format!(
+                    "guest challenge {id} is indexed wrongly or outlived its expiry"
+                ));
+            }
+            if challenge.attempts_left == 0 {
+                return Err(format!("guest challenge {id} has no tries left but was kept"));
             }
         }
         if self.session_expiry.len() != self.sessions.len() {
@@ -625,6 +834,113 @@ mod tests {
         accounts.expire_sessions(101, &mut dirty);
         assert!(accounts.sessions.is_empty());
         assert_eq!(accounts.check_invariants(101), Ok(()));
+    }
+
+    fn check(customer_id: CustomerId, email: &str, code_hash: TokenHash, ttl_ms: u64) -> NewGuestCheck {
+        NewGuestCheck {
+            customer_id,
+            email: email.to_owned(),
+            region: "eu".to_owned(),
+            code_hash,
+            ttl_ms,
+        }
+    }
+
+    #[test]
+    fn a_guest_proves_the_address_once_and_keeps_one_identity() {
+        let mut accounts = Accounts::default();
+        let mut dirty = BTreeSet::new();
+        let started = accounts.start_guest_check(
+            1,
+            7,
+            &mut dirty,
+            &check(id("g.1.x"), "gus@example.org", [5; 32], 100),
+        );
+        assert_eq!(
+            started,
+            Ok(Success::GuestChallenge {
+                challenge_id: 7,
+                expires_at_ms: 101
+            })
+        );
+        // Wrong codes use up tries; the fifth one voids the challenge.
+        for left in (1..GUEST_CODE_ATTEMPTS).rev() {
+            assert_eq!(
+                accounts.verify_guest(2, &mut dirty, 7, &[0; 32]),
+                Ok(Success::GuestCodeWrong { attempts_left: left })
+            );
+        }
+        assert_eq!(
+            accounts.verify_guest(2, &mut dirty, 7, &[0; 32]),
+            Ok(Success::GuestCodeWrong { attempts_left: 0 })
+        );
+        assert_eq!(
+            accounts.verify_guest(2, &mut dirty, 7, &[5; 32]),
+            Err(Rejection::CodeInvalid)
+        );
+        assert_eq!(accounts.check_invariants(2), Ok(()));
+        // A fresh code, entered right, makes the guest identity.
+        accounts
+            .start_guest_check(
+                3,
+                8,
+                &mut dirty,
+                &check(id("g.1.x"), "gus@example.org", [6; 32], 100),
+            )
+            .unwrap();
+        let Ok(Success::GuestVerified(view)) = accounts.verify_guest(4, &mut dirty, 8, &[6; 32]) else {
+            panic!("the right code was refused");
+        };
+        assert_eq!((view.customer_id.as_str(), view.role), ("g.1.x", Role::Guest));
+        // The code is spent; a later check of the same address keeps the identity.
+        assert_eq!(
+            accounts.verify_guest(4, &mut dirty, 8, &[6; 32]),
+            Err(Rejection::CodeInvalid)
+        );
+        accounts
+            .start_guest_check(
+                5,
+                9,
+                &mut dirty,
+                &check(id("g.1.other"), "gus@example.org", [1; 32], 100),
+            )
+            .unwrap();
+        let again = accounts.verify_guest(6, &mut dirty, 9, &[1; 32]);
+        assert!(matches!(again, Ok(Success::GuestVerified(ref v)) if v.customer_id.as_str() == "g.1.x"));
+        // An expired challenge is invalid, and expiry deletes it.
+        accounts
+            .start_guest_check(
+                7,
+                10,
+                &mut dirty,
+                &check(id("g.1.x"), "gus@example.org", [2; 32], 10),
+            )
+            .unwrap();
+        assert_eq!(
+            accounts.verify_guest(17, &mut dirty, 10, &[2; 32]),
+            Err(Rejection::CodeInvalid)
+        );
+        accounts.expire_sessions(17, &mut dirty);
+        assert!(accounts.challenges.is_empty());
+        // A guest has no password session and no role to change; the address
+        // may still register an account of its own.
+        assert_eq!(
+            accounts.start_session(18, 11, &mut dirty, &id("g.1.x"), [1; 32], 100),
+            Err(Rejection::UnknownAccount)
+        );
+        assert!(accounts.set_role(&mut dirty, &id("g.1.x"), Role::Admin).is_err());
+        let mut gus = alice();
+        gus.email = "gus@example.org".to_owned();
+        assert!(accounts.register(18, &mut dirty, &id("u.1.gus"), &gus).is_ok());
+        assert_eq!(accounts.check_invariants(18), Ok(()));
+        let mut reloaded = Accounts::default();
+        let mut records = Vec::new();
+        accounts.append_records(&mut records);
+        for (key, record) in records {
+            assert!(reloaded.load(&key, record).unwrap());
+        }
+        assert_eq!(reloaded.check_invariants(18), Ok(()));
+        assert_eq!(reloaded.guest_emails, accounts.guest_emails);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{AccountView, EmailClaim, NewAccount, NotifyPreference, Role, SessionGrant, TokenHash};
+use crate::accounts::{
+    AccountView, EmailClaim, NewAccount, NewGuestCheck, NotifyPreference, Role, SessionGrant, TokenHash,
+};
 use crate::catalog::{ListingStatus, ListingView, NewListing, NewVenue, VenueView};
 use crate::cluster_map::{GroupId, MapCommand, NodeId, ReplicaId};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
@@ -234,6 +236,17 @@ pub enum Command {
         error: String,
         permanent: bool,
     },
+    /// Stores a guest's one-time code (its keyed hash) for `ttl_ms`, in the
+    /// address's accounts group. `customer_id` is the address's guest
+    /// identity, drawn by the edge the first time (see `accounts`).
+    StartGuestCheck {
+        check: NewGuestCheck,
+    },
+    /// A guest enters the code of a challenge.
+    VerifyGuest {
+        challenge_id: u64,
+        code_hash: TokenHash,
+    },
 }
 
 impl Command {
@@ -270,6 +283,8 @@ impl Command {
             | Command::RotateSession { .. }
             | Command::EndSession { .. }
             | Command::SetNotifications { .. }
+            | Command::StartGuestCheck { .. }
+            | Command::VerifyGuest { .. }
             | Command::Tick => None,
         }
     }
@@ -382,6 +397,17 @@ pub enum Success {
         hold: Option<HoldView>,
     },
     NoticeUpdated(NoticeView),
+    /// A guest's code was stored and may be sent.
+    GuestChallenge {
+        challenge_id: u64,
+        expires_at_ms: Millis,
+    },
+    /// The code was wrong; the challenge has this many tries left (0: void).
+    GuestCodeWrong {
+        attempts_left: u8,
+    },
+    /// The code was right: the address's guest identity.
+    GuestVerified(AccountView),
 }
 
 /// Why a command was refused. Rejected commands change nothing (apart from the
@@ -497,9 +523,11 @@ pub enum Rejection {
     #[error("not subscribed to this event's reminder")]
     NotSubscribed,
     #[error(
-        "notifications need an account with an address on file: register or log in (guests and holders named by staff have none)"
+        "notifications need an account with an address on file: register, log in, or verify your address as a guest (holders named by staff have none)"
     )]
     NoAddress,
+    #[error("the code is wrong, expired or used up; ask for a new one")]
+    CodeInvalid,
 }
 
 impl Rejection {
@@ -558,6 +586,7 @@ impl Rejection {
             Rejection::UnknownNotice => "unknown_notice",
             Rejection::NotSubscribed => "not_subscribed",
             Rejection::NoAddress => "no_address",
+            Rejection::CodeInvalid => "code_invalid",
         }
     }
 }
@@ -635,6 +664,7 @@ mod tests {
             Rejection::UnknownNotice,
             Rejection::NotSubscribed,
             Rejection::NoAddress,
+            Rejection::CodeInvalid,
         ];
         for rejection in samples {
             let quoted = format!("`{}`", rejection.code());

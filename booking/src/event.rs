@@ -29,12 +29,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::best_available;
-use crate::command::{
-    DEFAULT_HOLD_TTL_MS, MAX_HOLD_TTL_MS, MAX_PLACES_PER_HOLD, MIN_HOLD_TTL_MS, Rejection, Selection,
-};
+use crate::command::{DEFAULT_HOLD_TTL_MS, MAX_PLACES_PER_HOLD, Rejection, Selection};
 use crate::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, TicketCode};
-use crate::layout::{MAX_NAME_LEN, SeatMap, is_valid_name};
+use crate::layout::SeatMap;
 use crate::records::{
     CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord, Record, RecordKey,
     SeatRecord, TicketPlace, TicketRecord, WaitlistRecord,
@@ -51,10 +49,6 @@ pub(crate) struct WaitlistOffer {
     /// The hold made for the customer, or why none could be.
     pub result: Result<HoldView, Rejection>,
 }
-
-/// Longest string that can be a seat id: two names, a `u32` and two dashes.
-/// Longer ids are refused outright instead of being echoed back in a rejection.
-const MAX_SEAT_ID_LEN: usize = 2 * MAX_NAME_LEN + 10 + 2;
 
 /// Active holds ordered by when they expire: `(expires_at_ms, event, hold)`.
 pub(crate) type ExpiryQueue = BTreeSet<(Millis, EventId, HoldId)>;
@@ -187,11 +181,7 @@ impl EventState {
             )));
         }
         let ttl_ms = ttl_ms.unwrap_or(DEFAULT_HOLD_TTL_MS);
-        if !(MIN_HOLD_TTL_MS..=MAX_HOLD_TTL_MS).contains(&ttl_ms) {
-            return Err(Rejection::InvalidRequest(format!(
-                "ttl_ms must be within {MIN_HOLD_TTL_MS}..={MAX_HOLD_TTL_MS}"
-            )));
-        }
+        crate::shape::check_hold_ttl(ttl_ms)?;
         let wanted = self.resolve(selection)?;
         if let Some(limit) = spec.max_active_holds_per_customer
             && self.active_holds.get(holder).copied().unwrap_or(0) >= limit
@@ -512,11 +502,7 @@ impl EventState {
         if self.record.published_at_ms.is_none() {
             return Err(Rejection::EventNotOnSale);
         }
-        if quantity == 0 || quantity > MAX_PLACES_PER_HOLD {
-            return Err(Rejection::InvalidRequest(format!(
-                "a waitlist entry asks for 1..={MAX_PLACES_PER_HOLD} places"
-            )));
-        }
+        crate::shape::check_waitlist_quantity(quantity)?;
         let tier = match tier {
             Some(name) => Some(self.map.tier(name).ok_or_else(|| Rejection::UnknownTier {
                 tier: name.to_owned(),
@@ -777,39 +763,12 @@ impl EventState {
         }
     }
 
-    /// Checks a selection's shape and resolves its names, in this order: count
-    /// (1..=50), seat-id length, duplicate seats, unknown names.
+    /// Checks a selection's shape (`Selection::check_shape`, the edge's check
+    /// too) and resolves its names.
     fn resolve(&self, selection: &Selection) -> Result<Wanted, Rejection> {
-        let check_count = |n: usize| {
-            if n == 0 || n > MAX_PLACES_PER_HOLD as usize {
-                Err(Rejection::InvalidRequest(format!(
-                    "a hold takes 1..={MAX_PLACES_PER_HOLD} places"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        let check_name = |what: &str, name: &str| {
-            if is_valid_name(name) {
-                Ok(())
-            } else {
-                Err(Rejection::InvalidRequest(format!(
-                    "{what} name must be 1..=32 characters of [A-Za-z0-9]"
-                )))
-            }
-        };
+        selection.check_shape()?;
         match selection {
             Selection::Seats(ids) => {
-                check_count(ids.len())?;
-                if ids.iter().any(|id| id.len() > MAX_SEAT_ID_LEN) {
-                    return Err(Rejection::InvalidRequest(format!(
-                        "a seat id has at most {MAX_SEAT_ID_LEN} characters"
-                    )));
-                }
-                let mut seen = BTreeSet::new();
-                if let Some(twice) = ids.iter().find(|id| !seen.insert(id.as_str())) {
-                    return Err(Rejection::InvalidRequest(format!("seat {twice} is listed twice")));
-                }
                 let seats = ids
                     .iter()
                     .map(|id| match self.map.seat(id) {
@@ -824,11 +783,6 @@ impl EventState {
                 tier,
                 quantity,
             } => {
-                check_count(*quantity as usize)?;
-                check_name("section", section)?;
-                if let Some(tier) = tier {
-                    check_name("tier", tier)?;
-                }
                 let section_index = self
                     .map
                     .section(section)
@@ -850,8 +804,6 @@ impl EventState {
                 })
             }
             Selection::GeneralAdmission { area, quantity } => {
-                check_count(*quantity as usize)?;
-                check_name("area", area)?;
                 let area_index = self
                     .map
                     .area(area)
@@ -1226,6 +1178,7 @@ impl EventState {
             | RecordKey::Venue(_)
             | RecordKey::Listing(_)
             | RecordKey::EmailClaim(_)
+            | RecordKey::GuestChallenge(_)
             | RecordKey::Payment(..)
             | RecordKey::Notice(..) => None,
         }

@@ -79,13 +79,13 @@ impl CustomerId {
         &self.0
     }
 
-    /// The group holding this customer's account, if the id is an account's:
-    /// `u.{group}.{random}`. Guests and holders named by staff have none,
-    /// and so no address on file.
+    /// The group holding this customer's account, if the id is an account's
+    /// (`u.{group}.{random}`) or a verified guest's (`g.{group}.{random}`).
+    /// Holders named by staff have none, and so no address on file.
     pub fn account_group(&self) -> Option<u64> {
         let mut parts = self.0.splitn(3, '.');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some("u"), Some(group), Some(rest)) if !rest.is_empty() => group.parse().ok(),
+            (Some("u" | "g"), Some(group), Some(rest)) if !rest.is_empty() => group.parse().ok(),
             _ => None,
         }
     }

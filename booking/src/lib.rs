@@ -53,6 +53,7 @@ pub mod layout;
 pub mod notices;
 pub mod payments;
 pub mod records;
+pub mod shape;
 pub mod state;
 pub mod views;
 

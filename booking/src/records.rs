@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{AccountRecord, EmailClaim, SessionRecord, TokenHash};
+use crate::accounts::{AccountRecord, EmailClaim, GuestChallenge, SessionRecord, TokenHash};
 use crate::catalog::{ListingRecord, VenueRecord};
 use crate::cluster_map::{GroupId, GroupInfo, MapMeta, NodeId, NodeInfo};
 use crate::command::Response;
@@ -77,6 +77,9 @@ pub enum RecordKey {
     Session(u64),
     /// Who holds an e-mail address, by its keyed hash (metadata group).
     EmailClaim(TokenHash),
+    /// A guest's one-time code waiting to be entered, by the log index that
+    /// sent it (in the address's accounts group).
+    GuestChallenge(u64),
 }
 
 impl RecordKey {
@@ -108,7 +111,10 @@ impl RecordKey {
     pub fn is_account(&self) -> bool {
         matches!(
             self,
-            RecordKey::Account(_) | RecordKey::Session(_) | RecordKey::EmailClaim(_)
+            RecordKey::Account(_)
+                | RecordKey::Session(_)
+                | RecordKey::EmailClaim(_)
+                | RecordKey::GuestChallenge(_)
         )
     }
 
@@ -125,7 +131,8 @@ impl RecordKey {
             | RecordKey::Listing(_)
             | RecordKey::Account(_)
             | RecordKey::Session(_)
-            | RecordKey::EmailClaim(_) => None,
+            | RecordKey::EmailClaim(_)
+            | RecordKey::GuestChallenge(_) => None,
             RecordKey::Event(event)
             | RecordKey::Seat(event, _)
             | RecordKey::Ga(event, _)
@@ -164,6 +171,7 @@ pub enum Record {
     Payment(PaymentRecord),
     Waitlist(WaitlistRecord),
     Notice(NoticeRecord),
+    GuestChallenge(GuestChallenge),
 }
 
 impl Record {
@@ -192,6 +200,7 @@ impl Record {
                 | (RecordKey::Payment(..), Record::Payment(_))
                 | (RecordKey::Waitlist(..), Record::Waitlist(_))
                 | (RecordKey::Notice(..), Record::Notice(_))
+                | (RecordKey::GuestChallenge(_), Record::GuestChallenge(_))
         )
     }
 }

@@ -534,6 +534,16 @@ impl BookingState {
                 presented,
             } => self.accounts.end_session(&mut self.dirty, *session_id, presented),
             Command::Tick => Ok(Success::Ticked),
+            Command::StartGuestCheck { check } => {
+                self.accounts
+                    .start_guest_check(self.clock, log_index, &mut self.dirty, check)
+            }
+            Command::VerifyGuest {
+                challenge_id,
+                code_hash,
+            } => self
+                .accounts
+                .verify_guest(self.clock, &mut self.dirty, *challenge_id, code_hash),
             Command::SetNotifications {
                 customer_id,
                 preference,
@@ -682,11 +692,7 @@ impl BookingState {
         holder: &CustomerId,
         method: &str,
     ) -> Response {
-        if method.is_empty() || method.len() > MAX_PAYMENT_TEXT {
-            return Err(Rejection::InvalidRequest(format!(
-                "payment method must be 1..={MAX_PAYMENT_TEXT} bytes"
-            )));
-        }
+        crate::shape::check_payment_method(method)?;
         let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
         let amount = event.payable_total(hold_id, holder)?;
         if let Some(payment_id) = self.payments.live_for_hold(event_id, hold_id) {
@@ -721,10 +727,17 @@ impl BookingState {
             .payments
             .get(event_id, payment_id)
             .ok_or(Rejection::UnknownPayment)?;
-        if payment.status != PaymentStatus::Pending {
-            // A repeated or late answer: the first one decided.
+        let late_authorisation =
+            payment.status == PaymentStatus::Failed && *outcome == PaymentOutcome::Authorised;
+        if payment.status != PaymentStatus::Pending && !late_authorisation {
+            // A repeated answer, or a decline after the charge was decided:
+            // the first decision stands.
             return Ok(Success::PaymentUpdated(self.payment_view(event_id, payment_id)));
         }
+        // An authorisation after a decline (the provider changed its answer,
+        // or the decline came from a message the provider did not send)
+        // takes the money: it buys the hold if the hold is still there, and
+        // is refunded otherwise, like any authorisation that comes too late.
         let (hold_id, holder) = (payment.hold_id, payment.holder.clone());
         let (status, order_id, detail) = match outcome {
             PaymentOutcome::Declined { reason } => {
@@ -736,6 +749,17 @@ impl BookingState {
                 };
                 self.notify(log_index, event_id, &holder, kind, None, self.clock);
                 (PaymentStatus::Failed, None, Some(reason))
+            }
+            PaymentOutcome::Authorised
+                if late_authorisation && self.payments.live_for_hold(event_id, hold_id).is_some() =>
+            {
+                (
+                    // Another payment for the hold is under way (or bought it):
+                    // this one must not buy it twice.
+                    PaymentStatus::RefundPending,
+                    None,
+                    Some("authorised after another payment for the hold; refunding".to_owned()),
+                )
             }
             PaymentOutcome::Authorised => {
                 let (event, mut ctx) = self.event_mut(event_id, log_index)?;
@@ -1511,6 +1535,54 @@ mod tests {
         assert_eq!(payment_status(&state, 1, 5), PaymentStatus::Refunded);
         assert!(state.open_payments().is_empty());
         assert_eq!(state.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn an_authorisation_after_a_decline_buys_the_hold_or_is_refunded() {
+        let declined = || PaymentOutcome::Declined {
+            reason: "card_declined".into(),
+        };
+        // The decline came first (forged, or the provider changed its mind);
+        // the hold is still there, so the authorisation buys it.
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
+        state.apply(3, &request("p", 11, pay(1, 2))).unwrap();
+        state
+            .apply(4, &request("d", 12, settle(1, 3, declined())))
+            .unwrap();
+        assert_eq!(payment_status(&state, 1, 3), PaymentStatus::Failed);
+        state
+            .apply(5, &request("ok", 13, settle(1, 3, PaymentOutcome::Authorised)))
+            .unwrap();
+        assert_eq!(payment_status(&state, 1, 3), PaymentStatus::Succeeded);
+        assert_eq!(state.event_view(EventId(1)).unwrap().sold, 1);
+        assert_eq!(state.check_invariants(), Ok(()));
+
+        // Meanwhile a second payment for the hold was started: the late
+        // authorisation must not buy it twice, so it is refunded, and the
+        // second payment still decides the hold.
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
+        state.apply(3, &request("p", 11, pay(1, 2))).unwrap();
+        state
+            .apply(4, &request("d", 12, settle(1, 3, declined())))
+            .unwrap();
+        state.apply(5, &request("p2", 13, pay(1, 2))).unwrap();
+        state
+            .apply(6, &request("ok", 14, settle(1, 3, PaymentOutcome::Authorised)))
+            .unwrap();
+        assert_eq!(payment_status(&state, 1, 3), PaymentStatus::RefundPending);
+        assert_eq!(state.event_view(EventId(1)).unwrap().sold, 0);
+        state
+            .apply(7, &request("ok2", 15, settle(1, 5, PaymentOutcome::Authorised)))
+            .unwrap();
+        assert_eq!(payment_status(&state, 1, 5), PaymentStatus::Succeeded);
+        assert_eq!(state.event_view(EventId(1)).unwrap().sold, 1);
+        assert_eq!(state.check_invariants(), Ok(()));
+        let loaded = BookingState::from_records(state.records()).unwrap();
+        assert_eq!(loaded.records(), state.records());
     }
 
     #[test]

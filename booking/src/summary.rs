@@ -107,6 +107,10 @@ impl fmt::Display for Request {
                 permanent,
                 ..
             } => write!(f, "notice {event_id}/{notice_id} failed (permanent: {permanent})"),
+            Command::StartGuestCheck { check } => {
+                write!(f, "send a guest code for {}", check.customer_id)
+            }
+            Command::VerifyGuest { challenge_id, .. } => write!(f, "check guest code {challenge_id}"),
         }
     }
 }

@@ -191,6 +191,7 @@ pub struct ApiClient {
 impl ApiClient {
     pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
         anyhow::ensure!(!urls.is_empty(), "a client needs at least one node URL");
+        node::launcher::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(1))

@@ -113,3 +113,61 @@ pub async fn checkout(
     )
     .await
 }
+
+/// The guest codes a node wrote to its log, oldest first (nodes without an
+/// SMTP relay send e-mail there: "Your boxoffice code: 123456").
+pub fn logged_codes(log: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split("Your boxoffice code: ").nth(1))
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .collect())
+}
+
+/// Asks node `node` to send `email` a guest code; the challenge id.
+pub async fn request_guest_code(client: &ApiClient, node: NodeId, email: &str) -> anyhow::Result<String> {
+    let started = call(
+        client,
+        None,
+        Method::POST,
+        node,
+        "/v1/auth/guest",
+        Some(json!({ "email": email })),
+        None,
+    )
+    .await?;
+    expect("a guest asks for a code", &started, StatusCode::ACCEPTED, None)?;
+    Ok(text(&started.1, "challenge_id")?.to_owned())
+}
+
+/// A guest's way in through node `node`, whose log (`log`) receives its
+/// e-mail: asks for a code, reads the new one from the log, and answers the
+/// verification's body (`access_token`, `customer_id`).
+pub async fn verified_guest(
+    client: &ApiClient,
+    node: NodeId,
+    email: &str,
+    log: &std::path::Path,
+) -> anyhow::Result<Value> {
+    let before = logged_codes(log)?.len();
+    let challenge = request_guest_code(client, node, email).await?;
+    let code = eventually(
+        "the guest code reaches the log",
+        Duration::from_secs(10),
+        async || Ok(logged_codes(log)?.get(before).cloned()),
+    )
+    .await?;
+    let verified = call(
+        client,
+        None,
+        Method::POST,
+        node,
+        "/v1/auth/guest/verify",
+        Some(json!({ "challenge_id": challenge, "code": code })),
+        None,
+    )
+    .await?;
+    expect("the guest's code", &verified, StatusCode::OK, None)?;
+    Ok(verified.1)
+}

@@ -470,6 +470,7 @@ mod tests {
 
     fn http_client() -> reqwest::Client {
         // A proxy from the environment must not come between the test and 127.0.0.1.
+        node::launcher::install_crypto_provider();
         reqwest::Client::builder().no_proxy().build().unwrap()
     }
 

@@ -72,6 +72,7 @@ struct Wire {
 
 impl Wire {
     fn new(urls: Vec<String>) -> anyhow::Result<Self> {
+        node::launcher::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(1))

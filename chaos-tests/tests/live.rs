@@ -166,6 +166,7 @@ async fn scenario() -> anyhow::Result<()> {
         .filter(|&id| id != leader)
         .collect();
     let (watcher, shop) = (others[0], others[1]);
+    node::launcher::install_crypto_provider();
     let sse_http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .build()?;
@@ -446,7 +447,7 @@ async fn scenario() -> anyhow::Result<()> {
 ///   recorded as delivered on the second attempt.
 /// - A reminder subscription names its own channel (the log) and is
 ///   delivered when due; a later one stays pending, can be cancelled and
-///   renewed. A guest cannot subscribe (no address on file).
+///   renewed. A verified guest may subscribe too (their address is on file).
 /// - Cancelling the event tells the buyer (refunded) and the subscriber, and
 ///   withdraws the pending reminder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,24 +637,16 @@ async fn channels_scenario() -> anyhow::Result<()> {
         "due tomorrow: {}",
         again.1
     );
-    let guest = call(
-        &client,
-        None,
-        Method::POST,
-        3,
-        "/v1/auth/guest",
-        Some(json!({ "email": "gus@example.org" })),
-        None,
-    )
-    .await?;
-    expect("a guest", &guest, StatusCode::OK, None)?;
-    let gus = text(&guest.1, "access_token")?.to_owned();
-    let refused = call(&client, Some(&gus), Method::POST, 3, &reminders, None, None).await?;
+    // A guest who proved the address has it on file: they may subscribe.
+    let log = test.cluster.log_path(3).to_owned();
+    let guest = chaos_tests::shop::verified_guest(&client, 3, "gus@example.org", &log).await?;
+    let gus = text(&guest, "access_token")?.to_owned();
+    let accepted = call(&client, Some(&gus), Method::POST, 3, &reminders, None, None).await?;
     expect(
-        "a guest's reminder",
-        &refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("no_address"),
+        "a verified guest's reminder",
+        &accepted,
+        StatusCode::CREATED,
+        None,
     )?;
 
     // The organiser cancels: dana (refunded, by webhook) and erin are told.

@@ -89,6 +89,35 @@ pub enum AdminCommand {
         #[arg(long)]
         region: Option<String>,
     },
+    /// Make the cluster CA (once) and node certificates for node-to-node
+    /// mutual TLS, and print each node's `[tls]` section. Runs offline.
+    GenCerts {
+        /// Where the CA and the certificates are kept (created if missing;
+        /// an existing CA is reused).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Node ids to issue certificates for, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<u64>,
+    },
+}
+
+/// `gen-certs`: the CA and the node certificates, and each node's `[tls]`.
+fn gen_certs(dir: &std::path::Path, nodes: &[u64]) -> anyhow::Result<()> {
+    let certs = crate::certs::CertDir::open_or_create(dir)?;
+    for &node_id in nodes {
+        let tls = certs.node(node_id)?;
+        println!("# node {node_id}");
+        println!("[tls]");
+        println!("ca_cert = {:?}", tls.ca_cert.display().to_string());
+        println!("cert = {:?}", tls.cert.display().to_string());
+        println!("key = {:?}\n", tls.key.display().to_string());
+    }
+    eprintln!(
+        "the CA key is {}: keep it off the nodes (it is only needed to issue certificates)",
+        dir.join("ca.key").display()
+    );
+    Ok(())
 }
 
 struct Admin {
@@ -117,6 +146,9 @@ impl Admin {
 }
 
 pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
+    if let AdminCommand::GenCerts { dir, nodes } = &opts.command {
+        return gen_certs(dir, nodes);
+    }
     let admin = Admin {
         http: reqwest::Client::builder()
             // Moving replicas for add-node/remove-node takes a while.
@@ -196,6 +228,7 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
             let answer = admin.call(reqwest::Method::POST, &url, Some(body)).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
+        AdminCommand::GenCerts { .. } => unreachable!("handled before any call"),
     }
     Ok(())
 }

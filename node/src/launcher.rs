@@ -12,6 +12,7 @@
 //! {base}/node-{id}/                 the node's data directory
 //! {base}/node-{id}.log              stdout and stderr of every run of the node, appended
 //! {base}/node-{id}.pid              the PID of the current run, removed when it is reaped
+//! {base}/tls/                       the cluster CA and every node's certificate (`certs`)
 //! ```
 //!
 //! Invariants:
@@ -39,6 +40,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail, ensure};
 use region_config::{ClusterLayout, MemberConfig, NodeConfig, NodeId, RaftTuning, RegionId};
 use serde::Deserialize;
+
+/// Makes rustls's *ring* provider the process default: every process that
+/// builds an HTTP client calls this first (harmless when repeated).
+pub fn install_crypto_provider() {
+    transport::tls::install_crypto_provider();
+}
 
 /// Environment variable that overrides where [`find_binary`] looks for `boxoffice`.
 pub const BINARY_ENV: &str = "BOXOFFICE_BIN";
@@ -383,6 +390,8 @@ impl LocalCluster {
             })
             .collect();
 
+        // Node-to-node gRPC is mutual TLS: a CA for this cluster alone.
+        let certs = crate::certs::CertDir::open_or_create(&base_dir.join("tls"))?;
         let mut nodes = BTreeMap::new();
         for member in &members {
             let id = member.node_id;
@@ -410,7 +419,16 @@ impl LocalCluster {
                 auth: Some(local_auth()),
                 payments: Some(local_payments()),
                 limits: region_config::LimitsConfig::default(),
-                notifications: region_config::NotificationsConfig::default(),
+                notifications: region_config::NotificationsConfig {
+                    // Test receivers and the demo's listen on loopback.
+                    allow_private_webhooks: true,
+                    ..region_config::NotificationsConfig::default()
+                },
+                tls: Some(certs.node(id)?),
+                http: region_config::HttpConfig::default(),
+                login: region_config::LoginLimits::default(),
+                // The secrets above are published with the code: fine on loopback.
+                allow_insecure_demo_secrets: true,
             };
             configure(&mut config);
             config.validate()?;
@@ -429,6 +447,7 @@ impl LocalCluster {
             );
         }
 
+        transport::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .connect_timeout(Duration::from_secs(1))
@@ -468,6 +487,7 @@ impl LocalCluster {
         };
         let mut members = template.config.members.clone();
         members.push(me);
+        let certs = crate::certs::CertDir::open_or_create(&self.base_dir.join("tls"))?;
         let config = NodeConfig {
             node_id: id,
             data_dir,
@@ -475,6 +495,7 @@ impl LocalCluster {
             grpc_addr: addrs.grpc,
             bootstrap: false,
             members,
+            tls: Some(certs.node(id)?),
             ..template.config.clone()
         };
         config.validate()?;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod certs;
 pub mod demo;
 pub mod home_leaders;
 pub mod idle_bench;

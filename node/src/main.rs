@@ -64,6 +64,7 @@ async fn run_node(config: PathBuf) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     init_tracing();
+    transport::tls::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

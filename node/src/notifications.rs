@@ -53,7 +53,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Channels {
     smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, lettre::message::Mailbox)>,
     webhook_secret: Option<Arc<[u8]>>,
+    /// Webhooks: https to public addresses only, unless allowed (`api::outbound`).
     http: reqwest::Client,
+    allow_private_webhooks: bool,
 }
 
 /// Why a delivery did not happen; `permanent` ones are not retried.
@@ -94,14 +96,12 @@ impl Channels {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
-            .timeout(SEND_TIMEOUT)
-            .connect_timeout(Duration::from_secs(3))
-            .build()?;
+        let http = api::outbound::webhook_client(config.allow_private_webhooks, SEND_TIMEOUT)?;
         Ok(Channels {
             smtp,
             webhook_secret: config.webhook_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
             http,
+            allow_private_webhooks: config.allow_private_webhooks,
         })
     }
 
@@ -147,6 +147,13 @@ impl Channels {
                     .webhook_url
                     .as_deref()
                     .ok_or_else(|| Failure::permanent("the account has no webhook_url"))?;
+                // Checked when it was set; checked again because the rules
+                // may have tightened since (and the resolver checks each
+                // connection's addresses).
+                if let Err(why) = api::outbound::check_webhook_url(url, self.allow_private_webhooks) {
+                    tracing::warn!(message_id = %notice.message_id(), why, "webhook URL refused");
+                    return Err(Failure::permanent("webhook: the URL is not allowed"));
+                }
                 let body = serde_json::json!({
                     "id": notice.message_id(),
                     "type": notice.kind.name(),
@@ -171,11 +178,12 @@ impl Channels {
                         api::payments::sign(secret, now_secs, body.as_bytes()),
                     );
                 }
-                let response = request
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| Failure::retry(format!("webhook: {e}")))?;
+                let response = request.body(body).send().await.map_err(|e| {
+                    // The customer sees a category; the detail (which address,
+                    // what the far side said) stays in the node's log.
+                    tracing::warn!(message_id = %notice.message_id(), error = %e, "webhook not delivered");
+                    Failure::retry(api::outbound::delivery_error(&e))
+                })?;
                 let status = response.status();
                 if status.is_success() {
                     Ok(Channel::Webhook)
@@ -190,6 +198,45 @@ impl Channels {
                 Ok(Channel::Log)
             }
         }
+    }
+}
+
+/// Guest codes go out by e-mail: over SMTP when a relay is configured, else
+/// to the log (the demo's default, where a newcomer reads it).
+impl api::CodeSender for Channels {
+    fn send_code<'a>(
+        &'a self,
+        email: &'a str,
+        code: &'a str,
+        valid_for: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let minutes = valid_for.as_secs().div_ceil(60);
+            let subject = format!("Your boxoffice code: {code}");
+            let body = format!(
+                "Your code is {code}. Enter it to buy tickets as a guest; it is valid for {minutes} minutes.\r\n\r\n\
+                 If you did not ask for it, ignore this message: nobody can use your address without it.\r\n"
+            );
+            match &self.smtp {
+                Some((transport, from)) => {
+                    let to = email.parse().map_err(|e| format!("unusable address: {e}"))?;
+                    let message = Message::builder()
+                        .from(from.clone())
+                        .to(to)
+                        .subject(subject)
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(body)
+                        .map_err(|e| format!("cannot build the message: {e}"))?;
+                    transport.send(message).await.map_err(|e| format!("smtp: {e}"))?;
+                    Ok(())
+                }
+                None => {
+                    // No relay: the demo's way of showing what would be mailed.
+                    tracing::info!(target: "boxoffice::notices", kind = "guest_code", via = "e-mail (no SMTP relay configured)", "{subject}");
+                    Ok(())
+                }
+            }
+        })
     }
 }
 

@@ -1,9 +1,11 @@
 //! The payment worker: on every group this node leads, payments that are
 //! still waiting are pushed along.
 //!
-//! - A payment `pending` for longer than `retry_after` is asked of the
-//!   provider again (the node that took the checkout may have died before
-//!   asking, or the webhook may have been lost). Providers are idempotent by
+//! - A payment `pending` for longer than `retry_after` is looked up at the
+//!   provider: a decided charge is settled from the provider's record (its
+//!   webhook was lost, or claimed something the provider did not confirm);
+//!   one the provider does not know is asked for again (the node that took
+//!   the checkout may have died before asking). Providers are idempotent by
 //!   reference, so this never charges twice.
 //! - A payment `refund_pending` (authorised after its hold ended, or its
 //!   order or event cancelled) is refunded at the provider, then recorded as
@@ -15,8 +17,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use api::payments::Payments;
-use booking::{Command, META_GROUP, PaymentStatus, PaymentView, RequestId};
+use api::payments::{ChargeStatus, Payments};
+use booking::{Command, META_GROUP, PaymentOutcome, PaymentStatus, PaymentView, RequestId};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use router::Router;
@@ -52,10 +54,7 @@ pub async fn run(
                         .is_none_or(|at| at.elapsed() >= retry_after);
                     if old_enough && not_lately {
                         asked.insert(payment.reference.clone(), Instant::now());
-                        tracing::info!(reference = %payment.reference, "payment still pending: asking the provider again");
-                        if let Err(e) = payments.authorise(&payment).await {
-                            tracing::warn!(reference = %payment.reference, error = %e, "authorisation retry failed");
-                        }
+                        reconcile(&router, &payments, &payment).await;
                     }
                 }
                 PaymentStatus::RefundPending => refund(&router, &payments, group, &payment).await,
@@ -64,6 +63,38 @@ pub async fn run(
         }
         // Forget payments that are no longer pending here.
         asked.retain(|_, at| at.elapsed() < retry_after * 10);
+    }
+}
+
+/// A payment pending too long: the provider's own record decides. A decided
+/// charge is settled from it (its webhook was lost, or never trusted); an
+/// unknown one is asked for again (the node that took the checkout may have
+/// died before asking).
+async fn reconcile(router: &Router, payments: &Payments, payment: &PaymentView) {
+    let outcome = match payments.provider.status(&payment.reference).await {
+        Ok(ChargeStatus::Authorised) => PaymentOutcome::Authorised,
+        Ok(ChargeStatus::Declined { reason }) => PaymentOutcome::Declined { reason },
+        Ok(ChargeStatus::Pending) => return,
+        Ok(ChargeStatus::NotFound) => {
+            tracing::info!(reference = %payment.reference, "payment still pending: asking the provider again");
+            if let Err(e) = payments.authorise(payment).await {
+                tracing::warn!(reference = %payment.reference, error = %e, "authorisation retry failed");
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(reference = %payment.reference, error = %e, "cannot ask the provider; retrying later");
+            return;
+        }
+    };
+    match api::payments::settle_with(router, payment.event_id, payment.payment_id, outcome).await {
+        Ok(Ok(_)) => {
+            tracing::info!(reference = %payment.reference, "payment settled from the provider's record")
+        }
+        Ok(Err(rejection)) => {
+            tracing::warn!(reference = %payment.reference, %rejection, "settlement refused")
+        }
+        Err(e) => tracing::warn!(reference = %payment.reference, error = %e, "settlement not recorded yet"),
     }
 }
 

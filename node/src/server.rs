@@ -9,7 +9,6 @@
 //! every replica shuts down, which releases RocksDB.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,10 +101,26 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let node_id = config.node_id;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    for weak in config.weak_secrets() {
+        // Allowed only by `allow_insecure_demo_secrets` (config validation
+        // refuses them otherwise): say so on every start.
+        tracing::warn!("INSECURE: {weak}; this node must not hold real customers' data");
+    }
+    let tls_files = config
+        .tls
+        .as_ref()
+        .context("[tls] is required for node-to-node gRPC")?;
+    let tls = transport::tls::ClusterTls::load(
+        &tls_files.ca_cert,
+        &tls_files.cert,
+        &tls_files.key,
+        region_config::CLUSTER_TLS_NAME,
+    )
+    .context("loading the node's TLS certificates")?;
     let store = raft_store::open(&config.data_dir)?;
     let wal_stats = store.wal_stats().clone();
 
-    let pool = ChannelPool::new();
+    let pool = ChannelPool::new(tls.client.clone());
     let groups = Groups::default();
     let feed = raft_store::FeedHub::new(FEED_BUFFER);
     let replicas = ReplicaManager::new(
@@ -142,7 +157,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     // One HTTP/2 connection per peer carries every group's traffic: allow far
     // more concurrent streams than hyper's default of 200, and do not treat
     // the cancelled RPCs of a busy moment (timeouts) as an attack.
+    // Mutual TLS: a caller without a certificate from the cluster CA is
+    // refused in the handshake, before any RPC reaches a group.
     let grpc = tonic::transport::Server::builder()
+        .tls_config(tls.server.clone())
+        .context("the node's TLS certificate or key is unusable")?
         .tcp_nodelay(true)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_PEER))
         .http2_max_pending_accept_reset_streams(Some(MAX_STREAMS_PER_PEER as usize))
@@ -204,10 +223,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             shutdown.clone(),
         ));
     }
+    let channels = crate::notifications::Channels::new(&config.notifications)?;
     tasks.spawn(crate::notifications::run(
         groups.clone(),
         router.clone(),
-        crate::notifications::Channels::new(&config.notifications)?,
+        channels.clone(),
         shutdown.clone(),
     ));
     let app = api::app(api::AppState {
@@ -227,16 +247,28 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         },
         payments: payments.clone(),
         limits: Arc::new(api::limits::RateLimits::new(&limits_of(&config.limits))),
+        allow_private_webhooks: config.notifications.allow_private_webhooks,
+        codes: Some(Arc::new(channels)),
+        logins: Arc::new(api::logins::Logins::new(&api::logins::LoginConfig {
+            failures_per_account: config.login.failures_per_account,
+            failures_per_ip: config.login.failures_per_ip,
+            window: Duration::from_secs(config.login.failure_window_secs),
+            max_concurrent_hashes: config.login.max_concurrent_hashes,
+        })),
         feed: Some(feed),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");
-    let http = axum::serve(
-        http_listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
-    let http_result = http.await;
+    let http_limits = api::serve::ServeLimits {
+        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(config.http.idle_timeout_ms),
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        max_connections: config.http.max_connections as usize,
+    };
+    let http_result = api::serve::serve(http_listener, app, http_limits, async move {
+        http_shutdown.cancelled().await
+    })
+    .await;
 
     tasks.close();
     if tokio::time::timeout(Duration::from_secs(10), tasks.wait())

@@ -102,6 +102,7 @@ const TAG_LISTING: u8 = 0x35;
 const TAG_ACCOUNT: u8 = 0x40;
 const TAG_SESSION: u8 = 0x41;
 const TAG_EMAIL_CLAIM: u8 = 0x42;
+const TAG_GUEST_CHALLENGE: u8 = 0x43;
 
 /// The first unprefixed key of any record: everything at or after it in a
 /// replica's `sm` range is a record.
@@ -197,6 +198,10 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
         RecordKey::EmailClaim(hash) => {
             out.push(TAG_EMAIL_CLAIM);
             out.extend_from_slice(hash);
+        }
+        RecordKey::GuestChallenge(id) => {
+            out.push(TAG_GUEST_CHALLENGE);
+            out.extend_from_slice(&id.to_be_bytes());
         }
     }
     out
@@ -303,6 +308,10 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             exact(32)?;
             RecordKey::EmailClaim(rest.try_into().map_err(|_| bad())?)
         }
+        TAG_GUEST_CHALLENGE => {
+            exact(8)?;
+            RecordKey::GuestChallenge(u64_at(rest, 0)?)
+        }
         _ => return Err(bad()),
     };
     Ok(key)
@@ -343,6 +352,7 @@ mod tests {
             RecordKey::Session(1 << 33),
             RecordKey::EmailClaim([0; 32]),
             RecordKey::EmailClaim([7; 32]),
+            RecordKey::GuestChallenge(3),
         ];
         let encoded: Vec<Vec<u8>> = keys.iter().map(record_key).collect();
         for (key, bytes) in keys.iter().zip(&encoded) {

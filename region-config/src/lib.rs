@@ -277,6 +277,12 @@ pub struct NotificationsConfig {
     pub smtp: Option<SmtpConfig>,
     /// The HMAC key customer webhooks are signed with (at least 16 bytes).
     pub webhook_secret: Option<String>,
+    /// Let customer webhooks use plain `http` and reach loopback, private and
+    /// link-local addresses. Off by default: a webhook URL is a request the
+    /// node makes on a customer's behalf, so it must only reach the public
+    /// internet. The demo and the tests, whose receivers run on loopback,
+    /// turn it on.
+    pub allow_private_webhooks: bool,
 }
 
 /// An SMTP relay, without TLS or authentication (a local MTA or sink).
@@ -340,6 +346,110 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Login protection (`api::logins`), per node: failed logins per account
+/// and per client address within a window, beyond which each attempt waits
+/// longer, and how many password hashes may run at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginLimits {
+    /// Failed logins per account within `failure_window_secs` before a delay.
+    pub failures_per_account: u32,
+    /// Failed logins per client address within the window before a delay.
+    pub failures_per_ip: u32,
+    pub failure_window_secs: u64,
+    /// Password hashes (argon2id, 19 MiB each) running at once on this node;
+    /// a request beyond it is answered 503 with `Retry-After`, never queued.
+    pub max_concurrent_hashes: u32,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            failures_per_account: 5,
+            failures_per_ip: 50,
+            failure_window_secs: 15 * 60,
+            max_concurrent_hashes: 4,
+        }
+    }
+}
+
+/// The client-facing HTTP server's bounds (`api::serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A connection's request head must arrive within this long of its first
+    /// byte (or of the connection's start).
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with nothing in flight is closed after this long.
+    pub idle_timeout_ms: u64,
+    /// A handler that has not answered within this long is answered for
+    /// (`outcome_unknown` for writes). Not applied to `/v1/admin/*`.
+    pub request_timeout_ms: u64,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            request_timeout_ms: 30_000,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Mutual TLS on the node-to-node gRPC port. Every node presents a
+/// certificate signed by the cluster's CA and accepts only peers that do;
+/// `boxoffice admin gen-certs` makes a CA and node certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The cluster CA's certificate (PEM): the only issuer peers are trusted from.
+    pub ca_cert: PathBuf,
+    /// This node's certificate (PEM), signed by the CA, for the name
+    /// [`CLUSTER_TLS_NAME`].
+    pub cert: PathBuf,
+    /// This node's private key (PEM, PKCS#8).
+    pub key: PathBuf,
+}
+
+/// The DNS name every node certificate carries and every node checks its
+/// peers for: membership is proven by the CA's signature, not by an address.
+pub const CLUSTER_TLS_NAME: &str = "node.boxoffice.internal";
+
+/// Secrets published with the source code (the demo's and the test
+/// launcher's): a node refuses to start with one unless its config says
+/// `allow_insecure_demo_secrets = true`.
+pub const DEMO_SECRETS: &[&str] = &[
+    "boxoffice-local-admin-token",
+    "boxoffice-local-jwt-secret-not-for-production",
+    "6c6f63616c2d7469636b65742d6b65792d6e6f742d666f722d70726f64756374",
+    "boxoffice-local-webhook-secret",
+    "boxoffice-local-notify-secret",
+];
+
+/// Why `secret` must not protect a production cluster, if it must not:
+/// published with the code, one repeated character, or too few distinct
+/// characters to be random.
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
+    if DEMO_SECRETS.contains(&secret) {
+        return Some("is a published demo secret");
+    }
+    let bytes = secret.as_bytes();
+    let distinct = bytes.iter().collect::<BTreeSet<_>>().len();
+    if distinct <= 1 {
+        return Some("repeats one character");
+    }
+    // A random key of 16+ characters from any alphabet of 16+ symbols has
+    // far more than 6 distinct characters; "abababab..." or "00000001" do not.
+    if distinct < 7 {
+        return Some("has too few distinct characters to be random");
+    }
+    None
+}
+
 /// Everything one `boxoffice node` process needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -373,9 +483,41 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    /// Mutual TLS between nodes; a node refuses to start without it.
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub login: LoginLimits,
+    /// Start even though a secret is a published demo secret or plainly not
+    /// random (the demo and the test launcher set this; production must not).
+    #[serde(default)]
+    pub allow_insecure_demo_secrets: bool,
 }
 
 impl NodeConfig {
+    /// Every configured secret that is weak, with why (see [`weak_secret`]).
+    pub fn weak_secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<(&str, &str)> = Vec::new();
+        if let Some(token) = &self.admin_token {
+            secrets.push(("admin_token", token));
+        }
+        if let Some(auth) = &self.auth {
+            secrets.push(("auth.jwt_secret", &auth.jwt_secret));
+            secrets.push(("auth.ticket_signing_key", &auth.ticket_signing_key));
+        }
+        if let Some(payments) = &self.payments {
+            secrets.push(("payments.webhook_secret", &payments.webhook_secret));
+        }
+        if let Some(secret) = &self.notifications.webhook_secret {
+            secrets.push(("notifications.webhook_secret", secret));
+        }
+        secrets
+            .into_iter()
+            .filter_map(|(name, secret)| weak_secret(secret).map(|why| format!("{name} {why}")))
+            .collect()
+    }
+
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -478,6 +620,36 @@ impl NodeConfig {
         if let Some(auth) = &self.auth {
             auth.validate()?;
         }
+        if self.tls.is_none() {
+            return invalid(
+                "tls: node-to-node gRPC needs [tls] with ca_cert, cert and key \
+                 (make them with `boxoffice admin gen-certs`)"
+                    .into(),
+            );
+        }
+        let weak = self.weak_secrets();
+        if !weak.is_empty() && !self.allow_insecure_demo_secrets {
+            return invalid(format!(
+                "refusing weak secrets: {}; generate random ones (for example `openssl rand -hex 32`), \
+                 or set allow_insecure_demo_secrets = true for a demo",
+                weak.join("; ")
+            ));
+        }
+        let h = &self.http;
+        if h.header_read_timeout_ms == 0 || h.idle_timeout_ms == 0 || h.request_timeout_ms == 0 {
+            return invalid("http: timeouts must be positive".into());
+        }
+        if h.max_connections == 0 {
+            return invalid("http.max_connections must be at least 1".into());
+        }
+        let login = &self.login;
+        if login.failures_per_account == 0
+            || login.failures_per_ip == 0
+            || login.failure_window_secs == 0
+            || login.max_concurrent_hashes == 0
+        {
+            return invalid("login: every limit must be at least 1".into());
+        }
         self.notifications.validate()?;
         if let Some(payments) = &self.payments {
             payments.validate()?;
@@ -524,7 +696,7 @@ mod tests {
                 jwt_secret: "0123456789abcdef0123456789abcdef".into(),
                 access_ttl_secs: 900,
                 refresh_ttl_secs: 86_400,
-                ticket_signing_key: "11".repeat(32),
+                ticket_signing_key: "3f9c1a7be2d54086a1c9e7f30b6d2a584e1f7c93d0a2b6e58c4f1d7a9e3b5c20".into(),
             }),
             payments: Some(PaymentsConfig {
                 webhook_secret: "a-webhook-secret-of-some-length".into(),
@@ -534,6 +706,14 @@ mod tests {
             }),
             limits: LimitsConfig::default(),
             notifications: NotificationsConfig::default(),
+            tls: Some(TlsConfig {
+                ca_cert: "/etc/boxoffice/ca.pem".into(),
+                cert: "/etc/boxoffice/node.pem".into(),
+                key: "/etc/boxoffice/node.key".into(),
+            }),
+            http: HttpConfig::default(),
+            login: LoginLimits::default(),
+            allow_insecure_demo_secrets: false,
         }
     }
 
@@ -566,7 +746,46 @@ mod tests {
         assert!(
             matches!(config.validate(), Err(ConfigError::Invalid(m)) if m.contains("ticket_signing_key"))
         );
-        assert_eq!(sample().auth.unwrap().ticket_seed().unwrap(), [0x11; 32]);
+        let mut config = sample();
+        config.auth.as_mut().unwrap().ticket_signing_key = "11".repeat(32);
+        config.allow_insecure_demo_secrets = true;
+        assert_eq!(config.auth.as_ref().unwrap().ticket_seed().unwrap(), [0x11; 32]);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn refuses_demo_and_low_entropy_secrets_unless_allowed() {
+        for (field, set) in [
+            (
+                "admin_token",
+                (|c: &mut NodeConfig| c.admin_token = Some(DEMO_SECRETS[0].into())) as fn(&mut NodeConfig),
+            ),
+            ("auth.jwt_secret", |c| {
+                c.auth.as_mut().unwrap().jwt_secret = "ab".repeat(20);
+            }),
+            ("auth.ticket_signing_key", |c| {
+                c.auth.as_mut().unwrap().ticket_signing_key = "0".repeat(64);
+            }),
+            ("payments.webhook_secret", |c| {
+                c.payments.as_mut().unwrap().webhook_secret = DEMO_SECRETS[3].into();
+            }),
+        ] {
+            let mut config = sample();
+            set(&mut config);
+            let refused = config.validate().unwrap_err().to_string();
+            assert!(refused.contains(field), "{field}: {refused}");
+            config.allow_insecure_demo_secrets = true;
+            config.validate().unwrap();
+            assert_eq!(config.weak_secrets().len(), 1, "{field}");
+        }
+        assert_eq!(sample().weak_secrets(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn refuses_to_run_grpc_without_tls() {
+        let mut config = sample();
+        config.tls = None;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(m)) if m.contains("[tls]")));
     }
 
     #[test]

@@ -168,6 +168,9 @@ impl Router {
     /// Applies `command` once, on the leader of the group owning it. An event
     /// being created is placed first (in this node's region, on a shared group).
     pub async fn submit(&self, request_id: RequestId, command: Command) -> Result<Response, RouteError> {
+        if let Err(rejection) = command.check_shape() {
+            return Ok(Err(rejection));
+        }
         let group = match &command {
             Command::Map(_) => META_GROUP,
             housekeeping if housekeeping.is_housekeeping() => {
@@ -206,6 +209,9 @@ impl Router {
         let Command::CreateEvent { event_id, .. } = create else {
             return Ok(Err(Rejection::InvalidRequest("not an event creation".to_owned())));
         };
+        if let Err(rejection) = create.check_shape() {
+            return Ok(Err(rejection));
+        }
         let region = home_region.unwrap_or_else(|| self.region.clone());
         let group = match self.place_event(&request_id, event_id, region, dedicated).await? {
             Ok(group) => group,
@@ -251,13 +257,18 @@ impl Router {
         }
     }
 
-    /// Applies `command` once on the leader of `group`.
+    /// Applies `command` once on the leader of `group`. A command refused by
+    /// its shape alone (`Command::check_shape`) is answered here and never
+    /// proposed, so it reaches no log.
     pub async fn submit_to_group(
         &self,
         group: GroupId,
         request_id: RequestId,
         command: Command,
     ) -> Result<Response, RouteError> {
+        if let Err(rejection) = command.check_shape() {
+            return Ok(Err(rejection));
+        }
         let write = ForwardedWrite { request_id, command };
         let outcome = self
             .with_retries(group, |target| {
@@ -584,6 +595,11 @@ pub fn account_group_of(customer: &CustomerId) -> Option<GroupId> {
 
 impl transport::booking_service::LeaderService for Router {
     async fn submit_as_leader(&self, group_id: u64, write: ForwardedWrite) -> LeaderReply<Response> {
+        // A peer's router checked the shape already; a forwarded write is
+        // checked again so that no sender can get a malformed command appended.
+        if let Err(rejection) = write.command.check_shape() {
+            return LeaderReply::Done(Err(rejection));
+        }
         match self.groups.get(group_id) {
             Some(replica) => leader::submit(&replica, write, self.policy.attempt_timeout).await,
             None => LeaderReply::Unavailable {

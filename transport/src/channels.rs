@@ -2,22 +2,28 @@
 //!
 //! A tonic `Channel` multiplexes concurrent calls over one HTTP/2 connection
 //! and reconnects by itself, so we create one lazily per address and hand out
-//! clones; no RPC ever opens its own connection.
+//! clones; no RPC ever opens its own connection. Every channel speaks mutual
+//! TLS (`tls`): it presents this node's certificate and accepts only a peer
+//! whose certificate the cluster CA signed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ChannelPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: ClientTlsConfig,
 }
 
 impl ChannelPool {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(tls: ClientTlsConfig) -> Self {
+        Self {
+            channels: Arc::default(),
+            tls,
+        }
     }
 
     /// The channel to `addr` (`host:port`), created on first use.
@@ -26,7 +32,8 @@ impl ChannelPool {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        let channel = Endpoint::from_shared(format!("https://{addr}"))?
+            .tls_config(self.tls.clone())?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod network;
 pub mod quiescence;
 pub mod raft_service;
+pub mod tls;
 
 /// Generated protobuf and tonic code.
 pub mod proto {
