@@ -604,7 +604,10 @@ async fn oversized_writes_reach_no_log(test: &TestCluster) -> anyhow::Result<()>
     let seats: Vec<String> = (0..600_000).map(|i| format!("A-1-{i}")).collect();
     let body = json!({ "holder": "c1", "seats": seats });
     let size = body.to_string().len();
-    ensure!((7 << 20..8 << 20).contains(&size), "the body is {size} bytes, not about 7 MiB");
+    ensure!(
+        (7 << 20..8 << 20).contains(&size),
+        "the body is {size} bytes, not about 7 MiB"
+    );
     let refused = call(
         &client,
         staff,

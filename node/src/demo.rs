@@ -199,10 +199,31 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
          | sed -E 's/.*\"hold_id\":\"?([^\",}}]*).*/\\1/'); echo \"hold $HOLD_ID\""
     );
     println!();
-    println!("  # confirm it into an order with a signed ticket");
+    println!("  # pay for it: the simulated card processor approves it a moment later");
     println!(
-        "  curl -s -X POST {third}/v1/events/{DEMO_EVENT_ID}/holds/$HOLD_ID/confirm \
-         -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: demo-confirm-1'"
+        "  PAYMENT_ID=$(curl -s -X POST {third}/v1/events/{DEMO_EVENT_ID}/holds/$HOLD_ID/checkout \
+         -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: demo-checkout-1' \
+         | sed -E 's/.*\"payment_id\":([0-9]+).*/\\1/'); echo \"payment $PAYMENT_ID\""
+    );
+    println!(
+        "  sleep 1; curl -s {first}/v1/events/{DEMO_EVENT_ID}/payments/$PAYMENT_ID -H \"Authorization: Bearer $TOKEN\"   # succeeded, with its order_id"
+    );
+    println!(
+        "  curl -s {second}/v1/me/orders -H \"Authorization: Bearer $TOKEN\"   # the order and its signed tickets"
+    );
+    println!();
+    println!("  # a guest proves their address: the code is \"e-mailed\" to node 1's log");
+    println!(
+        "  CHALLENGE=$(curl -s -X POST {first}/v1/auth/guest -H 'content-type: application/json' \
+         -d '{{\"email\":\"guest@demo.boxoffice.dev\"}}' | sed -E 's/.*\"challenge_id\":\"([^\"]*)\".*/\\1/')"
+    );
+    println!(
+        "  CODE=$(grep -o 'Your boxoffice code: [0-9]*' {} | tail -1 | grep -o '[0-9]*$')",
+        cluster.log_path(1).display()
+    );
+    println!(
+        "  curl -s -X POST {first}/v1/auth/guest/verify -H 'content-type: application/json' \
+         -d \"{{\\\"challenge_id\\\":\\\"$CHALLENGE\\\",\\\"code\\\":\\\"$CODE\\\"}}\"   # a guest token"
     );
     println!();
     println!("  # the organiser is organiser@demo.boxoffice.dev with the same password");
