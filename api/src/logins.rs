@@ -131,6 +131,14 @@ impl Tracker {
     }
 }
 
+/// `429 {code}` with `Retry-After: secs`.
+fn throttled(code: &'static str, detail: String, secs: u64) -> Problem {
+    let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
+        .with("retry_after_secs", serde_json::json!(secs));
+    problem.retry_after = Some(secs);
+    problem
+}
+
 /// A short digest that names an account in logs without its address.
 fn account_key(email: &str) -> String {
     let digest = Sha256::digest(email.as_bytes());
@@ -160,56 +168,43 @@ impl Logins {
 
     /// Refuses an attempt that comes before its backoff ended.
     pub fn check(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Problem> {
+        self.refuse_early(&self.accounts, email, ip).map_err(|(account, secs)| {
+            tracing::warn!(target: "boxoffice::security", account = %account, ip = ?ip, retry_after_secs = secs, "login throttled");
+            throttled("login_throttled", format!("too many failed logins; try again in {secs} s"), secs)
+        })
+    }
+
+    /// Refuses a guest code for `email` that comes before its backoff ended
+    /// (per address, and per client address like failed logins).
+    pub fn check_code(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Problem> {
+        self.refuse_early(&self.codes, email, ip).map_err(|(account, secs)| {
+            tracing::warn!(target: "boxoffice::security", account = %account, ip = ?ip, retry_after_secs = secs, "guest codes throttled");
+            throttled(
+                "rate_limited",
+                format!("too many codes sent to this address; try again in {secs} s"),
+                secs,
+            )
+        })
+    }
+
+    /// `Err((account digest, seconds to wait))` while `email` (in `by_account`)
+    /// or `ip` must still wait.
+    fn refuse_early(
+        &self,
+        by_account: &Tracker,
+        email: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), (String, u64)> {
         let now = Instant::now();
         let account = account_key(email);
-        let wait = self
-            .accounts
+        let wait = by_account
             .wait(&account, now)
             .into_iter()
             .chain(ip.and_then(|ip| self.addresses.wait(&ip.to_string(), now)))
             .max();
         match wait {
             None => Ok(()),
-            Some(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                tracing::warn!(target: "boxoffice::security", account = %account, ip = ?ip, retry_after_secs = secs, "login throttled");
-                let mut problem = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "login_throttled",
-                    format!("too many failed logins; try again in {secs} s"),
-                )
-                .with("retry_after_secs", serde_json::json!(secs));
-                problem.retry_after = Some(secs);
-                Err(problem)
-            }
-        }
-    }
-
-    /// Refuses a guest code for `email` that comes before its backoff ended
-    /// (per address, and per client address like failed logins).
-    pub fn check_code(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Problem> {
-        let now = Instant::now();
-        let key = account_key(email);
-        let wait = self
-            .codes
-            .wait(&key, now)
-            .into_iter()
-            .chain(ip.and_then(|ip| self.addresses.wait(&ip.to_string(), now)))
-            .max();
-        match wait {
-            None => Ok(()),
-            Some(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                tracing::warn!(target: "boxoffice::security", account = %key, ip = ?ip, retry_after_secs = secs, "guest codes throttled");
-                let mut problem = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("too many codes sent to this address; try again in {secs} s"),
-                )
-                .with("retry_after_secs", serde_json::json!(secs));
-                problem.retry_after = Some(secs);
-                Err(problem)
-            }
+            Some(wait) => Err((account, wait.as_secs() + u64::from(wait.subsec_nanos() > 0))),
         }
     }
 

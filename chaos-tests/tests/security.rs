@@ -633,50 +633,50 @@ async fn oversized_writes_reach_no_log(test: &TestCluster) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Forged webhooks: the provider's word decides.
-async fn forged_webhooks_change_nothing_the_provider_did_not_say(test: &TestCluster) -> anyhow::Result<()> {
-    let client = client_of(test);
+/// Staff hold `seat` for `holder` and check out with `method` on node 1, then
+/// a webhook claiming `claim`, signed with the demo's published secret, is
+/// sent to node 1: the payment as started, and the webhook's answer.
+async fn checkout_then_forge(
+    client: &chaos_tests::ApiClient,
+    holder: &str,
+    seat: &str,
+    method: &str,
+    claim: &str,
+) -> anyhow::Result<(Value, (StatusCode, Value))> {
     let staff = Some(chaos_tests::LOCAL_ADMIN_TOKEN);
     let holds = format!("/v1/events/{EVENT}/holds");
-    let forge = |reference: &str, outcome: &str| {
-        let body = json!({ "reference": reference, "outcome": outcome, "reason": "forged" });
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let signature = api::payments::sign(
-            node::launcher::LOCAL_WEBHOOK_SECRET.as_bytes(),
-            now,
-            body.to_string().as_bytes(),
-        );
-        (body, signature)
-    };
-
-    // Dave pays with a slow card (authorised after 3 s); a forged decline
-    // arrives first at the node that asked the provider.
     let held = call(
-        &client,
+        client,
         staff,
         Method::POST,
         1,
         &holds,
-        Some(json!({ "holder": "dave", "seats": ["B-1-1"] })),
-        Some("d1"),
+        Some(json!({ "holder": holder, "seats": [seat] })),
+        Some(&format!("hold-{holder}")),
     )
     .await?;
-    expect("dave's hold", &held, StatusCode::CREATED, None)?;
+    expect("the hold", &held, StatusCode::CREATED, None)?;
     let started = call(
-        &client,
+        client,
         staff,
         Method::POST,
         1,
         &format!("{holds}/{}/checkout", held.1["hold_id"]),
-        Some(json!({ "method": "tok_slow", "holder": "dave" })),
-        Some("pay-d1"),
+        Some(json!({ "method": method, "holder": holder })),
+        Some(&format!("pay-{holder}")),
     )
     .await?;
-    expect("dave checks out", &started, StatusCode::ACCEPTED, None)?;
-    let reference = text(&started.1, "reference")?.to_owned();
-    let (body, signature) = forge(&reference, "declined");
+    expect("the checkout", &started, StatusCode::ACCEPTED, None)?;
+    let reference = text(&started.1, "reference")?;
+    let body = json!({ "reference": reference, "outcome": claim, "reason": "forged" });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let signature = api::payments::sign(
+        node::launcher::LOCAL_WEBHOOK_SECRET.as_bytes(),
+        now,
+        body.to_string().as_bytes(),
+    );
     let answered = client
         .raw_post(
             1,
@@ -685,6 +685,16 @@ async fn forged_webhooks_change_nothing_the_provider_did_not_say(test: &TestClus
             Some(("boxoffice-signature", &signature)),
         )
         .await?;
+    Ok((started.1, answered))
+}
+
+/// Forged webhooks: the provider's word decides.
+async fn forged_webhooks_change_nothing_the_provider_did_not_say(test: &TestCluster) -> anyhow::Result<()> {
+    let client = client_of(test);
+    let staff = Some(chaos_tests::LOCAL_ADMIN_TOKEN);
+    // Dave pays with a slow card (authorised after 3 s); a forged decline
+    // arrives first at the node that asked the provider.
+    let (started, answered) = checkout_then_forge(&client, "dave", "B-1-1", "tok_slow", "declined").await?;
     ensure!(answered.0.is_success(), "{answered:?}");
     ensure!(
         answered.1["status"] != "failed",
@@ -696,14 +706,14 @@ async fn forged_webhooks_change_nothing_the_provider_did_not_say(test: &TestClus
         staff,
         1,
         EVENT,
-        &started.1["payment_id"],
+        &started["payment_id"],
         Duration::from_secs(30),
     )
     .await?;
     ensure!(settled["status"] == "succeeded", "{settled}");
     // The genuine webhook comes later; it changes nothing.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let path = format!("/v1/events/{EVENT}/payments/{}", started.1["payment_id"]);
+    let path = format!("/v1/events/{EVENT}/payments/{}", started["payment_id"]);
     let still = call(&client, staff, Method::GET, 2, &path, None, None).await?;
     ensure!(
         still.1["status"] == "succeeded" && !still.1["order_id"].is_null(),
@@ -712,38 +722,8 @@ async fn forged_webhooks_change_nothing_the_provider_did_not_say(test: &TestClus
     );
 
     // Erin's card is declined; a forged authorisation buys nothing.
-    let held = call(
-        &client,
-        staff,
-        Method::POST,
-        1,
-        &holds,
-        Some(json!({ "holder": "erin", "seats": ["B-1-2"] })),
-        Some("e1"),
-    )
-    .await?;
-    expect("erin's hold", &held, StatusCode::CREATED, None)?;
-    let started = call(
-        &client,
-        staff,
-        Method::POST,
-        1,
-        &format!("{holds}/{}/checkout", held.1["hold_id"]),
-        Some(json!({ "method": "tok_decline", "holder": "erin" })),
-        Some("pay-e1b"),
-    )
-    .await?;
-    expect("erin checks out", &started, StatusCode::ACCEPTED, None)?;
-    let reference = text(&started.1, "reference")?.to_owned();
-    let (body, signature) = forge(&reference, "authorised");
-    let answered = client
-        .raw_post(
-            1,
-            "/v1/payments/webhook",
-            &body,
-            Some(("boxoffice-signature", &signature)),
-        )
-        .await?;
+    let (started, answered) =
+        checkout_then_forge(&client, "erin", "B-1-2", "tok_decline", "authorised").await?;
     ensure!(
         answered.1["status"] != "succeeded",
         "a forged authorisation bought seats: {}",
@@ -754,7 +734,7 @@ async fn forged_webhooks_change_nothing_the_provider_did_not_say(test: &TestClus
         staff,
         1,
         EVENT,
-        &started.1["payment_id"],
+        &started["payment_id"],
         Duration::from_secs(30),
     )
     .await?;
