@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use booking::accounts::check_email;
 use booking::{
-    Command, CustomerId, EmailClaim, META_GROUP, NewAccount, Rejection, RequestId, Role, SessionGrant,
-    Success, TokenHash,
+    AccountAnswer, AccountCommand, AccountQuery, AccountSuccess, Command, CustomerId, EmailClaim, META_GROUP,
+    NewAccount, Rejection, RequestId, Role, SessionGrant, Success, TokenHash,
 };
-use raft_store::{Query, QueryResult};
+use booking::{Query, QueryResult};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -51,16 +51,16 @@ async fn claim_email(
     email_key: TokenHash,
     wanted: EmailClaim,
 ) -> Result<EmailClaim, Problem> {
-    let command = Command::ClaimEmail {
+    let command = Command::Account(AccountCommand::ClaimEmail {
         email_key,
         claim: wanted,
-    };
+    });
     match state
         .router
         .submit_to_group(META_GROUP, fresh_id(), command)
         .await??
     {
-        Success::EmailClaimed { claim, .. } => Ok(claim),
+        Success::Account(AccountSuccess::EmailClaimed { claim, .. }) => Ok(claim),
         other => Err(Problem::unexpected(&other)),
     }
 }
@@ -132,13 +132,15 @@ async fn start_session(
     customer_id: CustomerId,
 ) -> Result<serde_json::Value, Problem> {
     let secret = RefreshToken::new_secret();
-    let command = Command::StartSession {
+    let command = Command::Account(AccountCommand::StartSession {
         customer_id,
         token_hash: auth::token_hash(&secret),
         ttl_ms: keys.refresh_ttl.as_millis() as u64,
-    };
+    });
     match state.router.submit_to_group(group, fresh_id(), command).await?? {
-        Success::SessionStarted(grant) => Ok(token_body(keys, &grant, group, secret)),
+        Success::Account(AccountSuccess::SessionStarted(grant)) => {
+            Ok(token_body(keys, &grant, group, secret))
+        }
         other => Err(Problem::unexpected(&other)),
     }
 }
@@ -188,9 +190,9 @@ async fn register_account(
         // this one finishes it, in the claim's region under its id.
         let existing = state
             .router
-            .query(Query::Account(claim.customer_id.clone()))
+            .query(Query::Account(AccountQuery::Account(claim.customer_id.clone())))
             .await?;
-        if let QueryResult::Account(Some(_)) = existing {
+        if let QueryResult::Account(AccountAnswer::Account(Some(_))) = existing {
             return Err(Problem::from(Rejection::EmailTaken));
         }
     }
@@ -200,7 +202,7 @@ async fn register_account(
     let password_hash =
         auth::hash_password(body.password, seed.map(|s| s[..16].try_into().expect("16 bytes"))).await?;
     drop(permit);
-    let command = Command::Register {
+    let command = Command::Account(AccountCommand::Register {
         customer_id: claim.customer_id,
         account: NewAccount {
             email,
@@ -209,9 +211,9 @@ async fn register_account(
             role,
             password_hash,
         },
-    };
+    });
     match state.router.submit_to_group(group, id, command).await?? {
-        Success::Registered(view) => Ok((group, view)),
+        Success::Account(AccountSuccess::Registered(view)) => Ok((group, view)),
         other => Err(Problem::unexpected(&other)),
     }
 }
@@ -248,17 +250,17 @@ pub(crate) async fn login(
     let permit = state.logins.hash_permit()?;
     let claim = match state
         .router
-        .query(Query::EmailClaim(email_key(keys, &email)))
+        .query(Query::Account(AccountQuery::EmailClaim(email_key(keys, &email))))
         .await?
     {
-        QueryResult::EmailClaim(claim) => claim,
+        QueryResult::Account(AccountAnswer::EmailClaim(claim)) => claim,
         _ => None,
     };
     let mut found = None;
     if let Some(group) = claim.and_then(|c| router::account_group_of(&c.customer_id))
-        && let QueryResult::AccountByEmail(Some(account)) = state
+        && let QueryResult::Account(AccountAnswer::ByEmail(Some(account))) = state
             .router
-            .query_group(group, Query::AccountByEmail(email.clone()))
+            .query_group(group, Query::Account(AccountQuery::ByEmail(email.clone())))
             .await?
     {
         found = Some((group, account));
@@ -291,22 +293,22 @@ pub(crate) async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJso
     let keys = keys(&state)?;
     let presented = RefreshToken::parse(&body.refresh_token)?;
     let secret = RefreshToken::new_secret();
-    let command = Command::RotateSession {
+    let command = Command::Account(AccountCommand::RotateSession {
         session_id: presented.session_id,
         presented: auth::token_hash(&presented.secret),
         next: auth::token_hash(&secret),
         ttl_ms: keys.refresh_ttl.as_millis() as u64,
-    };
+    });
     known_group(&state, presented.group)?;
     match state
         .router
         .submit_to_group(presented.group, fresh_id(), command)
         .await??
     {
-        Success::SessionRotated(grant) => {
+        Success::Account(AccountSuccess::SessionRotated(grant)) => {
             Ok(Json(token_body(keys, &grant, presented.group, secret)).into_response())
         }
-        Success::SessionRevoked { .. } => Err(Problem::unauthorized(
+        Success::Account(AccountSuccess::SessionRevoked { .. }) => Err(Problem::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used; the session is revoked, log in again",
         )),
@@ -335,16 +337,16 @@ pub(crate) async fn logout(State(state): State<AppState>, ApiJson(body): ApiJson
     keys(&state)?;
     let presented = RefreshToken::parse(&body.refresh_token)?;
     known_group(&state, presented.group)?;
-    let command = Command::EndSession {
+    let command = Command::Account(AccountCommand::EndSession {
         session_id: presented.session_id,
         presented: auth::token_hash(&presented.secret),
-    };
+    });
     match state
         .router
         .submit_to_group(presented.group, fresh_id(), command)
         .await??
     {
-        Success::SessionEnded { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
+        Success::Account(AccountSuccess::SessionEnded { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
         other => Err(Problem::unexpected(&other)),
     }
 }
@@ -357,8 +359,12 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResu
             json!({ "role": "guest", "customer_id": customer_id, "region": region }),
         )
         .into_response()),
-        Caller::User { customer_id, .. } => match state.router.query(Query::Account(customer_id)).await? {
-            QueryResult::Account(Some(view)) => Ok(Json(view).into_response()),
+        Caller::User { customer_id, .. } => match state
+            .router
+            .query(Query::Account(AccountQuery::Account(customer_id)))
+            .await?
+        {
+            QueryResult::Account(AccountAnswer::Account(Some(view))) => Ok(Json(view).into_response()),
             _ => Err(Problem::from(Rejection::UnknownAccount)),
         },
     }
@@ -420,7 +426,7 @@ pub(crate) async fn guest(
     let home = router::account_group_of(&claim.customer_id)
         .ok_or_else(|| Problem::internal("a guest claim names an id without an accounts group"))?;
     let code = format!("{:06}", rand::random_range(0..1_000_000u32));
-    let command = Command::StartGuestCheck {
+    let command = Command::Account(AccountCommand::StartGuestCheck {
         check: booking::accounts::NewGuestCheck {
             customer_id: claim.customer_id,
             email: email.clone(),
@@ -428,13 +434,13 @@ pub(crate) async fn guest(
             code_hash: code_hash(keys, home, &code),
             ttl_ms: GUEST_CODE_TTL.as_millis() as u64,
         },
-    };
+    });
     let (challenge_id, expires_at_ms) =
         match state.router.submit_to_group(home, fresh_id(), command).await?? {
-            Success::GuestChallenge {
+            Success::Account(AccountSuccess::GuestChallenge {
                 challenge_id,
                 expires_at_ms,
-            } => (challenge_id, expires_at_ms),
+            }) => (challenge_id, expires_at_ms),
             other => return Err(Problem::unexpected(&other)),
         };
     state.logins.code_sent(&email, ip);
@@ -485,12 +491,12 @@ pub(crate) async fn guest_verify(
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::invalid_field("code", "the code is six digits"));
     }
-    let command = Command::VerifyGuest {
+    let command = Command::Account(AccountCommand::VerifyGuest {
         challenge_id,
         code_hash: code_hash(keys, group, code),
-    };
+    });
     match state.router.submit_to_group(group, fresh_id(), command).await? {
-        Ok(Success::GuestVerified(guest)) => Ok(Json(json!({
+        Ok(Success::Account(AccountSuccess::GuestVerified(guest))) => Ok(Json(json!({
             "customer_id": guest.customer_id,
             "role": "guest",
             "region": guest.region,
@@ -499,7 +505,7 @@ pub(crate) async fn guest_verify(
             "expires_in": keys.access_ttl.as_secs(),
         }))
         .into_response()),
-        Ok(Success::GuestCodeWrong { attempts_left }) => {
+        Ok(Success::Account(AccountSuccess::GuestCodeWrong { attempts_left })) => {
             tracing::warn!(target: "boxoffice::security", challenge = %body.challenge_id, attempts_left, "wrong guest code");
             Err(invalid().with("attempts_left", json!(attempts_left)))
         }
@@ -556,16 +562,16 @@ pub(crate) async fn set_role(
     let group =
         router::account_group_of(&customer_id).ok_or_else(|| Problem::from(Rejection::UnknownAccount))?;
     known_group(&state, group).map_err(|_| Problem::from(Rejection::UnknownAccount))?;
-    let command = Command::SetRole {
+    let command = Command::Account(AccountCommand::SetRole {
         customer_id,
         role: body.role,
-    };
+    });
     match state
         .router
         .submit_to_group(group, request_id(&headers, &caller)?, command)
         .await??
     {
-        Success::AccountUpdated(view) => Ok(Json(view).into_response()),
+        Success::Account(AccountSuccess::Updated(view)) => Ok(Json(view).into_response()),
         other => Err(Problem::unexpected(&other)),
     }
 }

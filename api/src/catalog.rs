@@ -14,10 +14,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use booking::{
-    Command, EventId, ListingStatus, META_GROUP, NewListing, NewVenue, Rejection, Search, Success,
+    CatalogAnswer, CatalogCommand, CatalogQuery, CatalogSuccess, Command, EventCommand, EventId,
+    EventSuccess, ListingStatus, META_GROUP, NewListing, NewVenue, Rejection, Search, Success,
 };
+use booking::{Query, QueryResult};
 use openraft::async_runtime::WatchReceiver;
-use raft_store::{Query, QueryResult};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -70,13 +71,15 @@ pub(crate) async fn create_venue(
         time_zone: body.time_zone,
     };
     venue.validate()?;
-    let command = Command::CreateVenue { venue };
+    let command = Command::Catalog(CatalogCommand::CreateVenue { venue });
     match state
         .router
         .submit_to_group(META_GROUP, request_id(&headers, &caller)?, command)
         .await??
     {
-        Success::VenueCreated(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        Success::Catalog(CatalogSuccess::VenueCreated(view)) => {
+            Ok((StatusCode::CREATED, Json(view)).into_response())
+        }
         other => Err(Problem::unexpected(&other)),
     }
 }
@@ -87,8 +90,8 @@ pub(crate) async fn get_venue(
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let venue_id = parse_id("venue_id", &raw)?;
-    match read(&state, &options, Query::Venue(venue_id)).await? {
-        QueryResult::Venue(Some(view)) => Ok(Json(view).into_response()),
+    match read(&state, &options, Query::Catalog(CatalogQuery::Venue(venue_id))).await? {
+        QueryResult::Catalog(CatalogAnswer::Venue(Some(view))) => Ok(Json(view).into_response()),
         _ => Err(Problem::from(Rejection::UnknownVenue)),
     }
 }
@@ -119,7 +122,9 @@ pub(crate) async fn list_venues(
             .parse()
             .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))?,
     };
-    let QueryResult::Venues(venues) = local(&state, Query::Venues { after, limit }).await? else {
+    let QueryResult::Catalog(CatalogAnswer::Venues(venues)) =
+        local(&state, Query::Catalog(CatalogQuery::Venues { after, limit })).await?
+    else {
         return Err(Problem::internal("unexpected answer to a venue list"));
     };
     let next = (venues.len() == limit as usize)
@@ -167,8 +172,11 @@ impl ListingBody {
         listing.validate()?;
         // Linearizable: a venue created a moment ago through another node counts.
         let known = matches!(
-            state.router.query(Query::Venue(listing.venue_id)).await?,
-            QueryResult::Venue(Some(_))
+            state
+                .router
+                .query(Query::Catalog(CatalogQuery::Venue(listing.venue_id)))
+                .await?,
+            QueryResult::Catalog(CatalogAnswer::Venue(Some(_)))
         );
         if !known {
             return Err(Problem::from(Rejection::UnknownVenue));
@@ -185,11 +193,11 @@ pub(crate) async fn put_listing(
     status: ListingStatus,
 ) -> Result<(), Problem> {
     let id = booking::RequestId::new(&format!("listing/{}/{}", event_id.0, uuid::Uuid::new_v4()))?;
-    let command = Command::PutListing {
+    let command = Command::Catalog(CatalogCommand::PutListing {
         event_id,
         listing,
         status,
-    };
+    });
     state.router.submit_to_group(META_GROUP, id, command).await??;
     Ok(())
 }
@@ -204,7 +212,11 @@ pub(crate) async fn set_listing_status(
     let id = booking::RequestId::new(&format!("listing-status/{}/{status:?}", event_id.0))?;
     match state
         .router
-        .submit_to_group(META_GROUP, id, Command::SetListingStatus { event_id, status })
+        .submit_to_group(
+            META_GROUP,
+            id,
+            Command::Catalog(CatalogCommand::SetListingStatus { event_id, status }),
+        )
         .await?
     {
         Ok(_) | Err(Rejection::UnknownEvent) => Ok(()),
@@ -221,13 +233,13 @@ pub(crate) async fn publish(
 ) -> ApiResult {
     caller.require_staff()?;
     let event_id = event_id(&raw)?;
-    let command = Command::PublishEvent { event_id };
+    let command = Command::Event(event_id, EventCommand::Publish);
     match state
         .router
         .submit(request_id(&headers, &caller)?, command)
         .await??
     {
-        Success::EventPublished { event_id, at_ms } => {
+        Success::Event(EventSuccess::Published { event_id, at_ms }) => {
             set_listing_status(&state, event_id, ListingStatus::OnSale).await?;
             Ok(Json(json!({ "event_id": event_id, "published_at_ms": at_ms })).into_response())
         }
@@ -241,8 +253,14 @@ pub(crate) async fn get_listing(
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
     let event_id = event_id(&raw)?;
-    match read(&state, &options, Query::Listing(event_id, now_ms())).await? {
-        QueryResult::Listing(Some(view)) => Ok(Json(view).into_response()),
+    match read(
+        &state,
+        &options,
+        Query::Catalog(CatalogQuery::Listing(event_id, now_ms())),
+    )
+    .await?
+    {
+        QueryResult::Catalog(CatalogAnswer::Listing(Some(view))) => Ok(Json(view).into_response()),
         _ => Err(Problem::not_found("unknown_event", "no listing for this event")),
     }
 }
@@ -301,7 +319,9 @@ pub(crate) async fn search(
         limit,
         now_ms: now_ms(),
     };
-    let QueryResult::Search(page) = local(&state, Query::Search(search)).await? else {
+    let QueryResult::Catalog(CatalogAnswer::Search(page)) =
+        local(&state, Query::Catalog(CatalogQuery::Search(search))).await?
+    else {
         return Err(Problem::internal("unexpected answer to a search"));
     };
     let next = page.next.map(|(start, event)| format!("{start}.{}", event.0));
@@ -333,7 +353,7 @@ pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> 
     for group in groups {
         let router = state.router.clone();
         let customer = customer.clone();
-        asks.spawn(async move { router.query_group(group, Query::OrdersOf(customer)).await });
+        asks.spawn(async move { router.query_group(group, Query::Orders(customer)).await });
     }
     let mut orders = Vec::new();
     while let Some(answer) = asks.join_next().await {

@@ -31,10 +31,11 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router as HttpRouter};
 use booking::{
-    Command, CustomerId, EventId, EventSpec, HoldId, OrderId, Rejection, RequestId, Response, Selection,
-    Success, TicketCode,
+    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogSuccess, Command, CustomerId, EventAnswer,
+    EventCommand, EventId, EventQuery, EventSpec, EventSuccess, HoldId, MapAnswer, MapSuccess, OrderId,
+    Rejection, RequestId, Response, Selection, Success, TicketCode,
 };
-use raft_store::{Query, QueryResult};
+use booking::{Query, QueryResult};
 use router::Router;
 use serde::Deserialize;
 use serde_json::json;
@@ -469,10 +470,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             Customer,
             200,
             "Extend a hold once",
-            hold_route(|event_id, hold_id, holder| Command::ExtendHold {
-                event_id,
-                hold_id,
-                holder,
+            hold_route(|event_id, hold_id, holder| {
+                Command::Event(event_id, EventCommand::ExtendHold { hold_id, holder })
             }),
         ),
         e(
@@ -481,10 +480,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             Customer,
             200,
             "Release a hold",
-            hold_route(|event_id, hold_id, holder| Command::ReleaseHold {
-                event_id,
-                hold_id,
-                holder,
+            hold_route(|event_id, hold_id, holder| {
+                Command::Event(event_id, EventCommand::ReleaseHold { hold_id, holder })
             }),
         ),
         e(
@@ -734,87 +731,90 @@ async fn submit(state: &AppState, caller: &Caller, headers: &HeaderMap, command:
 fn render(response: Response) -> ApiResult {
     let success = response?;
     let (status, body) = match success {
-        Success::PaymentStarted(payment) => (StatusCode::ACCEPTED, json!(payment)),
-        Success::PaymentUpdated(payment) => (StatusCode::OK, json!(payment)),
-        Success::EventPublished { event_id, at_ms } => (
+        Success::Event(EventSuccess::PaymentStarted(payment)) => (StatusCode::ACCEPTED, json!(payment)),
+        Success::Event(EventSuccess::PaymentUpdated(payment)) => (StatusCode::OK, json!(payment)),
+        Success::Event(EventSuccess::Published { event_id, at_ms }) => (
             StatusCode::OK,
             json!({ "event_id": event_id, "published_at_ms": at_ms }),
         ),
-        Success::EventCancelled {
+        Success::Event(EventSuccess::Cancelled {
             event_id,
             orders_cancelled,
             refunds,
-        } => (
+        }) => (
             StatusCode::OK,
             json!({ "event_id": event_id, "orders_cancelled": orders_cancelled, "refunds": refunds }),
         ),
-        Success::EventCreated { event_id, capacity } => (
+        Success::Event(EventSuccess::Created { event_id, capacity }) => (
             StatusCode::CREATED,
             json!({ "event_id": event_id, "capacity": capacity }),
         ),
-        Success::Held(hold) => (StatusCode::CREATED, json!(hold)),
-        Success::Extended(hold) => (StatusCode::OK, json!(hold)),
-        Success::Released { hold_id } => (StatusCode::OK, json!({ "hold_id": hold_id })),
-        Success::Confirmed(order) => (StatusCode::CREATED, json!(order)),
-        Success::Cancelled(order) => (StatusCode::OK, json!(order)),
-        Success::CheckedIn { code, at_ms } => {
+        Success::Event(EventSuccess::Held(hold)) => (StatusCode::CREATED, json!(hold)),
+        Success::Event(EventSuccess::Extended(hold)) => (StatusCode::OK, json!(hold)),
+        Success::Event(EventSuccess::Released { hold_id }) => (StatusCode::OK, json!({ "hold_id": hold_id })),
+        Success::Event(EventSuccess::Confirmed(order)) => (StatusCode::CREATED, json!(order)),
+        Success::Event(EventSuccess::OrderCancelled(order)) => (StatusCode::OK, json!(order)),
+        Success::Event(EventSuccess::CheckedIn { code, at_ms }) => {
             (StatusCode::OK, json!({ "code": code, "checked_in_at_ms": at_ms }))
         }
         Success::Ticked => (StatusCode::OK, json!({})),
-        Success::MapInitialised { epoch, groups } => {
+        Success::Map(MapSuccess::Initialised { epoch, groups }) => {
             (StatusCode::OK, json!({ "map_epoch": epoch, "groups": groups }))
         }
-        Success::Placed {
+        Success::Map(MapSuccess::Placed {
             event_id,
             group_id,
             epoch,
-        } => (
+        }) => (
             StatusCode::OK,
             json!({ "event_id": event_id, "group_id": group_id, "map_epoch": epoch }),
         ),
-        Success::GroupCreated { group_id, epoch } => (
+        Success::Map(MapSuccess::GroupCreated { group_id, epoch }) => (
             StatusCode::CREATED,
             json!({ "group_id": group_id, "map_epoch": epoch }),
         ),
-        Success::LearnerAdded {
+        Success::Map(MapSuccess::LearnerAdded {
             group_id,
             replica_id,
             epoch,
-        } => (
+        }) => (
             StatusCode::OK,
             json!({ "group_id": group_id, "replica_id": replica_id, "map_epoch": epoch }),
         ),
-        Success::MapChanged { epoch } => (StatusCode::OK, json!({ "map_epoch": epoch })),
-        Success::VenueCreated(venue) => (StatusCode::CREATED, json!(venue)),
-        Success::Listed(listing) => (StatusCode::OK, json!(listing)),
-        Success::EmailClaimed { claim, fresh } => (
+        Success::Map(MapSuccess::Changed { epoch }) => (StatusCode::OK, json!({ "map_epoch": epoch })),
+        Success::Catalog(CatalogSuccess::VenueCreated(venue)) => (StatusCode::CREATED, json!(venue)),
+        Success::Catalog(CatalogSuccess::Listed(listing)) => (StatusCode::OK, json!(listing)),
+        Success::Account(AccountSuccess::EmailClaimed { claim, fresh }) => (
             StatusCode::OK,
             json!({ "customer_id": claim.customer_id, "region": claim.region, "fresh": fresh }),
         ),
-        Success::Registered(account) => (StatusCode::CREATED, json!(account)),
-        Success::AccountUpdated(account) => (StatusCode::OK, json!(account)),
-        Success::SessionStarted(grant) | Success::SessionRotated(grant) => (StatusCode::OK, json!(grant)),
-        Success::SessionRevoked { session_id } | Success::SessionEnded { session_id } => {
+        Success::Account(AccountSuccess::Registered(account)) => (StatusCode::CREATED, json!(account)),
+        Success::Account(AccountSuccess::Updated(account)) => (StatusCode::OK, json!(account)),
+        Success::Account(AccountSuccess::SessionStarted(grant))
+        | Success::Account(AccountSuccess::SessionRotated(grant)) => (StatusCode::OK, json!(grant)),
+        Success::Account(AccountSuccess::SessionRevoked { session_id })
+        | Success::Account(AccountSuccess::SessionEnded { session_id }) => {
             (StatusCode::OK, json!({ "session_id": session_id }))
         }
-        Success::ReminderSet(notice) => (StatusCode::CREATED, json!(notice)),
-        Success::ReminderCancelled { event_id } | Success::LeftWaitlist { event_id } => {
+        Success::Event(EventSuccess::ReminderSet(notice)) => (StatusCode::CREATED, json!(notice)),
+        Success::Event(EventSuccess::ReminderCancelled { event_id })
+        | Success::Event(EventSuccess::LeftWaitlist { event_id }) => {
             (StatusCode::OK, json!({ "event_id": event_id }))
         }
-        Success::Waitlisted(view) => (StatusCode::CREATED, json!(view)),
-        Success::WaitlistOffered { hold } => (StatusCode::OK, json!({ "hold": hold })),
-        Success::NoticeUpdated(notice) => (StatusCode::OK, json!(notice)),
-        Success::GuestChallenge {
+        Success::Event(EventSuccess::Waitlisted(view)) => (StatusCode::CREATED, json!(view)),
+        Success::Event(EventSuccess::WaitlistOffered { hold }) => (StatusCode::OK, json!({ "hold": hold })),
+        Success::Event(EventSuccess::NoticeUpdated(notice)) => (StatusCode::OK, json!(notice)),
+        Success::Account(AccountSuccess::GuestChallenge {
             challenge_id,
             expires_at_ms,
-        } => (
+        }) => (
             StatusCode::ACCEPTED,
             json!({ "challenge_id": challenge_id, "expires_at_ms": expires_at_ms }),
         ),
-        Success::GuestCodeWrong { attempts_left } => {
+        Success::Account(AccountSuccess::GuestCodeWrong { attempts_left }) => {
             return Err(Problem::from(Rejection::CodeInvalid).with("attempts_left", json!(attempts_left)));
         }
-        Success::GuestVerified(account) => (StatusCode::OK, json!(account)),
+        Success::Account(AccountSuccess::GuestVerified(account)) => (StatusCode::OK, json!(account)),
     };
     Ok((status, Json(body)).into_response())
 }
@@ -846,22 +846,24 @@ fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, what: &str) 
 /// Reads `query` and renders its answer, or the matching `unknown_*` problem.
 async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) -> ApiResult {
     match read(state, options, query).await? {
-        QueryResult::Event(view) => found(view, "unknown_event", "event"),
-        QueryResult::Hold(view) => found(view, "unknown_hold", "hold"),
-        QueryResult::Order(view) => found(view, "unknown_order", "order"),
-        QueryResult::Ticket(view) => found(view, "unknown_ticket", "ticket"),
-        QueryResult::ClusterMap(map) => Ok(Json(map).into_response()),
-        QueryResult::Placement(group) => found(group, "unknown_event", "event"),
-        QueryResult::Account(view) => found(view, "unknown_account", "account"),
-        QueryResult::Payment(view) => found(view, "unknown_payment", "payment"),
-        QueryResult::Venue(view) => found(view, "unknown_venue", "venue"),
-        QueryResult::Listing(view) => found(view, "unknown_event", "listing"),
-        QueryResult::Waitlist(view) => found(view, "not_waitlisted", "waitlist entry"),
-        QueryResult::Notices(notices) => Ok(Json(serde_json::json!({ "notices": notices })).into_response()),
-        QueryResult::AccountByEmail(_)
-        | QueryResult::EmailClaim(_)
-        | QueryResult::Venues(_)
-        | QueryResult::Search(_)
+        QueryResult::Event(EventAnswer::View(view)) => found(view, "unknown_event", "event"),
+        QueryResult::Event(EventAnswer::Hold(view)) => found(view, "unknown_hold", "hold"),
+        QueryResult::Event(EventAnswer::Order(view)) => found(view, "unknown_order", "order"),
+        QueryResult::Event(EventAnswer::Ticket(view)) => found(view, "unknown_ticket", "ticket"),
+        QueryResult::Map(MapAnswer::ClusterMap(map)) => Ok(Json(map).into_response()),
+        QueryResult::Map(MapAnswer::Placement(group)) => found(group, "unknown_event", "event"),
+        QueryResult::Account(AccountAnswer::Account(view)) => found(view, "unknown_account", "account"),
+        QueryResult::Event(EventAnswer::Payment(view)) => found(view, "unknown_payment", "payment"),
+        QueryResult::Catalog(CatalogAnswer::Venue(view)) => found(view, "unknown_venue", "venue"),
+        QueryResult::Catalog(CatalogAnswer::Listing(view)) => found(view, "unknown_event", "listing"),
+        QueryResult::Event(EventAnswer::Waitlist(view)) => found(view, "not_waitlisted", "waitlist entry"),
+        QueryResult::Event(EventAnswer::Notices(notices)) => {
+            Ok(Json(serde_json::json!({ "notices": notices })).into_response())
+        }
+        QueryResult::Account(AccountAnswer::ByEmail(_))
+        | QueryResult::Account(AccountAnswer::EmailClaim(_))
+        | QueryResult::Catalog(CatalogAnswer::Venues(_))
+        | QueryResult::Catalog(CatalogAnswer::Search(_))
         | QueryResult::Orders(_) => Err(Problem::not_found("not_found", "not served over HTTP")),
     }
 }
@@ -922,12 +924,14 @@ async fn create_event(
         .router
         .create_event(
             id,
-            Command::CreateEvent {
+            Command::Event(
                 event_id,
-                spec: body.spec,
-                ticket_salt,
-                draft: body.draft,
-            },
+                EventCommand::Create {
+                    spec: body.spec,
+                    ticket_salt,
+                    draft: body.draft,
+                },
+            ),
             body.home_region,
             body.dedicated_group,
         )
@@ -950,7 +954,12 @@ async fn get_event(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    read_and_render(&state, &options, Query::Event(event_id(&raw_event)?)).await
+    read_and_render(
+        &state,
+        &options,
+        Query::Event(event_id(&raw_event)?, EventQuery::View),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1020,12 +1029,14 @@ async fn create_hold(
         ),
         None => None,
     };
-    let command = Command::Hold {
+    let command = Command::Event(
         event_id,
-        holder,
-        selection,
-        ttl_ms,
-    };
+        EventCommand::Hold {
+            holder,
+            selection,
+            ttl_ms,
+        },
+    );
     submit(&state, &caller, &headers, command).await
 }
 
@@ -1035,10 +1046,13 @@ async fn get_hold(
     ApiPath((raw_event, raw_hold)): ApiPath<(String, String)>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    let query = Query::Hold(event_id(&raw_event)?, HoldId(parse_id("hold_id", &raw_hold)?));
+    let query = Query::Event(
+        event_id(&raw_event)?,
+        EventQuery::Hold(HoldId(parse_id("hold_id", &raw_hold)?)),
+    );
     require_caller(&caller)?;
     match read(&state, &options, query).await? {
-        QueryResult::Hold(Some(view)) if caller.may_see(&view.holder) => {
+        QueryResult::Event(EventAnswer::Hold(Some(view))) if caller.may_see(&view.holder) => {
             // The countdown a checkout page shows, from this node's clock.
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -1091,7 +1105,10 @@ async fn confirm_hold(
     let hold_id = HoldId(parse_id("hold_id", &raw_hold)?);
     let holder = caller.holder(body.0.and_then(|b| b.holder).as_deref())?;
     if !caller.is_staff()
-        && let QueryResult::Hold(Some(hold)) = state.router.query(Query::Hold(event_id, hold_id)).await?
+        && let QueryResult::Event(EventAnswer::Hold(Some(hold))) = state
+            .router
+            .query(Query::Event(event_id, EventQuery::Hold(hold_id)))
+            .await?
         && hold.holder == holder
         && hold.total.amount_minor > 0
     {
@@ -1101,11 +1118,7 @@ async fn confirm_hold(
             "this hold costs money: pay with POST .../checkout",
         ));
     }
-    let command = Command::ConfirmHold {
-        event_id,
-        hold_id,
-        holder,
-    };
+    let command = Command::Event(event_id, EventCommand::ConfirmHold { hold_id, holder });
     submit(&state, &caller, &headers, command).await
 }
 
@@ -1115,10 +1128,15 @@ async fn get_order(
     ApiPath((raw_event, raw_order)): ApiPath<(String, String)>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    let query = Query::Order(event_id(&raw_event)?, OrderId(parse_id("order_id", &raw_order)?));
+    let query = Query::Event(
+        event_id(&raw_event)?,
+        EventQuery::Order(OrderId(parse_id("order_id", &raw_order)?)),
+    );
     require_caller(&caller)?;
     match read(&state, &options, query).await? {
-        QueryResult::Order(Some(view)) if caller.may_see(&view.holder) => Ok(Json(view).into_response()),
+        QueryResult::Event(EventAnswer::Order(Some(view))) if caller.may_see(&view.holder) => {
+            Ok(Json(view).into_response())
+        }
         _ => Err(Problem::not_found("unknown_order", "no such order")),
     }
 }
@@ -1130,11 +1148,13 @@ async fn cancel_order(
     headers: HeaderMap,
     body: OptionalJson<HolderBody>,
 ) -> ApiResult {
-    let command = Command::CancelOrder {
-        event_id: event_id(&raw_event)?,
-        order_id: OrderId(parse_id("order_id", &raw_order)?),
-        holder: caller.holder(body.0.and_then(|b| b.holder).as_deref())?,
-    };
+    let command = Command::Event(
+        event_id(&raw_event)?,
+        EventCommand::CancelOrder {
+            order_id: OrderId(parse_id("order_id", &raw_order)?),
+            holder: caller.holder(body.0.and_then(|b| b.holder).as_deref())?,
+        },
+    );
     submit(&state, &caller, &headers, command).await
 }
 
@@ -1152,14 +1172,22 @@ async fn visible_ticket(
 ) -> Result<booking::TicketView, Problem> {
     require_caller(caller)?;
     let missing = || Problem::not_found("unknown_ticket", "no such ticket");
-    let QueryResult::Ticket(Some(ticket)) = read(state, options, Query::Ticket(event_id, code)).await? else {
+    let QueryResult::Event(EventAnswer::Ticket(Some(ticket))) =
+        read(state, options, Query::Event(event_id, EventQuery::Ticket(code))).await?
+    else {
         return Err(missing());
     };
     if caller.is_staff() {
         return Ok(ticket);
     }
-    match read(state, options, Query::Order(event_id, ticket.order_id)).await? {
-        QueryResult::Order(Some(order)) if caller.may_see(&order.holder) => Ok(ticket),
+    match read(
+        state,
+        options,
+        Query::Event(event_id, EventQuery::Order(ticket.order_id)),
+    )
+    .await?
+    {
+        QueryResult::Event(EventAnswer::Order(Some(order))) if caller.may_see(&order.holder) => Ok(ticket),
         _ => Err(missing()),
     }
 }
@@ -1221,10 +1249,12 @@ async fn check_in(
     headers: HeaderMap,
 ) -> ApiResult {
     caller.require_staff()?;
-    let command = Command::CheckIn {
-        event_id: event_id(&raw_event)?,
-        code: ticket_code(&raw_code)?,
-    };
+    let command = Command::Event(
+        event_id(&raw_event)?,
+        EventCommand::CheckIn {
+            code: ticket_code(&raw_code)?,
+        },
+    );
     submit(&state, &caller, &headers, command).await
 }
 
@@ -1244,5 +1274,11 @@ async fn check_in_scanned(
 ) -> ApiResult {
     caller.require_staff()?;
     let (event_id, code) = signer(&state)?.verify(&body.payload)?;
-    submit(&state, &caller, &headers, Command::CheckIn { event_id, code }).await
+    submit(
+        &state,
+        &caller,
+        &headers,
+        Command::Event(event_id, EventCommand::CheckIn { code }),
+    )
+    .await
 }

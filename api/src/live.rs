@@ -24,11 +24,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use booking::{
-    AvailabilityChange, Channel, Command, CustomerId, EventId, EventView, NotifyPreference, Rejection,
+    AccountCommand, AvailabilityChange, CatalogAnswer, CatalogQuery, Channel, Command, CustomerId,
+    EventCommand, EventId, EventQuery, EventView, NotifyPreference, Rejection,
 };
+use booking::{Query, QueryResult};
 use futures::Stream;
+use raft_store::FeedHub;
 use raft_store::feed::{FeedItem, Position, position_of};
-use raft_store::{FeedHub, Query, QueryResult};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -279,12 +281,14 @@ pub(crate) async fn join_waitlist(
 ) -> ApiResult {
     let event_id = event_id(&raw_event)?;
     let customer = caller.holder(body.holder.as_deref())?;
-    let command = Command::JoinWaitlist {
+    let command = Command::Event(
         event_id,
-        customer,
-        tier: body.tier,
-        quantity: body.quantity,
-    };
+        EventCommand::JoinWaitlist {
+            customer,
+            tier: body.tier,
+            quantity: body.quantity,
+        },
+    );
     render(
         state
             .router
@@ -337,7 +341,7 @@ pub(crate) async fn leave_waitlist(
         &raw_event,
         &headers,
         body,
-        |event_id, customer| Command::LeaveWaitlist { event_id, customer },
+        |event_id, customer| Command::Event(event_id, EventCommand::LeaveWaitlist { customer }),
     )
     .await
 }
@@ -348,7 +352,7 @@ pub(crate) async fn get_waitlist(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(query): ApiQuery<HolderQuery>,
 ) -> ApiResult {
-    read_for_holder(&state, &caller, &raw_event, query, Query::Waitlist).await
+    read_for_holder(&state, &caller, &raw_event, query, EventQuery::Waitlist).await
 }
 
 /// Reads what `make` asks about the caller (or the holder staff name in
@@ -358,11 +362,16 @@ async fn read_for_holder(
     caller: &Caller,
     raw_event: &str,
     query: HolderQuery,
-    make: fn(EventId, CustomerId) -> Query,
+    make: fn(CustomerId) -> EventQuery,
 ) -> ApiResult {
     let event_id = event_id(raw_event)?;
     let customer = caller.holder(query.holder.as_deref())?;
-    read_and_render(state, &ReadOptions::default(), make(event_id, customer)).await
+    read_and_render(
+        state,
+        &ReadOptions::default(),
+        Query::Event(event_id, make(customer)),
+    )
+    .await
 }
 
 // ----- Reminders and notices ------------------------------------------------------
@@ -391,20 +400,26 @@ pub(crate) async fn subscribe_reminder(
         .unwrap_or(DEFAULT_REMIND_BEFORE_SECS)
         .checked_mul(1000)
         .ok_or_else(|| Problem::invalid_field("remind_before_secs", "out of range"))?;
-    let listing = match state.router.query_local(Query::Listing(event_id, 0)).await? {
-        QueryResult::Listing(Some(listing)) => listing,
+    let listing = match state
+        .router
+        .query_local(Query::Catalog(CatalogQuery::Listing(event_id, 0)))
+        .await?
+    {
+        QueryResult::Catalog(CatalogAnswer::Listing(Some(listing))) => listing,
         _ => {
             return Err(Problem::invalid(
                 "the event has no listing with a start time to be reminded of",
             ));
         }
     };
-    let command = Command::SubscribeReminder {
+    let command = Command::Event(
         event_id,
-        customer,
-        channel: body.channel,
-        remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
-    };
+        EventCommand::SubscribeReminder {
+            customer,
+            channel: body.channel,
+            remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
+        },
+    );
     render(
         state
             .router
@@ -426,7 +441,7 @@ pub(crate) async fn unsubscribe_reminder(
         &raw_event,
         &headers,
         body,
-        |event_id, customer| Command::UnsubscribeReminder { event_id, customer },
+        |event_id, customer| Command::Event(event_id, EventCommand::UnsubscribeReminder { customer }),
     )
     .await
 }
@@ -438,7 +453,7 @@ pub(crate) async fn notices(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(query): ApiQuery<HolderQuery>,
 ) -> ApiResult {
-    read_for_holder(&state, &caller, &raw_event, query, Query::Notices).await
+    read_for_holder(&state, &caller, &raw_event, query, EventQuery::Notices).await
 }
 
 #[derive(Deserialize)]
@@ -474,10 +489,10 @@ pub(crate) async fn set_notifications(
         webhook_url: body.webhook_url,
     };
     preference.validate()?;
-    let command = Command::SetNotifications {
+    let command = Command::Account(AccountCommand::SetNotifications {
         customer_id,
         preference,
-    };
+    });
     render(
         state
             .router
@@ -506,12 +521,14 @@ mod tests {
             request_id: booking::RequestId::new("c").unwrap(),
             now_ms: 1,
             fingerprint: 0,
-            command: Command::CreateEvent {
-                event_id: EventId(1),
-                spec: booking::EventSpec::demo_venue(),
-                ticket_salt: [0; 16],
-                draft: false,
-            },
+            command: Command::Event(
+                EventId(1),
+                EventCommand::Create {
+                    spec: booking::EventSpec::demo_venue(),
+                    ticket_salt: [0; 16],
+                    draft: false,
+                },
+            ),
         };
         state.apply(1, &request).unwrap();
         let view = state.event_view(EventId(1)).unwrap();

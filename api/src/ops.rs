@@ -15,7 +15,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use booking::{Command, EventId, GroupId, META_GROUP, MapCommand, NodeInfo, Success};
+use booking::{Command, EventId, GroupId, META_GROUP, MapCommand, MapSuccess, NodeInfo, Success};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use router::membership::{self, MembershipError};
@@ -350,7 +350,7 @@ pub(crate) async fn create_group(
         home_region: body.home_region,
     });
     match state.router.submit(id, command).await?? {
-        Success::GroupCreated { group_id, epoch } => Ok((
+        Success::Map(MapSuccess::GroupCreated { group_id, epoch }) => Ok((
             StatusCode::CREATED,
             Json(json!({ "group_id": group_id, "map_epoch": epoch })),
         )
@@ -384,11 +384,11 @@ pub(crate) async fn place_event(
         dedicated: body.dedicated,
     });
     match state.router.submit(id, command).await?? {
-        Success::Placed {
+        Success::Map(MapSuccess::Placed {
             event_id,
             group_id,
             epoch,
-        } => Ok(
+        }) => Ok(
             Json(json!({ "event_id": event_id, "group_id": group_id, "map_epoch": epoch })).into_response(),
         ),
         other => Err(Problem::unexpected(&other)),

@@ -32,9 +32,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use booking::payments::{parse_reference, reference};
-use booking::{Command, EventId, HoldId, Money, PaymentOutcome, PaymentView, RequestId, Success};
-use raft_store::{Query, QueryResult};
+use booking::events::payments::{parse_reference, reference};
+use booking::{
+    Command, EventAnswer, EventCommand, EventId, EventQuery, EventSuccess, HoldId, Money, PaymentOutcome,
+    PaymentView, RequestId, Success,
+};
+use booking::{Query, QueryResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -425,15 +428,18 @@ pub(crate) async fn checkout(
         ));
     }
     let method = body.method.unwrap_or_else(|| "tok_visa".to_owned());
-    let command = Command::StartPayment {
+    let command = Command::Event(
         event_id,
-        hold_id,
-        holder,
-        method,
-    };
+        EventCommand::StartPayment {
+            hold_id,
+            holder,
+            method,
+        },
+    );
     let id = request_id(&headers, &caller)?;
     let payment = match state.router.submit(id, command).await?? {
-        Success::PaymentStarted(view) | Success::PaymentUpdated(view) => view,
+        Success::Event(EventSuccess::PaymentStarted(view))
+        | Success::Event(EventSuccess::PaymentUpdated(view)) => view,
         other => return Err(Problem::unexpected(&other)),
     };
     // A failure here is not the client's: the payment is recorded, and the
@@ -454,8 +460,14 @@ pub(crate) async fn get_payment(
     if caller == Caller::Anonymous {
         return Err(crate::auth::login_required());
     }
-    match state.router.query(Query::Payment(event_id, payment_id)).await? {
-        QueryResult::Payment(Some(view)) if caller.may_see(&view.holder) => Ok(Json(view).into_response()),
+    match state
+        .router
+        .query(Query::Event(event_id, EventQuery::Payment(payment_id)))
+        .await?
+    {
+        QueryResult::Event(EventAnswer::Payment(Some(view))) if caller.may_see(&view.holder) => {
+            Ok(Json(view).into_response())
+        }
         _ => Err(Problem::not_found("unknown_payment", "no such payment")),
     }
 }
@@ -511,7 +523,7 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
             "webhook contradicted by the provider; settling with the provider's answer");
     }
     match settle(&state, event_id, payment_id, outcome).await?? {
-        Success::PaymentUpdated(view) => Ok(Json(view).into_response()),
+        Success::Event(EventSuccess::PaymentUpdated(view)) => Ok(Json(view).into_response()),
         other => Err(Problem::unexpected(&other)),
     }
 }
@@ -541,11 +553,7 @@ pub async fn settle_with(
     };
     let id = RequestId::new(&format!("settle/{}/{answer}", reference(event_id, payment_id)))
         .expect("a payment reference makes a valid request id");
-    let command = Command::SettlePayment {
-        event_id,
-        payment_id,
-        outcome,
-    };
+    let command = Command::Event(event_id, EventCommand::SettlePayment { payment_id, outcome });
     router.submit(id, command).await
 }
 
@@ -557,19 +565,17 @@ pub(crate) async fn cancel_event(
     headers: HeaderMap,
 ) -> ApiResult {
     caller.require_staff()?;
-    let command = Command::CancelEvent {
-        event_id: event_id(&raw_event)?,
-    };
+    let command = Command::Event(event_id(&raw_event)?, EventCommand::Cancel);
     match state
         .router
         .submit(request_id(&headers, &caller)?, command)
         .await??
     {
-        Success::EventCancelled {
+        Success::Event(EventSuccess::Cancelled {
             event_id,
             orders_cancelled,
             refunds,
-        } => {
+        }) => {
             // The listing follows; a failure here leaves it one write behind,
             // and repeating the cancellation (same key) writes it again.
             crate::catalog::set_listing_status(&state, event_id, booking::ListingStatus::Cancelled).await?;

@@ -48,10 +48,122 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Rejection, Response, Success};
+use crate::events::notices::Channel;
 use crate::ids::{CustomerId, Millis};
-use crate::notices::Channel;
-use crate::records::{Record, RecordKey};
+use crate::rejection::Rejection;
+
+/// What the accounts of a region (and the metadata group's e-mail claims)
+/// are asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountCommand {
+    /// Claims an e-mail address for an account (metadata group).
+    ClaimEmail { email_key: TokenHash, claim: EmailClaim },
+    /// Creates an account (in its region's accounts group).
+    Register {
+        customer_id: CustomerId,
+        account: NewAccount,
+    },
+    /// Changes an account's role (operators only, checked at the edge).
+    SetRole { customer_id: CustomerId, role: Role },
+    /// Starts a refresh-token session after the edge verified a password.
+    StartSession {
+        customer_id: CustomerId,
+        token_hash: TokenHash,
+        ttl_ms: u64,
+    },
+    /// Swaps a session's current refresh token for a new one.
+    RotateSession {
+        session_id: u64,
+        presented: TokenHash,
+        next: TokenHash,
+        ttl_ms: u64,
+    },
+    /// Logs out: the session's tokens stop working.
+    EndSession { session_id: u64, presented: TokenHash },
+    /// Sets how an account wants to be notified.
+    SetNotifications {
+        customer_id: CustomerId,
+        preference: NotifyPreference,
+    },
+    /// Stores a guest's one-time code (see "Guests").
+    StartGuestCheck { check: NewGuestCheck },
+    /// A guest enters the code of a challenge.
+    VerifyGuest { challenge_id: u64, code_hash: TokenHash },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountSuccess {
+    EmailClaimed {
+        claim: EmailClaim,
+        fresh: bool,
+    },
+    Registered(AccountView),
+    Updated(AccountView),
+    SessionStarted(SessionGrant),
+    SessionRotated(SessionGrant),
+    /// A replaced refresh token was presented again: the session is dead.
+    SessionRevoked {
+        session_id: u64,
+    },
+    SessionEnded {
+        session_id: u64,
+    },
+    /// A guest's code was stored and may be sent.
+    GuestChallenge {
+        challenge_id: u64,
+        expires_at_ms: Millis,
+    },
+    /// The code was wrong; the challenge has this many tries left (0: void).
+    GuestCodeWrong {
+        attempts_left: u8,
+    },
+    /// The code was right: the address's guest identity.
+    GuestVerified(AccountView),
+}
+
+pub type AccountResponse = Result<AccountSuccess, Rejection>;
+
+/// Reads of accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountQuery {
+    /// An account, in the group its id names (`u.{group}.{..}`).
+    Account(CustomerId),
+    /// An account with its password hash, by e-mail address, in a region's
+    /// accounts group (which the caller names).
+    ByEmail(String),
+    /// Who holds an e-mail address, by its keyed hash (metadata group).
+    EmailClaim(TokenHash),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountAnswer {
+    Account(Option<AccountView>),
+    ByEmail(Option<(CustomerId, AccountRecord)>),
+    EmailClaim(Option<EmailClaim>),
+}
+
+/// Where the accounts' records are kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AccountKey {
+    Account(CustomerId),
+    /// A refresh-token session, by the log index that started it.
+    Session(u64),
+    /// Who holds an e-mail address, by its keyed hash (metadata group).
+    EmailClaim(TokenHash),
+    /// A guest's one-time code waiting to be entered, by the log index that sent it.
+    GuestChallenge(u64),
+}
+
+/// The accounts' stored records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountValue {
+    Account(AccountRecord),
+    Session(SessionRecord),
+    EmailClaim(EmailClaim),
+    GuestChallenge(GuestChallenge),
+}
 
 /// Replaced refresh-token hashes a session remembers to detect replays.
 pub const REMEMBERED_TOKENS: usize = 8;
@@ -275,13 +387,62 @@ pub(crate) struct Accounts {
 }
 
 impl Accounts {
+    /// Runs an account command, marking what it writes in `dirty`.
+    pub fn execute(
+        &mut self,
+        now: Millis,
+        log_index: u64,
+        dirty: &mut BTreeSet<AccountKey>,
+        command: &AccountCommand,
+    ) -> AccountResponse {
+        match command {
+            AccountCommand::ClaimEmail { email_key, claim } => self.claim_email(dirty, *email_key, claim),
+            AccountCommand::Register { customer_id, account } => {
+                self.register(now, dirty, customer_id, account)
+            }
+            AccountCommand::SetRole { customer_id, role } => self.set_role(dirty, customer_id, *role),
+            AccountCommand::StartSession {
+                customer_id,
+                token_hash,
+                ttl_ms,
+            } => self.start_session(now, log_index, dirty, customer_id, *token_hash, *ttl_ms),
+            AccountCommand::RotateSession {
+                session_id,
+                presented,
+                next,
+                ttl_ms,
+            } => self.rotate_session(now, dirty, *session_id, presented, *next, *ttl_ms),
+            AccountCommand::EndSession {
+                session_id,
+                presented,
+            } => self.end_session(dirty, *session_id, presented),
+            AccountCommand::SetNotifications {
+                customer_id,
+                preference,
+            } => self.set_notify(dirty, customer_id, preference),
+            AccountCommand::StartGuestCheck { check } => self.start_guest_check(now, log_index, dirty, check),
+            AccountCommand::VerifyGuest {
+                challenge_id,
+                code_hash,
+            } => self.verify_guest(now, dirty, *challenge_id, code_hash),
+        }
+    }
+
+    pub fn query(&self, query: &AccountQuery) -> AccountAnswer {
+        match query {
+            AccountQuery::Account(customer_id) => AccountAnswer::Account(self.view(customer_id)),
+            AccountQuery::ByEmail(email) => AccountAnswer::ByEmail(self.by_email(email)),
+            AccountQuery::EmailClaim(key) => AccountAnswer::EmailClaim(self.claim(key)),
+        }
+    }
+
     pub fn register(
         &mut self,
         now: Millis,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         customer_id: &CustomerId,
         new: &NewAccount,
-    ) -> Response {
+    ) -> AccountResponse {
         check_email(&new.email).map_err(Rejection::InvalidRequest)?;
         if new.name.trim().is_empty() || new.name.len() > MAX_NAME_LEN {
             return Err(Rejection::InvalidRequest(format!(
@@ -310,8 +471,8 @@ impl Accounts {
         };
         self.emails.insert(record.email.clone(), customer_id.clone());
         self.accounts.insert(customer_id.clone(), record);
-        dirty.insert(RecordKey::Account(customer_id.clone()));
-        Ok(Success::Registered(
+        dirty.insert(AccountKey::Account(customer_id.clone()));
+        Ok(AccountSuccess::Registered(
             self.view(customer_id).expect("just inserted"),
         ))
     }
@@ -320,19 +481,19 @@ impl Accounts {
     /// claim is the answer (`fresh: false`) and nothing changes.
     pub fn claim_email(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         email_key: TokenHash,
         claim: &EmailClaim,
-    ) -> Response {
+    ) -> AccountResponse {
         if let Some(existing) = self.claims.get(&email_key) {
-            return Ok(Success::EmailClaimed {
+            return Ok(AccountSuccess::EmailClaimed {
                 claim: existing.clone(),
                 fresh: false,
             });
         }
         self.claims.insert(email_key, claim.clone());
-        dirty.insert(RecordKey::EmailClaim(email_key));
-        Ok(Success::EmailClaimed {
+        dirty.insert(AccountKey::EmailClaim(email_key));
+        Ok(AccountSuccess::EmailClaimed {
             claim: claim.clone(),
             fresh: true,
         })
@@ -344,10 +505,10 @@ impl Accounts {
 
     pub fn set_role(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         customer_id: &CustomerId,
         role: Role,
-    ) -> Response {
+    ) -> AccountResponse {
         let account = self
             .accounts
             .get_mut(customer_id)
@@ -358,19 +519,19 @@ impl Accounts {
             ));
         }
         account.role = role;
-        dirty.insert(RecordKey::Account(customer_id.clone()));
-        Ok(Success::AccountUpdated(self.view(customer_id).expect("exists")))
+        dirty.insert(AccountKey::Account(customer_id.clone()));
+        Ok(AccountSuccess::Updated(self.view(customer_id).expect("exists")))
     }
 
     pub fn start_session(
         &mut self,
         now: Millis,
         log_index: u64,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         customer_id: &CustomerId,
         token_hash: TokenHash,
         ttl_ms: u64,
-    ) -> Response {
+    ) -> AccountResponse {
         check_ttl(ttl_ms)?;
         let account = self
             .accounts
@@ -389,19 +550,19 @@ impl Accounts {
         let grant = grant(log_index, account, &record);
         self.session_expiry.insert((record.expires_at_ms, log_index));
         self.sessions.insert(log_index, record);
-        dirty.insert(RecordKey::Session(log_index));
-        Ok(Success::SessionStarted(grant))
+        dirty.insert(AccountKey::Session(log_index));
+        Ok(AccountSuccess::SessionStarted(grant))
     }
 
     pub fn rotate_session(
         &mut self,
         now: Millis,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         session_id: u64,
         presented: &TokenHash,
         next: TokenHash,
         ttl_ms: u64,
-    ) -> Response {
+    ) -> AccountResponse {
         check_ttl(ttl_ms)?;
         let session = self
             .sessions
@@ -413,8 +574,8 @@ impl Accounts {
         if session.replaced.contains(presented) {
             // A replayed token: whoever holds the current one may be a thief.
             session.revoked = true;
-            dirty.insert(RecordKey::Session(session_id));
-            return Ok(Success::SessionRevoked { session_id });
+            dirty.insert(AccountKey::Session(session_id));
+            return Ok(AccountSuccess::SessionRevoked { session_id });
         }
         if session.current != *presented {
             return Err(Rejection::SessionInvalid);
@@ -432,16 +593,18 @@ impl Accounts {
         self.session_expiry.remove(&(session.expires_at_ms, session_id));
         session.expires_at_ms = now.saturating_add(ttl_ms);
         self.session_expiry.insert((session.expires_at_ms, session_id));
-        dirty.insert(RecordKey::Session(session_id));
-        Ok(Success::SessionRotated(grant(session_id, account, session)))
+        dirty.insert(AccountKey::Session(session_id));
+        Ok(AccountSuccess::SessionRotated(grant(
+            session_id, account, session,
+        )))
     }
 
     pub fn end_session(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         session_id: u64,
         presented: &TokenHash,
-    ) -> Response {
+    ) -> AccountResponse {
         let session = self
             .sessions
             .get_mut(&session_id)
@@ -450,19 +613,19 @@ impl Accounts {
             return Err(Rejection::SessionInvalid);
         }
         session.revoked = true;
-        dirty.insert(RecordKey::Session(session_id));
-        Ok(Success::SessionEnded { session_id })
+        dirty.insert(AccountKey::Session(session_id));
+        Ok(AccountSuccess::SessionEnded { session_id })
     }
 
     /// Deletes sessions and guest challenges whose expiry is at or before `now`.
-    pub fn expire_sessions(&mut self, now: Millis, dirty: &mut BTreeSet<RecordKey>) {
+    pub fn expire_sessions(&mut self, now: Millis, dirty: &mut BTreeSet<AccountKey>) {
         while let Some(&(expires_at_ms, session_id)) = self.session_expiry.first() {
             if expires_at_ms > now {
                 break;
             }
             self.session_expiry.pop_first();
             self.sessions.remove(&session_id);
-            dirty.insert(RecordKey::Session(session_id));
+            dirty.insert(AccountKey::Session(session_id));
         }
         while let Some(&(expires_at_ms, challenge_id)) = self.challenge_expiry.first() {
             if expires_at_ms > now {
@@ -470,7 +633,7 @@ impl Accounts {
             }
             self.challenge_expiry.pop_first();
             self.challenges.remove(&challenge_id);
-            dirty.insert(RecordKey::GuestChallenge(challenge_id));
+            dirty.insert(AccountKey::GuestChallenge(challenge_id));
         }
     }
 
@@ -480,9 +643,9 @@ impl Accounts {
         &mut self,
         now: Millis,
         log_index: u64,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         check: &NewGuestCheck,
-    ) -> Response {
+    ) -> AccountResponse {
         let NewGuestCheck {
             customer_id,
             email,
@@ -520,8 +683,8 @@ impl Accounts {
         let expires_at_ms = challenge.expires_at_ms;
         self.challenge_expiry.insert((expires_at_ms, log_index));
         self.challenges.insert(log_index, challenge);
-        dirty.insert(RecordKey::GuestChallenge(log_index));
-        Ok(Success::GuestChallenge {
+        dirty.insert(AccountKey::GuestChallenge(log_index));
+        Ok(AccountSuccess::GuestChallenge {
             challenge_id: log_index,
             expires_at_ms,
         })
@@ -532,10 +695,10 @@ impl Accounts {
     pub fn verify_guest(
         &mut self,
         now: Millis,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         challenge_id: u64,
         code_hash: &TokenHash,
-    ) -> Response {
+    ) -> AccountResponse {
         let challenge = self
             .challenges
             .get_mut(&challenge_id)
@@ -549,13 +712,13 @@ impl Accounts {
                 self.challenges.remove(&challenge_id);
                 self.challenge_expiry.remove(&(expires_at_ms, challenge_id));
             }
-            dirty.insert(RecordKey::GuestChallenge(challenge_id));
-            return Ok(Success::GuestCodeWrong { attempts_left });
+            dirty.insert(AccountKey::GuestChallenge(challenge_id));
+            return Ok(AccountSuccess::GuestCodeWrong { attempts_left });
         }
         let challenge = self.challenges.remove(&challenge_id).expect("found above");
         self.challenge_expiry
             .remove(&(challenge.expires_at_ms, challenge_id));
-        dirty.insert(RecordKey::GuestChallenge(challenge_id));
+        dirty.insert(AccountKey::GuestChallenge(challenge_id));
         let customer_id = challenge.customer_id;
         if !self.accounts.contains_key(&customer_id) {
             let record = AccountRecord {
@@ -569,9 +732,11 @@ impl Accounts {
             };
             self.guest_emails.insert(challenge.email, customer_id.clone());
             self.accounts.insert(customer_id.clone(), record);
-            dirty.insert(RecordKey::Account(customer_id.clone()));
+            dirty.insert(AccountKey::Account(customer_id.clone()));
         }
-        Ok(Success::GuestVerified(self.view(&customer_id).expect("exists")))
+        Ok(AccountSuccess::GuestVerified(
+            self.view(&customer_id).expect("exists"),
+        ))
     }
 
     pub fn view(&self, customer_id: &CustomerId) -> Option<AccountView> {
@@ -590,18 +755,18 @@ impl Accounts {
     /// Sets how the customer wants to be notified.
     pub fn set_notify(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<AccountKey>,
         customer_id: &CustomerId,
         preference: &NotifyPreference,
-    ) -> Response {
+    ) -> AccountResponse {
         preference.validate()?;
         let account = self
             .accounts
             .get_mut(customer_id)
             .ok_or(Rejection::UnknownAccount)?;
         account.notify = preference.clone();
-        dirty.insert(RecordKey::Account(customer_id.clone()));
-        Ok(Success::AccountUpdated(self.view(customer_id).expect("exists")))
+        dirty.insert(AccountKey::Account(customer_id.clone()));
+        Ok(AccountSuccess::Updated(self.view(customer_id).expect("exists")))
     }
 
     /// The account with its password hash, for the edge to verify a login.
@@ -610,38 +775,45 @@ impl Accounts {
         Some((customer_id.clone(), self.accounts.get(customer_id)?.clone()))
     }
 
-    pub fn record(&self, key: &RecordKey) -> Option<Record> {
+    pub fn record(&self, key: &AccountKey) -> Option<AccountValue> {
         match key {
-            RecordKey::GuestChallenge(id) => self.challenges.get(id).cloned().map(Record::GuestChallenge),
-            RecordKey::Account(id) => self.accounts.get(id).cloned().map(Record::Account),
-            RecordKey::Session(id) => self.sessions.get(id).cloned().map(Record::Session),
-            RecordKey::EmailClaim(key) => self.claims.get(key).cloned().map(Record::EmailClaim),
-            _ => None,
+            AccountKey::GuestChallenge(id) => {
+                self.challenges.get(id).cloned().map(AccountValue::GuestChallenge)
+            }
+            AccountKey::Account(id) => self.accounts.get(id).cloned().map(AccountValue::Account),
+            AccountKey::Session(id) => self.sessions.get(id).cloned().map(AccountValue::Session),
+            AccountKey::EmailClaim(key) => self.claims.get(key).cloned().map(AccountValue::EmailClaim),
         }
     }
 
-    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
+    pub fn append_records(&self, out: &mut Vec<(AccountKey, AccountValue)>) {
         for (id, account) in &self.accounts {
-            out.push((RecordKey::Account(id.clone()), Record::Account(account.clone())));
+            out.push((
+                AccountKey::Account(id.clone()),
+                AccountValue::Account(account.clone()),
+            ));
         }
         for (id, session) in &self.sessions {
-            out.push((RecordKey::Session(*id), Record::Session(session.clone())));
+            out.push((AccountKey::Session(*id), AccountValue::Session(session.clone())));
         }
         for (key, claim) in &self.claims {
-            out.push((RecordKey::EmailClaim(*key), Record::EmailClaim(claim.clone())));
+            out.push((
+                AccountKey::EmailClaim(*key),
+                AccountValue::EmailClaim(claim.clone()),
+            ));
         }
         for (id, challenge) in &self.challenges {
             out.push((
-                RecordKey::GuestChallenge(*id),
-                Record::GuestChallenge(challenge.clone()),
+                AccountKey::GuestChallenge(*id),
+                AccountValue::GuestChallenge(challenge.clone()),
             ));
         }
     }
 
-    /// Loads one record; `Ok(false)` if the key is not an account key.
-    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, String> {
+    /// Loads one record; a value of another kind than its key is refused.
+    pub fn load(&mut self, key: &AccountKey, record: AccountValue) -> Result<(), String> {
         match (key, record) {
-            (RecordKey::Account(id), Record::Account(account)) => {
+            (AccountKey::Account(id), AccountValue::Account(account)) => {
                 let index = if account.role == Role::Guest {
                     &mut self.guest_emails
                 } else {
@@ -651,26 +823,26 @@ impl Accounts {
                     return Err(format!("e-mail {} has two accounts", account.email));
                 }
                 self.accounts.insert(id.clone(), account);
-                Ok(true)
+                Ok(())
             }
-            (RecordKey::GuestChallenge(id), Record::GuestChallenge(challenge)) => {
+            (AccountKey::GuestChallenge(id), AccountValue::GuestChallenge(challenge)) => {
                 self.challenge_expiry.insert((challenge.expires_at_ms, *id));
                 self.challenges.insert(*id, challenge);
-                Ok(true)
+                Ok(())
             }
-            (RecordKey::Session(id), Record::Session(session)) => {
+            (AccountKey::Session(id), AccountValue::Session(session)) => {
                 if session.replaced.len() > REMEMBERED_TOKENS {
                     return Err("session remembers too many tokens".to_owned());
                 }
                 self.session_expiry.insert((session.expires_at_ms, *id));
                 self.sessions.insert(*id, session);
-                Ok(true)
+                Ok(())
             }
-            (RecordKey::EmailClaim(key), Record::EmailClaim(claim)) => {
+            (AccountKey::EmailClaim(key), AccountValue::EmailClaim(claim)) => {
                 self.claims.insert(*key, claim);
-                Ok(true)
+                Ok(())
             }
-            _ => Ok(false),
+            (key, _) => Err(format!("the record under {key:?} is of another kind")),
         }
     }
 
@@ -788,11 +960,11 @@ mod tests {
         let mut dirty = BTreeSet::new();
         accounts.register(1, &mut dirty, &id("u.1.a"), &alice()).unwrap();
         let started = accounts.start_session(1, 5, &mut dirty, &id("u.1.a"), [1; 32], 1_000);
-        assert!(matches!(started, Ok(Success::SessionStarted(ref g)) if g.session_id == 5));
+        assert!(matches!(started, Ok(AccountSuccess::SessionStarted(ref g)) if g.session_id == 5));
         // The current token rotates.
         let rotated = accounts.rotate_session(10, &mut dirty, 5, &[1; 32], [2; 32], 1_000);
         assert!(
-            matches!(rotated, Ok(Success::SessionRotated(ref g)) if g.generation == 1 && g.expires_at_ms == 1_010)
+            matches!(rotated, Ok(AccountSuccess::SessionRotated(ref g)) if g.generation == 1 && g.expires_at_ms == 1_010)
         );
         // A stranger's guess changes nothing.
         assert_eq!(
@@ -802,7 +974,7 @@ mod tests {
         // The old token again: the family dies, including the current token.
         assert_eq!(
             accounts.rotate_session(12, &mut dirty, 5, &[1; 32], [3; 32], 1_000),
-            Ok(Success::SessionRevoked { session_id: 5 })
+            Ok(AccountSuccess::SessionRevoked { session_id: 5 })
         );
         assert_eq!(
             accounts.rotate_session(13, &mut dirty, 5, &[2; 32], [3; 32], 1_000),
@@ -825,7 +997,7 @@ mod tests {
         );
         assert_eq!(
             accounts.end_session(&mut dirty, 2, &[1; 32]),
-            Ok(Success::SessionEnded { session_id: 2 })
+            Ok(AccountSuccess::SessionEnded { session_id: 2 })
         );
         assert_eq!(
             accounts.rotate_session(5, &mut dirty, 2, &[1; 32], [3; 32], 100),
@@ -858,7 +1030,7 @@ mod tests {
         );
         assert_eq!(
             started,
-            Ok(Success::GuestChallenge {
+            Ok(AccountSuccess::GuestChallenge {
                 challenge_id: 7,
                 expires_at_ms: 101
             })
@@ -867,12 +1039,12 @@ mod tests {
         for left in (1..GUEST_CODE_ATTEMPTS).rev() {
             assert_eq!(
                 accounts.verify_guest(2, &mut dirty, 7, &[0; 32]),
-                Ok(Success::GuestCodeWrong { attempts_left: left })
+                Ok(AccountSuccess::GuestCodeWrong { attempts_left: left })
             );
         }
         assert_eq!(
             accounts.verify_guest(2, &mut dirty, 7, &[0; 32]),
-            Ok(Success::GuestCodeWrong { attempts_left: 0 })
+            Ok(AccountSuccess::GuestCodeWrong { attempts_left: 0 })
         );
         assert_eq!(
             accounts.verify_guest(2, &mut dirty, 7, &[5; 32]),
@@ -888,7 +1060,8 @@ mod tests {
                 &check(id("g.1.x"), "gus@example.org", [6; 32], 100),
             )
             .unwrap();
-        let Ok(Success::GuestVerified(view)) = accounts.verify_guest(4, &mut dirty, 8, &[6; 32]) else {
+        let Ok(AccountSuccess::GuestVerified(view)) = accounts.verify_guest(4, &mut dirty, 8, &[6; 32])
+        else {
             panic!("the right code was refused");
         };
         assert_eq!((view.customer_id.as_str(), view.role), ("g.1.x", Role::Guest));
@@ -906,7 +1079,9 @@ mod tests {
             )
             .unwrap();
         let again = accounts.verify_guest(6, &mut dirty, 9, &[1; 32]);
-        assert!(matches!(again, Ok(Success::GuestVerified(ref v)) if v.customer_id.as_str() == "g.1.x"));
+        assert!(
+            matches!(again, Ok(AccountSuccess::GuestVerified(ref v)) if v.customer_id.as_str() == "g.1.x")
+        );
         // An expired challenge is invalid, and expiry deletes it.
         accounts
             .start_guest_check(
@@ -937,7 +1112,7 @@ mod tests {
         let mut records = Vec::new();
         accounts.append_records(&mut records);
         for (key, record) in records {
-            assert!(reloaded.load(&key, record).unwrap());
+            reloaded.load(&key, record).unwrap();
         }
         assert_eq!(reloaded.check_invariants(18), Ok(()));
         assert_eq!(reloaded.guest_emails, accounts.guest_emails);

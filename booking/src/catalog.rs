@@ -17,9 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Rejection, Response, Success};
 use crate::ids::{Currency, EventId, Millis};
-use crate::records::{Record, RecordKey};
+use crate::rejection::Rejection;
 
 /// Longest free text (descriptions), in bytes.
 pub const MAX_TEXT: usize = 4_000;
@@ -31,6 +30,71 @@ pub const MAX_PERFORMERS: usize = 50;
 pub const MAX_PAGE: u32 = 100;
 /// Most listings one search page looks at.
 pub const MAX_SCANNED: usize = 10_000;
+
+/// What the catalog is asked to do (in the metadata group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogCommand {
+    /// Adds a venue.
+    CreateVenue { venue: NewVenue },
+    /// Writes an event's listing.
+    PutListing {
+        event_id: EventId,
+        listing: NewListing,
+        status: ListingStatus,
+    },
+    /// Follows an event's lifecycle in its listing.
+    SetListingStatus {
+        event_id: EventId,
+        status: ListingStatus,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogSuccess {
+    VenueCreated(VenueView),
+    Listed(ListingView),
+}
+
+pub type CatalogResponse = Result<CatalogSuccess, Rejection>;
+
+/// Reads of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogQuery {
+    Venue(u64),
+    /// Venues after an id.
+    Venues {
+        after: u64,
+        limit: u32,
+    },
+    /// An event's listing as of `now_ms`.
+    Listing(EventId, Millis),
+    /// A page of listings.
+    Search(Search),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogAnswer {
+    Venue(Option<VenueView>),
+    Venues(Vec<VenueView>),
+    Listing(Option<ListingView>),
+    Search(SearchPage),
+}
+
+/// Where the catalog's records are kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CatalogKey {
+    Venue(u64),
+    Listing(EventId),
+}
+
+/// The catalog's stored records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogValue {
+    Venue(VenueRecord),
+    Listing(ListingRecord),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewVenue {
@@ -202,13 +266,45 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// Runs a catalog command, marking what it writes in `dirty`.
+    pub fn execute(
+        &mut self,
+        now: Millis,
+        log_index: u64,
+        dirty: &mut BTreeSet<CatalogKey>,
+        command: &CatalogCommand,
+    ) -> CatalogResponse {
+        match command {
+            CatalogCommand::CreateVenue { venue } => self.create_venue(now, log_index, dirty, venue),
+            CatalogCommand::PutListing {
+                event_id,
+                listing,
+                status,
+            } => self.put_listing(now, dirty, *event_id, listing, *status),
+            CatalogCommand::SetListingStatus { event_id, status } => {
+                self.set_status(now, dirty, *event_id, *status)
+            }
+        }
+    }
+
+    pub fn query(&self, query: &CatalogQuery) -> CatalogAnswer {
+        match query {
+            CatalogQuery::Venue(id) => CatalogAnswer::Venue(self.venue_view(*id)),
+            CatalogQuery::Venues { after, limit } => CatalogAnswer::Venues(self.venues(*after, *limit)),
+            CatalogQuery::Listing(event_id, now_ms) => {
+                CatalogAnswer::Listing(self.listing_view(*event_id, *now_ms))
+            }
+            CatalogQuery::Search(search) => CatalogAnswer::Search(self.search(search)),
+        }
+    }
+
     pub fn create_venue(
         &mut self,
         now: Millis,
         log_index: u64,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<CatalogKey>,
         venue: &NewVenue,
-    ) -> Response {
+    ) -> CatalogResponse {
         venue.validate()?;
         self.venues.insert(
             log_index,
@@ -217,8 +313,8 @@ impl Catalog {
                 created_at_ms: now,
             },
         );
-        dirty.insert(RecordKey::Venue(log_index));
-        Ok(Success::VenueCreated(
+        dirty.insert(CatalogKey::Venue(log_index));
+        Ok(CatalogSuccess::VenueCreated(
             self.venue_view(log_index).expect("just inserted"),
         ))
     }
@@ -227,11 +323,11 @@ impl Catalog {
     pub fn put_listing(
         &mut self,
         now: Millis,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<CatalogKey>,
         event_id: EventId,
         listing: &NewListing,
         status: ListingStatus,
-    ) -> Response {
+    ) -> CatalogResponse {
         listing.validate()?;
         if !self.venues.contains_key(&listing.venue_id) {
             return Err(Rejection::UnknownVenue);
@@ -248,8 +344,8 @@ impl Catalog {
                 updated_at_ms: now,
             },
         );
-        dirty.insert(RecordKey::Listing(event_id));
-        Ok(Success::Listed(
+        dirty.insert(CatalogKey::Listing(event_id));
+        Ok(CatalogSuccess::Listed(
             self.listing_view(event_id, now).expect("just inserted"),
         ))
     }
@@ -259,10 +355,10 @@ impl Catalog {
     pub fn set_status(
         &mut self,
         now: Millis,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut BTreeSet<CatalogKey>,
         event_id: EventId,
         status: ListingStatus,
-    ) -> Response {
+    ) -> CatalogResponse {
         let Some(record) = self.listings.get_mut(&event_id) else {
             return Err(Rejection::UnknownEvent);
         };
@@ -270,8 +366,10 @@ impl Catalog {
             record.status = status;
         }
         record.updated_at_ms = now;
-        dirty.insert(RecordKey::Listing(event_id));
-        Ok(Success::Listed(self.listing_view(event_id, now).expect("exists")))
+        dirty.insert(CatalogKey::Listing(event_id));
+        Ok(CatalogSuccess::Listed(
+            self.listing_view(event_id, now).expect("exists"),
+        ))
     }
 
     pub fn venue_view(&self, venue_id: u64) -> Option<VenueView> {
@@ -367,36 +465,35 @@ impl Catalog {
         SearchPage { events, next: None }
     }
 
-    pub fn record(&self, key: &RecordKey) -> Option<Record> {
+    pub fn record(&self, key: &CatalogKey) -> Option<CatalogValue> {
         match key {
-            RecordKey::Venue(id) => self.venues.get(id).cloned().map(Record::Venue),
-            RecordKey::Listing(id) => self.listings.get(id).cloned().map(Record::Listing),
-            _ => None,
+            CatalogKey::Venue(id) => self.venues.get(id).cloned().map(CatalogValue::Venue),
+            CatalogKey::Listing(id) => self.listings.get(id).cloned().map(CatalogValue::Listing),
         }
     }
 
-    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
+    pub fn append_records(&self, out: &mut Vec<(CatalogKey, CatalogValue)>) {
         for (id, venue) in &self.venues {
-            out.push((RecordKey::Venue(*id), Record::Venue(venue.clone())));
+            out.push((CatalogKey::Venue(*id), CatalogValue::Venue(venue.clone())));
         }
         for (id, listing) in &self.listings {
-            out.push((RecordKey::Listing(*id), Record::Listing(listing.clone())));
+            out.push((CatalogKey::Listing(*id), CatalogValue::Listing(listing.clone())));
         }
     }
 
-    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, String> {
-        match (key, record) {
-            (RecordKey::Venue(id), Record::Venue(venue)) => {
+    /// Loads one record; a value of another kind than its key is refused.
+    pub fn load(&mut self, key: &CatalogKey, value: CatalogValue) -> Result<(), String> {
+        match (key, value) {
+            (CatalogKey::Venue(id), CatalogValue::Venue(venue)) => {
                 self.venues.insert(*id, venue);
-                Ok(true)
             }
-            (RecordKey::Listing(id), Record::Listing(listing)) => {
+            (CatalogKey::Listing(id), CatalogValue::Listing(listing)) => {
                 self.by_start.insert((listing.listing.starts_at_ms, *id));
                 self.listings.insert(*id, listing);
-                Ok(true)
             }
-            _ => Ok(false),
+            (key, _) => return Err(format!("the record under {key:?} is of another kind")),
         }
+        Ok(())
     }
 
     pub fn check_invariants(&self) -> Result<(), String> {

@@ -24,9 +24,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Rejection, Success};
 use crate::ids::EventId;
-use crate::records::{Record, RecordKey};
+use crate::rejection::Rejection;
 
 pub type NodeId = u64;
 pub type GroupId = u64;
@@ -127,6 +126,70 @@ pub enum MapCommand {
     RemoveNode { node_id: NodeId },
 }
 
+/// What a map command answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapSuccess {
+    Initialised {
+        epoch: u64,
+        groups: Vec<GroupId>,
+    },
+    Placed {
+        event_id: EventId,
+        group_id: GroupId,
+        epoch: u64,
+    },
+    GroupCreated {
+        group_id: GroupId,
+        epoch: u64,
+    },
+    LearnerAdded {
+        group_id: GroupId,
+        replica_id: ReplicaId,
+        epoch: u64,
+    },
+    Changed {
+        epoch: u64,
+    },
+}
+
+pub type MapResponse = Result<MapSuccess, Rejection>;
+
+/// Reads of the cluster map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapQuery {
+    /// The whole map.
+    ClusterMap,
+    /// The group owning an event.
+    Placement(EventId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapAnswer {
+    ClusterMap(Box<ClusterMap>),
+    Placement(Option<GroupId>),
+}
+
+/// Where the map's records are kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MapKey {
+    /// The map's counters.
+    Meta,
+    Node(NodeId),
+    Group(GroupId),
+    /// The group that owns an event.
+    Placement(EventId),
+}
+
+/// The map's stored records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapValue {
+    Meta(MapMeta),
+    Node(NodeInfo),
+    Group(GroupInfo),
+    Placement(GroupId),
+}
+
 /// Why the map can be in a bad state after loading records.
 pub(crate) type MapLoadError = String;
 
@@ -176,8 +239,8 @@ impl ClusterMap {
     pub(crate) fn apply(
         &mut self,
         command: &MapCommand,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
-    ) -> Result<Success, Rejection> {
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         match command {
             MapCommand::Initialise {
                 nodes,
@@ -204,10 +267,10 @@ impl ClusterMap {
                     .ok_or(Rejection::UnknownNode { node_id: *node_id })?;
                 if !node.draining {
                     node.draining = true;
-                    dirty.insert(RecordKey::MapNode(*node_id));
+                    dirty.insert(MapKey::Node(*node_id));
                     self.bump(dirty);
                 }
-                Ok(Success::MapChanged {
+                Ok(MapSuccess::Changed {
                     epoch: self.meta.epoch,
                 })
             }
@@ -228,9 +291,9 @@ impl ClusterMap {
                     });
                 }
                 self.nodes.remove(node_id);
-                dirty.insert(RecordKey::MapNode(*node_id));
+                dirty.insert(MapKey::Node(*node_id));
                 self.bump(dirty);
-                Ok(Success::MapChanged {
+                Ok(MapSuccess::Changed {
                     epoch: self.meta.epoch,
                 })
             }
@@ -239,7 +302,7 @@ impl ClusterMap {
                 self.require_region(home_region)?;
                 let group_id = self.create_group(home_region, None, dirty)?;
                 self.bump(dirty);
-                Ok(Success::GroupCreated {
+                Ok(MapSuccess::GroupCreated {
                     group_id,
                     epoch: self.meta.epoch,
                 })
@@ -265,17 +328,17 @@ impl ClusterMap {
         }
     }
 
-    fn bump(&mut self, dirty: &mut std::collections::BTreeSet<RecordKey>) {
+    fn bump(&mut self, dirty: &mut std::collections::BTreeSet<MapKey>) {
         self.meta.epoch += 1;
-        dirty.insert(RecordKey::MapMeta);
+        dirty.insert(MapKey::Meta);
     }
 
     fn add_node(
         &mut self,
         node_id: NodeId,
         info: &NodeInfo,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
-    ) -> Result<Success, Rejection> {
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         self.require_initialised()?;
         if node_id == 0 || node_id >= FIRST_DATA_REPLICA_ID {
             return Err(Rejection::InvalidRequest(
@@ -288,15 +351,15 @@ impl ClusterMap {
         };
         match self.nodes.get(&node_id) {
             // Adding the same node again is a no-op, so a retried join is harmless.
-            Some(existing) if *existing == joining => Ok(Success::MapChanged {
+            Some(existing) if *existing == joining => Ok(MapSuccess::Changed {
                 epoch: self.meta.epoch,
             }),
             Some(_) => Err(Rejection::NodeExists { node_id }),
             None => {
                 self.nodes.insert(node_id, joining);
-                dirty.insert(RecordKey::MapNode(node_id));
+                dirty.insert(MapKey::Node(node_id));
                 self.bump(dirty);
-                Ok(Success::MapChanged {
+                Ok(MapSuccess::Changed {
                     epoch: self.meta.epoch,
                 })
             }
@@ -307,8 +370,8 @@ impl ClusterMap {
         &mut self,
         group_id: GroupId,
         node_id: NodeId,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
-    ) -> Result<Success, Rejection> {
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         self.require_initialised()?;
         let node = self
             .nodes
@@ -323,7 +386,7 @@ impl ClusterMap {
             .ok_or(Rejection::UnknownGroup { group_id })?;
         if let Some(replica_id) = group.replica_on(node_id) {
             // Already there (a retried step): answer the same replica.
-            return Ok(Success::LearnerAdded {
+            return Ok(MapSuccess::LearnerAdded {
                 group_id,
                 replica_id,
                 epoch: self.meta.epoch,
@@ -336,9 +399,9 @@ impl ClusterMap {
             .expect("checked above")
             .learners
             .insert(replica_id, node_id);
-        dirty.insert(RecordKey::MapGroup(group_id));
+        dirty.insert(MapKey::Group(group_id));
         self.bump(dirty);
-        Ok(Success::LearnerAdded {
+        Ok(MapSuccess::LearnerAdded {
             group_id,
             replica_id,
             epoch: self.meta.epoch,
@@ -350,8 +413,8 @@ impl ClusterMap {
         group_id: GroupId,
         replica_id: ReplicaId,
         replaces: Option<ReplicaId>,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
-    ) -> Result<Success, Rejection> {
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         self.require_initialised()?;
         let group = self
             .groups
@@ -360,7 +423,7 @@ impl ClusterMap {
         let already_done = group.voters.contains_key(&replica_id)
             && replaces.is_none_or(|old| !group.voters.contains_key(&old));
         if already_done {
-            return Ok(Success::MapChanged {
+            return Ok(MapSuccess::Changed {
                 epoch: self.meta.epoch,
             });
         }
@@ -374,9 +437,9 @@ impl ClusterMap {
             return Err(Rejection::UnknownReplica { replica_id: old });
         }
         group.voters.insert(replica_id, node);
-        dirty.insert(RecordKey::MapGroup(group_id));
+        dirty.insert(MapKey::Group(group_id));
         self.bump(dirty);
-        Ok(Success::MapChanged {
+        Ok(MapSuccess::Changed {
             epoch: self.meta.epoch,
         })
     }
@@ -414,8 +477,8 @@ impl ClusterMap {
         nodes: &[(NodeId, NodeInfo)],
         groups_per_region: u32,
         replication: u8,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
-    ) -> Result<Success, Rejection> {
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         if self.is_initialised() {
             return Err(Rejection::MapInitialised);
         }
@@ -452,7 +515,7 @@ impl ClusterMap {
         };
         for (id, info) in by_id {
             self.nodes.insert(id, info);
-            dirty.insert(RecordKey::MapNode(id));
+            dirty.insert(MapKey::Node(id));
         }
         let mut regions: Vec<String> = self.nodes.values().map(|n| n.region.clone()).collect();
         regions.sort();
@@ -463,7 +526,7 @@ impl ClusterMap {
             }
         }
         self.bump(dirty);
-        Ok(Success::MapInitialised {
+        Ok(MapSuccess::Initialised {
             epoch: self.meta.epoch,
             groups: self.groups.keys().copied().collect(),
         })
@@ -474,11 +537,11 @@ impl ClusterMap {
         event_id: EventId,
         home_region: &str,
         dedicated: bool,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
-    ) -> Result<Success, Rejection> {
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         self.require_initialised()?;
         if let Some(group_id) = self.group_of(event_id) {
-            return Ok(Success::Placed {
+            return Ok(MapSuccess::Placed {
                 event_id,
                 group_id,
                 epoch: self.meta.epoch,
@@ -492,15 +555,15 @@ impl ClusterMap {
                 .ok_or(Rejection::NoGroupAvailable)?
         };
         self.placements.insert(event_id, group_id);
-        dirty.insert(RecordKey::Placement(event_id));
+        dirty.insert(MapKey::Placement(event_id));
         let group = self
             .groups
             .get_mut(&group_id)
             .expect("placement chose an existing group");
         group.events += 1;
-        dirty.insert(RecordKey::MapGroup(group_id));
+        dirty.insert(MapKey::Group(group_id));
         self.bump(dirty);
-        Ok(Success::Placed {
+        Ok(MapSuccess::Placed {
             event_id,
             group_id,
             epoch: self.meta.epoch,
@@ -552,7 +615,7 @@ impl ClusterMap {
         &mut self,
         home_region: &str,
         dedicated_to: Option<EventId>,
-        dirty: &mut std::collections::BTreeSet<RecordKey>,
+        dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> Result<GroupId, Rejection> {
         let nodes = self.choose_nodes(home_region);
         if nodes.len() < usize::from(self.meta.replication) {
@@ -578,59 +641,65 @@ impl ClusterMap {
                 events: 0,
             },
         );
-        dirty.insert(RecordKey::MapGroup(group_id));
-        dirty.insert(RecordKey::MapMeta);
+        dirty.insert(MapKey::Group(group_id));
+        dirty.insert(MapKey::Meta);
         Ok(group_id)
+    }
+
+    pub fn query(&self, query: &MapQuery) -> MapAnswer {
+        match query {
+            MapQuery::ClusterMap => MapAnswer::ClusterMap(Box::new(self.clone())),
+            MapQuery::Placement(event_id) => MapAnswer::Placement(self.group_of(*event_id)),
+        }
     }
 
     // ----- Persistence --------------------------------------------------------
 
-    pub(crate) fn record(&self, key: &RecordKey) -> Option<Record> {
+    pub(crate) fn record(&self, key: &MapKey) -> Option<MapValue> {
         match key {
-            RecordKey::MapMeta => self.is_initialised().then_some(Record::MapMeta(self.meta)),
-            RecordKey::MapNode(id) => self.nodes.get(id).cloned().map(Record::MapNode),
-            RecordKey::MapGroup(id) => self.groups.get(id).cloned().map(Record::MapGroup),
-            RecordKey::Placement(event) => self.placements.get(event).copied().map(Record::Placement),
-            _ => None,
+            MapKey::Meta => self.is_initialised().then_some(MapValue::Meta(self.meta)),
+            MapKey::Node(id) => self.nodes.get(id).cloned().map(MapValue::Node),
+            MapKey::Group(id) => self.groups.get(id).cloned().map(MapValue::Group),
+            MapKey::Placement(event) => self.placements.get(event).copied().map(MapValue::Placement),
         }
     }
 
-    pub(crate) fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
+    pub(crate) fn append_records(&self, out: &mut Vec<(MapKey, MapValue)>) {
         if self.is_initialised() {
-            out.push((RecordKey::MapMeta, Record::MapMeta(self.meta)));
+            out.push((MapKey::Meta, MapValue::Meta(self.meta)));
         }
         for (id, node) in &self.nodes {
-            out.push((RecordKey::MapNode(*id), Record::MapNode(node.clone())));
+            out.push((MapKey::Node(*id), MapValue::Node(node.clone())));
         }
         for (id, group) in &self.groups {
-            out.push((RecordKey::MapGroup(*id), Record::MapGroup(group.clone())));
+            out.push((MapKey::Group(*id), MapValue::Group(group.clone())));
         }
         for (event, group) in &self.placements {
-            out.push((RecordKey::Placement(*event), Record::Placement(*group)));
+            out.push((MapKey::Placement(*event), MapValue::Placement(*group)));
         }
     }
 
-    /// Takes one stored record; `false` if the key is not a map key.
-    pub(crate) fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, MapLoadError> {
+    /// Takes one stored record; a value of another kind than its key is refused.
+    pub(crate) fn load(&mut self, key: &MapKey, record: MapValue) -> Result<(), MapLoadError> {
         match (key, record) {
-            (RecordKey::MapMeta, Record::MapMeta(meta)) => {
+            (MapKey::Meta, MapValue::Meta(meta)) => {
                 if meta.epoch == 0 {
                     return Err("an uninitialised map must have no meta record".to_owned());
                 }
                 self.meta = meta;
             }
-            (RecordKey::MapNode(id), Record::MapNode(node)) => {
+            (MapKey::Node(id), MapValue::Node(node)) => {
                 self.nodes.insert(*id, node);
             }
-            (RecordKey::MapGroup(id), Record::MapGroup(group)) => {
+            (MapKey::Group(id), MapValue::Group(group)) => {
                 self.groups.insert(*id, group);
             }
-            (RecordKey::Placement(event), Record::Placement(group)) => {
+            (MapKey::Placement(event), MapValue::Placement(group)) => {
                 self.placements.insert(*event, group);
             }
-            _ => return Ok(false),
+            (key, _) => return Err(format!("the record under {key:?} is of another kind")),
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Every cross-reference of the map holds.
@@ -755,7 +824,7 @@ mod tests {
             },
             &mut dirty,
         ) {
-            Ok(Success::Placed { group_id, .. }) => group_id,
+            Ok(MapSuccess::Placed { group_id, .. }) => group_id,
             other => panic!("unexpected {other:?}"),
         };
         let a = place(&mut map, 1, "us", false);
@@ -839,7 +908,7 @@ mod tests {
         let us_group = *map.groups.iter().find(|(_, g)| g.home_region == "us").unwrap().0;
         let target = map.choose_move_target(us_group).unwrap();
         assert_eq!(target, 9, "the new node in the home region, carrying nothing");
-        let Ok(Success::LearnerAdded { replica_id, .. }) = map.apply(
+        let Ok(MapSuccess::LearnerAdded { replica_id, .. }) = map.apply(
             &MapCommand::AddLearner {
                 group_id: us_group,
                 node_id: 9,
@@ -893,7 +962,7 @@ mod tests {
         map.append_records(&mut records);
         let mut back = ClusterMap::default();
         for (key, record) in records {
-            assert!(back.load(&key, record).unwrap());
+            back.load(&key, record).unwrap();
         }
         assert_eq!(back, map);
         back.check_invariants().unwrap();

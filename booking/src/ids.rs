@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::Rejection;
+use crate::rejection::Rejection;
 
 /// Milliseconds since the Unix epoch, always taken from the leader-stamped log
 /// entry (`Request::now_ms`), never from the applying node's clock.

@@ -29,8 +29,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::Rejection;
 use crate::ids::{Currency, Millis, Money};
+use crate::rejection::Rejection;
 
 /// Most seats plus GA places one event may have. Keeps a single event (and its
 /// snapshot and view) bounded.

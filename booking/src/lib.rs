@@ -20,17 +20,21 @@
 //!
 //! # Map of the crate
 //!
+//! Leaves first; no module imports one that imports it back.
+//!
+//! - [`rejection`]: why a command was refused, with the HTTP contract's codes.
 //! - [`ids`]: identifiers, `Money` and `Currency`, validated at construction.
 //! - [`layout`]: `EventSpec` (what clients send) and the compiled seat map.
-//! - [`command`]: `Request`, `Command`, `Success`, `Rejection`.
-//! - [`views`]: the read model returned by commands and `GET` routes.
-//! - `event`: one event's state and the booking rules.
-//! - `best_available`: choosing adjacent seats without leaving orphans.
-//! - `ticket_codes`: deterministic, unguessable ticket codes.
-//! - [`state`]: `BookingState`: clock, expiry, de-duplication, persistence hooks.
-//! - [`records`]: the record-by-record persisted form that `raft-store` writes.
-//! - [`cluster_map`]: nodes, Raft groups and event placement, held by the
-//!   metadata group with the same machinery (records, de-duplication).
+//! - The domains, each owning its commands, successes, queries, rules,
+//!   records and views: [`events`] (an event's group: seats, holds, orders,
+//!   tickets, payments, notices, waitlist, live feed), [`cluster_map`] (nodes,
+//!   Raft groups and placement, in the metadata group), [`accounts`]
+//!   (accounts, sessions, guests, e-mail claims) and [`catalog`] (venues and
+//!   listings).
+//! - [`command`], [`query`], [`records`]: the vocabulary that names a
+//!   domain's part (`Command::Event(id, EventCommand)` and so on).
+//! - [`shape`]: size and shape checks the edge runs before proposing.
+//! - [`state`]: `BookingState`: clock, de-duplication, dispatch, persistence.
 //!
 //! # Invariants, stated as absences
 //!
@@ -47,43 +51,47 @@ pub mod accounts;
 pub mod catalog;
 pub mod cluster_map;
 pub mod command;
-pub mod feed;
+pub mod events;
 pub mod ids;
 pub mod layout;
-pub mod notices;
-pub mod payments;
+pub mod query;
 pub mod records;
+pub mod rejection;
 pub mod shape;
 pub mod state;
-pub mod views;
 
-mod best_available;
-mod event;
 mod summary;
-mod ticket_codes;
 
 pub use accounts::{
-    AccountRecord, AccountView, EmailClaim, NewAccount, NotifyPreference, Role, SessionGrant, SessionRecord,
+    AccountAnswer, AccountCommand, AccountKey, AccountQuery, AccountRecord, AccountSuccess, AccountValue,
+    AccountView, EmailClaim, NewAccount, NewGuestCheck, NotifyPreference, Role, SessionGrant, SessionRecord,
     TokenHash,
 };
-pub use catalog::{ListingStatus, ListingView, NewListing, NewVenue, Search, SearchPage, VenueView};
+pub use catalog::{
+    CatalogAnswer, CatalogCommand, CatalogKey, CatalogQuery, CatalogSuccess, CatalogValue, ListingStatus,
+    ListingView, NewListing, NewVenue, Search, SearchPage, VenueView,
+};
 pub use cluster_map::{
-    ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapCommand, MapMeta, NodeId, NodeInfo,
-    ReplicaId,
+    ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapAnswer, MapCommand, MapKey,
+    MapMeta, MapQuery, MapSuccess, MapValue, NodeId, NodeInfo, ReplicaId,
 };
-pub use command::{Command, Rejection, Request, Response, Selection, Success};
-pub use feed::{AvailabilityChange, ChangeCause};
-pub use ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
-pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpec};
-pub use notices::{Channel, Delivery, NoticeId, NoticeKind, NoticeView};
-pub use payments::{PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView};
-pub use records::{
-    CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord,
-    RECORD_FORMAT_VERSION, Record, RecordKey, RequestRecord, SeatRecord, TicketPlace, TicketRecord,
-    WaitlistRecord,
+pub use command::{Command, Request, Response, Success};
+pub use events::feed::{AvailabilityChange, ChangeCause};
+pub use events::keys::EventKey;
+pub use events::notices::{Channel, Delivery, NoticeId, NoticeKind, NoticeView};
+pub use events::payments::{PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView};
+pub use events::records::{
+    CustomerRecord, EventRecord, EventValue, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord,
+    SeatRecord, TicketPlace, TicketRecord, WaitlistRecord,
 };
-pub use state::{BookingState, LoadError};
-pub use views::{
+pub use events::views::{
     EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
     SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
 };
+pub use events::vocab::{EventAnswer, EventCommand, EventQuery, EventSuccess, Selection};
+pub use ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
+pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpec};
+pub use query::{Query, QueryResult};
+pub use records::{FIRST_KIND_VERSION, Record, RecordKey, RequestRecord};
+pub use rejection::Rejection;
+pub use state::{BookingState, LoadError};

@@ -30,23 +30,29 @@
 //! counters, expiry queue, seat lookups, the de-duplication age index), and
 //! refuses record sets that break an invariant.
 //!
-//! This module does not decide booking rules (`event` does) and does no I/O.
+//! `execute` is a dispatcher: each domain runs its own commands
+//! (`events::Events` for an event's group, `cluster_map`, `accounts`,
+//! `catalog`) and marks what it writes; this module owns only what every
+//! domain shares: the clock, de-duplication, and persistence.
+//!
+//! This module does not decide booking rules (`events` does) and does no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::accounts::{AccountRecord, AccountView, Accounts};
-use crate::catalog::{Catalog, ListingView, Search, SearchPage, VenueView};
-use crate::cluster_map::ClusterMap;
-use crate::command::{Command, Rejection, Request, Response, Success, WAITLIST_OFFER_TTL_MS};
-use crate::event::{Context, EventState, ExpiryQueue};
-use crate::feed::{AvailabilityChange, ChangeCause};
+use crate::accounts::{AccountKey, AccountRecord, AccountView, Accounts, EmailClaim, TokenHash};
+use crate::catalog::{Catalog, CatalogKey, ListingView, Search, SearchPage, VenueView};
+use crate::cluster_map::{ClusterMap, MapKey};
+use crate::command::{Command, Request, Response, Success};
+use crate::events::feed::AvailabilityChange;
+use crate::events::notices::{NoticeId, NoticeView};
+use crate::events::payments::PaymentView;
+use crate::events::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
+use crate::events::vocab::{EventAnswer, EventQuery};
+use crate::events::{Events, LoadIssue};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
-use crate::notices::{self, Channel, Delivery, NewNotice, NoticeId, NoticeKind, NoticeView, Notices};
-use crate::payments::{
-    MAX_PAYMENT_TEXT, PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView, Payments,
-};
-use crate::records::{EventRecord, Record, RecordKey, RequestRecord, TicketPlace};
-use crate::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
+use crate::query::{Query, QueryResult};
+use crate::records::{Record, RecordKey, RequestRecord};
+use crate::rejection::Rejection;
 
 /// How long a request id is remembered, in log time.
 pub const DEDUP_WINDOW_MS: Millis = 24 * 60 * 60 * 1000;
@@ -68,36 +74,35 @@ pub enum LoadError {
     Inconsistent(String),
 }
 
+/// Keys written since the last `take_dirty`, by domain (the events keep
+/// their own, `Events::dirty`). Not part of the state proper.
+#[derive(Debug, Clone, Default)]
+struct Dirty {
+    clock: bool,
+    requests: BTreeSet<RequestId>,
+    map: BTreeSet<MapKey>,
+    accounts: BTreeSet<AccountKey>,
+    catalog: BTreeSet<CatalogKey>,
+}
+
 #[derive(Debug, Clone)]
 pub struct BookingState {
     /// The largest `now_ms` applied so far.
     clock: Millis,
-    events: BTreeMap<EventId, EventState>,
+    /// The events of this group with their payments, notices and feed.
+    events: Events,
     requests: BTreeMap<RequestId, RequestRecord>,
     /// Derived: the request ids of `requests`, oldest first.
     request_age: BTreeMap<(Millis, u64), RequestId>,
-    /// Derived: active holds by expiry.
-    expiry: ExpiryQueue,
-    /// Keys written since the last `take_dirty`. Not part of the state proper.
-    dirty: BTreeSet<RecordKey>,
+    dirty: Dirty,
     /// The cluster map; empty except in the metadata group.
     map: ClusterMap,
     /// Accounts and sessions; empty except in a region's accounts group.
     accounts: Accounts,
-    /// Payments of this group's events.
-    payments: Payments,
     /// Venues and listings; empty except in the metadata group.
     catalog: Catalog,
-    /// The notification outbox of this group's events.
-    notices: Notices,
     /// `DEDUP_CAPACITY`, except in tests that exercise eviction.
     dedup_capacity: usize,
-    /// Places the current rule changed (scratch, drained after every rule).
-    touched: Vec<TicketPlace>,
-    /// Availability changes not yet taken, if recording is on (`feed`).
-    changes: Option<Vec<AvailabilityChange>>,
-    /// The entry being applied and how many changes it made so far.
-    change_ordinal: (u64, u32),
 }
 
 impl Default for BookingState {
@@ -110,111 +115,32 @@ impl BookingState {
     pub fn new() -> Self {
         BookingState {
             clock: 0,
-            events: BTreeMap::new(),
+            events: Events::default(),
             requests: BTreeMap::new(),
             request_age: BTreeMap::new(),
-            expiry: ExpiryQueue::new(),
-            dirty: BTreeSet::new(),
+            dirty: Dirty::default(),
             map: ClusterMap::default(),
             accounts: Accounts::default(),
-            payments: Payments::default(),
             catalog: Catalog::default(),
-            notices: Notices::default(),
             dedup_capacity: DEDUP_CAPACITY,
-            touched: Vec::new(),
-            changes: None,
-            change_ordinal: (0, 0),
         }
     }
 
     /// Turns on recording of availability changes for the live feed; they are
     /// collected until `take_changes`.
     pub fn record_changes(&mut self) {
-        self.changes.get_or_insert_with(Vec::new);
+        self.events.record_changes();
     }
 
     /// Turns recording off (changes not yet taken are dropped), for a replica
     /// nobody is watching.
     pub fn stop_recording_changes(&mut self) {
-        self.changes = None;
+        self.events.stop_recording_changes();
     }
 
     /// The availability changes recorded since the last call, in log order.
     pub fn take_changes(&mut self) -> Vec<AvailabilityChange> {
-        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    /// Turns the places the last rule touched into a feed change (if
-    /// recording) and clears them.
-    fn note_change(&mut self, log_index: u64, event_id: EventId, cause: ChangeCause) {
-        if self.touched.is_empty() {
-            return;
-        }
-        let touched = std::mem::take(&mut self.touched);
-        if let Some(changes) = &mut self.changes
-            && let Some(event) = self.events.get(&event_id)
-        {
-            if self.change_ordinal.0 != log_index {
-                self.change_ordinal = (log_index, 0);
-            }
-            let ordinal = self.change_ordinal.1;
-            self.change_ordinal.1 += 1;
-            changes.push(event.availability_change(&touched, log_index, ordinal, self.clock, cause));
-        }
-        // Reuse the allocation.
-        self.touched = touched;
-        self.touched.clear();
-    }
-
-    /// Writes a notice to a customer with an address on file; others get none.
-    fn notify(
-        &mut self,
-        log_index: u64,
-        event_id: EventId,
-        recipient: &CustomerId,
-        kind: NoticeKind,
-        channel: Option<Channel>,
-        due_ms: Millis,
-    ) {
-        if recipient.account_group().is_some() {
-            let notice = NewNotice {
-                recipient: recipient.clone(),
-                kind,
-                channel,
-                due_ms,
-            };
-            self.notices
-                .add(&mut self.dirty, event_id, log_index, self.clock, notice);
-        }
-    }
-
-    /// Schedules "about to expire" for a new or extended hold.
-    fn warn_before_expiry(&mut self, log_index: u64, event_id: EventId, hold: &HoldView) {
-        self.withdraw_hold_warning(event_id, hold.hold_id);
-        let ttl_ms = hold.expires_at_ms.saturating_sub(hold.created_at_ms);
-        let kind = NoticeKind::HoldExpiring {
-            hold_id: hold.hold_id,
-            expires_at_ms: hold.expires_at_ms,
-        };
-        let due = notices::hold_warning_due(hold.expires_at_ms, ttl_ms);
-        self.notify(log_index, event_id, &hold.holder, kind, None, due);
-    }
-
-    fn withdraw_hold_warning(&mut self, event_id: EventId, hold_id: HoldId) {
-        if let Some(notice) = self.notices.hold_warning(event_id, hold_id) {
-            self.notices.withdraw(&mut self.dirty, event_id, notice);
-        }
-    }
-
-    /// Tells the holder their order is confirmed; the hold's warning goes.
-    fn notify_confirmed(&mut self, log_index: u64, event_id: EventId, order: &OrderView) {
-        self.withdraw_hold_warning(event_id, order.hold_id);
-        let kind = NoticeKind::OrderConfirmed {
-            order_id: order.order_id,
-            total: order.total,
-            tickets: order.tickets.len() as u32,
-        };
-        self.notify(log_index, event_id, &order.holder, kind, None, self.clock);
+        self.events.take_changes()
     }
 
     /// Applies one committed entry. `log_index` is the entry's Raft log index:
@@ -222,9 +148,10 @@ impl BookingState {
     /// `OrderId(log_index)`, unique and identical on every replica.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Response {
         self.advance_clock(request.now_ms);
-        self.expire_holds(log_index);
-        self.accounts.expire_sessions(self.clock, &mut self.dirty);
-        self.notices.forget_settled(&mut self.dirty, self.clock);
+        self.events.set_clock(self.clock);
+        self.events.housekeep(log_index);
+        self.accounts
+            .expire_sessions(self.clock, &mut self.dirty.accounts);
         self.forget_old_requests();
         if request.command.is_housekeeping() {
             return self.execute(log_index, &request.command);
@@ -237,38 +164,33 @@ impl BookingState {
         }
         let response = self.execute(log_index, &request.command);
         self.remember(log_index, &request.request_id, request.fingerprint, &response);
-        // A rejected command touches nothing; this only clears the scratch list.
-        self.touched.clear();
         response
+    }
+
+    /// Runs a command in its domain.
+    fn execute(&mut self, log_index: u64, command: &Command) -> Response {
+        match command {
+            Command::Event(event_id, command) => self
+                .events
+                .execute(log_index, *event_id, command)
+                .map(Success::Event),
+            Command::Map(command) => self.map.apply(command, &mut self.dirty.map).map(Success::Map),
+            Command::Account(command) => self
+                .accounts
+                .execute(self.clock, log_index, &mut self.dirty.accounts, command)
+                .map(Success::Account),
+            Command::Catalog(command) => self
+                .catalog
+                .execute(self.clock, log_index, &mut self.dirty.catalog, command)
+                .map(Success::Catalog),
+            Command::Tick => Ok(Success::Ticked),
+        }
     }
 
     fn advance_clock(&mut self, now_ms: Millis) {
         if now_ms > self.clock {
             self.clock = now_ms;
-            self.dirty.insert(RecordKey::Clock);
-        }
-    }
-
-    fn expire_holds(&mut self, log_index: u64) {
-        while let Some(&(expires_at_ms, event_id, hold_id)) = self.expiry.first() {
-            if expires_at_ms > self.clock {
-                break;
-            }
-            self.expiry.pop_first();
-            let event = self
-                .events
-                .get_mut(&event_id)
-                .expect("the expiry queue only names existing events");
-            let mut ctx = Context {
-                now: self.clock,
-                log_index,
-                dirty: &mut self.dirty,
-                expiry: &mut self.expiry,
-                touched: &mut self.touched,
-            };
-            event.expire(&mut ctx, hold_id);
-            self.note_change(log_index, event_id, ChangeCause::Expired);
-            self.withdraw_hold_warning(event_id, hold_id);
+            self.dirty.clock = true;
         }
     }
 
@@ -291,7 +213,7 @@ impl BookingState {
         self.request_age
             .insert((record.at_ms, log_index), request_id.clone());
         self.requests.insert(request_id.clone(), record);
-        self.dirty.insert(RecordKey::Request(request_id.clone()));
+        self.dirty.requests.insert(request_id.clone());
         while self.requests.len() > self.dedup_capacity {
             let Some((&(at_ms, oldest), _)) = self.request_age.first_key_value() else {
                 break;
@@ -303,518 +225,8 @@ impl BookingState {
     fn forget_request(&mut self, at_ms: Millis, log_index: u64) {
         if let Some(request_id) = self.request_age.remove(&(at_ms, log_index)) {
             self.requests.remove(&request_id);
-            self.dirty.insert(RecordKey::Request(request_id));
+            self.dirty.requests.insert(request_id);
         }
-    }
-
-    fn execute(&mut self, log_index: u64, command: &Command) -> Response {
-        match command {
-            Command::CreateEvent {
-                event_id,
-                spec,
-                ticket_salt,
-                draft,
-            } => {
-                if self.events.contains_key(event_id) {
-                    return Err(Rejection::EventExists);
-                }
-                let record = EventRecord {
-                    spec: spec.clone(),
-                    ticket_salt: *ticket_salt,
-                    created_at_ms: self.clock,
-                    published_at_ms: (!*draft).then_some(self.clock),
-                    cancelled_at_ms: None,
-                };
-                let event = EventState::new(*event_id, record)?;
-                let capacity = event.capacity();
-                self.events.insert(*event_id, event);
-                self.dirty.insert(RecordKey::Event(*event_id));
-                Ok(Success::EventCreated {
-                    event_id: *event_id,
-                    capacity,
-                })
-            }
-            Command::Hold {
-                event_id,
-                holder,
-                selection,
-                ttl_ms,
-            } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                let hold = event.hold(&mut ctx, holder, selection, *ttl_ms)?;
-                self.note_change(log_index, *event_id, ChangeCause::Held);
-                self.warn_before_expiry(log_index, *event_id, &hold);
-                Ok(Success::Held(hold))
-            }
-            Command::ExtendHold {
-                event_id,
-                hold_id,
-                holder,
-            } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                let hold = event.extend(&mut ctx, *hold_id, holder)?;
-                self.warn_before_expiry(log_index, *event_id, &hold);
-                Ok(Success::Extended(hold))
-            }
-            Command::ReleaseHold {
-                event_id,
-                hold_id,
-                holder,
-            } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event.release(&mut ctx, *hold_id, holder)?;
-                self.note_change(log_index, *event_id, ChangeCause::Released);
-                self.withdraw_hold_warning(*event_id, *hold_id);
-                Ok(Success::Released { hold_id: *hold_id })
-            }
-            Command::ConfirmHold {
-                event_id,
-                hold_id,
-                holder,
-            } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                let order = event.confirm(&mut ctx, *hold_id, holder)?;
-                self.note_change(log_index, *event_id, ChangeCause::Sold);
-                self.notify_confirmed(log_index, *event_id, &order);
-                Ok(Success::Confirmed(order))
-            }
-            Command::CancelOrder {
-                event_id,
-                order_id,
-                holder,
-            } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                let view = event.cancel(&mut ctx, *order_id, holder)?;
-                self.note_change(log_index, *event_id, ChangeCause::Returned);
-                self.refund_order(*event_id, *order_id, "the order was cancelled");
-                Ok(Success::Cancelled(view))
-            }
-            Command::PublishEvent { event_id } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                let at_ms = event.publish(&mut ctx)?;
-                Ok(Success::EventPublished {
-                    event_id: *event_id,
-                    at_ms,
-                })
-            }
-            Command::CancelEvent { event_id } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                let cancelled = event.cancel_event(&mut ctx)?;
-                let waiting = event.clear_waitlist(&mut ctx);
-                self.note_change(log_index, *event_id, ChangeCause::Returned);
-                let mut refunds = 0;
-                let mut told = BTreeSet::new();
-                for &order_id in &cancelled {
-                    let refunded = self.refund_order(*event_id, order_id, "the event was cancelled");
-                    refunds += u32::from(refunded);
-                    let holder = self.events[event_id]
-                        .order_holder(order_id)
-                        .expect("cancelled orders exist")
-                        .clone();
-                    let kind = NoticeKind::EventCancelled {
-                        order_id: Some(order_id),
-                        refunded,
-                    };
-                    self.notify(log_index, *event_id, &holder, kind, None, self.clock);
-                    told.insert(holder);
-                }
-                let (warnings, reminders) = self.notices.scheduled_of(*event_id);
-                for notice in warnings {
-                    self.notices.withdraw(&mut self.dirty, *event_id, notice);
-                }
-                let mut uninformed: Vec<(CustomerId, Option<Channel>)> = Vec::new();
-                for (customer, notice) in reminders {
-                    let channel = self.notices.get(*event_id, notice).and_then(|n| n.channel);
-                    self.notices.withdraw(&mut self.dirty, *event_id, notice);
-                    uninformed.push((customer, channel));
-                }
-                uninformed.extend(waiting.into_iter().map(|customer| (customer, None)));
-                for (customer, channel) in uninformed {
-                    if told.insert(customer.clone()) {
-                        let kind = NoticeKind::EventCancelled {
-                            order_id: None,
-                            refunded: false,
-                        };
-                        self.notify(log_index, *event_id, &customer, kind, channel, self.clock);
-                    }
-                }
-                Ok(Success::EventCancelled {
-                    event_id: *event_id,
-                    orders_cancelled: cancelled.len() as u32,
-                    refunds,
-                })
-            }
-            Command::StartPayment {
-                event_id,
-                hold_id,
-                holder,
-                method,
-            } => self.start_payment(log_index, *event_id, *hold_id, holder, method),
-            Command::SettlePayment {
-                event_id,
-                payment_id,
-                outcome,
-            } => self.settle_payment(log_index, *event_id, *payment_id, outcome),
-            Command::RefundSettled { event_id, payment_id } => {
-                let payment = self
-                    .payments
-                    .get(*event_id, *payment_id)
-                    .ok_or(Rejection::UnknownPayment)?;
-                match payment.status {
-                    PaymentStatus::Refunded => {}
-                    PaymentStatus::RefundPending => {
-                        let step = self.step(PaymentStatus::Refunded, None);
-                        self.payments
-                            .set_status(&mut self.dirty, *event_id, *payment_id, step, None);
-                    }
-                    _ => return Err(Rejection::PaymentNotRefundable),
-                }
-                Ok(Success::PaymentUpdated(self.payment_view(*event_id, *payment_id)))
-            }
-            Command::CheckIn { event_id, code } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event.check_in(&mut ctx, code).map(|at_ms| Success::CheckedIn {
-                    code: code.clone(),
-                    at_ms,
-                })
-            }
-            Command::Map(map_command) => self.map.apply(map_command, &mut self.dirty),
-            Command::CreateVenue { venue } => {
-                self.catalog
-                    .create_venue(self.clock, log_index, &mut self.dirty, venue)
-            }
-            Command::PutListing {
-                event_id,
-                listing,
-                status,
-            } => self
-                .catalog
-                .put_listing(self.clock, &mut self.dirty, *event_id, listing, *status),
-            Command::SetListingStatus { event_id, status } => {
-                self.catalog
-                    .set_status(self.clock, &mut self.dirty, *event_id, *status)
-            }
-            Command::ClaimEmail { email_key, claim } => {
-                self.accounts.claim_email(&mut self.dirty, *email_key, claim)
-            }
-            Command::Register { customer_id, account } => {
-                self.accounts
-                    .register(self.clock, &mut self.dirty, customer_id, account)
-            }
-            Command::SetRole { customer_id, role } => {
-                self.accounts.set_role(&mut self.dirty, customer_id, *role)
-            }
-            Command::StartSession {
-                customer_id,
-                token_hash,
-                ttl_ms,
-            } => self.accounts.start_session(
-                self.clock,
-                log_index,
-                &mut self.dirty,
-                customer_id,
-                *token_hash,
-                *ttl_ms,
-            ),
-            Command::RotateSession {
-                session_id,
-                presented,
-                next,
-                ttl_ms,
-            } => self.accounts.rotate_session(
-                self.clock,
-                &mut self.dirty,
-                *session_id,
-                presented,
-                *next,
-                *ttl_ms,
-            ),
-            Command::EndSession {
-                session_id,
-                presented,
-            } => self.accounts.end_session(&mut self.dirty, *session_id, presented),
-            Command::Tick => Ok(Success::Ticked),
-            Command::StartGuestCheck { check } => {
-                self.accounts
-                    .start_guest_check(self.clock, log_index, &mut self.dirty, check)
-            }
-            Command::VerifyGuest {
-                challenge_id,
-                code_hash,
-            } => self
-                .accounts
-                .verify_guest(self.clock, &mut self.dirty, *challenge_id, code_hash),
-            Command::SetNotifications {
-                customer_id,
-                preference,
-            } => self.accounts.set_notify(&mut self.dirty, customer_id, preference),
-            Command::SubscribeReminder {
-                event_id,
-                customer,
-                channel,
-                remind_at_ms,
-            } => {
-                let event = self.events.get(event_id).ok_or(Rejection::UnknownEvent)?;
-                if event.is_cancelled() {
-                    return Err(Rejection::EventCancelled);
-                }
-                if customer.account_group().is_none() {
-                    return Err(Rejection::NoAddress);
-                }
-                if let Some(old) = self.notices.reminder(*event_id, customer) {
-                    self.notices.withdraw(&mut self.dirty, *event_id, old);
-                }
-                let due = (*remind_at_ms).max(self.clock);
-                let reminder = NewNotice {
-                    recipient: customer.clone(),
-                    kind: NoticeKind::EventReminder,
-                    channel: *channel,
-                    due_ms: due,
-                };
-                let notice_id = self
-                    .notices
-                    .add(&mut self.dirty, *event_id, log_index, self.clock, reminder);
-                Ok(Success::ReminderSet(
-                    self.notices.view(*event_id, notice_id).expect("just added"),
-                ))
-            }
-            Command::UnsubscribeReminder { event_id, customer } => {
-                let notice = self
-                    .notices
-                    .reminder(*event_id, customer)
-                    .ok_or(Rejection::NotSubscribed)?;
-                self.notices.withdraw(&mut self.dirty, *event_id, notice);
-                Ok(Success::ReminderCancelled { event_id: *event_id })
-            }
-            Command::JoinWaitlist {
-                event_id,
-                customer,
-                tier,
-                quantity,
-            } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event
-                    .join_waitlist(&mut ctx, customer, tier.as_deref(), *quantity)
-                    .map(Success::Waitlisted)
-            }
-            Command::LeaveWaitlist { event_id, customer } => {
-                let (event, mut ctx) = self.event_mut(*event_id, log_index)?;
-                event.leave_waitlist(&mut ctx, customer)?;
-                Ok(Success::LeftWaitlist { event_id: *event_id })
-            }
-            Command::OfferWaitlist { event_id } => self.offer_waitlist(log_index, *event_id),
-            Command::NoticeDelivered {
-                event_id,
-                notice_id,
-                channel,
-            } => {
-                self.notices
-                    .get(*event_id, *notice_id)
-                    .ok_or(Rejection::UnknownNotice)?;
-                self.notices
-                    .delivered(&mut self.dirty, *event_id, *notice_id, self.clock, *channel);
-                Ok(Success::NoticeUpdated(
-                    self.notices.view(*event_id, *notice_id).expect("exists"),
-                ))
-            }
-            Command::NoticeFailed {
-                event_id,
-                notice_id,
-                error,
-                permanent,
-            } => {
-                self.notices
-                    .get(*event_id, *notice_id)
-                    .ok_or(Rejection::UnknownNotice)?;
-                self.notices.failed(
-                    &mut self.dirty,
-                    *event_id,
-                    *notice_id,
-                    self.clock,
-                    error,
-                    *permanent,
-                );
-                Ok(Success::NoticeUpdated(
-                    self.notices.view(*event_id, *notice_id).expect("exists"),
-                ))
-            }
-        }
-    }
-
-    /// Serves the waitlist once: the first suitable customer gets a hold and
-    /// a notice. Safe to apply any number of times.
-    fn offer_waitlist(&mut self, log_index: u64, event_id: EventId) -> Response {
-        let (event, mut ctx) = self.event_mut(event_id, log_index)?;
-        let Some(offer) = event.offer_waitlist(&mut ctx, WAITLIST_OFFER_TTL_MS) else {
-            return Ok(Success::WaitlistOffered { hold: None });
-        };
-        match offer.result {
-            Ok(hold) => {
-                self.note_change(log_index, event_id, ChangeCause::Offered);
-                let kind = NoticeKind::WaitlistOffer {
-                    hold_id: hold.hold_id,
-                    expires_at_ms: hold.expires_at_ms,
-                    places: hold.seats.len() as u32 + hold.ga.as_ref().map_or(0, |ga| ga.quantity),
-                };
-                self.notify(log_index, event_id, &offer.customer, kind, None, self.clock);
-                Ok(Success::WaitlistOffered { hold: Some(hold) })
-            }
-            Err(_) => {
-                // The customer cannot take the places (they reached a limit
-                // meanwhile): their entry went, and the places wait for the
-                // next offer.
-                self.touched.clear();
-                Ok(Success::WaitlistOffered { hold: None })
-            }
-        }
-    }
-
-    /// A payment history step at the current clock.
-    fn step(&self, status: PaymentStatus, detail: Option<String>) -> PaymentStep {
-        PaymentStep {
-            at_ms: self.clock,
-            status,
-            detail,
-        }
-    }
-
-    fn payment_view(&self, event_id: EventId, payment_id: u64) -> PaymentView {
-        self.payments
-            .view(event_id, payment_id)
-            .expect("the payment exists")
-    }
-
-    fn start_payment(
-        &mut self,
-        log_index: u64,
-        event_id: EventId,
-        hold_id: HoldId,
-        holder: &CustomerId,
-        method: &str,
-    ) -> Response {
-        crate::shape::check_payment_method(method)?;
-        let event = self.events.get(&event_id).ok_or(Rejection::UnknownEvent)?;
-        let amount = event.payable_total(hold_id, holder)?;
-        if let Some(payment_id) = self.payments.live_for_hold(event_id, hold_id) {
-            return Err(Rejection::PaymentInProgress { payment_id });
-        }
-        let record = PaymentRecord {
-            hold_id,
-            holder: holder.clone(),
-            amount,
-            method: method.to_owned(),
-            status: PaymentStatus::Pending,
-            order_id: None,
-            created_at_ms: self.clock,
-            history: vec![PaymentStep {
-                at_ms: self.clock,
-                status: PaymentStatus::Pending,
-                detail: None,
-            }],
-        };
-        self.payments.insert(&mut self.dirty, event_id, log_index, record);
-        Ok(Success::PaymentStarted(self.payment_view(event_id, log_index)))
-    }
-
-    fn settle_payment(
-        &mut self,
-        log_index: u64,
-        event_id: EventId,
-        payment_id: u64,
-        outcome: &PaymentOutcome,
-    ) -> Response {
-        let payment = self
-            .payments
-            .get(event_id, payment_id)
-            .ok_or(Rejection::UnknownPayment)?;
-        let late_authorisation =
-            payment.status == PaymentStatus::Failed && *outcome == PaymentOutcome::Authorised;
-        if payment.status != PaymentStatus::Pending && !late_authorisation {
-            // A repeated answer, or a decline after the charge was decided:
-            // the first decision stands.
-            return Ok(Success::PaymentUpdated(self.payment_view(event_id, payment_id)));
-        }
-        // An authorisation after a decline (the provider changed its answer,
-        // or the decline came from a message the provider did not send)
-        // takes the money: it buys the hold if the hold is still there, and
-        // is refunded otherwise, like any authorisation that comes too late.
-        let (hold_id, holder) = (payment.hold_id, payment.holder.clone());
-        let (status, order_id, detail) = match outcome {
-            PaymentOutcome::Declined { reason } => {
-                let mut reason = reason.clone();
-                reason.truncate(MAX_PAYMENT_TEXT);
-                let kind = NoticeKind::PaymentFailed {
-                    hold_id,
-                    reason: reason.clone(),
-                };
-                self.notify(log_index, event_id, &holder, kind, None, self.clock);
-                (PaymentStatus::Failed, None, Some(reason))
-            }
-            PaymentOutcome::Authorised
-                if late_authorisation && self.payments.live_for_hold(event_id, hold_id).is_some() =>
-            {
-                (
-                    // Another payment for the hold is under way (or bought it):
-                    // this one must not buy it twice.
-                    PaymentStatus::RefundPending,
-                    None,
-                    Some("authorised after another payment for the hold; refunding".to_owned()),
-                )
-            }
-            PaymentOutcome::Authorised => {
-                let (event, mut ctx) = self.event_mut(event_id, log_index)?;
-                match event.confirm(&mut ctx, hold_id, &holder) {
-                    Ok(order) => {
-                        self.note_change(log_index, event_id, ChangeCause::Sold);
-                        self.notify_confirmed(log_index, event_id, &order);
-                        (PaymentStatus::Succeeded, Some(order.order_id), None)
-                    }
-                    Err(why) => (
-                        PaymentStatus::RefundPending,
-                        None,
-                        Some(format!("authorised after the hold ended ({why}); refunding")),
-                    ),
-                }
-            }
-        };
-        let step = self.step(status, detail);
-        self.payments
-            .set_status(&mut self.dirty, event_id, payment_id, step, order_id);
-        Ok(Success::PaymentUpdated(self.payment_view(event_id, payment_id)))
-    }
-
-    /// Marks the payment that bought `order_id` for a refund; whether it had one.
-    fn refund_order(&mut self, event_id: EventId, order_id: OrderId, why: &str) -> bool {
-        let Some(payment_id) = self.payments.for_order(event_id, order_id) else {
-            return false;
-        };
-        let succeeded = self
-            .payments
-            .get(event_id, payment_id)
-            .is_some_and(|p| p.status == PaymentStatus::Succeeded);
-        if succeeded {
-            let step = self.step(PaymentStatus::RefundPending, Some(why.to_owned()));
-            self.payments
-                .set_status(&mut self.dirty, event_id, payment_id, step, None);
-        }
-        succeeded
-    }
-
-    /// The event and the context its rules may change.
-    fn event_mut(
-        &mut self,
-        event_id: EventId,
-        log_index: u64,
-    ) -> Result<(&mut EventState, Context<'_>), Rejection> {
-        let event = self.events.get_mut(&event_id).ok_or(Rejection::UnknownEvent)?;
-        let ctx = Context {
-            now: self.clock,
-            log_index,
-            dirty: &mut self.dirty,
-            expiry: &mut self.expiry,
-            touched: &mut self.touched,
-        };
-        Ok((event, ctx))
     }
 
     // ----- Persistence --------------------------------------------------------
@@ -824,7 +236,22 @@ impl BookingState {
     /// stored as no record). Writing these in order to a store that held the
     /// previous records yields exactly `records()`.
     pub fn take_dirty(&mut self) -> Vec<(RecordKey, Option<Record>)> {
-        let keys = std::mem::take(&mut self.dirty);
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut keys: Vec<RecordKey> = Vec::new();
+        if dirty.clock {
+            keys.push(RecordKey::Clock);
+        }
+        keys.extend(
+            std::mem::take(&mut self.events.dirty)
+                .into_iter()
+                .map(|(event_id, key)| RecordKey::Event(event_id, key)),
+        );
+        keys.extend(dirty.requests.into_iter().map(RecordKey::Request));
+        keys.extend(dirty.map.into_iter().map(RecordKey::Map));
+        keys.extend(dirty.catalog.into_iter().map(RecordKey::Catalog));
+        keys.extend(dirty.accounts.into_iter().map(RecordKey::Account));
+        // Built in the domains' order, which is `RecordKey`'s: already sorted.
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
         keys.into_iter()
             .map(|key| {
                 let record = self.record(&key);
@@ -837,16 +264,11 @@ impl BookingState {
     pub fn record(&self, key: &RecordKey) -> Option<Record> {
         match key {
             RecordKey::Clock => (self.clock > 0).then_some(Record::Clock(self.clock)),
+            RecordKey::Event(event_id, key) => self.events.record(*event_id, key).map(Record::Event),
             RecordKey::Request(request_id) => self.requests.get(request_id).cloned().map(Record::Request),
-            key if key.is_cluster_map() => self.map.record(key),
-            key if key.is_account() => self.accounts.record(key),
-            key if key.is_payment() => self.payments.record(key),
-            key if key.is_notice() => self.notices.record(key),
-            key if key.is_catalog() => self.catalog.record(key),
-            other => {
-                let event_id = other.event_id().expect("every other key belongs to an event");
-                self.events.get(&event_id)?.record(key)
-            }
+            RecordKey::Map(key) => self.map.record(key).map(Record::Map),
+            RecordKey::Catalog(key) => self.catalog.record(key).map(Record::Catalog),
+            RecordKey::Account(key) => self.accounts.record(key).map(Record::Account),
         }
     }
 
@@ -856,22 +278,38 @@ impl BookingState {
         if self.clock > 0 {
             out.push((RecordKey::Clock, Record::Clock(self.clock)));
         }
-        for event in self.events.values() {
-            event.append_records(&mut out);
-        }
+        let mut events = Vec::new();
+        self.events.append_records(&mut events);
+        out.extend(
+            events
+                .into_iter()
+                .map(|(event_id, key, value)| (RecordKey::Event(event_id, key), Record::Event(value))),
+        );
         for (request_id, record) in &self.requests {
             out.push((
                 RecordKey::Request(request_id.clone()),
                 Record::Request(record.clone()),
             ));
         }
-        self.map.append_records(&mut out);
-        self.accounts.append_records(&mut out);
-        self.payments.append_records(&mut out);
-        self.notices.append_records(&mut out);
-        self.catalog.append_records(&mut out);
-        // Per-variant groups come out in key order already except that all
-        // events' records are interleaved by event; one sort settles it.
+        let mut map = Vec::new();
+        self.map.append_records(&mut map);
+        out.extend(map.into_iter().map(|(k, v)| (RecordKey::Map(k), Record::Map(v))));
+        let mut catalog = Vec::new();
+        self.catalog.append_records(&mut catalog);
+        out.extend(
+            catalog
+                .into_iter()
+                .map(|(k, v)| (RecordKey::Catalog(k), Record::Catalog(v))),
+        );
+        let mut accounts = Vec::new();
+        self.accounts.append_records(&mut accounts);
+        out.extend(
+            accounts
+                .into_iter()
+                .map(|(k, v)| (RecordKey::Account(k), Record::Account(v))),
+        );
+        // An event's payments and notices come after its other records; one
+        // sort puts every event's records together.
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -903,9 +341,13 @@ impl BookingState {
                     }
                     state.clock = clock;
                 }
-                (&RecordKey::Event(event_id), Record::Event(record)) => {
-                    let event = EventState::new(event_id, record).map_err(|e| invalid(e.to_string()))?;
-                    state.events.insert(event_id, event);
+                (RecordKey::Event(event_id, event_key), Record::Event(value)) => {
+                    match state.events.load(*event_id, event_key, value) {
+                        Ok(()) => {}
+                        Err(LoadIssue::MissingEvent) => return Err(LoadError::MissingEvent { key }),
+                        Err(LoadIssue::WrongKind) => return Err(LoadError::WrongKind { key }),
+                        Err(LoadIssue::Invalid(reason)) => return Err(invalid(reason)),
+                    }
                 }
                 (RecordKey::Request(request_id), Record::Request(record)) => {
                     if state
@@ -919,95 +361,134 @@ impl BookingState {
                     }
                     state.requests.insert(request_id.clone(), record);
                 }
-                (map_key, record) if map_key.is_cluster_map() => {
-                    if !state.map.load(&key, record).map_err(invalid)? {
-                        return Err(LoadError::WrongKind { key });
-                    }
+                (RecordKey::Map(map_key), Record::Map(value)) => {
+                    state.map.load(map_key, value).map_err(invalid)?;
                 }
-                (payment_key, record) if payment_key.is_payment() => {
-                    let event_id = payment_key.event_id().expect("a payment belongs to an event");
-                    if !state.events.contains_key(&event_id) {
-                        return Err(LoadError::MissingEvent { key: key.clone() });
-                    }
-                    if !state.payments.load(&key, record).map_err(invalid)? {
-                        return Err(LoadError::WrongKind { key });
-                    }
+                (RecordKey::Catalog(catalog_key), Record::Catalog(value)) => {
+                    state.catalog.load(catalog_key, value).map_err(invalid)?;
                 }
-                (notice_key, record) if notice_key.is_notice() => {
-                    let event_id = notice_key.event_id().expect("a notice belongs to an event");
-                    if !state.events.contains_key(&event_id) {
-                        return Err(LoadError::MissingEvent { key: key.clone() });
-                    }
-                    if !state.notices.load(&key, record).map_err(invalid)? {
-                        return Err(LoadError::WrongKind { key });
-                    }
+                (RecordKey::Account(account_key), Record::Account(value)) => {
+                    state.accounts.load(account_key, value).map_err(invalid)?;
                 }
-                (catalog_key, record) if catalog_key.is_catalog() => {
-                    if !state.catalog.load(&key, record).map_err(invalid)? {
-                        return Err(LoadError::WrongKind { key });
-                    }
-                }
-                (account_key, record) if account_key.is_account() => {
-                    if !state.accounts.load(&key, record).map_err(invalid)? {
-                        return Err(LoadError::WrongKind { key });
-                    }
-                }
-                (key, record) => {
-                    let event_id = key.event_id().expect("every other key belongs to an event");
-                    let event = state
-                        .events
-                        .get_mut(&event_id)
-                        .ok_or_else(|| LoadError::MissingEvent { key: key.clone() })?;
-                    event.load(key, record).map_err(invalid)?;
-                }
+                (_, _) => return Err(LoadError::WrongKind { key }),
             }
         }
-        for (&event_id, event) in &mut state.events {
-            event
-                .rebuild_counters()
-                .map_err(|reason| LoadError::InvalidRecord {
-                    key: RecordKey::Event(event_id),
-                    reason,
-                })?;
-            state.expiry.extend(event.active_expiries());
-        }
+        state.events.set_clock(state.clock);
+        state
+            .events
+            .finish_loading()
+            .map_err(|(event_id, reason)| LoadError::InvalidRecord {
+                key: RecordKey::Event(event_id, crate::events::keys::EventKey::Event),
+                reason,
+            })?;
         state.check_invariants().map_err(LoadError::Inconsistent)?;
         state.map.check_invariants().map_err(LoadError::Inconsistent)?;
-        state
-            .accounts
-            .check_invariants(state.clock)
-            .map_err(LoadError::Inconsistent)?;
         Ok(state)
     }
 
     // ----- Reads ----------------------------------------------------------------
 
+    /// Answers `query` from this state as it is now.
+    pub fn query(&self, query: &Query) -> QueryResult {
+        match query {
+            Query::Event(event_id, query) => QueryResult::Event(self.events.query(*event_id, query)),
+            Query::Orders(customer) => QueryResult::Orders(self.events.orders_of(customer)),
+            Query::Map(query) => QueryResult::Map(self.map.query(query)),
+            Query::Account(query) => QueryResult::Account(self.accounts.query(query)),
+            Query::Catalog(query) => QueryResult::Catalog(self.catalog.query(query)),
+        }
+    }
+
+    fn event_answer(&self, event_id: EventId, query: EventQuery) -> EventAnswer {
+        self.events.query(event_id, &query)
+    }
+
     pub fn event_view(&self, event_id: EventId) -> Option<EventView> {
-        Some(self.events.get(&event_id)?.event_view())
+        match self.event_answer(event_id, EventQuery::View) {
+            EventAnswer::View(view) => view,
+            _ => None,
+        }
     }
 
     /// An event's name (cheaper than its view, which lists every seat).
     pub fn event_name(&self, event_id: EventId) -> Option<String> {
-        Some(self.events.get(&event_id)?.name().to_owned())
+        self.events.event_name(event_id)
     }
 
     pub fn hold_view(&self, event_id: EventId, hold_id: HoldId) -> Option<HoldView> {
-        self.events.get(&event_id)?.hold_view(hold_id)
+        match self.event_answer(event_id, EventQuery::Hold(hold_id)) {
+            EventAnswer::Hold(view) => view,
+            _ => None,
+        }
     }
 
     pub fn order_view(&self, event_id: EventId, order_id: OrderId) -> Option<OrderView> {
-        self.events.get(&event_id)?.order_view(order_id)
+        match self.event_answer(event_id, EventQuery::Order(order_id)) {
+            EventAnswer::Order(view) => view,
+            _ => None,
+        }
     }
 
     pub fn ticket_view(&self, event_id: EventId, code: &TicketCode) -> Option<TicketView> {
-        self.events.get(&event_id)?.ticket_view(code)
+        match self.event_answer(event_id, EventQuery::Ticket(code.clone())) {
+            EventAnswer::Ticket(view) => view,
+            _ => None,
+        }
+    }
+
+    pub fn payment_view_of(&self, event_id: EventId, payment_id: u64) -> Option<PaymentView> {
+        match self.event_answer(event_id, EventQuery::Payment(payment_id)) {
+            EventAnswer::Payment(view) => view,
+            _ => None,
+        }
+    }
+
+    pub fn waitlist_view(&self, event_id: EventId, customer: &CustomerId) -> Option<WaitlistView> {
+        match self.event_answer(event_id, EventQuery::Waitlist(customer.clone())) {
+            EventAnswer::Waitlist(view) => view,
+            _ => None,
+        }
+    }
+
+    /// A customer's notices about an event.
+    pub fn notices_of(&self, event_id: EventId, customer: &CustomerId) -> Vec<NoticeView> {
+        match self.event_answer(event_id, EventQuery::Notices(customer.clone())) {
+            EventAnswer::Notices(notices) => notices,
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn notice_view(&self, event_id: EventId, notice_id: NoticeId) -> Option<NoticeView> {
+        self.events.notice_view(event_id, notice_id)
     }
 
     /// The earliest `expires_at_ms` among active holds. Once the leader's clock
     /// passes it, the leader proposes a `Tick` so the places go back on sale even
     /// if no other write arrives.
     pub fn next_hold_expiry(&self) -> Option<Millis> {
-        self.expiry.first().map(|&(expires_at_ms, _, _)| expires_at_ms)
+        self.events.next_hold_expiry()
+    }
+
+    /// Notices due for delivery at `now_ms`, soonest first (for the leader's
+    /// dispatcher).
+    pub fn due_notices(&self, now_ms: Millis, limit: usize) -> Vec<NoticeView> {
+        self.events.due_notices(now_ms, limit)
+    }
+
+    /// Events where a waitlisted customer could be offered places now (the
+    /// leader proposes `OfferWaitlist` for each).
+    pub fn waitlist_offers_due(&self) -> Vec<EventId> {
+        self.events.waitlist_offers_due()
+    }
+
+    /// Payments waiting for the provider or for a refund (for the leader's worker).
+    pub fn open_payments(&self) -> Vec<PaymentView> {
+        self.events.open_payments()
+    }
+
+    /// A customer's orders in this group's events.
+    pub fn orders_of(&self, customer: &CustomerId) -> Vec<OrderView> {
+        self.events.orders_of(customer)
     }
 
     pub fn account_view(&self, customer_id: &CustomerId) -> Option<AccountView> {
@@ -1015,13 +496,29 @@ impl BookingState {
     }
 
     /// Who holds an e-mail address (metadata group).
-    pub fn email_claim(&self, email_key: &crate::accounts::TokenHash) -> Option<crate::accounts::EmailClaim> {
+    pub fn email_claim(&self, email_key: &TokenHash) -> Option<EmailClaim> {
         self.accounts.claim(email_key)
     }
 
     /// An account with its password hash, by e-mail address (for login).
     pub fn account_by_email(&self, email: &str) -> Option<(CustomerId, AccountRecord)> {
         self.accounts.by_email(email)
+    }
+
+    pub fn venue(&self, venue_id: u64) -> Option<VenueView> {
+        self.catalog.venue_view(venue_id)
+    }
+
+    pub fn venues(&self, after: u64, limit: u32) -> Vec<VenueView> {
+        self.catalog.venues(after, limit)
+    }
+
+    pub fn listing(&self, event_id: EventId, now_ms: Millis) -> Option<ListingView> {
+        self.catalog.listing_view(event_id, now_ms)
+    }
+
+    pub fn search(&self, search: &Search) -> SearchPage {
+        self.catalog.search(search)
     }
 
     /// The cluster map (meaningful in the metadata group only).
@@ -1034,23 +531,11 @@ impl BookingState {
         self.clock
     }
 
-    /// Checks every invariant of every event plus the cross-event indexes.
+    /// Checks every invariant of every domain plus the de-duplication table.
     /// Linear in the size of the state: for tests and after loading.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut expected_expiry = ExpiryQueue::new();
-        for event in self.events.values() {
-            event.check_invariants(self.clock)?;
-            expected_expiry.extend(event.active_expiries());
-        }
-        if expected_expiry != self.expiry {
-            return Err(format!(
-                "expiry queue {:?} does not match the active holds {expected_expiry:?}",
-                self.expiry
-            ));
-        }
+        self.events.check_invariants()?;
         self.accounts.check_invariants(self.clock)?;
-        self.check_payments()?;
-        self.check_notices()?;
         self.catalog.check_invariants()?;
         if self.requests.len() != self.request_age.len() {
             return Err("request age index and request table differ in size".to_owned());
@@ -1081,124 +566,6 @@ impl BookingState {
     }
 }
 
-impl BookingState {
-    /// No money without a ticket: a succeeded payment has a live order, and a
-    /// live order bought with a payment has a succeeded one.
-    fn check_payments(&self) -> Result<(), String> {
-        self.payments.check_indexes()?;
-        for (&(event_id, payment_id), payment) in self.payments.payments() {
-            let event = self
-                .events
-                .get(&event_id)
-                .ok_or_else(|| format!("payment {payment_id} of a missing event {event_id}"))?;
-            if !event.has_hold(payment.hold_id) {
-                return Err(format!(
-                    "payment {payment_id} pays for a missing hold {}",
-                    payment.hold_id
-                ));
-            }
-            let live_order = payment.order_id.is_some_and(|o| event.order_is_live(o));
-            match payment.status {
-                PaymentStatus::Succeeded if !live_order => {
-                    return Err(format!("payment {payment_id} succeeded without a live order"));
-                }
-                PaymentStatus::Failed | PaymentStatus::Pending if payment.order_id.is_some() => {
-                    return Err(format!(
-                        "payment {payment_id} is {:?} with an order",
-                        payment.status
-                    ));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Every notice belongs to an existing event; a pending hold warning
-    /// belongs to an active hold of that event.
-    fn check_notices(&self) -> Result<(), String> {
-        self.notices.check_indexes()?;
-        for &(event_id, notice_id) in self.notices.keys() {
-            let event = self
-                .events
-                .get(&event_id)
-                .ok_or_else(|| format!("notice {notice_id} of a missing event {event_id}"))?;
-            let notice = self.notices.get(event_id, notice_id).expect("listed");
-            if let (NoticeKind::HoldExpiring { hold_id, .. }, Delivery::Pending { .. }) =
-                (&notice.kind, &notice.delivery)
-                && event.active_hold_expiry(*hold_id).is_none()
-            {
-                return Err(format!(
-                    "notice {notice_id} warns about hold {hold_id}, which is not active"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Notices due for delivery at `now_ms`, soonest first (for the leader's
-    /// dispatcher).
-    pub fn due_notices(&self, now_ms: Millis, limit: usize) -> Vec<NoticeView> {
-        self.notices.due(now_ms, limit)
-    }
-
-    pub fn notice_view(&self, event_id: EventId, notice_id: NoticeId) -> Option<NoticeView> {
-        self.notices.view(event_id, notice_id)
-    }
-
-    /// A customer's notices about an event.
-    pub fn notices_of(&self, event_id: EventId, customer: &CustomerId) -> Vec<NoticeView> {
-        self.notices.of(event_id, customer)
-    }
-
-    pub fn waitlist_view(&self, event_id: EventId, customer: &CustomerId) -> Option<WaitlistView> {
-        self.events.get(&event_id)?.waitlist_view(customer)
-    }
-
-    /// Events where a waitlisted customer could be offered places now (the
-    /// leader proposes `OfferWaitlist` for each).
-    pub fn waitlist_offers_due(&self) -> Vec<EventId> {
-        self.events
-            .iter()
-            .filter(|(_, event)| event.offer_due())
-            .map(|(&event_id, _)| event_id)
-            .collect()
-    }
-
-    pub fn venue(&self, venue_id: u64) -> Option<VenueView> {
-        self.catalog.venue_view(venue_id)
-    }
-
-    pub fn venues(&self, after: u64, limit: u32) -> Vec<VenueView> {
-        self.catalog.venues(after, limit)
-    }
-
-    pub fn listing(&self, event_id: EventId, now_ms: Millis) -> Option<ListingView> {
-        self.catalog.listing_view(event_id, now_ms)
-    }
-
-    pub fn search(&self, search: &Search) -> SearchPage {
-        self.catalog.search(search)
-    }
-
-    /// A customer's orders in this group's events.
-    pub fn orders_of(&self, customer: &CustomerId) -> Vec<OrderView> {
-        self.events
-            .values()
-            .flat_map(|event| event.orders_of(customer))
-            .collect()
-    }
-
-    pub fn payment_view_of(&self, event_id: EventId, payment_id: u64) -> Option<PaymentView> {
-        self.payments.view(event_id, payment_id)
-    }
-
-    /// Payments waiting for the provider or for a refund (for the leader's worker).
-    pub fn open_payments(&self) -> Vec<PaymentView> {
-        self.payments.open().collect()
-    }
-}
-
 #[cfg(test)]
 impl BookingState {
     /// A state whose de-duplication table holds at most `capacity` responses, so
@@ -1214,7 +581,13 @@ impl BookingState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{DEFAULT_HOLD_TTL_MS, Selection};
+    use crate::accounts::AccountCommand;
+
+    use crate::events::keys::EventKey;
+
+    use crate::events::payments::{PaymentOutcome, PaymentStatus};
+    use crate::events::records::{EventValue, HeldPlaces, HoldRecord, SeatRecord};
+    use crate::events::vocab::{DEFAULT_HOLD_TTL_MS, EventCommand, EventSuccess, Selection};
     use crate::ids::CustomerId;
     use crate::layout::EventSpec;
 
@@ -1232,21 +605,25 @@ mod tests {
     }
 
     fn create_with(event: u64, spec: EventSpec, draft: bool) -> Command {
-        Command::CreateEvent {
-            event_id: EventId(event),
-            spec,
-            ticket_salt: [0; 16],
-            draft,
-        }
+        Command::Event(
+            EventId(event),
+            EventCommand::Create {
+                spec,
+                ticket_salt: [0; 16],
+                draft,
+            },
+        )
     }
 
     fn hold(event: u64, seat: &str) -> Command {
-        Command::Hold {
-            event_id: EventId(event),
-            holder: CustomerId::new("alice").unwrap(),
-            selection: Selection::Seats(vec![seat.to_owned()]),
-            ttl_ms: None,
-        }
+        Command::Event(
+            EventId(event),
+            EventCommand::Hold {
+                holder: CustomerId::new("alice").unwrap(),
+                selection: Selection::Seats(vec![seat.to_owned()]),
+                ttl_ms: None,
+            },
+        )
     }
 
     #[test]
@@ -1290,7 +667,7 @@ mod tests {
         // A seat record without the hold that would justify it.
         let without_hold: Vec<_> = records
             .iter()
-            .filter(|(k, _)| !matches!(k, RecordKey::Hold(..)))
+            .filter(|(k, _)| !matches!(k, RecordKey::Event(_, EventKey::Hold(..))))
             .cloned()
             .collect();
         assert!(matches!(
@@ -1300,7 +677,7 @@ mod tests {
 
         // A record of the wrong kind.
         let mut wrong = records.clone();
-        wrong.push((RecordKey::Seat(EventId(1), 5), Record::Clock(3)));
+        wrong.push((RecordKey::Event(EventId(1), EventKey::Seat(5)), Record::Clock(3)));
         assert!(matches!(
             BookingState::from_records(wrong),
             Err(LoadError::WrongKind { .. })
@@ -1316,8 +693,8 @@ mod tests {
 
         // A record of an event that does not exist.
         let orphan = vec![(
-            RecordKey::Seat(EventId(9), 0),
-            Record::Seat(crate::records::SeatRecord::Held(HoldId(1))),
+            RecordKey::Event(EventId(9), EventKey::Seat(0)),
+            Record::Event(EventValue::Seat(SeatRecord::Held(HoldId(1)))),
         )];
         assert!(matches!(
             BookingState::from_records(orphan),
@@ -1327,8 +704,8 @@ mod tests {
         // A seat index beyond the event's seat map.
         let mut beyond = records.clone();
         beyond.push((
-            RecordKey::Seat(EventId(1), 100),
-            Record::Seat(crate::records::SeatRecord::Held(HoldId(2))),
+            RecordKey::Event(EventId(1), EventKey::Seat(100)),
+            Record::Event(EventValue::Seat(SeatRecord::Held(HoldId(2)))),
         ));
         assert!(matches!(
             BookingState::from_records(beyond),
@@ -1350,29 +727,28 @@ mod tests {
         state.apply(1, &request("a", 10, create(1))).unwrap();
         state.apply(2, &request("b", 10, hold(1, "A-1-1"))).unwrap();
         let records = state.records();
-        let corrupt = |change: &dyn Fn(&mut crate::records::HoldRecord)| {
+        let corrupt = |change: &dyn Fn(&mut HoldRecord)| {
             let mut records = records.clone();
             for (_, record) in &mut records {
-                if let Record::Hold(hold) = record {
+                if let Record::Event(EventValue::Hold(hold)) = record {
                     change(hold);
                 }
             }
             BookingState::from_records(records)
         };
-        let beyond_map = corrupt(&|hold| hold.places = crate::records::HeldPlaces::Seats(vec![0, 1_000]));
+        let beyond_map = corrupt(&|hold| hold.places = HeldPlaces::Seats(vec![0, 1_000]));
         assert!(
             matches!(beyond_map, Err(LoadError::Inconsistent(_))),
             "{beyond_map:?}"
         );
         let huge_ga = corrupt(&|hold| {
-            hold.places = crate::records::HeldPlaces::Ga {
+            hold.places = HeldPlaces::Ga {
                 area: 0,
                 quantity: u32::MAX,
             };
         });
         assert!(matches!(huge_ga, Err(LoadError::Inconsistent(_))), "{huge_ga:?}");
-        let unknown_area =
-            corrupt(&|hold| hold.places = crate::records::HeldPlaces::Ga { area: 7, quantity: 1 });
+        let unknown_area = corrupt(&|hold| hold.places = HeldPlaces::Ga { area: 7, quantity: 1 });
         assert!(
             matches!(unknown_area, Err(LoadError::Inconsistent(_))),
             "{unknown_area:?}"
@@ -1400,7 +776,7 @@ mod tests {
         use crate::accounts::{NewAccount, Role};
         let mut state = BookingState::new();
         let alice = CustomerId::new("u.1.abc").unwrap();
-        let register = Command::Register {
+        let register = Command::Account(AccountCommand::Register {
             customer_id: alice.clone(),
             account: NewAccount {
                 email: "alice@example.org".to_owned(),
@@ -1409,13 +785,13 @@ mod tests {
                 role: Role::Customer,
                 password_hash: "$argon2id$x".to_owned(),
             },
-        };
+        });
         state.apply(1, &request("r", 10, register)).unwrap();
-        let start = Command::StartSession {
+        let start = Command::Account(AccountCommand::StartSession {
             customer_id: alice.clone(),
             token_hash: [4; 32],
             ttl_ms: 1_000,
-        };
+        });
         state.apply(2, &request("s", 10, start)).unwrap();
         let loaded = BookingState::from_records(state.records()).unwrap();
         assert_eq!(loaded.records(), state.records());
@@ -1426,31 +802,35 @@ mod tests {
             !state
                 .take_dirty()
                 .iter()
-                .any(|(k, v)| matches!(k, RecordKey::Session(_)) && v.is_some())
+                .any(|(k, v)| matches!(k, RecordKey::Account(AccountKey::Session(_))) && v.is_some())
         );
         assert!(
             !state
                 .records()
                 .iter()
-                .any(|(k, _)| matches!(k, RecordKey::Session(_)))
+                .any(|(k, _)| matches!(k, RecordKey::Account(AccountKey::Session(_))))
         );
     }
 
     fn pay(event: u64, hold: u64) -> Command {
-        Command::StartPayment {
-            event_id: EventId(event),
-            hold_id: HoldId(hold),
-            holder: CustomerId::new("alice").unwrap(),
-            method: "tok_visa".to_owned(),
-        }
+        Command::Event(
+            EventId(event),
+            EventCommand::StartPayment {
+                hold_id: HoldId(hold),
+                holder: CustomerId::new("alice").unwrap(),
+                method: "tok_visa".to_owned(),
+            },
+        )
     }
 
     fn settle(event: u64, payment: u64, outcome: PaymentOutcome) -> Command {
-        Command::SettlePayment {
-            event_id: EventId(event),
-            payment_id: payment,
-            outcome,
-        }
+        Command::Event(
+            EventId(event),
+            EventCommand::SettlePayment {
+                payment_id: payment,
+                outcome,
+            },
+        )
     }
 
     fn payment_status(state: &BookingState, event: u64, payment: u64) -> PaymentStatus {
@@ -1464,7 +844,7 @@ mod tests {
         state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
         let started = state.apply(3, &request("p", 11, pay(1, 2))).unwrap();
         assert!(
-            matches!(started, Success::PaymentStarted(ref v) if v.status == PaymentStatus::Pending && v.amount.amount_minor > 0)
+            matches!(started, Success::Event(EventSuccess::PaymentStarted(ref v)) if v.status == PaymentStatus::Pending && v.amount.amount_minor > 0)
         );
         // A second checkout of the same hold is refused while the first is pending.
         assert_eq!(
@@ -1474,7 +854,7 @@ mod tests {
         let settled = state
             .apply(5, &request("s", 12, settle(1, 3, PaymentOutcome::Authorised)))
             .unwrap();
-        let Success::PaymentUpdated(view) = settled else {
+        let Success::Event(EventSuccess::PaymentUpdated(view)) = settled else {
             panic!("{settled:?}")
         };
         assert_eq!(view.status, PaymentStatus::Succeeded);
@@ -1489,7 +869,9 @@ mod tests {
                 settle(1, 3, PaymentOutcome::Declined { reason: "x".into() }),
             ),
         );
-        assert!(matches!(again, Ok(Success::PaymentUpdated(ref v)) if v.status == PaymentStatus::Succeeded));
+        assert!(
+            matches!(again, Ok(Success::Event(EventSuccess::PaymentUpdated(ref v))) if v.status == PaymentStatus::Succeeded)
+        );
         assert_eq!(state.check_invariants(), Ok(()));
         let loaded = BookingState::from_records(state.records()).unwrap();
         assert_eq!(loaded.records(), state.records());
@@ -1525,10 +907,7 @@ mod tests {
         assert_eq!(payment_status(&state, 1, 5), PaymentStatus::RefundPending);
         assert_eq!(state.event_view(EventId(1)).unwrap().sold, 0);
         assert_eq!(state.open_payments().len(), 1);
-        let refunded = Command::RefundSettled {
-            event_id: EventId(1),
-            payment_id: 5,
-        };
+        let refunded = Command::Event(EventId(1), EventCommand::RefundSettled { payment_id: 5 });
         state
             .apply(8, &request("r", 10 + DEFAULT_HOLD_TTL_MS + 2, refunded))
             .unwrap();
@@ -1596,24 +975,26 @@ mod tests {
             .unwrap();
         // A box-office sale without a payment, and a hold still open.
         state.apply(5, &request("h2", 12, hold(1, "A-1-2"))).unwrap();
-        let confirm = Command::ConfirmHold {
-            event_id: EventId(1),
-            hold_id: HoldId(5),
-            holder: CustomerId::new("alice").unwrap(),
-        };
+        let confirm = Command::Event(
+            EventId(1),
+            EventCommand::ConfirmHold {
+                hold_id: HoldId(5),
+                holder: CustomerId::new("alice").unwrap(),
+            },
+        );
         state.apply(6, &request("c2", 12, confirm)).unwrap();
         state.apply(7, &request("h3", 12, hold(1, "A-1-3"))).unwrap();
         let cancelled = state.apply(
             8,
-            &request("x", 13, Command::CancelEvent { event_id: EventId(1) }),
+            &request("x", 13, Command::Event(EventId(1), EventCommand::Cancel)),
         );
         assert_eq!(
             cancelled,
-            Ok(Success::EventCancelled {
+            Ok(Success::Event(EventSuccess::Cancelled {
                 event_id: EventId(1),
                 orders_cancelled: 2,
                 refunds: 1
-            })
+            }))
         );
         let view = state.event_view(EventId(1)).unwrap();
         assert_eq!((view.held, view.sold, view.cancelled_at_ms), (0, 0, Some(13)));
@@ -1641,14 +1022,14 @@ mod tests {
             state.apply(2, &request("h", 11, hold(1, "A-1-1"))),
             Err(Rejection::EventNotOnSale)
         );
-        let publish = || Command::PublishEvent { event_id: EventId(1) };
+        let publish = || Command::Event(EventId(1), EventCommand::Publish);
         let first = state.apply(3, &request("p", 12, publish()));
         assert_eq!(
             first,
-            Ok(Success::EventPublished {
+            Ok(Success::Event(EventSuccess::Published {
                 event_id: EventId(1),
                 at_ms: 12
-            })
+            }))
         );
         // Publishing again answers with the first time.
         assert_eq!(state.apply(4, &request("p2", 13, publish())), first);
@@ -1672,11 +1053,13 @@ mod tests {
             Err(Rejection::TooManyHolds { limit: 2 })
         );
         // A released hold frees a slot.
-        let release = Command::ReleaseHold {
-            event_id: EventId(1),
-            hold_id: HoldId(2),
-            holder: CustomerId::new("alice").unwrap(),
-        };
+        let release = Command::Event(
+            EventId(1),
+            EventCommand::ReleaseHold {
+                hold_id: HoldId(2),
+                holder: CustomerId::new("alice").unwrap(),
+            },
+        );
         state.apply(5, &request("r", 11, release)).unwrap();
         assert!(state.apply(6, &request("h4", 12, hold(1, "A-1-3"))).is_ok());
         assert_eq!(state.check_invariants(), Ok(()));
@@ -1721,10 +1104,13 @@ mod tests {
 #[cfg(test)]
 mod outbox_tests {
     use super::*;
-    use crate::command::Selection;
+    use crate::events::feed::ChangeCause;
+    use crate::events::notices::{Channel, Delivery};
+
+    use crate::events::views::SeatStatusView;
+    use crate::events::vocab::{EventCommand, EventSuccess, Selection, WAITLIST_OFFER_TTL_MS};
     use crate::ids::{Currency, Money};
     use crate::layout::{EventSpec, PriceTier};
-    use crate::views::SeatStatusView;
 
     const EVENT: EventId = EventId(1);
 
@@ -1757,12 +1143,14 @@ mod outbox_tests {
             let mut log = Log { state, index: 0 };
             log.run(
                 0,
-                Command::CreateEvent {
-                    event_id: EVENT,
-                    spec: tiny(),
-                    ticket_salt: [0; 16],
-                    draft: false,
-                },
+                Command::Event(
+                    EVENT,
+                    EventCommand::Create {
+                        spec: tiny(),
+                        ticket_salt: [0; 16],
+                        draft: false,
+                    },
+                ),
             )
             .unwrap();
             log
@@ -1782,14 +1170,16 @@ mod outbox_tests {
         }
 
         fn hold(&mut self, now_ms: Millis, who: &CustomerId, seats: &[&str], ttl_ms: u64) -> HoldView {
-            let command = Command::Hold {
-                event_id: EVENT,
-                holder: who.clone(),
-                selection: Selection::Seats(seats.iter().map(|s| (*s).to_owned()).collect()),
-                ttl_ms: Some(ttl_ms),
-            };
+            let command = Command::Event(
+                EVENT,
+                EventCommand::Hold {
+                    holder: who.clone(),
+                    selection: Selection::Seats(seats.iter().map(|s| (*s).to_owned()).collect()),
+                    ttl_ms: Some(ttl_ms),
+                },
+            );
             match self.run(now_ms, command) {
-                Ok(Success::Held(hold)) => hold,
+                Ok(Success::Event(EventSuccess::Held(hold))) => hold,
                 other => panic!("hold failed: {other:?}"),
             }
         }
@@ -1809,11 +1199,13 @@ mod outbox_tests {
         let first = log.hold(10, &alice(), &["A-1-1"], 60_000);
         log.run(
             20,
-            Command::ConfirmHold {
-                event_id: EVENT,
-                hold_id: first.hold_id,
-                holder: alice(),
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::ConfirmHold {
+                    hold_id: first.hold_id,
+                    holder: alice(),
+                },
+            ),
         )
         .unwrap();
         log.hold(30, &bob(), &["A-1-2"], 1_000);
@@ -1847,11 +1239,13 @@ mod outbox_tests {
         assert!(
             log.run(
                 6_000,
-                Command::ConfirmHold {
-                    event_id: EVENT,
-                    hold_id: first.hold_id,
-                    holder: alice(),
-                }
+                Command::Event(
+                    EVENT,
+                    EventCommand::ConfirmHold {
+                        hold_id: first.hold_id,
+                        holder: alice()
+                    }
+                )
             )
             .is_err()
         );
@@ -1871,11 +1265,13 @@ mod outbox_tests {
         );
         log.run(
             1_000,
-            Command::ConfirmHold {
-                event_id: EVENT,
-                hold_id: hold.hold_id,
-                holder: alice(),
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::ConfirmHold {
+                    hold_id: hold.hold_id,
+                    holder: alice(),
+                },
+            ),
         )
         .unwrap();
         assert_eq!(log.kinds_of(&alice()), [("order_confirmed", true)]);
@@ -1883,11 +1279,13 @@ mod outbox_tests {
         assert_eq!(due.len(), 1);
         log.run(
             2_000,
-            Command::NoticeDelivered {
-                event_id: EVENT,
-                notice_id: due[0].notice_id,
-                channel: Channel::Email,
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::NoticeDelivered {
+                    notice_id: due[0].notice_id,
+                    channel: Channel::Email,
+                },
+            ),
         )
         .unwrap();
         assert_eq!(log.kinds_of(&alice()), [("order_confirmed", false)]);
@@ -1910,14 +1308,22 @@ mod outbox_tests {
         let mut log = Log::new();
         let carol = CustomerId::new("u.1.carol").unwrap();
         let both = log.hold(0, &alice(), &["A-1-1", "A-1-2"], 60_000);
-        let join = |who: &CustomerId, quantity| Command::JoinWaitlist {
-            event_id: EVENT,
-            customer: who.clone(),
-            tier: None,
-            quantity,
+        let join = |who: &CustomerId, quantity| {
+            Command::Event(
+                EVENT,
+                EventCommand::JoinWaitlist {
+                    customer: who.clone(),
+                    tier: None,
+                    quantity,
+                },
+            )
         };
-        assert!(matches!(log.run(1, join(&bob(), 2)), Ok(Success::Waitlisted(w)) if w.position == 1));
-        assert!(matches!(log.run(2, join(&carol, 1)), Ok(Success::Waitlisted(w)) if w.position == 2));
+        assert!(
+            matches!(log.run(1, join(&bob(), 2)), Ok(Success::Event(EventSuccess::Waitlisted(w))) if w.position == 1)
+        );
+        assert!(
+            matches!(log.run(2, join(&carol, 1)), Ok(Success::Event(EventSuccess::Waitlisted(w))) if w.position == 2)
+        );
         assert_eq!(
             log.run(3, join(&carol, 1)),
             Err(Rejection::AlreadyWaitlisted { position: 2 })
@@ -1925,17 +1331,19 @@ mod outbox_tests {
         assert!(log.state.waitlist_offers_due().is_empty(), "sold out");
         log.run(
             4,
-            Command::ReleaseHold {
-                event_id: EVENT,
-                hold_id: both.hold_id,
-                holder: alice(),
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::ReleaseHold {
+                    hold_id: both.hold_id,
+                    holder: alice(),
+                },
+            ),
         )
         .unwrap();
         assert_eq!(log.state.waitlist_offers_due(), [EVENT]);
         // Bob asked first and wants both places: he gets them.
-        let Ok(Success::WaitlistOffered { hold: Some(offer) }) =
-            log.run(5, Command::OfferWaitlist { event_id: EVENT })
+        let Ok(Success::Event(EventSuccess::WaitlistOffered { hold: Some(offer) })) =
+            log.run(5, Command::Event(EVENT, EventCommand::OfferWaitlist))
         else {
             panic!("no offer");
         };
@@ -1946,17 +1354,19 @@ mod outbox_tests {
         assert_eq!(log.state.waitlist_view(EVENT, &carol).unwrap().position, 1);
         assert!(log.state.waitlist_offers_due().is_empty());
         assert_eq!(
-            log.run(6, Command::OfferWaitlist { event_id: EVENT }),
-            Ok(Success::WaitlistOffered { hold: None })
+            log.run(6, Command::Event(EVENT, EventCommand::OfferWaitlist)),
+            Ok(Success::Event(EventSuccess::WaitlistOffered { hold: None }))
         );
         // Joining while places are free is refused: hold them instead.
         log.run(
             7,
-            Command::ReleaseHold {
-                event_id: EVENT,
-                hold_id: offer.hold_id,
-                holder: bob(),
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::ReleaseHold {
+                    hold_id: offer.hold_id,
+                    holder: bob(),
+                },
+            ),
         )
         .unwrap();
         assert_eq!(log.run(8, join(&alice(), 1)), Err(Rejection::PlacesAvailable));
@@ -1970,37 +1380,43 @@ mod outbox_tests {
         let hold = log.hold(0, &alice(), &["A-1-1", "A-1-2"], 60_000);
         log.run(
             1,
-            Command::ConfirmHold {
-                event_id: EVENT,
-                hold_id: hold.hold_id,
-                holder: alice(),
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::ConfirmHold {
+                    hold_id: hold.hold_id,
+                    holder: alice(),
+                },
+            ),
         )
         .unwrap();
         for who in [alice(), bob()] {
             log.run(
                 2,
-                Command::SubscribeReminder {
-                    event_id: EVENT,
-                    customer: who,
-                    channel: Some(Channel::Webhook),
-                    remind_at_ms: 1_000_000,
-                },
+                Command::Event(
+                    EVENT,
+                    EventCommand::SubscribeReminder {
+                        customer: who,
+                        channel: Some(Channel::Webhook),
+                        remind_at_ms: 1_000_000,
+                    },
+                ),
             )
             .unwrap();
         }
         let carol = CustomerId::new("u.1.carol").unwrap();
         log.run(
             3,
-            Command::JoinWaitlist {
-                event_id: EVENT,
-                customer: carol.clone(),
-                tier: Some("std".to_owned()),
-                quantity: 1,
-            },
+            Command::Event(
+                EVENT,
+                EventCommand::JoinWaitlist {
+                    customer: carol.clone(),
+                    tier: Some("std".to_owned()),
+                    quantity: 1,
+                },
+            ),
         )
         .unwrap();
-        log.run(4, Command::CancelEvent { event_id: EVENT }).unwrap();
+        log.run(4, Command::Event(EVENT, EventCommand::Cancel)).unwrap();
         assert_eq!(
             log.kinds_of(&alice()),
             [("order_confirmed", true), ("event_cancelled", true)]
@@ -2017,12 +1433,14 @@ mod outbox_tests {
         assert_eq!(
             log.run(
                 5,
-                Command::SubscribeReminder {
-                    event_id: EVENT,
-                    customer: bob(),
-                    channel: None,
-                    remind_at_ms: 0,
-                }
+                Command::Event(
+                    EVENT,
+                    EventCommand::SubscribeReminder {
+                        customer: bob(),
+                        channel: None,
+                        remind_at_ms: 0
+                    }
+                )
             ),
             Err(Rejection::EventCancelled)
         );

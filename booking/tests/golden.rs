@@ -43,9 +43,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use booking::{
-    BookingState, Command, Currency, CustomerId, EventId, EventSpec, GaAreaSpec, HoldId, HoldView, Money,
-    OrderId, OrderView, PriceTier, Record, RecordKey, Request, RequestId, Response, RowSpec, SeatSpec,
-    SectionSpec, Selection, Success, TicketCode, TicketView,
+    BookingState, Command, Currency, CustomerId, EventCommand, EventId, EventKey, EventSpec, EventSuccess,
+    EventValue, GaAreaSpec, HoldId, HoldView, Money, OrderId, OrderView, PriceTier, Record, RecordKey,
+    Request, RequestId, Response, RowSpec, SeatSpec, SectionSpec, Selection, Success, TicketCode, TicketView,
 };
 
 #[test]
@@ -218,68 +218,86 @@ impl Runner {
                     Some(salt) => salt.parse::<u8>().map_err(|e| e.to_string())?,
                     None => event_id.0 as u8,
                 };
-                Command::CreateEvent {
+                Command::Event(
                     event_id,
-                    spec: build_spec(&line)?,
-                    ticket_salt: [salt; 16],
-                    draft: false,
-                }
+                    EventCommand::Create {
+                        spec: build_spec(&line)?,
+                        ticket_salt: [salt; 16],
+                        draft: false,
+                    },
+                )
             }
             "hold" => {
                 if line.word(3)? != "seats" {
                     return Err("expected `hold <event> <holder> seats <seat>...`".to_owned());
                 }
                 let seats = line.words[4..].iter().map(|s| s.to_string()).collect();
-                Command::Hold {
-                    event_id: event()?,
-                    holder: customer(2)?,
-                    selection: Selection::Seats(seats),
-                    ttl_ms,
-                }
+                Command::Event(
+                    event()?,
+                    EventCommand::Hold {
+                        holder: customer(2)?,
+                        selection: Selection::Seats(seats),
+                        ttl_ms,
+                    },
+                )
             }
-            "best" => Command::Hold {
-                event_id: event()?,
-                holder: customer(2)?,
-                selection: Selection::BestAvailable {
-                    section: line.word(3)?.to_owned(),
-                    tier: line.options.get("tier").map(|t| t.to_string()),
-                    quantity: line.number(4)? as u32,
+            "best" => Command::Event(
+                event()?,
+                EventCommand::Hold {
+                    holder: customer(2)?,
+                    selection: Selection::BestAvailable {
+                        section: line.word(3)?.to_owned(),
+                        tier: line.options.get("tier").map(|t| t.to_string()),
+                        quantity: line.number(4)? as u32,
+                    },
+                    ttl_ms,
                 },
-                ttl_ms,
-            },
-            "ga" => Command::Hold {
-                event_id: event()?,
-                holder: customer(2)?,
-                selection: Selection::GeneralAdmission {
-                    area: line.word(3)?.to_owned(),
-                    quantity: line.number(4)? as u32,
+            ),
+            "ga" => Command::Event(
+                event()?,
+                EventCommand::Hold {
+                    holder: customer(2)?,
+                    selection: Selection::GeneralAdmission {
+                        area: line.word(3)?.to_owned(),
+                        quantity: line.number(4)? as u32,
+                    },
+                    ttl_ms,
                 },
-                ttl_ms,
-            },
-            "extend" => Command::ExtendHold {
-                event_id: event()?,
-                hold_id: hold(2)?,
-                holder: customer(3)?,
-            },
-            "release" => Command::ReleaseHold {
-                event_id: event()?,
-                hold_id: hold(2)?,
-                holder: customer(3)?,
-            },
-            "confirm" => Command::ConfirmHold {
-                event_id: event()?,
-                hold_id: hold(2)?,
-                holder: customer(3)?,
-            },
-            "cancel" => Command::CancelOrder {
-                event_id: event()?,
-                order_id: order(2)?,
-                holder: customer(3)?,
-            },
-            "checkin" => Command::CheckIn {
-                event_id: event()?,
-                code: self.ticket(line.word(2)?)?,
-            },
+            ),
+            "extend" => Command::Event(
+                event()?,
+                EventCommand::ExtendHold {
+                    hold_id: hold(2)?,
+                    holder: customer(3)?,
+                },
+            ),
+            "release" => Command::Event(
+                event()?,
+                EventCommand::ReleaseHold {
+                    hold_id: hold(2)?,
+                    holder: customer(3)?,
+                },
+            ),
+            "confirm" => Command::Event(
+                event()?,
+                EventCommand::ConfirmHold {
+                    hold_id: hold(2)?,
+                    holder: customer(3)?,
+                },
+            ),
+            "cancel" => Command::Event(
+                event()?,
+                EventCommand::CancelOrder {
+                    order_id: order(2)?,
+                    holder: customer(3)?,
+                },
+            ),
+            "checkin" => Command::Event(
+                event()?,
+                EventCommand::CheckIn {
+                    code: self.ticket(line.word(2)?)?,
+                },
+            ),
             "tick" => Command::Tick,
             "view" => {
                 return Ok(self
@@ -349,10 +367,10 @@ impl Runner {
     fn name_results(&mut self, name: Option<&str>, response: &Response) {
         let Some(name) = name else { return };
         match response {
-            Ok(Success::Held(view)) => {
+            Ok(Success::Event(EventSuccess::Held(view))) => {
                 self.ids.insert(name.to_owned(), view.hold_id.0);
             }
-            Ok(Success::Confirmed(view)) => {
+            Ok(Success::Event(EventSuccess::Confirmed(view))) => {
                 self.ids.insert(name.to_owned(), view.order_id.0);
                 for (ordinal, ticket) in view.tickets.iter().enumerate() {
                     self.tickets
@@ -494,15 +512,19 @@ fn build_spec(line: &Line<'_>) -> Result<EventSpec, String> {
 
 fn render_response(response: &Response) -> String {
     match response {
-        Ok(Success::EventCreated { event_id, capacity }) => {
+        Ok(Success::Event(EventSuccess::Created { event_id, capacity })) => {
             format!("ok event_created event={event_id} capacity={capacity}")
         }
-        Ok(Success::Held(view)) => format!("ok held {}", render_hold(view)),
-        Ok(Success::Extended(view)) => format!("ok extended {}", render_hold(view)),
-        Ok(Success::Released { hold_id }) => format!("ok released hold={hold_id}"),
-        Ok(Success::Confirmed(view)) => format!("ok confirmed {}", render_order(view)),
-        Ok(Success::Cancelled(view)) => format!("ok cancelled {}", render_order(view)),
-        Ok(Success::CheckedIn { code, at_ms }) => format!("ok checked_in code={code} at={at_ms}"),
+        Ok(Success::Event(EventSuccess::Held(view))) => format!("ok held {}", render_hold(view)),
+        Ok(Success::Event(EventSuccess::Extended(view))) => format!("ok extended {}", render_hold(view)),
+        Ok(Success::Event(EventSuccess::Released { hold_id })) => format!("ok released hold={hold_id}"),
+        Ok(Success::Event(EventSuccess::Confirmed(view))) => format!("ok confirmed {}", render_order(view)),
+        Ok(Success::Event(EventSuccess::OrderCancelled(view))) => {
+            format!("ok cancelled {}", render_order(view))
+        }
+        Ok(Success::Event(EventSuccess::CheckedIn { code, at_ms })) => {
+            format!("ok checked_in code={code} at={at_ms}")
+        }
         Ok(Success::Ticked) => "ok ticked".to_owned(),
         // The golden scripts drive bookings; the cluster map has its own unit tests.
         Ok(other) => format!("ok {other:?}"),
@@ -627,41 +649,68 @@ fn render_event(view: &booking::EventView) -> String {
     out
 }
 
+/// Where a key's kind came in the flat key order the scripts were written
+/// with (every event's seats, then every event's holds, …): the scripts
+/// list changes kind by kind, whatever the store's key order.
+fn kind_rank(key: &RecordKey) -> u8 {
+    match key {
+        RecordKey::Clock => 0,
+        RecordKey::Event(_, kind) => match kind {
+            EventKey::Event => 1,
+            EventKey::Seat(_) => 2,
+            EventKey::Ga(_) => 3,
+            EventKey::Hold(_) => 4,
+            EventKey::Order(_) => 5,
+            EventKey::Ticket(_) => 6,
+            EventKey::Customer(_) => 7,
+            EventKey::Payment(_) => 8,
+            EventKey::Waitlist(_) => 9,
+            EventKey::Notice(..) => 10,
+        },
+        RecordKey::Request(_) => 11,
+        RecordKey::Map(_) => 12,
+        RecordKey::Catalog(_) => 13,
+        RecordKey::Account(_) => 14,
+    }
+}
+
 fn render_dirty(changes: &[(RecordKey, Option<Record>)]) -> String {
     if changes.is_empty() {
         return "nothing".to_owned();
     }
+    let mut changes: Vec<&(RecordKey, Option<Record>)> = changes.iter().collect();
+    changes.sort_by(|a, b| (kind_rank(&a.0), &a.0).cmp(&(kind_rank(&b.0), &b.0)));
     let lines: Vec<String> = changes
-        .iter()
+        .into_iter()
         .map(|(key, record)| {
             let key = match key {
                 RecordKey::Clock => "clock".to_owned(),
-                RecordKey::Event(e) => format!("event {e}"),
-                RecordKey::Seat(e, s) => format!("seat {e}/{s}"),
-                RecordKey::Ga(e, a) => format!("ga {e}/{a}"),
-                RecordKey::Hold(e, h) => format!("hold {e}/{h}"),
-                RecordKey::Order(e, o) => format!("order {e}/{o}"),
-                RecordKey::Ticket(e, t) => format!("ticket {e}/{t}"),
-                RecordKey::Customer(e, c) => format!("customer {e}/{c}"),
+                RecordKey::Event(e, EventKey::Event) => format!("event {e}"),
+                RecordKey::Event(e, EventKey::Seat(s)) => format!("seat {e}/{s}"),
+                RecordKey::Event(e, EventKey::Ga(a)) => format!("ga {e}/{a}"),
+                RecordKey::Event(e, EventKey::Hold(h)) => format!("hold {e}/{h}"),
+                RecordKey::Event(e, EventKey::Order(o)) => format!("order {e}/{o}"),
+                RecordKey::Event(e, EventKey::Ticket(t)) => format!("ticket {e}/{t}"),
+                RecordKey::Event(e, EventKey::Customer(c)) => format!("customer {e}/{c}"),
                 RecordKey::Request(r) => format!("request {r}"),
                 other => format!("{other:?}"),
             };
             let value = match record {
                 None => "deleted".to_owned(),
                 Some(Record::Clock(ms)) => format!("{ms}"),
-                Some(Record::Event(_)) => "created".to_owned(),
-                Some(Record::Seat(seat)) => format!("{seat:?}"),
-                Some(Record::Ga(ga)) => format!("held={} sold={}", ga.held, ga.sold),
-                Some(Record::Hold(hold)) => format!("{:?}", hold.state),
-                Some(Record::Order(order)) => match order.cancelled_at_ms {
+                Some(Record::Event(EventValue::Event(_))) => "created".to_owned(),
+                Some(Record::Event(EventValue::Seat(seat))) => format!("{seat:?}"),
+                Some(Record::Event(EventValue::Ga(ga))) => format!("held={} sold={}", ga.held, ga.sold),
+                Some(Record::Event(EventValue::Hold(hold))) => format!("{:?}", hold.state),
+                Some(Record::Event(EventValue::Order(order))) => match order.cancelled_at_ms {
                     None => "confirmed".to_owned(),
                     Some(at) => format!("cancelled at {at}"),
                 },
-                Some(Record::Ticket(ticket)) => match ticket.checked_in_at_ms {
+                Some(Record::Event(EventValue::Ticket(ticket))) => match ticket.checked_in_at_ms {
                     None => "issued".to_owned(),
                     Some(at) => format!("checked in at {at}"),
                 },
-                Some(Record::Customer(customer)) => format!("places={}", customer.places),
+                Some(Record::Event(EventValue::Customer(customer))) => format!("places={}", customer.places),
                 Some(Record::Request(request)) => match &request.response {
                     Ok(_) => format!("ok at {}", request.at_ms),
                     Err(rejection) => format!("{} at {}", rejection.code(), request.at_ms),

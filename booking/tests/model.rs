@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 
 use booking::{
-    BookingState, Command, Currency, CustomerId, EventId, EventSpec, GaAreaSpec, HoldId, Money, OrderId,
-    PriceTier, Record, RecordKey, Rejection, Request, RequestId, Response, RowSpec, SeatSpec, SectionSpec,
-    Selection, Success, TicketCode,
+    BookingState, Command, Currency, CustomerId, EventCommand, EventId, EventSpec, EventSuccess, GaAreaSpec,
+    HoldId, Money, OrderId, PriceTier, Record, RecordKey, Rejection, Request, RequestId, Response, RowSpec,
+    SeatSpec, SectionSpec, Selection, Success, TicketCode,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -295,8 +295,8 @@ struct Model {
 /// The parts of a response the model predicts, as a string.
 fn summarize(response: &Response) -> String {
     match response {
-        Ok(Success::EventCreated { capacity, .. }) => format!("created cap={capacity}"),
-        Ok(Success::Held(view)) => {
+        Ok(Success::Event(EventSuccess::Created { capacity, .. })) => format!("created cap={capacity}"),
+        Ok(Success::Event(EventSuccess::Held(view))) => {
             let places = match &view.ga {
                 Some(ga) => format!("ga:{}", ga.quantity),
                 None => format!("seats:{}", view.seats.join(",")),
@@ -306,15 +306,17 @@ fn summarize(response: &Response) -> String {
                 view.expires_at_ms, view.total.amount_minor
             )
         }
-        Ok(Success::Extended(view)) => format!("extended exp={}", view.expires_at_ms),
-        Ok(Success::Released { .. }) => "released".to_owned(),
-        Ok(Success::Confirmed(view)) => format!(
+        Ok(Success::Event(EventSuccess::Extended(view))) => format!("extended exp={}", view.expires_at_ms),
+        Ok(Success::Event(EventSuccess::Released { .. })) => "released".to_owned(),
+        Ok(Success::Event(EventSuccess::Confirmed(view))) => format!(
             "confirmed n={} total={}",
             view.tickets.len(),
             view.total.amount_minor
         ),
-        Ok(Success::Cancelled(view)) => format!("cancelled n={}", view.tickets.len()),
-        Ok(Success::CheckedIn { at_ms, .. }) => format!("checked_in at={at_ms}"),
+        Ok(Success::Event(EventSuccess::OrderCancelled(view))) => {
+            format!("cancelled n={}", view.tickets.len())
+        }
+        Ok(Success::Event(EventSuccess::CheckedIn { at_ms, .. })) => format!("checked_in at={at_ms}"),
         Ok(Success::Ticked) => "ticked".to_owned(),
         // The model generates booking commands only.
         Ok(other) => format!("{other:?}"),
@@ -709,12 +711,14 @@ impl Run {
             order_ids: Vec::new(),
             ticket_codes: Vec::new(),
         };
-        let create = Command::CreateEvent {
-            event_id: EventId(1),
-            spec: venue(),
-            ticket_salt: [42; 16],
-            draft: false,
-        };
+        let create = Command::Event(
+            EventId(1),
+            EventCommand::Create {
+                spec: venue(),
+                ticket_salt: [42; 16],
+                draft: false,
+            },
+        );
         let response = run.apply_both(1, "create", create);
         assert_eq!(
             summarize(&response),
@@ -850,12 +854,14 @@ impl Run {
                         }
                     })
                     .collect();
-                let command = Command::Hold {
-                    event_id: EventId(if *unknown_event { 2 } else { 1 }),
-                    holder: customer(*who),
-                    selection: Selection::Seats(ids),
-                    ttl_ms: *ttl,
-                };
+                let command = Command::Event(
+                    EventId(if *unknown_event { 2 } else { 1 }),
+                    EventCommand::Hold {
+                        holder: customer(*who),
+                        selection: Selection::Seats(ids),
+                        ttl_ms: *ttl,
+                    },
+                );
                 let (who, seats, ttl, unknown_event) = (CUSTOMERS[*who], seats.clone(), *ttl, *unknown_event);
                 (
                     command,
@@ -877,16 +883,18 @@ impl Run {
             } => {
                 let section = SECTIONS[*section];
                 let tier = tier.map(|t| TIERS[t]);
-                let command = Command::Hold {
-                    event_id: EventId(1),
-                    holder: customer(*who),
-                    selection: Selection::BestAvailable {
-                        section: section.to_owned(),
-                        tier: tier.map(str::to_owned),
-                        quantity: *quantity,
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::Hold {
+                        holder: customer(*who),
+                        selection: Selection::BestAvailable {
+                            section: section.to_owned(),
+                            tier: tier.map(str::to_owned),
+                            quantity: *quantity,
+                        },
+                        ttl_ms: *ttl,
                     },
-                    ttl_ms: *ttl,
-                };
+                );
                 let (who, quantity, ttl) = (CUSTOMERS[*who], *quantity, *ttl);
                 (
                     command,
@@ -910,15 +918,17 @@ impl Run {
                 known_area,
                 ttl,
             } => {
-                let command = Command::Hold {
-                    event_id: EventId(1),
-                    holder: customer(*who),
-                    selection: Selection::GeneralAdmission {
-                        area: if *known_area { "floor" } else { "stage" }.to_owned(),
-                        quantity: *quantity,
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::Hold {
+                        holder: customer(*who),
+                        selection: Selection::GeneralAdmission {
+                            area: if *known_area { "floor" } else { "stage" }.to_owned(),
+                            quantity: *quantity,
+                        },
+                        ttl_ms: *ttl,
                     },
-                    ttl_ms: *ttl,
-                };
+                );
                 let (who, quantity, known_area, ttl) = (CUSTOMERS[*who], *quantity, *known_area, *ttl);
                 (
                     command,
@@ -929,29 +939,35 @@ impl Run {
             }
             Op::Extend { hold, stranger } => {
                 let (hold_id, who) = hold_ref(self, hold, *stranger);
-                let command = Command::ExtendHold {
-                    event_id: EventId(1),
-                    hold_id: HoldId(hold_id),
-                    holder: CustomerId::new(&who).unwrap(),
-                };
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::ExtendHold {
+                        hold_id: HoldId(hold_id),
+                        holder: CustomerId::new(&who).unwrap(),
+                    },
+                );
                 (command, Box::new(move |m: &mut Model| m.extend(hold_id, &who)))
             }
             Op::Release { hold, stranger } => {
                 let (hold_id, who) = hold_ref(self, hold, *stranger);
-                let command = Command::ReleaseHold {
-                    event_id: EventId(1),
-                    hold_id: HoldId(hold_id),
-                    holder: CustomerId::new(&who).unwrap(),
-                };
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::ReleaseHold {
+                        hold_id: HoldId(hold_id),
+                        holder: CustomerId::new(&who).unwrap(),
+                    },
+                );
                 (command, Box::new(move |m: &mut Model| m.release(hold_id, &who)))
             }
             Op::Confirm { hold, stranger } => {
                 let (hold_id, who) = hold_ref(self, hold, *stranger);
-                let command = Command::ConfirmHold {
-                    event_id: EventId(1),
-                    hold_id: HoldId(hold_id),
-                    holder: CustomerId::new(&who).unwrap(),
-                };
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::ConfirmHold {
+                        hold_id: HoldId(hold_id),
+                        holder: CustomerId::new(&who).unwrap(),
+                    },
+                );
                 (
                     command,
                     Box::new(move |m: &mut Model| m.confirm(log_index, hold_id, &who)),
@@ -967,11 +983,13 @@ impl Run {
                         .get(&order_id)
                         .map_or("alice".to_owned(), |o| o.holder.clone()),
                 };
-                let command = Command::CancelOrder {
-                    event_id: EventId(1),
-                    order_id: OrderId(order_id),
-                    holder: CustomerId::new(&who).unwrap(),
-                };
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::CancelOrder {
+                        order_id: OrderId(order_id),
+                        holder: CustomerId::new(&who).unwrap(),
+                    },
+                );
                 (command, Box::new(move |m: &mut Model| m.cancel(order_id, &who)))
             }
             Op::CheckIn { ticket, bogus } => {
@@ -980,20 +998,24 @@ impl Run {
                 } else {
                     Self::pick_recent(&self.ticket_codes, ticket, "1-ZZZZZZZZZZZZ".to_owned())
                 };
-                let command = Command::CheckIn {
-                    event_id: EventId(1),
-                    code: TicketCode::new(&code).unwrap(),
-                };
+                let command = Command::Event(
+                    EventId(1),
+                    EventCommand::CheckIn {
+                        code: TicketCode::new(&code).unwrap(),
+                    },
+                );
                 (command, Box::new(move |m: &mut Model| m.check_in(&code)))
             }
             Op::Tick => (Command::Tick, Box::new(|_: &mut Model| "ticked".to_owned())),
             Op::CreateAgain => (
-                Command::CreateEvent {
-                    event_id: EventId(1),
-                    spec: venue(),
-                    ticket_salt: [0; 16],
-                    draft: false,
-                },
+                Command::Event(
+                    EventId(1),
+                    EventCommand::Create {
+                        spec: venue(),
+                        ticket_salt: [0; 16],
+                        draft: false,
+                    },
+                ),
                 Box::new(|_: &mut Model| "event_exists".to_owned()),
             ),
         };
@@ -1034,13 +1056,13 @@ impl Run {
             self.request_ids.push(request_id);
         }
         // Learn new ids only from commands the model actually executed.
-        if let Ok(Success::Held(view)) = &response
+        if let Ok(Success::Event(EventSuccess::Held(view))) = &response
             && view.hold_id == HoldId(log_index)
         {
             self.hold_ids.push(log_index);
         }
         if self.model.orders.len() > orders_before
-            && let Ok(Success::Confirmed(view)) = &response
+            && let Ok(Success::Event(EventSuccess::Confirmed(view))) = &response
         {
             self.order_ids.push(log_index);
             for (ordinal, ticket) in view.tickets.iter().enumerate() {
@@ -1103,33 +1125,41 @@ fn take_dirty_accumulated_over_a_run_equals_records() {
         };
         state.apply(index, &request)
     };
-    let hold = |who: usize, seats: &[&str], ttl_ms| Command::Hold {
-        event_id: EventId(1),
-        holder: customer(who),
-        selection: Selection::Seats(seats.iter().map(|s| s.to_string()).collect()),
-        ttl_ms,
+    let hold = |who: usize, seats: &[&str], ttl_ms| {
+        Command::Event(
+            EventId(1),
+            EventCommand::Hold {
+                holder: customer(who),
+                selection: Selection::Seats(seats.iter().map(|s| s.to_string()).collect()),
+                ttl_ms,
+            },
+        )
     };
     apply(
         &mut state,
         1_000,
-        Command::CreateEvent {
-            event_id: EventId(1),
-            spec: venue(),
-            ticket_salt: [1; 16],
-            draft: false,
-        },
+        Command::Event(
+            EventId(1),
+            EventCommand::Create {
+                spec: venue(),
+                ticket_salt: [1; 16],
+                draft: false,
+            },
+        ),
     )
     .unwrap();
     apply(&mut state, 1_000, hold(0, &["A-1-1", "A-1-2"], Some(1_000))).unwrap();
     apply(&mut state, 1_500, hold(1, &["B-1-1"], None)).unwrap();
-    let Ok(Success::Confirmed(order)) = apply(
+    let Ok(Success::Event(EventSuccess::Confirmed(order))) = apply(
         &mut state,
         1_600,
-        Command::ConfirmHold {
-            event_id: EventId(1),
-            hold_id: HoldId(3),
-            holder: customer(1),
-        },
+        Command::Event(
+            EventId(1),
+            EventCommand::ConfirmHold {
+                hold_id: HoldId(3),
+                holder: customer(1),
+            },
+        ),
     ) else {
         panic!("confirm failed");
     };
@@ -1138,31 +1168,32 @@ fn take_dirty_accumulated_over_a_run_equals_records() {
     apply(
         &mut state,
         5_000,
-        Command::CheckIn {
-            event_id: EventId(1),
-            code,
-        },
+        Command::Event(EventId(1), EventCommand::CheckIn { code }),
     )
     .unwrap();
     apply(&mut state, 6_000, hold(2, &["A-1-1"], None)).unwrap();
     apply(
         &mut state,
         6_500,
-        Command::ConfirmHold {
-            event_id: EventId(1),
-            hold_id: HoldId(6),
-            holder: customer(2),
-        },
+        Command::Event(
+            EventId(1),
+            EventCommand::ConfirmHold {
+                hold_id: HoldId(6),
+                holder: customer(2),
+            },
+        ),
     )
     .unwrap();
     apply(
         &mut state,
         7_000,
-        Command::CancelOrder {
-            event_id: EventId(1),
-            order_id: OrderId(7),
-            holder: customer(2),
-        },
+        Command::Event(
+            EventId(1),
+            EventCommand::CancelOrder {
+                order_id: OrderId(7),
+                holder: customer(2),
+            },
+        ),
     )
     .unwrap();
     apply(&mut state, 7_000, hold(3, &["A-1-1", "A-1-2", "A-1-3"], None)).unwrap();

@@ -23,6 +23,7 @@
 //!   token answers are not cached; security headers are on every answer;
 //! - a node refuses to start with the published demo secrets unless told.
 
+use booking::MapQuery;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,7 @@ async fn grpc_needs_a_node_certificate(test: &TestCluster) -> anyhow::Result<()>
     let addr = test.cluster.config(1).grpc_addr;
     let envelope = Envelope {
         group_id: booking::META_GROUP,
-        payload: transport::codec::encode(&raft_store::Query::ClusterMap),
+        payload: transport::codec::encode(&booking::Query::Map(MapQuery::ClusterMap)),
         target_replica: 0,
     };
     // Plaintext: the TLS listener does not speak it.
@@ -146,7 +147,7 @@ async fn grpc_needs_a_node_certificate(test: &TestCluster) -> anyhow::Result<()>
     let answer = peer
         .query(
             booking::META_GROUP,
-            &raft_store::Query::ClusterMap,
+            &booking::Query::Map(MapQuery::ClusterMap),
             Duration::from_secs(3),
         )
         .await;
@@ -172,7 +173,7 @@ async fn grpc_needs_a_node_certificate(test: &TestCluster) -> anyhow::Result<()>
             Ok(peer
                 .query(
                     booking::META_GROUP,
-                    &raft_store::Query::ClusterMap,
+                    &booking::Query::Map(MapQuery::ClusterMap),
                     Duration::from_secs(3),
                 )
                 .await

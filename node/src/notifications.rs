@@ -26,13 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use booking::{
-    AccountView, Channel, Command, EventId, META_GROUP, NoticeId, NoticeKind, NoticeView, RequestId,
+    AccountAnswer, AccountQuery, AccountView, Channel, Command, EventCommand, EventId, META_GROUP, NoticeId,
+    NoticeKind, NoticeView, RequestId,
 };
+use booking::{Query, QueryResult};
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
-use raft_store::{Query, QueryResult};
 use region_config::NotificationsConfig;
 use router::Router;
 use tokio::sync::Semaphore;
@@ -354,8 +355,11 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
     let booking::Delivery::Pending { attempts, .. } = notice.delivery else {
         return;
     };
-    let outcome = match router.query(Query::Account(notice.recipient.clone())).await {
-        Ok(QueryResult::Account(Some(account))) => {
+    let outcome = match router
+        .query(Query::Account(AccountQuery::Account(notice.recipient.clone())))
+        .await
+    {
+        Ok(QueryResult::Account(AccountAnswer::Account(Some(account)))) => {
             let channel = notice.channel.unwrap_or(account.notify.channel);
             channels.deliver(notice, &account, channel, event_name).await
         }
@@ -367,22 +371,26 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
     let (label, command) = match outcome {
         Ok(channel) => (
             "delivered".to_owned(),
-            Command::NoticeDelivered {
-                event_id: notice.event_id,
-                notice_id: notice.notice_id,
-                channel,
-            },
+            Command::Event(
+                notice.event_id,
+                EventCommand::NoticeDelivered {
+                    notice_id: notice.notice_id,
+                    channel,
+                },
+            ),
         ),
         Err(failure) => {
             tracing::warn!(message_id = %notice.message_id(), error = %failure.error, permanent = failure.permanent, "notice not delivered");
             (
                 format!("failed-{attempts}"),
-                Command::NoticeFailed {
-                    event_id: notice.event_id,
-                    notice_id: notice.notice_id,
-                    error: failure.error,
-                    permanent: failure.permanent,
-                },
+                Command::Event(
+                    notice.event_id,
+                    EventCommand::NoticeFailed {
+                        notice_id: notice.notice_id,
+                        error: failure.error,
+                        permanent: failure.permanent,
+                    },
+                ),
             )
         }
     };

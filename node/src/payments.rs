@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use api::payments::{ChargeStatus, Payments};
-use booking::{Command, META_GROUP, PaymentOutcome, PaymentStatus, PaymentView, RequestId};
+use booking::{Command, EventCommand, META_GROUP, PaymentOutcome, PaymentStatus, PaymentView, RequestId};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use router::Router;
@@ -106,10 +106,12 @@ async fn refund(router: &Router, payments: &Payments, group: u64, payment: &Paym
     let Ok(id) = RequestId::new(&format!("refund/{}", payment.reference)) else {
         return;
     };
-    let command = Command::RefundSettled {
-        event_id: payment.event_id,
-        payment_id: payment.payment_id,
-    };
+    let command = Command::Event(
+        payment.event_id,
+        EventCommand::RefundSettled {
+            payment_id: payment.payment_id,
+        },
+    );
     match router.submit_to_group(group, id, command).await {
         Ok(Ok(_)) => tracing::info!(reference = %payment.reference, amount = %payment.amount, "refunded"),
         Ok(Err(rejection)) => {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use booking::{ClusterMap, Command, MapCommand, NodeInfo, Rejection, RequestId, Success};
+use booking::{ClusterMap, Command, MapCommand, MapSuccess, NodeInfo, Rejection, RequestId, Success};
 use openraft::{Config, SnapshotPolicy};
 use raft_store::{NodeAddr, Raft};
 use region_config::{MemberConfig, NodeConfig};
@@ -337,7 +337,7 @@ async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: Cance
             return;
         }
         match router.submit(request_id.clone(), command.clone()).await {
-            Ok(Ok(Success::MapInitialised { epoch, groups })) => {
+            Ok(Ok(Success::Map(MapSuccess::Initialised { epoch, groups }))) => {
                 tracing::info!(epoch, groups = groups.len(), "cluster map initialised");
                 return;
             }

@@ -17,7 +17,10 @@
 
 use std::io;
 
-use booking::{CustomerId, EventId, HoldId, OrderId, RecordKey, RequestId, TicketCode};
+use booking::{
+    AccountKey, CatalogKey, CustomerId, EventId, EventKey, HoldId, MapKey, OrderId, RecordKey, RequestId,
+    TicketCode,
+};
 
 use crate::codec::corrupt;
 
@@ -112,51 +115,51 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
     let mut out = Vec::with_capacity(24);
     match key {
         RecordKey::Clock => out.push(TAG_CLOCK),
-        RecordKey::Event(e) => {
+        RecordKey::Event(e, EventKey::Event) => {
             out.push(TAG_EVENT);
             out.extend_from_slice(&e.0.to_be_bytes());
         }
-        RecordKey::Seat(e, i) => {
+        RecordKey::Event(e, EventKey::Seat(i)) => {
             out.push(TAG_SEAT);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&i.to_be_bytes());
         }
-        RecordKey::Ga(e, i) => {
+        RecordKey::Event(e, EventKey::Ga(i)) => {
             out.push(TAG_GA);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&i.to_be_bytes());
         }
-        RecordKey::Hold(e, h) => {
+        RecordKey::Event(e, EventKey::Hold(h)) => {
             out.push(TAG_HOLD);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&h.0.to_be_bytes());
         }
-        RecordKey::Order(e, o) => {
+        RecordKey::Event(e, EventKey::Order(o)) => {
             out.push(TAG_ORDER);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&o.0.to_be_bytes());
         }
-        RecordKey::Ticket(e, code) => {
+        RecordKey::Event(e, EventKey::Ticket(code)) => {
             out.push(TAG_TICKET);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(code.as_str().as_bytes());
         }
-        RecordKey::Customer(e, c) => {
+        RecordKey::Event(e, EventKey::Customer(c)) => {
             out.push(TAG_CUSTOMER);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(c.as_str().as_bytes());
         }
-        RecordKey::Payment(e, p) => {
+        RecordKey::Event(e, EventKey::Payment(p)) => {
             out.push(TAG_PAYMENT);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&p.to_be_bytes());
         }
-        RecordKey::Waitlist(e, position) => {
+        RecordKey::Event(e, EventKey::Waitlist(position)) => {
             out.push(TAG_WAITLIST);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&position.to_be_bytes());
         }
-        RecordKey::Notice(e, index, ordinal) => {
+        RecordKey::Event(e, EventKey::Notice(index, ordinal)) => {
             out.push(TAG_NOTICE);
             out.extend_from_slice(&e.0.to_be_bytes());
             out.extend_from_slice(&index.to_be_bytes());
@@ -166,40 +169,40 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
             out.push(TAG_REQUEST);
             out.extend_from_slice(r.as_str().as_bytes());
         }
-        RecordKey::MapMeta => out.push(TAG_MAP_META),
-        RecordKey::MapNode(id) => {
+        RecordKey::Map(MapKey::Meta) => out.push(TAG_MAP_META),
+        RecordKey::Map(MapKey::Node(id)) => {
             out.push(TAG_MAP_NODE);
             out.extend_from_slice(&id.to_be_bytes());
         }
-        RecordKey::MapGroup(id) => {
+        RecordKey::Map(MapKey::Group(id)) => {
             out.push(TAG_MAP_GROUP);
             out.extend_from_slice(&id.to_be_bytes());
         }
-        RecordKey::Placement(e) => {
+        RecordKey::Map(MapKey::Placement(e)) => {
             out.push(TAG_PLACEMENT);
             out.extend_from_slice(&e.0.to_be_bytes());
         }
-        RecordKey::Venue(id) => {
+        RecordKey::Catalog(CatalogKey::Venue(id)) => {
             out.push(TAG_VENUE);
             out.extend_from_slice(&id.to_be_bytes());
         }
-        RecordKey::Listing(e) => {
+        RecordKey::Catalog(CatalogKey::Listing(e)) => {
             out.push(TAG_LISTING);
             out.extend_from_slice(&e.0.to_be_bytes());
         }
-        RecordKey::Account(c) => {
+        RecordKey::Account(AccountKey::Account(c)) => {
             out.push(TAG_ACCOUNT);
             out.extend_from_slice(c.as_str().as_bytes());
         }
-        RecordKey::Session(id) => {
+        RecordKey::Account(AccountKey::Session(id)) => {
             out.push(TAG_SESSION);
             out.extend_from_slice(&id.to_be_bytes());
         }
-        RecordKey::EmailClaim(hash) => {
+        RecordKey::Account(AccountKey::EmailClaim(hash)) => {
             out.push(TAG_EMAIL_CLAIM);
             out.extend_from_slice(hash);
         }
-        RecordKey::GuestChallenge(id) => {
+        RecordKey::Account(AccountKey::GuestChallenge(id)) => {
             out.push(TAG_GUEST_CHALLENGE);
             out.extend_from_slice(&id.to_be_bytes());
         }
@@ -236,81 +239,92 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
         }
         TAG_EVENT => {
             exact(8)?;
-            RecordKey::Event(EventId(u64_at(rest, 0)?))
+            RecordKey::Event(EventId(u64_at(rest, 0)?), EventKey::Event)
         }
         TAG_SEAT => {
             exact(12)?;
-            RecordKey::Seat(EventId(u64_at(rest, 0)?), u32_at(rest, 8)?)
+            RecordKey::Event(EventId(u64_at(rest, 0)?), EventKey::Seat(u32_at(rest, 8)?))
         }
         TAG_GA => {
             exact(12)?;
-            RecordKey::Ga(EventId(u64_at(rest, 0)?), u32_at(rest, 8)?)
+            RecordKey::Event(EventId(u64_at(rest, 0)?), EventKey::Ga(u32_at(rest, 8)?))
         }
         TAG_HOLD => {
             exact(16)?;
-            RecordKey::Hold(EventId(u64_at(rest, 0)?), HoldId(u64_at(rest, 8)?))
+            RecordKey::Event(
+                EventId(u64_at(rest, 0)?),
+                EventKey::Hold(HoldId(u64_at(rest, 8)?)),
+            )
         }
         TAG_ORDER => {
             exact(16)?;
-            RecordKey::Order(EventId(u64_at(rest, 0)?), OrderId(u64_at(rest, 8)?))
+            RecordKey::Event(
+                EventId(u64_at(rest, 0)?),
+                EventKey::Order(OrderId(u64_at(rest, 8)?)),
+            )
         }
-        TAG_TICKET => RecordKey::Ticket(
+        TAG_TICKET => RecordKey::Event(
             EventId(u64_at(rest, 0)?),
-            TicketCode::new(&text_from(rest, 8)?).map_err(|_| bad())?,
+            EventKey::Ticket(TicketCode::new(&text_from(rest, 8)?).map_err(|_| bad())?),
         ),
-        TAG_CUSTOMER => RecordKey::Customer(
+        TAG_CUSTOMER => RecordKey::Event(
             EventId(u64_at(rest, 0)?),
-            CustomerId::new(&text_from(rest, 8)?).map_err(|_| bad())?,
+            EventKey::Customer(CustomerId::new(&text_from(rest, 8)?).map_err(|_| bad())?),
         ),
         TAG_PAYMENT => {
             exact(16)?;
-            RecordKey::Payment(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?)
+            RecordKey::Event(EventId(u64_at(rest, 0)?), EventKey::Payment(u64_at(rest, 8)?))
         }
         TAG_WAITLIST => {
             exact(16)?;
-            RecordKey::Waitlist(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?)
+            RecordKey::Event(EventId(u64_at(rest, 0)?), EventKey::Waitlist(u64_at(rest, 8)?))
         }
         TAG_NOTICE => {
             exact(20)?;
-            RecordKey::Notice(EventId(u64_at(rest, 0)?), u64_at(rest, 8)?, u32_at(rest, 16)?)
+            RecordKey::Event(
+                EventId(u64_at(rest, 0)?),
+                EventKey::Notice(u64_at(rest, 8)?, u32_at(rest, 16)?),
+            )
         }
         TAG_REQUEST => RecordKey::Request(RequestId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
         TAG_MAP_META => {
             exact(0)?;
-            RecordKey::MapMeta
+            RecordKey::Map(MapKey::Meta)
         }
         TAG_MAP_NODE => {
             exact(8)?;
-            RecordKey::MapNode(u64_at(rest, 0)?)
+            RecordKey::Map(MapKey::Node(u64_at(rest, 0)?))
         }
         TAG_MAP_GROUP => {
             exact(8)?;
-            RecordKey::MapGroup(u64_at(rest, 0)?)
+            RecordKey::Map(MapKey::Group(u64_at(rest, 0)?))
         }
         TAG_PLACEMENT => {
             exact(8)?;
-            RecordKey::Placement(EventId(u64_at(rest, 0)?))
+            RecordKey::Map(MapKey::Placement(EventId(u64_at(rest, 0)?)))
         }
         TAG_VENUE => {
             exact(8)?;
-            RecordKey::Venue(u64_at(rest, 0)?)
+            RecordKey::Catalog(CatalogKey::Venue(u64_at(rest, 0)?))
         }
         TAG_LISTING => {
             exact(8)?;
-            RecordKey::Listing(EventId(u64_at(rest, 0)?))
+            RecordKey::Catalog(CatalogKey::Listing(EventId(u64_at(rest, 0)?)))
         }
-        TAG_ACCOUNT => RecordKey::Account(CustomerId::new(&text_from(rest, 0)?).map_err(|_| bad())?),
+        TAG_ACCOUNT => RecordKey::Account(AccountKey::Account(
+            CustomerId::new(&text_from(rest, 0)?).map_err(|_| bad())?,
+        )),
         TAG_SESSION => {
             exact(8)?;
-            RecordKey::Session(u64_at(rest, 0)?)
+            RecordKey::Account(AccountKey::Session(u64_at(rest, 0)?))
         }
         TAG_EMAIL_CLAIM => {
             exact(32)?;
-            RecordKey::EmailClaim(rest.try_into().map_err(|_| bad())?)
+            RecordKey::Account(AccountKey::EmailClaim(rest.try_into().map_err(|_| bad())?))
         }
         TAG_GUEST_CHALLENGE => {
             exact(8)?;
-            RecordKey::GuestChallenge(u64_at(rest, 0)?)
+            RecordKey::Account(AccountKey::GuestChallenge(u64_at(rest, 0)?))
         }
         _ => return Err(bad()),
     };
@@ -325,34 +339,40 @@ mod tests {
     fn record_keys_round_trip_and_sort_numerically() {
         let keys = vec![
             RecordKey::Clock,
-            RecordKey::Event(EventId(2)),
-            RecordKey::Event(EventId(256)),
-            RecordKey::Seat(EventId(2), 9),
-            RecordKey::Seat(EventId(2), 10),
-            RecordKey::Ga(EventId(7), 0),
-            RecordKey::Hold(EventId(7), HoldId(1 << 40)),
-            RecordKey::Order(EventId(7), OrderId(3)),
-            RecordKey::Ticket(EventId(7), TicketCode::new("7-ABCDEFGH").unwrap()),
-            RecordKey::Customer(EventId(7), CustomerId::new("alice@example.com").unwrap()),
-            RecordKey::Payment(EventId(7), 3),
-            RecordKey::Payment(EventId(7), 1 << 20),
-            RecordKey::Waitlist(EventId(7), 9),
-            RecordKey::Notice(EventId(7), 9, 2),
-            RecordKey::Notice(EventId(7), 1 << 40, u32::MAX),
+            RecordKey::Event(EventId(2), EventKey::Event),
+            RecordKey::Event(EventId(256), EventKey::Event),
+            RecordKey::Event(EventId(2), EventKey::Seat(9)),
+            RecordKey::Event(EventId(2), EventKey::Seat(10)),
+            RecordKey::Event(EventId(7), EventKey::Ga(0)),
+            RecordKey::Event(EventId(7), EventKey::Hold(HoldId(1 << 40))),
+            RecordKey::Event(EventId(7), EventKey::Order(OrderId(3))),
+            RecordKey::Event(
+                EventId(7),
+                EventKey::Ticket(TicketCode::new("7-ABCDEFGH").unwrap()),
+            ),
+            RecordKey::Event(
+                EventId(7),
+                EventKey::Customer(CustomerId::new("alice@example.com").unwrap()),
+            ),
+            RecordKey::Event(EventId(7), EventKey::Payment(3)),
+            RecordKey::Event(EventId(7), EventKey::Payment(1 << 20)),
+            RecordKey::Event(EventId(7), EventKey::Waitlist(9)),
+            RecordKey::Event(EventId(7), EventKey::Notice(9, 2)),
+            RecordKey::Event(EventId(7), EventKey::Notice(1 << 40, u32::MAX)),
             RecordKey::Request(RequestId::new("req-1").unwrap()),
-            RecordKey::MapMeta,
-            RecordKey::MapNode(3),
-            RecordKey::MapGroup(1),
-            RecordKey::MapGroup(300),
-            RecordKey::Placement(EventId(7)),
-            RecordKey::Venue(2),
-            RecordKey::Listing(EventId(7)),
-            RecordKey::Account(CustomerId::new("u.1.abc").unwrap()),
-            RecordKey::Session(5),
-            RecordKey::Session(1 << 33),
-            RecordKey::EmailClaim([0; 32]),
-            RecordKey::EmailClaim([7; 32]),
-            RecordKey::GuestChallenge(3),
+            RecordKey::Map(MapKey::Meta),
+            RecordKey::Map(MapKey::Node(3)),
+            RecordKey::Map(MapKey::Group(1)),
+            RecordKey::Map(MapKey::Group(300)),
+            RecordKey::Map(MapKey::Placement(EventId(7))),
+            RecordKey::Catalog(CatalogKey::Venue(2)),
+            RecordKey::Catalog(CatalogKey::Listing(EventId(7))),
+            RecordKey::Account(AccountKey::Account(CustomerId::new("u.1.abc").unwrap())),
+            RecordKey::Account(AccountKey::Session(5)),
+            RecordKey::Account(AccountKey::Session(1 << 33)),
+            RecordKey::Account(AccountKey::EmailClaim([0; 32])),
+            RecordKey::Account(AccountKey::EmailClaim([7; 32])),
+            RecordKey::Account(AccountKey::GuestChallenge(3)),
         ];
         let encoded: Vec<Vec<u8>> = keys.iter().map(record_key).collect();
         for (key, bytes) in keys.iter().zip(&encoded) {

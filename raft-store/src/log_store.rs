@@ -22,7 +22,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
-use crate::codec::{db_err, decode, encode};
+use crate::codec::{db_err, decode, decode_entry, encode};
 use crate::flusher::Flusher;
 use crate::keys::{
     META_COMMITTED, META_PURGED, META_VOTE, log_index, log_key, prefixed, replica_end, replica_start,
@@ -88,7 +88,7 @@ impl LogStore {
         match iter.next() {
             Some(item) => {
                 let (_, value) = item.map_err(db_err)?;
-                let entry: Entry = decode(&value)?;
+                let entry: Entry = decode_entry(&value)?;
                 Ok(Some(entry.log_id))
             }
             None => Ok(None),
@@ -121,7 +121,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&index) {
                 break;
             }
-            entries.push(decode::<Entry>(&value)?);
+            entries.push(decode_entry(&value)?);
         }
         Ok(entries)
     }

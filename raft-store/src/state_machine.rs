@@ -16,13 +16,13 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use booking::{BookingState, Record};
+use booking::{BookingState, Query, QueryResult};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 
-use crate::codec::{db_err, decode, encode};
+use crate::codec::{db_err, decode, decode_record, encode, encode_record};
 use crate::feed::FeedHub;
 use crate::keys::{
     SM_APPLIED, SM_RECORDS_START, decode_record_key, prefixed, record_key, replica_end, replica_start,
@@ -42,6 +42,11 @@ impl SharedState {
     /// Locks the state for reading. Keep the guard short: applies wait for it.
     pub fn read(&self) -> RwLockReadGuard<'_, BookingState> {
         self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Answers `query` from this replica's applied state, as it is now.
+    pub fn query(&self, query: &Query) -> QueryResult {
+        self.read().query(query)
     }
 }
 
@@ -77,10 +82,9 @@ fn load_records(db: &DB, replica: u64) -> io::Result<BookingState> {
         IteratorMode::From(&start, Direction::Forward),
     ) {
         let (key, value) = item.map_err(db_err)?;
-        records.push((
-            decode_record_key(unprefixed(replica, &key)?)?,
-            decode::<Record>(&value)?,
-        ));
+        let key = decode_record_key(unprefixed(replica, &key)?)?;
+        let record = decode_record(&key, &value)?;
+        records.push((key, record));
     }
     BookingState::from_records(records).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
@@ -193,10 +197,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let cf = self.db.cf_handle(CF_SM).expect("sm column family");
             let mut batch = WriteBatch::default();
             for (key, record) in dirty {
-                let key = prefixed(self.replica, &record_key(&key));
+                let stored = prefixed(self.replica, &record_key(&key));
                 match record {
-                    Some(record) => batch.put_cf(cf, key, encode(&record)),
-                    None => batch.delete_cf(cf, key),
+                    Some(record) => batch.put_cf(cf, stored, encode_record(&key, &record)),
+                    None => batch.delete_cf(cf, stored),
                 }
             }
             let meta: AppliedMeta = (self.last_applied, self.membership.clone());
@@ -231,7 +235,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let raw = snapshot::read_file(&snapshot.path)?;
             let mut records = Vec::with_capacity(raw.len());
             for (key, value) in &raw {
-                records.push((decode_record_key(key)?, decode::<Record>(value)?));
+                let key = decode_record_key(key)?;
+                let record = decode_record(&key, value)?;
+                records.push((key, record));
             }
             let state = BookingState::from_records(records)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use booking::{Command, RequestId};
+use booking::{Command, EventCommand, RequestId};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ pub async fn run_expiry_ticker(router: std::sync::Arc<Router>, shutdown: Cancell
             };
             let mut housekeeping: Vec<Command> = offers
                 .into_iter()
-                .map(|event_id| Command::OfferWaitlist { event_id })
+                .map(|event_id| Command::Event(event_id, EventCommand::OfferWaitlist))
                 .collect();
             if due {
                 housekeeping.insert(0, Command::Tick);

@@ -2,11 +2,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use booking::{Query, QueryResult};
 use booking::{Request, Response};
 use openraft::ReadPolicy;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
-use raft_store::{Query, QueryResult, Raft};
+use raft_store::Raft;
 use transport::booking_service::{ForwardedWrite, LeaderReply, ManageOp, ManageOutcome};
 use transport::raft_service::GroupReplica;
 

@@ -32,11 +32,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use booking::{
-    ClusterMap, Command, CustomerId, EventId, GroupId, META_GROUP, MapCommand, Rejection, ReplicaId,
-    RequestId, Response, Success,
+    AccountQuery, CatalogQuery, ClusterMap, Command, CustomerId, EventCommand, EventId, GroupId, META_GROUP,
+    MapAnswer, MapCommand, MapQuery, MapSuccess, Query, QueryResult, Rejection, ReplicaId, RequestId,
+    Response, Success,
 };
 use openraft::async_runtime::WatchReceiver;
-use raft_store::{Query, QueryResult};
 use transport::booking_service::{
     BookingPeer, ForwardedWrite, LeaderReply, ManageOp, ManageOutcome, PeerError,
 };
@@ -157,8 +157,11 @@ impl Router {
         if let Some(group) = self.local_placement(event_id) {
             return Ok(Some(group));
         }
-        match self.query_group(META_GROUP, Query::Placement(event_id)).await? {
-            QueryResult::Placement(group) => Ok(group),
+        match self
+            .query_group(META_GROUP, Query::Map(MapQuery::Placement(event_id)))
+            .await?
+        {
+            QueryResult::Map(MapAnswer::Placement(group)) => Ok(group),
             other => Err(RouteError::Unavailable {
                 reason: format!("metadata group answered a placement read with {other:?}"),
             }),
@@ -178,7 +181,7 @@ impl Router {
                     "housekeeping entries are proposed by group leaders, not routed".to_owned(),
                 )));
             }
-            Command::CreateEvent { event_id, .. } => {
+            Command::Event(event_id, EventCommand::Create { .. }) => {
                 let region = self.region.clone();
                 match self.place_event(&request_id, *event_id, region, false).await? {
                     Ok(group) => group,
@@ -206,7 +209,7 @@ impl Router {
         home_region: Option<String>,
         dedicated: bool,
     ) -> Result<Response, RouteError> {
-        let Command::CreateEvent { event_id, .. } = create else {
+        let Command::Event(event_id, EventCommand::Create { .. }) = create else {
             return Ok(Err(Rejection::InvalidRequest("not an event creation".to_owned())));
         };
         if let Err(rejection) = create.check_shape() {
@@ -249,7 +252,7 @@ impl Router {
             dedicated,
         });
         match self.submit_to_group(META_GROUP, place_id, command).await? {
-            Ok(Success::Placed { group_id, .. }) => Ok(Ok(group_id)),
+            Ok(Success::Map(MapSuccess::Placed { group_id, .. })) => Ok(Ok(group_id)),
             Ok(other) => Err(RouteError::Unavailable {
                 reason: format!("placement answered {other:?}"),
             }),
@@ -304,7 +307,7 @@ impl Router {
     pub async fn query(&self, query: Query) -> Result<QueryResult, RouteError> {
         match self.group_of_query(&query).await? {
             Some(group) => self.query_group(group, query).await,
-            None => Ok(not_found(&query)),
+            None => Ok(query.nothing()),
         }
     }
 
@@ -313,15 +316,15 @@ impl Router {
     /// group asks its leader instead.
     pub async fn query_local(&self, query: Query) -> Result<QueryResult, RouteError> {
         let group = match &query {
-            Query::ClusterMap
-            | Query::Placement(_)
-            | Query::EmailClaim(_)
-            | Query::Venue(_)
-            | Query::Venues { .. }
-            | Query::Listing(..)
-            | Query::Search(_) => Some(META_GROUP),
-            Query::Account(customer) => account_group_of(customer),
-            Query::AccountByEmail(_) | Query::OrdersOf(_) => return Ok(not_found(&query)),
+            Query::Map(MapQuery::ClusterMap)
+            | Query::Map(MapQuery::Placement(_))
+            | Query::Account(AccountQuery::EmailClaim(_))
+            | Query::Catalog(CatalogQuery::Venue(_))
+            | Query::Catalog(CatalogQuery::Venues { .. })
+            | Query::Catalog(CatalogQuery::Listing(..))
+            | Query::Catalog(CatalogQuery::Search(_)) => Some(META_GROUP),
+            Query::Account(AccountQuery::Account(customer)) => account_group_of(customer),
+            Query::Account(AccountQuery::ByEmail(_)) | Query::Orders(_) => return Ok(query.nothing()),
             other => {
                 let event_id = other.event_id().expect("every other query names an event");
                 self.local_placement(event_id)
@@ -362,10 +365,10 @@ impl Router {
 
     async fn group_of_query(&self, query: &Query) -> Result<Option<GroupId>, RouteError> {
         match query {
-            Query::Account(customer) => Ok(account_group_of(customer)),
+            Query::Account(AccountQuery::Account(customer)) => Ok(account_group_of(customer)),
             // Which region's accounts group to ask is the caller's choice
             // (`query_group`); orders are asked of every data group.
-            Query::AccountByEmail(_) | Query::OrdersOf(_) => Ok(None),
+            Query::Account(AccountQuery::ByEmail(_)) | Query::Orders(_) => Ok(None),
             other => match other.event_id() {
                 None => Ok(Some(META_GROUP)),
                 Some(event_id) => self.group_of(event_id).await,
@@ -558,32 +561,6 @@ impl Router {
             tokio::time::sleep(backoff.mul_f64(jitter)).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
-    }
-}
-
-/// The "nothing there" answer of a query about an event that does not exist.
-fn not_found(query: &Query) -> QueryResult {
-    match query {
-        Query::Event(_) => QueryResult::Event(None),
-        Query::Hold(..) => QueryResult::Hold(None),
-        Query::Order(..) => QueryResult::Order(None),
-        Query::Ticket(..) => QueryResult::Ticket(None),
-        Query::Placement(_) => QueryResult::Placement(None),
-        Query::ClusterMap => QueryResult::ClusterMap(Box::default()),
-        Query::Payment(..) => QueryResult::Payment(None),
-        Query::Account(_) => QueryResult::Account(None),
-        Query::AccountByEmail(_) => QueryResult::AccountByEmail(None),
-        Query::EmailClaim(_) => QueryResult::EmailClaim(None),
-        Query::Venue(_) => QueryResult::Venue(None),
-        Query::Venues { .. } => QueryResult::Venues(Vec::new()),
-        Query::Listing(..) => QueryResult::Listing(None),
-        Query::Search(_) => QueryResult::Search(booking::SearchPage {
-            events: Vec::new(),
-            next: None,
-        }),
-        Query::OrdersOf(_) => QueryResult::Orders(Vec::new()),
-        Query::Waitlist(..) => QueryResult::Waitlist(None),
-        Query::Notices(..) => QueryResult::Notices(Vec::new()),
     }
 }
 

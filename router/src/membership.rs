@@ -22,10 +22,11 @@
 use std::collections::BTreeSet;
 
 use booking::{
-    ClusterMap, Command, GroupId, META_GROUP, MapCommand, NodeId, NodeInfo, Rejection, ReplicaId, RequestId,
-    Success,
+    ClusterMap, Command, GroupId, META_GROUP, MapAnswer, MapCommand, MapQuery, MapSuccess, NodeId, NodeInfo,
+    Rejection, ReplicaId, RequestId, Success,
 };
-use raft_store::{NodeAddr, Query, QueryResult};
+use booking::{Query, QueryResult};
+use raft_store::NodeAddr;
 use serde::Serialize;
 use transport::booking_service::ManageOp;
 
@@ -72,8 +73,8 @@ async fn map_command(router: &Router, what: &str, command: MapCommand) -> Result
 
 /// The cluster map as the metadata leader has it now.
 pub async fn fresh_map(router: &Router) -> Result<ClusterMap, MembershipError> {
-    match router.query(Query::ClusterMap).await? {
-        QueryResult::ClusterMap(map) => Ok(*map),
+    match router.query(Query::Map(MapQuery::ClusterMap)).await? {
+        QueryResult::Map(MapAnswer::ClusterMap(map)) => Ok(*map),
         other => Err(MembershipError::Unexpected(format!("{other:?}"))),
     }
 }
@@ -122,7 +123,7 @@ pub async fn move_replica(
     )
     .await?
     {
-        Success::LearnerAdded { replica_id, .. } => replica_id,
+        Success::Map(MapSuccess::LearnerAdded { replica_id, .. }) => replica_id,
         other => return Err(MembershipError::Unexpected(format!("{other:?}"))),
     };
     let map = fresh_map(router).await?;

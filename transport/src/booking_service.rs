@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booking::{Command, RequestId, Response};
-use raft_store::{NodeAddr, Query, QueryResult};
+use booking::{Query, QueryResult};
+use raft_store::NodeAddr;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use tonic::{Request, Status};

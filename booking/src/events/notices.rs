@@ -29,8 +29,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::keys::{EventKey, EventKeys};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId};
-use crate::records::{Record, RecordKey};
 
 /// How long a delivered or abandoned notice is kept, in log time.
 pub const NOTICE_RETENTION_MS: Millis = 7 * 24 * 60 * 60 * 1000;
@@ -203,7 +203,7 @@ impl Notices {
     /// Adds a notice written by entry `log_index` at `now`.
     pub fn add(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut EventKeys,
         event_id: EventId,
         log_index: u64,
         now: Millis,
@@ -233,18 +233,14 @@ impl Notices {
     }
 
     /// Withdraws a pending notice that no longer applies; settled ones stay.
-    pub fn withdraw(&mut self, dirty: &mut BTreeSet<RecordKey>, event_id: EventId, notice_id: NoticeId) {
+    pub fn withdraw(&mut self, dirty: &mut EventKeys, event_id: EventId, notice_id: NoticeId) {
         let key = (event_id, notice_id);
         if let Some(record) = self.notices.get(&key)
             && matches!(record.delivery, Delivery::Pending { .. })
         {
             let record = self.notices.remove(&key).expect("looked up above");
             self.unindex(key, &record);
-            dirty.insert(RecordKey::Notice(
-                event_id,
-                notice_id.log_index,
-                notice_id.ordinal,
-            ));
+            dirty.insert((event_id, EventKey::Notice(notice_id.log_index, notice_id.ordinal)));
         }
     }
 
@@ -280,7 +276,7 @@ impl Notices {
     /// Records a delivery. A notice already settled stays as it was.
     pub fn delivered(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut EventKeys,
         event_id: EventId,
         notice_id: NoticeId,
         now: Millis,
@@ -305,7 +301,7 @@ impl Notices {
     /// `MAX_DELIVERY_ATTEMPTS` or at once if `permanent`.
     pub fn failed(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut EventKeys,
         event_id: EventId,
         notice_id: NoticeId,
         now: Millis,
@@ -346,14 +342,14 @@ impl Notices {
     }
 
     /// Forgets notices settled more than `NOTICE_RETENTION_MS` before `now`.
-    pub fn forget_settled(&mut self, dirty: &mut BTreeSet<RecordKey>, now: Millis) {
+    pub fn forget_settled(&mut self, dirty: &mut EventKeys, now: Millis) {
         while let Some(&(at_ms, key)) = self.settled.first() {
             if now.saturating_sub(at_ms) <= NOTICE_RETENTION_MS {
                 break;
             }
             let record = self.notices.remove(&key).expect("indexed notices exist");
             self.unindex(key, &record);
-            dirty.insert(RecordKey::Notice(key.0, key.1.log_index, key.1.ordinal));
+            dirty.insert((key.0, EventKey::Notice(key.1.log_index, key.1.ordinal)));
         }
     }
 
@@ -398,13 +394,13 @@ impl Notices {
         })
     }
 
-    fn put(&mut self, dirty: &mut BTreeSet<RecordKey>, key: Key, record: NoticeRecord) {
+    fn put(&mut self, dirty: &mut EventKeys, key: Key, record: NoticeRecord) {
         if let Some(old) = self.notices.remove(&key) {
             self.unindex(key, &old);
         }
         self.index(key, &record);
         self.notices.insert(key, record);
-        dirty.insert(RecordKey::Notice(key.0, key.1.log_index, key.1.ordinal));
+        dirty.insert((key.0, EventKey::Notice(key.1.log_index, key.1.ordinal)));
     }
 
     fn index(&mut self, key: Key, record: &NoticeRecord) {
@@ -447,37 +443,20 @@ impl Notices {
         }
     }
 
-    pub fn record(&self, key: &RecordKey) -> Option<Record> {
-        match *key {
-            RecordKey::Notice(event_id, log_index, ordinal) => self
-                .notices
-                .get(&(event_id, NoticeId { log_index, ordinal }))
-                .cloned()
-                .map(Record::Notice),
-            _ => None,
-        }
+    pub fn record(&self, event_id: EventId, notice_id: NoticeId) -> Option<NoticeRecord> {
+        self.notices.get(&(event_id, notice_id)).cloned()
     }
 
-    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
-        for (&(event_id, notice_id), record) in &self.notices {
-            out.push((
-                RecordKey::Notice(event_id, notice_id.log_index, notice_id.ordinal),
-                Record::Notice(record.clone()),
-            ));
-        }
+    /// Every notice with its key.
+    pub fn all(&self) -> impl Iterator<Item = (&Key, &NoticeRecord)> {
+        self.notices.iter()
     }
 
-    /// Loads one notice; `Ok(false)` if the key is not a notice's.
-    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, String> {
-        match (key, record) {
-            (&RecordKey::Notice(event_id, log_index, ordinal), Record::Notice(notice)) => {
-                let key = (event_id, NoticeId { log_index, ordinal });
-                self.index(key, &notice);
-                self.notices.insert(key, notice);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+    /// Loads one notice.
+    pub fn load(&mut self, event_id: EventId, notice_id: NoticeId, notice: NoticeRecord) {
+        let key = (event_id, notice_id);
+        self.index(key, &notice);
+        self.notices.insert(key, notice);
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {

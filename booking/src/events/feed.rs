@@ -1,7 +1,7 @@
 //! The live availability feed: what each applied entry changed on a seat map.
 //!
 //! A replica that serves live seat maps turns recording on
-//! ([`crate::BookingState::record_changes`]). Then every rule that moves a
+//! (`BookingState::record_changes`). Then every rule that moves a
 //! place between available, held and sold leaves an [`AvailabilityChange`]:
 //! which seats changed to what, how many GA places each touched area has
 //! left, and what every tier has left afterwards. Changes are produced while
@@ -19,8 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::views::SeatStatusView;
 use crate::ids::{EventId, Millis};
-use crate::views::SeatStatusView;
 
 /// Why places changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

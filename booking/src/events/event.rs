@@ -25,23 +25,24 @@
 //!
 //! This module knows nothing about the clock's source, de-duplication, or which
 //! holds are due to expire; `BookingState` owns those and passes them in.
+//! The event's views are built in `render`, its records loaded in `loading`
+//! and its invariants checked in `invariants`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::best_available;
-use crate::command::{DEFAULT_HOLD_TTL_MS, MAX_PLACES_PER_HOLD, Rejection, Selection};
-use crate::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
+use super::best_available;
+use super::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
+use super::keys::{EventKey, EventKeys};
+use super::records::{
+    EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord, SeatRecord, TicketPlace,
+    TicketRecord, WaitlistRecord,
+};
+use super::ticket_codes::derive_code;
+use super::views::{HoldView, OrderView, SeatStatusView, WaitlistView};
+use super::vocab::{DEFAULT_HOLD_TTL_MS, Selection};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, TicketCode};
 use crate::layout::SeatMap;
-use crate::records::{
-    CustomerRecord, EventRecord, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord, Record, RecordKey,
-    SeatRecord, TicketPlace, TicketRecord, WaitlistRecord,
-};
-use crate::ticket_codes::derive_code;
-use crate::views::{
-    EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
-    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
-};
+use crate::rejection::Rejection;
 
 /// What `offer_waitlist` did with the entry it served.
 pub(crate) struct WaitlistOffer {
@@ -59,7 +60,7 @@ pub(crate) struct Context<'a> {
     pub now: Millis,
     /// The entry's log index, which names new holds and orders.
     pub log_index: u64,
-    pub dirty: &'a mut BTreeSet<RecordKey>,
+    pub dirty: &'a mut EventKeys,
     pub expiry: &'a mut ExpiryQueue,
     /// Places whose availability changed, in the order they changed, for the
     /// live feed (`feed`). The state machine drains it after every rule.
@@ -68,36 +69,36 @@ pub(crate) struct Context<'a> {
 
 /// Derived per-tier counts; available is capacity minus both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct TierCount {
-    held: u32,
-    sold: u32,
+pub(super) struct TierCount {
+    pub(super) held: u32,
+    pub(super) sold: u32,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct EventState {
-    id: EventId,
-    record: EventRecord,
+    pub(super) id: EventId,
+    pub(super) record: EventRecord,
     /// Derived from `record.spec`.
-    map: SeatMap,
+    pub(super) map: SeatMap,
     /// Indexed by seat index; `None` is available.
-    seats: Vec<Option<SeatRecord>>,
+    pub(super) seats: Vec<Option<SeatRecord>>,
     /// Indexed by area index.
-    ga: Vec<GaRecord>,
-    holds: BTreeMap<HoldId, HoldRecord>,
-    orders: BTreeMap<OrderId, OrderRecord>,
-    tickets: BTreeMap<TicketCode, TicketRecord>,
+    pub(super) ga: Vec<GaRecord>,
+    pub(super) holds: BTreeMap<HoldId, HoldRecord>,
+    pub(super) orders: BTreeMap<OrderId, OrderRecord>,
+    pub(super) tickets: BTreeMap<TicketCode, TicketRecord>,
     /// Places per customer; never zero.
-    customers: BTreeMap<CustomerId, u32>,
+    pub(super) customers: BTreeMap<CustomerId, u32>,
     /// Derived: active holds per customer; never zero.
-    active_holds: BTreeMap<CustomerId, u32>,
+    pub(super) active_holds: BTreeMap<CustomerId, u32>,
     /// Derived from `seats` and `ga`, indexed by tier.
-    tiers: Vec<TierCount>,
+    pub(super) tiers: Vec<TierCount>,
     /// Customers waiting for places, by the log index of their joining.
-    waitlist: BTreeMap<u64, WaitlistRecord>,
+    pub(super) waitlist: BTreeMap<u64, WaitlistRecord>,
 }
 
 /// A selection whose names have been resolved against the seat map.
-enum Wanted {
+pub(super) enum Wanted {
     Seats(Vec<(u32, String)>),
     Best {
         section: u32,
@@ -111,7 +112,7 @@ enum Wanted {
 }
 
 impl Wanted {
-    fn count(&self) -> u32 {
+    pub(super) fn count(&self) -> u32 {
         match self {
             Wanted::Seats(seats) => seats.len() as u32,
             Wanted::Best { quantity, .. } | Wanted::Ga { quantity, .. } => *quantity,
@@ -181,7 +182,7 @@ impl EventState {
             )));
         }
         let ttl_ms = ttl_ms.unwrap_or(DEFAULT_HOLD_TTL_MS);
-        crate::shape::check_hold_ttl(ttl_ms)?;
+        super::checks::check_hold_ttl(ttl_ms)?;
         let wanted = self.resolve(selection)?;
         if let Some(limit) = spec.max_active_holds_per_customer
             && self.active_holds.get(holder).copied().unwrap_or(0) >= limit
@@ -222,7 +223,7 @@ impl EventState {
         self.add_customer_places(ctx, holder, i64::from(hold.places.count()));
         *self.active_holds.entry(holder.clone()).or_default() += 1;
         ctx.expiry.insert((hold.expires_at_ms, self.id, hold_id));
-        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        ctx.dirty.insert((self.id, EventKey::Hold(hold_id)));
         self.holds.insert(hold_id, hold);
         Ok(self.hold_view(hold_id).expect("the hold was just inserted"))
     }
@@ -245,7 +246,7 @@ impl EventState {
         let hold = self.holds.get_mut(&hold_id).expect("checked by active_hold");
         hold.expires_at_ms = new_expiry;
         hold.extended = true;
-        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        ctx.dirty.insert((self.id, EventKey::Hold(hold_id)));
         Ok(self.hold_view(hold_id).expect("the hold exists"))
     }
 
@@ -316,7 +317,7 @@ impl EventState {
                 TicketPlace::Seat(seat) => self.set_seat(ctx, seat, Some(SeatRecord::Sold(order_id))),
                 TicketPlace::Ga(area) => *ga_sold.entry(area).or_default() += 1,
             }
-            ctx.dirty.insert(RecordKey::Ticket(self.id, code.clone()));
+            ctx.dirty.insert((self.id, EventKey::Ticket(code.clone())));
             self.tickets.insert(
                 code,
                 TicketRecord {
@@ -337,8 +338,8 @@ impl EventState {
         hold.state = HoldState::Confirmed(order_id);
         let holder = hold.holder.clone();
         self.forget_active_hold(&holder);
-        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
-        ctx.dirty.insert(RecordKey::Order(self.id, order_id));
+        ctx.dirty.insert((self.id, EventKey::Hold(hold_id)));
+        ctx.dirty.insert((self.id, EventKey::Order(order_id)));
         self.orders.insert(order_id, order);
         Ok(self.order_view(order_id).expect("the order was just inserted"))
     }
@@ -394,7 +395,7 @@ impl EventState {
             self.cancel_unchecked(ctx, order_id);
         }
         self.record.cancelled_at_ms = Some(ctx.now);
-        ctx.dirty.insert(RecordKey::Event(self.id));
+        ctx.dirty.insert((self.id, EventKey::Event));
         Ok(live)
     }
 
@@ -407,7 +408,7 @@ impl EventState {
             return Ok(at_ms);
         }
         self.record.published_at_ms = Some(ctx.now);
-        ctx.dirty.insert(RecordKey::Event(self.id));
+        ctx.dirty.insert((self.id, EventKey::Event));
         Ok(ctx.now)
     }
 
@@ -441,7 +442,7 @@ impl EventState {
 
     /// Cancels a live order without asking whether it may be: its places go
     /// back on sale and its tickets become void.
-    fn cancel_unchecked(&mut self, ctx: &mut Context<'_>, order_id: OrderId) {
+    pub(super) fn cancel_unchecked(&mut self, ctx: &mut Context<'_>, order_id: OrderId) {
         let order = &self.orders[&order_id];
         let places: Vec<TicketPlace> = order
             .tickets
@@ -465,7 +466,7 @@ impl EventState {
         self.add_customer_places(ctx, &holder, -(places.len() as i64));
         let order = self.orders.get_mut(&order_id).expect("looked up above");
         order.cancelled_at_ms = Some(ctx.now);
-        ctx.dirty.insert(RecordKey::Order(self.id, order_id));
+        ctx.dirty.insert((self.id, EventKey::Order(order_id)));
     }
 
     pub fn check_in(&mut self, ctx: &mut Context<'_>, code: &TicketCode) -> Result<Millis, Rejection> {
@@ -480,7 +481,7 @@ impl EventState {
         }
         let ticket = self.tickets.get_mut(code).expect("looked up above");
         ticket.checked_in_at_ms = Some(ctx.now);
-        ctx.dirty.insert(RecordKey::Ticket(self.id, code.clone()));
+        ctx.dirty.insert((self.id, EventKey::Ticket(code.clone())));
         Ok(ctx.now)
     }
 
@@ -502,7 +503,7 @@ impl EventState {
         if self.record.published_at_ms.is_none() {
             return Err(Rejection::EventNotOnSale);
         }
-        crate::shape::check_waitlist_quantity(quantity)?;
+        super::checks::check_waitlist_quantity(quantity)?;
         let tier = match tier {
             Some(name) => Some(self.map.tier(name).ok_or_else(|| Rejection::UnknownTier {
                 tier: name.to_owned(),
@@ -528,7 +529,7 @@ impl EventState {
             joined_at_ms: ctx.now,
         };
         self.waitlist.insert(ctx.log_index, entry);
-        ctx.dirty.insert(RecordKey::Waitlist(self.id, ctx.log_index));
+        ctx.dirty.insert((self.id, EventKey::Waitlist(ctx.log_index)));
         Ok(self.waitlist_view(customer).expect("the entry was just inserted"))
     }
 
@@ -541,12 +542,12 @@ impl EventState {
             .map(|(&position, _)| position)
             .ok_or(Rejection::NotWaitlisted)?;
         self.waitlist.remove(&position);
-        ctx.dirty.insert(RecordKey::Waitlist(self.id, position));
+        ctx.dirty.insert((self.id, EventKey::Waitlist(position)));
         Ok(())
     }
 
     /// The customer's place in the queue (1 is next), if they are on it.
-    fn waitlist_position(&self, customer: &CustomerId) -> Option<u32> {
+    pub(super) fn waitlist_position(&self, customer: &CustomerId) -> Option<u32> {
         self.waitlist
             .values()
             .position(|entry| &entry.customer == customer)
@@ -594,7 +595,7 @@ impl EventState {
             Some((position, entry.clone(), selection))
         })?;
         self.waitlist.remove(&position);
-        ctx.dirty.insert(RecordKey::Waitlist(self.id, position));
+        ctx.dirty.insert((self.id, EventKey::Waitlist(position)));
         let result = self.hold(ctx, &entry.customer, &selection, Some(ttl_ms));
         Some(WaitlistOffer {
             customer: entry.customer,
@@ -605,7 +606,7 @@ impl EventState {
     /// A selection of `quantity` available places of `tier` (of any tier if
     /// `None`): adjacent seats in one row if there are, else a GA area with
     /// enough room, else the first available seats of the tier.
-    fn places_for(&self, tier: Option<u32>, quantity: u32) -> Option<Selection> {
+    pub(super) fn places_for(&self, tier: Option<u32>, quantity: u32) -> Option<Selection> {
         let tiers: Vec<u32> = match tier {
             Some(tier) => vec![tier],
             None => (0..self.tiers.len() as u32).collect(),
@@ -678,7 +679,7 @@ impl EventState {
         entries
             .into_iter()
             .map(|(position, entry)| {
-                ctx.dirty.insert(RecordKey::Waitlist(self.id, position));
+                ctx.dirty.insert((self.id, EventKey::Waitlist(position)));
                 entry.customer
             })
             .collect()
@@ -751,7 +752,7 @@ impl EventState {
 
     /// The hold, if `holder` may act on it and it is still active. The holder is
     /// checked before the state so that strangers learn nothing about a hold.
-    fn active_hold(&self, hold_id: HoldId, holder: &CustomerId) -> Result<&HoldRecord, Rejection> {
+    pub(super) fn active_hold(&self, hold_id: HoldId, holder: &CustomerId) -> Result<&HoldRecord, Rejection> {
         let hold = self.holds.get(&hold_id).ok_or(Rejection::UnknownHold)?;
         if &hold.holder != holder {
             return Err(Rejection::WrongHolder);
@@ -765,7 +766,7 @@ impl EventState {
 
     /// Checks a selection's shape (`Selection::check_shape`, the edge's check
     /// too) and resolves its names.
-    fn resolve(&self, selection: &Selection) -> Result<Wanted, Rejection> {
+    pub(super) fn resolve(&self, selection: &Selection) -> Result<Wanted, Rejection> {
         selection.check_shape()?;
         match selection {
             Selection::Seats(ids) => {
@@ -817,7 +818,7 @@ impl EventState {
     }
 
     /// Finds available places for a resolved selection.
-    fn allocate(&self, wanted: Wanted) -> Result<HeldPlaces, Rejection> {
+    pub(super) fn allocate(&self, wanted: Wanted) -> Result<HeldPlaces, Rejection> {
         match wanted {
             Wanted::Seats(seats) => {
                 let taken: Vec<String> = seats
@@ -852,7 +853,7 @@ impl EventState {
 
     /// The sum of the places' tier prices. Spec validation bounds prices so that
     /// this cannot overflow; the check stays so that it can never wrap silently.
-    fn total(&self, places: &HeldPlaces) -> Result<Money, Rejection> {
+    pub(super) fn total(&self, places: &HeldPlaces) -> Result<Money, Rejection> {
         let overflow = || Rejection::InvalidRequest("the total price overflows".to_owned());
         let mut total = Money::zero(self.record.spec.currency);
         let mut add = |tier: u32, count: u32| -> Result<(), Rejection> {
@@ -871,11 +872,11 @@ impl EventState {
         Ok(total)
     }
 
-    fn customer_places(&self, customer: &CustomerId) -> u32 {
+    pub(super) fn customer_places(&self, customer: &CustomerId) -> u32 {
         self.customers.get(customer).copied().unwrap_or(0)
     }
 
-    fn ga_available(&self, area: u32) -> u32 {
+    pub(super) fn ga_available(&self, area: u32) -> u32 {
         let ga = self.ga[area as usize];
         self.map.areas[area as usize].capacity - ga.held - ga.sold
     }
@@ -883,13 +884,13 @@ impl EventState {
     // ----- Write primitives (cannot fail) -----------------------------------
 
     /// Moves an active hold to `state` and puts its places back on sale.
-    fn end_hold(&mut self, ctx: &mut Context<'_>, hold_id: HoldId, state: HoldState) {
+    pub(super) fn end_hold(&mut self, ctx: &mut Context<'_>, hold_id: HoldId, state: HoldState) {
         let hold = self.holds.get_mut(&hold_id).expect("caller checked the hold");
         hold.state = state;
         let places = hold.places.clone();
         let holder = hold.holder.clone();
         self.forget_active_hold(&holder);
-        ctx.dirty.insert(RecordKey::Hold(self.id, hold_id));
+        ctx.dirty.insert((self.id, EventKey::Hold(hold_id)));
         match places {
             HeldPlaces::Seats(seats) => {
                 for &seat in &seats {
@@ -906,7 +907,7 @@ impl EventState {
         }
     }
 
-    fn forget_active_hold(&mut self, holder: &CustomerId) {
+    pub(super) fn forget_active_hold(&mut self, holder: &CustomerId) {
         if let Some(count) = self.active_holds.get_mut(holder) {
             *count -= 1;
             if *count == 0 {
@@ -915,7 +916,7 @@ impl EventState {
         }
     }
 
-    fn count_active_holds(&self) -> BTreeMap<CustomerId, u32> {
+    pub(super) fn count_active_holds(&self) -> BTreeMap<CustomerId, u32> {
         let mut counts = BTreeMap::new();
         for hold in self.holds.values().filter(|h| h.state == HoldState::Active) {
             *counts.entry(hold.holder.clone()).or_default() += 1;
@@ -923,7 +924,7 @@ impl EventState {
         counts
     }
 
-    fn set_seat(&mut self, ctx: &mut Context<'_>, seat: u32, new: Option<SeatRecord>) {
+    pub(super) fn set_seat(&mut self, ctx: &mut Context<'_>, seat: u32, new: Option<SeatRecord>) {
         let tier = self.map.seats[seat as usize].tier as usize;
         let old = std::mem::replace(&mut self.seats[seat as usize], new);
         let count = &mut self.tiers[tier];
@@ -937,21 +938,21 @@ impl EventState {
             Some(SeatRecord::Sold(_)) => count.sold += 1,
             None => {}
         }
-        ctx.dirty.insert(RecordKey::Seat(self.id, seat));
+        ctx.dirty.insert((self.id, EventKey::Seat(seat)));
         ctx.touched.push(TicketPlace::Seat(seat));
     }
 
-    fn set_ga(&mut self, ctx: &mut Context<'_>, area: u32, new: GaRecord) {
+    pub(super) fn set_ga(&mut self, ctx: &mut Context<'_>, area: u32, new: GaRecord) {
         let tier = self.map.areas[area as usize].tier as usize;
         let old = std::mem::replace(&mut self.ga[area as usize], new);
         let count = &mut self.tiers[tier];
         count.held = count.held - old.held + new.held;
         count.sold = count.sold - old.sold + new.sold;
-        ctx.dirty.insert(RecordKey::Ga(self.id, area));
+        ctx.dirty.insert((self.id, EventKey::Ga(area)));
         ctx.touched.push(TicketPlace::Ga(area));
     }
 
-    fn add_customer_places(&mut self, ctx: &mut Context<'_>, customer: &CustomerId, delta: i64) {
+    pub(super) fn add_customer_places(&mut self, ctx: &mut Context<'_>, customer: &CustomerId, delta: i64) {
         let places = i64::from(self.customer_places(customer)) + delta;
         debug_assert!(places >= 0, "customer {customer} would have {places} places");
         if places > 0 {
@@ -959,559 +960,6 @@ impl EventState {
         } else {
             self.customers.remove(customer);
         }
-        ctx.dirty.insert(RecordKey::Customer(self.id, customer.clone()));
-    }
-
-    // ----- Views -------------------------------------------------------------
-
-    pub fn event_view(&self) -> EventView {
-        let spec = &self.record.spec;
-        let tier_name = |tier: u32| spec.tiers[tier as usize].name.clone();
-        let tiers = spec
-            .tiers
-            .iter()
-            .zip(&self.tiers)
-            .zip(&self.map.tier_capacity)
-            .map(|((tier, count), &capacity)| TierView {
-                name: tier.name.clone(),
-                price: tier.price,
-                capacity,
-                available: capacity - count.held - count.sold,
-            })
-            .collect();
-        let sections = self
-            .map
-            .sections
-            .iter()
-            .map(|section| SectionView {
-                name: section.name.clone(),
-                rows: self.map.rows[section.rows.start as usize..section.rows.end as usize]
-                    .iter()
-                    .map(|row| RowView {
-                        name: row.name.clone(),
-                        seats: row
-                            .seats
-                            .clone()
-                            .map(|index| {
-                                let seat = &self.map.seats[index as usize];
-                                SeatView {
-                                    id: seat.id.clone(),
-                                    number: seat.number,
-                                    tier: tier_name(seat.tier),
-                                    status: match self.seats[index as usize] {
-                                        None => SeatStatusView::Available,
-                                        Some(SeatRecord::Held(_)) => SeatStatusView::Held,
-                                        Some(SeatRecord::Sold(_)) => SeatStatusView::Sold,
-                                    },
-                                }
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let ga_areas = self
-            .map
-            .areas
-            .iter()
-            .enumerate()
-            .map(|(index, area)| GaAreaView {
-                name: area.name.clone(),
-                tier: tier_name(area.tier),
-                capacity: area.capacity,
-                available: self.ga_available(index as u32),
-            })
-            .collect();
-        let held = self.tiers.iter().map(|t| t.held).sum();
-        let sold = self.tiers.iter().map(|t| t.sold).sum();
-        EventView {
-            event_id: self.id,
-            name: spec.name.clone(),
-            currency: spec.currency,
-            capacity: self.capacity(),
-            available: self.capacity() - held - sold,
-            held,
-            sold,
-            max_tickets_per_customer: spec.max_tickets_per_customer,
-            sales_start_ms: spec.sales_start_ms,
-            sales_end_ms: spec.sales_end_ms,
-            status: match (self.record.cancelled_at_ms, self.record.published_at_ms) {
-                (Some(_), _) => "cancelled",
-                (None, None) => "draft",
-                (None, Some(_)) => "on_sale",
-            }
-            .to_owned(),
-            published_at_ms: self.record.published_at_ms,
-            cancelled_at_ms: self.record.cancelled_at_ms,
-            tiers,
-            sections,
-            ga_areas,
-        }
-    }
-
-    pub fn hold_view(&self, hold_id: HoldId) -> Option<HoldView> {
-        let hold = self.holds.get(&hold_id)?;
-        let (seats, ga) = match &hold.places {
-            HeldPlaces::Seats(seats) => (
-                seats
-                    .iter()
-                    .map(|&seat| self.map.seats[seat as usize].id.clone())
-                    .collect(),
-                None,
-            ),
-            &HeldPlaces::Ga { area, quantity } => (
-                Vec::new(),
-                Some(GaSelectionView {
-                    area: self.map.areas[area as usize].name.clone(),
-                    quantity,
-                }),
-            ),
-        };
-        let (status, order_id) = match hold.state {
-            HoldState::Active => (HoldStatus::Active, None),
-            HoldState::Released => (HoldStatus::Released, None),
-            HoldState::Expired => (HoldStatus::Expired, None),
-            HoldState::Confirmed(order_id) => (HoldStatus::Confirmed, Some(order_id)),
-        };
-        Some(HoldView {
-            hold_id,
-            event_id: self.id,
-            holder: hold.holder.clone(),
-            seats,
-            ga,
-            created_at_ms: hold.created_at_ms,
-            expires_at_ms: hold.expires_at_ms,
-            extended: hold.extended,
-            status,
-            order_id,
-            total: hold.total,
-        })
-    }
-
-    pub fn order_view(&self, order_id: OrderId) -> Option<OrderView> {
-        let order = self.orders.get(&order_id)?;
-        Some(OrderView {
-            order_id,
-            event_id: self.id,
-            holder: order.holder.clone(),
-            hold_id: order.hold_id,
-            status: match order.cancelled_at_ms {
-                None => OrderStatus::Confirmed,
-                Some(_) => OrderStatus::Cancelled,
-            },
-            created_at_ms: order.created_at_ms,
-            cancelled_at_ms: order.cancelled_at_ms,
-            total: order.total,
-            tickets: order
-                .tickets
-                .iter()
-                .filter_map(|code| self.ticket_view(code))
-                .collect(),
-        })
-    }
-
-    pub fn ticket_view(&self, code: &TicketCode) -> Option<TicketView> {
-        let ticket = self.tickets.get(code)?;
-        let order = self.orders.get(&ticket.order_id)?;
-        let (seat, ga_area, tier) = match ticket.place {
-            TicketPlace::Seat(seat) => {
-                let seat = &self.map.seats[seat as usize];
-                (Some(seat.id.clone()), None, seat.tier)
-            }
-            TicketPlace::Ga(area) => {
-                let area = &self.map.areas[area as usize];
-                (None, Some(area.name.clone()), area.tier)
-            }
-        };
-        let tier = &self.record.spec.tiers[tier as usize];
-        let status = match (order.cancelled_at_ms, ticket.checked_in_at_ms) {
-            (Some(_), _) => TicketStatus::Void,
-            (None, Some(_)) => TicketStatus::CheckedIn,
-            (None, None) => TicketStatus::Valid,
-        };
-        Some(TicketView {
-            code: code.clone(),
-            event_id: self.id,
-            order_id: ticket.order_id,
-            seat,
-            ga_area,
-            tier: tier.name.clone(),
-            price: tier.price,
-            status,
-            checked_in_at_ms: ticket.checked_in_at_ms,
-        })
-    }
-
-    // ----- Records -------------------------------------------------------------
-
-    /// The current record under `key`, which must belong to this event.
-    pub fn record(&self, key: &RecordKey) -> Option<Record> {
-        match key {
-            RecordKey::Event(_) => Some(Record::Event(self.record.clone())),
-            RecordKey::Seat(_, seat) => self
-                .seats
-                .get(*seat as usize)
-                .copied()
-                .flatten()
-                .map(Record::Seat),
-            RecordKey::Ga(_, area) => self
-                .ga
-                .get(*area as usize)
-                .filter(|ga| **ga != GaRecord::default())
-                .map(|ga| Record::Ga(*ga)),
-            RecordKey::Hold(_, hold_id) => self.holds.get(hold_id).cloned().map(Record::Hold),
-            RecordKey::Order(_, order_id) => self.orders.get(order_id).cloned().map(Record::Order),
-            RecordKey::Ticket(_, code) => self.tickets.get(code).cloned().map(Record::Ticket),
-            RecordKey::Customer(_, customer) => self
-                .customers
-                .get(customer)
-                .map(|&places| Record::Customer(CustomerRecord { places })),
-            RecordKey::Waitlist(_, position) => self.waitlist.get(position).cloned().map(Record::Waitlist),
-            RecordKey::Clock
-            | RecordKey::Request(_)
-            | RecordKey::MapMeta
-            | RecordKey::MapNode(_)
-            | RecordKey::MapGroup(_)
-            | RecordKey::Placement(_)
-            | RecordKey::Account(_)
-            | RecordKey::Session(_)
-            | RecordKey::Venue(_)
-            | RecordKey::Listing(_)
-            | RecordKey::EmailClaim(_)
-            | RecordKey::GuestChallenge(_)
-            | RecordKey::Payment(..)
-            | RecordKey::Notice(..) => None,
-        }
-    }
-
-    /// Appends every record of this event.
-    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
-        let id = self.id;
-        out.push((RecordKey::Event(id), Record::Event(self.record.clone())));
-        for (seat, state) in self.seats.iter().enumerate() {
-            if let Some(state) = state {
-                out.push((RecordKey::Seat(id, seat as u32), Record::Seat(*state)));
-            }
-        }
-        for (area, ga) in self.ga.iter().enumerate() {
-            if *ga != GaRecord::default() {
-                out.push((RecordKey::Ga(id, area as u32), Record::Ga(*ga)));
-            }
-        }
-        for (hold_id, hold) in &self.holds {
-            out.push((RecordKey::Hold(id, *hold_id), Record::Hold(hold.clone())));
-        }
-        for (order_id, order) in &self.orders {
-            out.push((RecordKey::Order(id, *order_id), Record::Order(order.clone())));
-        }
-        for (code, ticket) in &self.tickets {
-            out.push((
-                RecordKey::Ticket(id, code.clone()),
-                Record::Ticket(ticket.clone()),
-            ));
-        }
-        for (customer, &places) in &self.customers {
-            out.push((
-                RecordKey::Customer(id, customer.clone()),
-                Record::Customer(CustomerRecord { places }),
-            ));
-        }
-        for (&position, entry) in &self.waitlist {
-            out.push((RecordKey::Waitlist(id, position), Record::Waitlist(entry.clone())));
-        }
-    }
-
-    /// Loads one record of this event (not the `Event` record itself). Derived
-    /// state is rebuilt afterwards by [`EventState::rebuild_counters`].
-    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<(), String> {
-        match (key, record) {
-            (RecordKey::Seat(_, seat), Record::Seat(state)) => {
-                let slot = self
-                    .seats
-                    .get_mut(*seat as usize)
-                    .ok_or("seat index out of range")?;
-                *slot = Some(state);
-            }
-            (RecordKey::Ga(_, area), Record::Ga(ga)) => {
-                if ga == GaRecord::default() {
-                    return Err("an area with nothing held or sold must have no record".to_owned());
-                }
-                *self.ga.get_mut(*area as usize).ok_or("area index out of range")? = ga;
-            }
-            (RecordKey::Hold(_, hold_id), Record::Hold(hold)) => {
-                self.holds.insert(*hold_id, hold);
-            }
-            (RecordKey::Order(_, order_id), Record::Order(order)) => {
-                self.orders.insert(*order_id, order);
-            }
-            (RecordKey::Ticket(_, code), Record::Ticket(ticket)) => {
-                self.tickets.insert(code.clone(), ticket);
-            }
-            (RecordKey::Customer(_, customer), Record::Customer(CustomerRecord { places })) => {
-                if places == 0 {
-                    return Err("a customer with no places must have no record".to_owned());
-                }
-                self.customers.insert(customer.clone(), places);
-            }
-            (RecordKey::Waitlist(_, position), Record::Waitlist(entry)) => {
-                if entry
-                    .tier
-                    .is_some_and(|tier| tier as usize >= self.map.tier_capacity.len())
-                {
-                    return Err("waitlist tier out of range".to_owned());
-                }
-                self.waitlist.insert(*position, entry);
-            }
-            _ => return Err("not a record of an event's contents".to_owned()),
-        }
-        Ok(())
-    }
-
-    /// Recomputes the tier counters from seat and GA records. Validates indexes
-    /// and capacities first, so that the arithmetic cannot underflow.
-    pub fn rebuild_counters(&mut self) -> Result<(), String> {
-        for (index, ga) in self.ga.iter().enumerate() {
-            let capacity = self.map.areas[index].capacity;
-            if u64::from(ga.held) + u64::from(ga.sold) > u64::from(capacity) {
-                return Err(format!(
-                    "area {} has more than {capacity} places held or sold",
-                    self.map.areas[index].name
-                ));
-            }
-        }
-        self.tiers = self.recount_tiers();
-        self.active_holds = self.count_active_holds();
-        Ok(())
-    }
-
-    fn recount_tiers(&self) -> Vec<TierCount> {
-        let mut tiers = vec![TierCount::default(); self.map.tier_capacity.len()];
-        for (seat, state) in self.map.seats.iter().zip(&self.seats) {
-            match state {
-                Some(SeatRecord::Held(_)) => tiers[seat.tier as usize].held += 1,
-                Some(SeatRecord::Sold(_)) => tiers[seat.tier as usize].sold += 1,
-                None => {}
-            }
-        }
-        for (area, ga) in self.map.areas.iter().zip(&self.ga) {
-            tiers[area.tier as usize].held += ga.held;
-            tiers[area.tier as usize].sold += ga.sold;
-        }
-        tiers
-    }
-
-    /// The expiry-queue entries of this event's active holds.
-    pub fn active_expiries(&self) -> impl Iterator<Item = (Millis, EventId, HoldId)> + '_ {
-        self.holds
-            .iter()
-            .filter(|(_, hold)| hold.state == HoldState::Active)
-            .map(|(&hold_id, hold)| (hold.expires_at_ms, self.id, hold_id))
-    }
-
-    // ----- Invariants ----------------------------------------------------------
-
-    /// Recomputes everything derivable from holds and orders and compares it with
-    /// what is stored and counted. `now` is the state machine's clock.
-    pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
-        let event = self.id;
-        let fail = |what: String| Err(format!("event {event}: {what}"));
-        if self.active_holds != self.count_active_holds() {
-            return fail("the active-hold counts do not match the active holds".to_owned());
-        }
-
-        // What seats, areas and customers should look like, from holds and orders.
-        let mut seats: Vec<Option<SeatRecord>> = vec![None; self.seats.len()];
-        let mut ga = vec![GaRecord::default(); self.ga.len()];
-        let mut customers = BTreeMap::<CustomerId, u32>::new();
-        for (&hold_id, hold) in &self.holds {
-            // Shape first: the checks below index the seat map with these places.
-            let places_fit = match &hold.places {
-                HeldPlaces::Seats(list) => list.iter().all(|&seat| (seat as usize) < self.seats.len()),
-                &HeldPlaces::Ga { area, quantity } => {
-                    (area as usize) < self.ga.len() && (1..=MAX_PLACES_PER_HOLD).contains(&quantity)
-                }
-            };
-            if !places_fit {
-                return fail(format!(
-                    "hold {hold_id} names places outside the seat map or too many"
-                ));
-            }
-            if hold.total != self.total(&hold.places).map_err(|e| e.to_string())? {
-                return fail(format!("hold {hold_id} total does not match its places"));
-            }
-            if let HeldPlaces::Seats(list) = &hold.places
-                && (list.is_empty()
-                    || list.len() > MAX_PLACES_PER_HOLD as usize
-                    || !list.is_sorted()
-                    || list.windows(2).any(|w| w[0] == w[1]))
-            {
-                return fail(format!("hold {hold_id} seats are not a sorted, non-empty set"));
-            }
-            if let HoldState::Confirmed(order_id) = hold.state
-                && self
-                    .orders
-                    .get(&order_id)
-                    .is_none_or(|order| order.hold_id != hold_id)
-            {
-                return fail(format!(
-                    "hold {hold_id} names order {order_id}, which does not name it back"
-                ));
-            }
-            if hold.state != HoldState::Active {
-                continue;
-            }
-            if hold.expires_at_ms <= now {
-                return fail(format!(
-                    "hold {hold_id} is active but expired at {}",
-                    hold.expires_at_ms
-                ));
-            }
-            *customers.entry(hold.holder.clone()).or_default() += hold.places.count();
-            match &hold.places {
-                HeldPlaces::Seats(list) => {
-                    for &seat in list {
-                        let slot = seats
-                            .get_mut(seat as usize)
-                            .ok_or_else(|| format!("hold {hold_id}: bad seat"))?;
-                        if slot.replace(SeatRecord::Held(hold_id)).is_some() {
-                            return fail(format!("seat {seat} is in two active holds"));
-                        }
-                    }
-                }
-                &HeldPlaces::Ga { area, quantity } => {
-                    let slot = ga
-                        .get_mut(area as usize)
-                        .ok_or_else(|| format!("hold {hold_id}: bad area"))?;
-                    slot.held += quantity;
-                }
-            }
-        }
-        let mut ticket_owner = BTreeMap::<&TicketCode, OrderId>::new();
-        for (&order_id, order) in &self.orders {
-            let hold_confirms_it = self.holds.get(&order.hold_id).is_some_and(|hold| {
-                hold.state == HoldState::Confirmed(order_id) && hold.holder == order.holder
-            });
-            if !hold_confirms_it {
-                return fail(format!(
-                    "order {order_id} is not the confirmation of hold {}",
-                    order.hold_id
-                ));
-            }
-            let hold = &self.holds[&order.hold_id];
-            if order.total != hold.total || order.tickets.len() as u32 != hold.places.count() {
-                return fail(format!("order {order_id} does not match hold {}", order.hold_id));
-            }
-            let cancelled = order.cancelled_at_ms.is_some();
-            if !cancelled {
-                *customers.entry(order.holder.clone()).or_default() += order.tickets.len() as u32;
-            }
-            for code in &order.tickets {
-                if ticket_owner.insert(code, order_id).is_some() {
-                    return fail(format!("ticket {code} is listed by two orders or twice"));
-                }
-                let Some(ticket) = self.tickets.get(code) else {
-                    return fail(format!("order {order_id} lists missing ticket {code}"));
-                };
-                if ticket.order_id != order_id {
-                    return fail(format!(
-                        "ticket {code} names order {}, not {order_id}",
-                        ticket.order_id
-                    ));
-                }
-                if cancelled && ticket.checked_in_at_ms.is_some() {
-                    return fail(format!("ticket {code} was checked in but its order is cancelled"));
-                }
-                if cancelled {
-                    continue;
-                }
-                match ticket.place {
-                    TicketPlace::Seat(seat) => {
-                        let slot = seats
-                            .get_mut(seat as usize)
-                            .ok_or_else(|| format!("ticket {code}: bad seat"))?;
-                        if slot.replace(SeatRecord::Sold(order_id)).is_some() {
-                            return fail(format!("seat {seat} is sold twice or also held"));
-                        }
-                    }
-                    TicketPlace::Ga(area) => {
-                        ga.get_mut(area as usize)
-                            .ok_or_else(|| format!("ticket {code}: bad area"))?
-                            .sold += 1;
-                    }
-                }
-            }
-        }
-        if ticket_owner.len() != self.tickets.len() {
-            return fail("some tickets belong to no order".to_owned());
-        }
-        if seats != self.seats {
-            let seat = seats
-                .iter()
-                .zip(&self.seats)
-                .position(|(a, b)| a != b)
-                .unwrap_or_default();
-            return fail(format!(
-                "seat {} is {:?} but holds and orders say {:?}",
-                self.map.seats[seat].id, self.seats[seat], seats[seat]
-            ));
-        }
-        if ga != self.ga {
-            return fail(format!(
-                "GA counts are {:?} but holds and orders say {ga:?}",
-                self.ga
-            ));
-        }
-        for (area, entry) in self.ga.iter().zip(&self.map.areas) {
-            if u64::from(area.held) + u64::from(area.sold) > u64::from(entry.capacity) {
-                return fail(format!("area {} is oversold", entry.name));
-            }
-        }
-        if customers != self.customers {
-            return fail(format!(
-                "customer counts are {:?} but holds and orders say {customers:?}",
-                self.customers
-            ));
-        }
-        let recounted = self.recount_tiers();
-        if recounted != self.tiers {
-            return fail(format!(
-                "tier counters are {:?} but records say {recounted:?}",
-                self.tiers
-            ));
-        }
-        for (tier, (count, &capacity)) in self.tiers.iter().zip(&self.map.tier_capacity).enumerate() {
-            let available = self.recount_available(tier as u32);
-            if u64::from(available) + u64::from(count.held) + u64::from(count.sold) != u64::from(capacity) {
-                return fail(format!(
-                    "tier {tier}: available + held + sold != capacity {capacity}"
-                ));
-            }
-        }
-        for code in self.tickets.keys() {
-            if !code.as_str().starts_with(&format!("{event}-")) {
-                return fail(format!("ticket {code} does not carry the event id"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Available places of a tier, counted one by one (not from the counters).
-    fn recount_available(&self, tier: u32) -> u32 {
-        let seats = self
-            .map
-            .seats
-            .iter()
-            .zip(&self.seats)
-            .filter(|(s, state)| s.tier == tier && state.is_none())
-            .count();
-        let places: u32 = self
-            .map
-            .areas
-            .iter()
-            .zip(&self.ga)
-            .filter(|(area, _)| area.tier == tier)
-            .map(|(area, ga)| area.capacity - ga.held - ga.sold)
-            .sum();
-        seats as u32 + places
+        ctx.dirty.insert((self.id, EventKey::Customer(customer.clone())));
     }
 }

@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::keys::{EventKey, EventKeys};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId};
-use crate::records::{Record, RecordKey};
 
 /// Longest payment method token and provider detail kept.
 pub const MAX_PAYMENT_TEXT: usize = 200;
@@ -136,12 +136,12 @@ impl Payments {
 
     pub fn insert(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut EventKeys,
         event_id: EventId,
         payment_id: u64,
         record: PaymentRecord,
     ) {
-        dirty.insert(RecordKey::Payment(event_id, payment_id));
+        dirty.insert((event_id, EventKey::Payment(payment_id)));
         self.index(event_id, payment_id, &record);
         self.payments.insert((event_id, payment_id), record);
     }
@@ -150,7 +150,7 @@ impl Payments {
     /// payment that bought an order names it.
     pub fn set_status(
         &mut self,
-        dirty: &mut BTreeSet<RecordKey>,
+        dirty: &mut EventKeys,
         event_id: EventId,
         payment_id: u64,
         step: PaymentStep,
@@ -166,7 +166,7 @@ impl Payments {
         record.history.push(step);
         self.index(event_id, payment_id, &record);
         self.payments.insert(key, record);
-        dirty.insert(RecordKey::Payment(event_id, payment_id));
+        dirty.insert((event_id, EventKey::Payment(payment_id)));
     }
 
     fn index(&mut self, event_id: EventId, payment_id: u64, record: &PaymentRecord) {
@@ -219,44 +219,23 @@ impl Payments {
             .filter_map(|&(event_id, payment_id)| self.view(event_id, payment_id))
     }
 
-    pub fn record(&self, key: &RecordKey) -> Option<Record> {
-        match key {
-            RecordKey::Payment(event_id, payment_id) => self
-                .payments
-                .get(&(*event_id, *payment_id))
-                .cloned()
-                .map(Record::Payment),
-            _ => None,
-        }
+    pub fn record(&self, event_id: EventId, payment_id: u64) -> Option<PaymentRecord> {
+        self.payments.get(&(event_id, payment_id)).cloned()
     }
 
-    pub fn append_records(&self, out: &mut Vec<(RecordKey, Record)>) {
-        for (&(event_id, payment_id), record) in &self.payments {
-            out.push((
-                RecordKey::Payment(event_id, payment_id),
-                Record::Payment(record.clone()),
-            ));
+    /// Loads one payment record.
+    pub fn load(&mut self, event_id: EventId, payment_id: u64, payment: PaymentRecord) -> Result<(), String> {
+        if payment.history.last().map(|step| step.status) != Some(payment.status) {
+            return Err("a payment's last history step is not its status".to_owned());
         }
-    }
-
-    /// Loads one payment record; `Ok(false)` if the key is not a payment's.
-    pub fn load(&mut self, key: &RecordKey, record: Record) -> Result<bool, String> {
-        match (key, record) {
-            (&RecordKey::Payment(event_id, payment_id), Record::Payment(payment)) => {
-                if payment.history.last().map(|step| step.status) != Some(payment.status) {
-                    return Err("a payment's last history step is not its status".to_owned());
-                }
-                if matches!(payment.status, PaymentStatus::Pending | PaymentStatus::Succeeded)
-                    && self.by_hold.contains_key(&(event_id, payment.hold_id))
-                {
-                    return Err(format!("hold {} has two live payments", payment.hold_id));
-                }
-                self.index(event_id, payment_id, &payment);
-                self.payments.insert((event_id, payment_id), payment);
-                Ok(true)
-            }
-            _ => Ok(false),
+        if matches!(payment.status, PaymentStatus::Pending | PaymentStatus::Succeeded)
+            && self.by_hold.contains_key(&(event_id, payment.hold_id))
+        {
+            return Err(format!("hold {} has two live payments", payment.hold_id));
         }
+        self.index(event_id, payment_id, &payment);
+        self.payments.insert((event_id, payment_id), payment);
+        Ok(())
     }
 
     /// Every payment's event is named by `event_exists`; the indexes match.

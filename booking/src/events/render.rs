@@ -1,0 +1,190 @@
+//! What an event looks like from outside: its seat map with counts, and its
+//! holds, orders and tickets (the types are in `views`).
+
+use super::event::EventState;
+use super::records::{HeldPlaces, HoldState, SeatRecord, TicketPlace};
+use super::views::{
+    EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
+    SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView,
+};
+use crate::ids::{HoldId, OrderId, TicketCode};
+
+impl EventState {
+    pub fn event_view(&self) -> EventView {
+        let spec = &self.record.spec;
+        let tier_name = |tier: u32| spec.tiers[tier as usize].name.clone();
+        let tiers = spec
+            .tiers
+            .iter()
+            .zip(&self.tiers)
+            .zip(&self.map.tier_capacity)
+            .map(|((tier, count), &capacity)| TierView {
+                name: tier.name.clone(),
+                price: tier.price,
+                capacity,
+                available: capacity - count.held - count.sold,
+            })
+            .collect();
+        let sections = self
+            .map
+            .sections
+            .iter()
+            .map(|section| SectionView {
+                name: section.name.clone(),
+                rows: self.map.rows[section.rows.start as usize..section.rows.end as usize]
+                    .iter()
+                    .map(|row| RowView {
+                        name: row.name.clone(),
+                        seats: row
+                            .seats
+                            .clone()
+                            .map(|index| {
+                                let seat = &self.map.seats[index as usize];
+                                SeatView {
+                                    id: seat.id.clone(),
+                                    number: seat.number,
+                                    tier: tier_name(seat.tier),
+                                    status: match self.seats[index as usize] {
+                                        None => SeatStatusView::Available,
+                                        Some(SeatRecord::Held(_)) => SeatStatusView::Held,
+                                        Some(SeatRecord::Sold(_)) => SeatStatusView::Sold,
+                                    },
+                                }
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let ga_areas = self
+            .map
+            .areas
+            .iter()
+            .enumerate()
+            .map(|(index, area)| GaAreaView {
+                name: area.name.clone(),
+                tier: tier_name(area.tier),
+                capacity: area.capacity,
+                available: self.ga_available(index as u32),
+            })
+            .collect();
+        let held = self.tiers.iter().map(|t| t.held).sum();
+        let sold = self.tiers.iter().map(|t| t.sold).sum();
+        EventView {
+            event_id: self.id,
+            name: spec.name.clone(),
+            currency: spec.currency,
+            capacity: self.capacity(),
+            available: self.capacity() - held - sold,
+            held,
+            sold,
+            max_tickets_per_customer: spec.max_tickets_per_customer,
+            sales_start_ms: spec.sales_start_ms,
+            sales_end_ms: spec.sales_end_ms,
+            status: match (self.record.cancelled_at_ms, self.record.published_at_ms) {
+                (Some(_), _) => "cancelled",
+                (None, None) => "draft",
+                (None, Some(_)) => "on_sale",
+            }
+            .to_owned(),
+            published_at_ms: self.record.published_at_ms,
+            cancelled_at_ms: self.record.cancelled_at_ms,
+            tiers,
+            sections,
+            ga_areas,
+        }
+    }
+
+    pub fn hold_view(&self, hold_id: HoldId) -> Option<HoldView> {
+        let hold = self.holds.get(&hold_id)?;
+        let (seats, ga) = match &hold.places {
+            HeldPlaces::Seats(seats) => (
+                seats
+                    .iter()
+                    .map(|&seat| self.map.seats[seat as usize].id.clone())
+                    .collect(),
+                None,
+            ),
+            &HeldPlaces::Ga { area, quantity } => (
+                Vec::new(),
+                Some(GaSelectionView {
+                    area: self.map.areas[area as usize].name.clone(),
+                    quantity,
+                }),
+            ),
+        };
+        let (status, order_id) = match hold.state {
+            HoldState::Active => (HoldStatus::Active, None),
+            HoldState::Released => (HoldStatus::Released, None),
+            HoldState::Expired => (HoldStatus::Expired, None),
+            HoldState::Confirmed(order_id) => (HoldStatus::Confirmed, Some(order_id)),
+        };
+        Some(HoldView {
+            hold_id,
+            event_id: self.id,
+            holder: hold.holder.clone(),
+            seats,
+            ga,
+            created_at_ms: hold.created_at_ms,
+            expires_at_ms: hold.expires_at_ms,
+            extended: hold.extended,
+            status,
+            order_id,
+            total: hold.total,
+        })
+    }
+
+    pub fn order_view(&self, order_id: OrderId) -> Option<OrderView> {
+        let order = self.orders.get(&order_id)?;
+        Some(OrderView {
+            order_id,
+            event_id: self.id,
+            holder: order.holder.clone(),
+            hold_id: order.hold_id,
+            status: match order.cancelled_at_ms {
+                None => OrderStatus::Confirmed,
+                Some(_) => OrderStatus::Cancelled,
+            },
+            created_at_ms: order.created_at_ms,
+            cancelled_at_ms: order.cancelled_at_ms,
+            total: order.total,
+            tickets: order
+                .tickets
+                .iter()
+                .filter_map(|code| self.ticket_view(code))
+                .collect(),
+        })
+    }
+
+    pub fn ticket_view(&self, code: &TicketCode) -> Option<TicketView> {
+        let ticket = self.tickets.get(code)?;
+        let order = self.orders.get(&ticket.order_id)?;
+        let (seat, ga_area, tier) = match ticket.place {
+            TicketPlace::Seat(seat) => {
+                let seat = &self.map.seats[seat as usize];
+                (Some(seat.id.clone()), None, seat.tier)
+            }
+            TicketPlace::Ga(area) => {
+                let area = &self.map.areas[area as usize];
+                (None, Some(area.name.clone()), area.tier)
+            }
+        };
+        let tier = &self.record.spec.tiers[tier as usize];
+        let status = match (order.cancelled_at_ms, ticket.checked_in_at_ms) {
+            (Some(_), _) => TicketStatus::Void,
+            (None, Some(_)) => TicketStatus::CheckedIn,
+            (None, None) => TicketStatus::Valid,
+        };
+        Some(TicketView {
+            code: code.clone(),
+            event_id: self.id,
+            order_id: ticket.order_id,
+            seat,
+            ga_area,
+            tier: tier.name.clone(),
+            price: tier.price,
+            status,
+            checked_in_at_ms: ticket.checked_in_at_ms,
+        })
+    }
+}
