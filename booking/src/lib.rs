@@ -33,6 +33,7 @@
 //!   listings).
 //! - [`command`], [`query`], [`records`]: the vocabulary that names a
 //!   domain's part (`Command::Event(id, EventCommand)` and so on).
+//! - [`remembered`]: what de-duplication keeps of an answer (an outcome by id).
 //! - [`shape`]: size and shape checks the edge runs before proposing.
 //! - [`state`]: `BookingState`: clock, de-duplication, dispatch, persistence.
 //!
@@ -57,6 +58,7 @@ pub mod layout;
 pub mod query;
 pub mod records;
 pub mod rejection;
+pub mod remembered;
 pub mod shape;
 pub mod state;
 
@@ -94,4 +96,5 @@ pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpe
 pub use query::{Query, QueryResult};
 pub use records::{FIRST_KIND_VERSION, Record, RecordKey, RequestRecord};
 pub use rejection::Rejection;
+pub use remembered::{AccountOutcome, CatalogOutcome, EventOutcome, Outcome, Remembered};
 pub use state::{BookingState, LoadError};

@@ -27,10 +27,10 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{AccountKey, AccountValue};
 use crate::catalog::{CatalogKey, CatalogValue};
 use crate::cluster_map::{MapKey, MapValue};
-use crate::command::Response;
 use crate::events::keys::EventKey;
 use crate::events::records::EventValue;
 use crate::ids::{EventId, Millis, RequestId};
+use crate::remembered::Outcome;
 
 /// The first format version of the per-kind encoding; every kind starts at
 /// it. (Versions below it were one flat record enum for every kind.)
@@ -140,5 +140,6 @@ pub struct RequestRecord {
     pub at_ms: Millis,
     /// The request's `fingerprint` (see `Request`).
     pub fingerprint: u64,
-    pub response: Response,
+    /// What the answer was about (see `remembered`), not the answer itself.
+    pub outcome: Outcome,
 }

@@ -39,20 +39,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::accounts::{AccountKey, AccountRecord, AccountView, Accounts, EmailClaim, TokenHash};
-use crate::catalog::{Catalog, CatalogKey, ListingView, Search, SearchPage, VenueView};
+use crate::accounts::{
+    AccountKey, AccountRecord, AccountSuccess, AccountView, Accounts, EmailClaim, TokenHash,
+};
+use crate::catalog::{Catalog, CatalogKey, CatalogSuccess, ListingView, Search, SearchPage, VenueView};
 use crate::cluster_map::{ClusterMap, MapKey};
 use crate::command::{Command, Request, Response, Success};
 use crate::events::feed::AvailabilityChange;
 use crate::events::notices::{NoticeId, NoticeView};
 use crate::events::payments::PaymentView;
 use crate::events::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
-use crate::events::vocab::{EventAnswer, EventQuery};
+use crate::events::vocab::{EventAnswer, EventQuery, EventSuccess};
 use crate::events::{Events, LoadIssue};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
 use crate::query::{Query, QueryResult};
 use crate::records::{Record, RecordKey, RequestRecord};
 use crate::rejection::Rejection;
+use crate::remembered::{AccountOutcome, CatalogOutcome, EventOutcome, Outcome, Remembered};
 
 /// How long a request id is remembered, in log time.
 pub const DEDUP_WINDOW_MS: Millis = 24 * 60 * 60 * 1000;
@@ -160,7 +163,7 @@ impl BookingState {
             if seen.fingerprint != request.fingerprint {
                 return Err(Rejection::IdempotencyKeyReused);
             }
-            return seen.response.clone();
+            return self.recall(&seen.outcome);
         }
         let response = self.execute(log_index, &request.command);
         self.remember(log_index, &request.request_id, request.fingerprint, &response);
@@ -208,7 +211,7 @@ impl BookingState {
             log_index,
             at_ms: self.clock,
             fingerprint,
-            response: response.clone(),
+            outcome: response.as_ref().map(Remembered::of).map_err(Clone::clone),
         };
         self.request_age
             .insert((record.at_ms, log_index), request_id.clone());
@@ -220,6 +223,119 @@ impl BookingState {
             };
             self.forget_request(at_ms, oldest);
         }
+    }
+
+    /// Answers a retry from what was remembered of its first answer: the same
+    /// resource, rendered as it is now (see `remembered`).
+    fn recall(&self, outcome: &Outcome) -> Response {
+        let remembered = outcome.as_ref().map_err(Clone::clone)?;
+        Ok(match remembered {
+            Remembered::Event(outcome) => Success::Event(self.recall_event(outcome)?),
+            Remembered::Map(success) => Success::Map(success.clone()),
+            Remembered::Account(outcome) => Success::Account(self.recall_account(outcome)?),
+            Remembered::Catalog(CatalogOutcome::VenueCreated(venue_id)) => Success::Catalog(
+                CatalogSuccess::VenueCreated(self.venue(*venue_id).ok_or(Rejection::UnknownVenue)?),
+            ),
+            Remembered::Catalog(CatalogOutcome::Listed(listing)) => {
+                Success::Catalog(CatalogSuccess::Listed(listing.clone()))
+            }
+            Remembered::Ticked => Success::Ticked,
+        })
+    }
+
+    fn recall_event(&self, outcome: &EventOutcome) -> Result<EventSuccess, Rejection> {
+        use EventOutcome as O;
+        let events = &self.events;
+        let hold = |e: &EventId, h: &HoldId, extended| {
+            events
+                .hold_view_as_of(*e, *h, extended)
+                .ok_or(Rejection::UnknownHold)
+        };
+        let order = |e: &EventId, o: &OrderId, cancelled| {
+            events
+                .order_view_as_of(*e, *o, cancelled)
+                .ok_or(Rejection::UnknownOrder)
+        };
+        let payment = |e: &EventId, p: &u64, steps: usize| {
+            events
+                .payment_view_after(*e, *p, steps)
+                .ok_or(Rejection::UnknownPayment)
+        };
+        Ok(match outcome {
+            O::Created { event_id, capacity } => EventSuccess::Created {
+                event_id: *event_id,
+                capacity: *capacity,
+            },
+            O::Published { event_id, at_ms } => EventSuccess::Published {
+                event_id: *event_id,
+                at_ms: *at_ms,
+            },
+            O::Held(e, h) => EventSuccess::Held(hold(e, h, false)?),
+            O::Extended(e, h) => EventSuccess::Extended(hold(e, h, true)?),
+            O::Released { hold_id } => EventSuccess::Released { hold_id: *hold_id },
+            O::Confirmed(e, o) => EventSuccess::Confirmed(order(e, o, false)?),
+            O::OrderCancelled(e, o) => EventSuccess::OrderCancelled(order(e, o, true)?),
+            O::CheckedIn { code, at_ms } => EventSuccess::CheckedIn {
+                code: code.clone(),
+                at_ms: *at_ms,
+            },
+            O::PaymentStarted(e, p) => EventSuccess::PaymentStarted(payment(e, p, 1)?),
+            O::PaymentUpdated {
+                event_id,
+                payment_id,
+                steps,
+            } => EventSuccess::PaymentUpdated(payment(event_id, payment_id, *steps as usize)?),
+            O::Cancelled {
+                event_id,
+                orders_cancelled,
+                refunds,
+            } => EventSuccess::Cancelled {
+                event_id: *event_id,
+                orders_cancelled: *orders_cancelled,
+                refunds: *refunds,
+            },
+            O::ReminderSet(notice) => EventSuccess::ReminderSet(notice.clone()),
+            O::ReminderCancelled { event_id } => EventSuccess::ReminderCancelled { event_id: *event_id },
+            O::Waitlisted(view) => EventSuccess::Waitlisted(view.clone()),
+            O::LeftWaitlist { event_id } => EventSuccess::LeftWaitlist { event_id: *event_id },
+            O::WaitlistOffered(offered) => EventSuccess::WaitlistOffered {
+                hold: offered
+                    .as_ref()
+                    .and_then(|(e, h)| self.events.hold_view_as_of(*e, *h, false)),
+            },
+            O::NoticeUpdated(notice) => EventSuccess::NoticeUpdated(notice.clone()),
+        })
+    }
+
+    fn recall_account(&self, outcome: &AccountOutcome) -> Result<AccountSuccess, Rejection> {
+        use AccountOutcome as O;
+        Ok(match outcome {
+            O::EmailClaimed { claim, fresh } => AccountSuccess::EmailClaimed {
+                claim: claim.clone(),
+                fresh: *fresh,
+            },
+            O::Registered(view) => AccountSuccess::Registered(view.clone()),
+            O::Updated(view) => AccountSuccess::Updated(view.clone()),
+            O::SessionStarted(grant) => AccountSuccess::SessionStarted(grant.clone()),
+            O::SessionRotated(grant) => AccountSuccess::SessionRotated(grant.clone()),
+            O::SessionRevoked { session_id } => AccountSuccess::SessionRevoked {
+                session_id: *session_id,
+            },
+            O::SessionEnded { session_id } => AccountSuccess::SessionEnded {
+                session_id: *session_id,
+            },
+            O::GuestChallenge {
+                challenge_id,
+                expires_at_ms,
+            } => AccountSuccess::GuestChallenge {
+                challenge_id: *challenge_id,
+                expires_at_ms: *expires_at_ms,
+            },
+            O::GuestCodeWrong { attempts_left } => AccountSuccess::GuestCodeWrong {
+                attempts_left: *attempts_left,
+            },
+            O::GuestVerified(view) => AccountSuccess::GuestVerified(view.clone()),
+        })
     }
 
     fn forget_request(&mut self, at_ms: Millis, log_index: u64) {
@@ -587,6 +703,7 @@ mod tests {
 
     use crate::events::payments::{PaymentOutcome, PaymentStatus};
     use crate::events::records::{EventValue, HeldPlaces, HoldRecord, SeatRecord};
+    use crate::events::views::HoldStatus;
     use crate::events::vocab::{DEFAULT_HOLD_TTL_MS, EventCommand, EventSuccess, Selection};
     use crate::ids::CustomerId;
     use crate::layout::EventSpec;
@@ -624,6 +741,44 @@ mod tests {
                 ttl_ms: None,
             },
         )
+    }
+
+    #[test]
+    fn a_retry_is_answered_identically_from_a_compact_outcome() {
+        let mut state = BookingState::new();
+        state.apply(1, &request("a", 10, create(1))).unwrap();
+        let first = state.apply(2, &request("h", 10, hold(1, "A-1-1"))).unwrap();
+        // The table keeps which hold, not the hold's view.
+        assert_eq!(
+            state.requests[&RequestId::new("h").unwrap()].outcome,
+            Ok(Remembered::Event(EventOutcome::Held(EventId(1), HoldId(2))))
+        );
+        let confirm = Command::Event(
+            EventId(1),
+            EventCommand::ConfirmHold {
+                hold_id: HoldId(2),
+                holder: CustomerId::new("alice").unwrap(),
+            },
+        );
+        state.apply(3, &request("c", 11, confirm)).unwrap();
+        // The retry gets the first answer again, though the hold was confirmed
+        // since: the view is rendered as of the hold's creation.
+        let again = state.apply(4, &request("h", 12, hold(1, "A-1-1"))).unwrap();
+        assert_eq!(again, first);
+        assert!(matches!(&again, Success::Event(EventSuccess::Held(h)) if h.status == HoldStatus::Active));
+        assert_eq!(
+            state.hold_view(EventId(1), HoldId(2)).unwrap().status,
+            HoldStatus::Confirmed
+        );
+        assert_eq!(
+            state.event_view(EventId(1)).unwrap().sold,
+            1,
+            "the retry held nothing"
+        );
+        // Rejections are kept as they are.
+        let taken = state.apply(5, &request("t", 12, hold(1, "A-1-1")));
+        assert!(matches!(taken, Err(Rejection::SeatUnavailable { .. })));
+        assert_eq!(state.apply(6, &request("t", 13, hold(1, "A-1-1"))), taken);
     }
 
     #[test]

@@ -711,7 +711,7 @@ fn render_dirty(changes: &[(RecordKey, Option<Record>)]) -> String {
                     Some(at) => format!("checked in at {at}"),
                 },
                 Some(Record::Event(EventValue::Customer(customer))) => format!("places={}", customer.places),
-                Some(Record::Request(request)) => match &request.response {
+                Some(Record::Request(request)) => match &request.outcome {
                     Ok(_) => format!("ok at {}", request.at_ms),
                     Err(rejection) => format!("{} at {}", rejection.code(), request.at_ms),
                 },

@@ -643,7 +643,9 @@ impl RecordV4 {
                 log_index: v.log_index,
                 at_ms: v.at_ms,
                 fingerprint: v.fingerprint,
-                response: v.response.map(Success::from),
+                outcome: v
+                    .response
+                    .map(|success| booking::Remembered::of(&Success::from(success))),
             }),
             R::MapMeta(v) => Record::Map(MapValue::Meta(v)),
             R::MapNode(v) => Record::Map(MapValue::Node(v)),

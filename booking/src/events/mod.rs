@@ -641,6 +641,31 @@ impl Events {
         }
     }
 
+    /// A hold's view as of its creation or extension (see `remembered`).
+    pub fn hold_view_as_of(&self, event_id: EventId, hold_id: HoldId, extended: bool) -> Option<HoldView> {
+        self.events.get(&event_id)?.hold_view_as_of(hold_id, extended)
+    }
+
+    /// An order's view as of its confirmation or cancellation.
+    pub fn order_view_as_of(
+        &self,
+        event_id: EventId,
+        order_id: OrderId,
+        cancelled: bool,
+    ) -> Option<OrderView> {
+        self.events.get(&event_id)?.order_view_as_of(order_id, cancelled)
+    }
+
+    /// A payment's view after its first `steps` steps.
+    pub fn payment_view_after(
+        &self,
+        event_id: EventId,
+        payment_id: u64,
+        steps: usize,
+    ) -> Option<PaymentView> {
+        self.payments.view_after(event_id, payment_id, steps)
+    }
+
     /// An event's name (cheaper than its view, which lists every seat).
     pub fn event_name(&self, event_id: EventId) -> Option<String> {
         Some(self.events.get(&event_id)?.name().to_owned())

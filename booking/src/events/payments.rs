@@ -212,6 +212,25 @@ impl Payments {
         })
     }
 
+    /// The payment's view after its first `steps` steps: what the answer
+    /// that made the last of them showed (`remembered`).
+    pub fn view_after(&self, event_id: EventId, payment_id: u64, steps: usize) -> Option<PaymentView> {
+        let mut view = self.view(event_id, payment_id)?;
+        if steps == 0 || steps > view.history.len() {
+            return None;
+        }
+        view.history.truncate(steps);
+        view.status = view.history[steps - 1].status;
+        if !view
+            .history
+            .iter()
+            .any(|step| step.status == PaymentStatus::Succeeded)
+        {
+            view.order_id = None;
+        }
+        Some(view)
+    }
+
     /// Payments waiting for the provider (pending) or for a refund, oldest first.
     pub fn open(&self) -> impl Iterator<Item = PaymentView> + '_ {
         self.open

@@ -134,6 +134,45 @@ impl EventState {
         })
     }
 
+    /// The hold's view as the answer that created it (`extended: false`) or
+    /// extended it (`true`) showed it: active, with the expiry it had then.
+    /// The record keeps everything else such a view shows.
+    pub fn hold_view_as_of(&self, hold_id: HoldId, extended: bool) -> Option<HoldView> {
+        let hold = self.holds.get(&hold_id)?;
+        let ttls = if extended { 2 } else { 1 };
+        let mut view = self.hold_view(hold_id)?;
+        view.expires_at_ms = hold
+            .created_at_ms
+            .saturating_add(hold.ttl_ms.saturating_mul(ttls));
+        view.extended = extended;
+        view.status = HoldStatus::Active;
+        view.order_id = None;
+        Some(view)
+    }
+
+    /// The order's view as the answer that confirmed it (`cancelled: false`)
+    /// or cancelled it (`true`) showed it.
+    pub fn order_view_as_of(&self, order_id: OrderId, cancelled: bool) -> Option<OrderView> {
+        let mut view = self.order_view(order_id)?;
+        if cancelled {
+            view.status = OrderStatus::Cancelled;
+        } else {
+            view.status = OrderStatus::Confirmed;
+            view.cancelled_at_ms = None;
+        }
+        for ticket in &mut view.tickets {
+            // A confirmed order's tickets were all valid; a customer can only
+            // cancel an order none of whose tickets was used.
+            ticket.status = if cancelled {
+                TicketStatus::Void
+            } else {
+                TicketStatus::Valid
+            };
+            ticket.checked_in_at_ms = None;
+        }
+        Some(view)
+    }
+
     pub fn order_view(&self, order_id: OrderId) -> Option<OrderView> {
         let order = self.orders.get(&order_id)?;
         Some(OrderView {
