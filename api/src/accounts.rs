@@ -22,7 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, AuthKeys, Caller, RefreshToken};
-use crate::{ApiJson, ApiPath, ApiResult, AppState, Problem, request_id, scoped_request_id};
+use crate::{ApiJson, ApiPath, ApiResult, AppState, Problem, dto, request_id, scoped_request_id};
 
 fn keys(state: &AppState) -> Result<&AuthKeys, Problem> {
     state.auth.as_deref().ok_or_else(|| {
@@ -114,7 +114,7 @@ fn token_body(keys: &AuthKeys, grant: &SessionGrant, group: u64, secret: String)
     };
     json!({
         "customer_id": grant.customer_id,
-        "role": grant.role,
+        "role": dto::Role::from(grant.role),
         "region": grant.region,
         "token_type": "Bearer",
         "access_token": keys.access_token(&grant.customer_id, grant.role.as_str(), &grant.region, Some(grant.session_id)),
@@ -226,7 +226,7 @@ pub(crate) async fn register(
     let (group, account) = register_account(&state, &headers, body, Role::Customer).await?;
     let keys = keys(&state)?;
     let mut tokens = start_session(&state, keys, group, account.customer_id.clone()).await?;
-    tokens["account"] = json!(account);
+    tokens["account"] = json!(dto::Account::from(account));
     Ok((StatusCode::CREATED, Json(tokens)).into_response())
 }
 
@@ -364,7 +364,9 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResu
             .query(Query::Account(AccountQuery::Account(customer_id)))
             .await?
         {
-            QueryResult::Account(AccountAnswer::Account(Some(view))) => Ok(Json(view).into_response()),
+            QueryResult::Account(AccountAnswer::Account(Some(view))) => {
+                Ok(Json(dto::Account::from(view)).into_response())
+            }
             _ => Err(Problem::from(Rejection::UnknownAccount)),
         },
     }
@@ -522,7 +524,7 @@ pub(crate) struct CreateUserBody {
     password: String,
     name: String,
     region: Option<String>,
-    role: Role,
+    role: dto::Role,
 }
 
 /// Operators create organiser and operator accounts; no public route can.
@@ -539,14 +541,14 @@ pub(crate) async fn create_user(
         name: body.name,
         region: body.region,
     };
-    let (_, account) = register_account(&state, &headers, register, body.role).await?;
-    Ok((StatusCode::CREATED, Json(account)).into_response())
+    let (_, account) = register_account(&state, &headers, register, body.role.into()).await?;
+    Ok((StatusCode::CREATED, Json(dto::Account::from(account))).into_response())
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleBody {
-    role: Role,
+    role: dto::Role,
 }
 
 pub(crate) async fn set_role(
@@ -564,14 +566,14 @@ pub(crate) async fn set_role(
     known_group(&state, group).map_err(|_| Problem::from(Rejection::UnknownAccount))?;
     let command = Command::Account(AccountCommand::SetRole {
         customer_id,
-        role: body.role,
+        role: body.role.into(),
     });
     match state
         .router
         .submit_to_group(group, request_id(&headers, &caller)?, command)
         .await??
     {
-        Success::Account(AccountSuccess::Updated(view)) => Ok(Json(view).into_response()),
+        Success::Account(AccountSuccess::Updated(view)) => Ok(Json(dto::Account::from(view)).into_response()),
         other => Err(Problem::unexpected(&other)),
     }
 }

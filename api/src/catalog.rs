@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::{
-    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, event_id, parse_id, read,
+    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, dto, event_id, parse_id, read,
     request_id,
 };
 
@@ -78,7 +78,7 @@ pub(crate) async fn create_venue(
         .await??
     {
         Success::Catalog(CatalogSuccess::VenueCreated(view)) => {
-            Ok((StatusCode::CREATED, Json(view)).into_response())
+            Ok((StatusCode::CREATED, Json(dto::Venue::from(view))).into_response())
         }
         other => Err(Problem::unexpected(&other)),
     }
@@ -91,7 +91,9 @@ pub(crate) async fn get_venue(
 ) -> ApiResult {
     let venue_id = parse_id("venue_id", &raw)?;
     match read(&state, &options, Query::Catalog(CatalogQuery::Venue(venue_id))).await? {
-        QueryResult::Catalog(CatalogAnswer::Venue(Some(view))) => Ok(Json(view).into_response()),
+        QueryResult::Catalog(CatalogAnswer::Venue(Some(view))) => {
+            Ok(Json(dto::Venue::from(view)).into_response())
+        }
         _ => Err(Problem::from(Rejection::UnknownVenue)),
     }
 }
@@ -130,6 +132,7 @@ pub(crate) async fn list_venues(
     let next = (venues.len() == limit as usize)
         .then(|| venues.last().map(|v| v.venue_id.to_string()))
         .flatten();
+    let venues: Vec<dto::Venue> = venues.into_iter().map(dto::Venue::from).collect();
     Ok(
         Json(json!({ "venues": venues, "next_cursor": next, "as_of_index": as_of_index(&state) }))
             .into_response(),
@@ -260,7 +263,9 @@ pub(crate) async fn get_listing(
     )
     .await?
     {
-        QueryResult::Catalog(CatalogAnswer::Listing(Some(view))) => Ok(Json(view).into_response()),
+        QueryResult::Catalog(CatalogAnswer::Listing(Some(view))) => {
+            Ok(Json(dto::Listing::from(view)).into_response())
+        }
         _ => Err(Problem::not_found("unknown_event", "no listing for this event")),
     }
 }
@@ -325,8 +330,9 @@ pub(crate) async fn search(
         return Err(Problem::internal("unexpected answer to a search"));
     };
     let next = page.next.map(|(start, event)| format!("{start}.{}", event.0));
+    let events: Vec<dto::Listing> = page.events.into_iter().map(dto::Listing::from).collect();
     Ok(
-        Json(json!({ "events": page.events, "next_cursor": next, "as_of_index": as_of_index(&state) }))
+        Json(json!({ "events": events, "next_cursor": next, "as_of_index": as_of_index(&state) }))
             .into_response(),
     )
 }
@@ -367,5 +373,6 @@ pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> 
             .cmp(&a.created_at_ms)
             .then(b.order_id.cmp(&a.order_id))
     });
+    let orders: Vec<dto::Order> = orders.into_iter().map(dto::Order::from).collect();
     Ok(Json(json!({ "orders": orders })).into_response())
 }

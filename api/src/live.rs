@@ -38,7 +38,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::problem::Problem;
-use crate::{ApiResult, AppState, ReadOptions, event_id, read_and_render, render, request_id};
+use crate::{ApiResult, AppState, ReadOptions, dto, event_id, read_and_render, render, request_id};
 
 /// How often an idle stream gets a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -72,7 +72,7 @@ fn snapshot_event(group: u64, position: Position, view: &EventView) -> Event {
         .iter()
         .flat_map(|section| &section.rows)
         .flat_map(|row| &row.seats)
-        .map(|seat| json!({ "seat": seat.id, "status": seat.status }))
+        .map(|seat| json!({ "seat": seat.id, "status": dto::SeatStatus::from(seat.status) }))
         .collect();
     let body = json!({
         "event_id": view.event_id,
@@ -95,7 +95,7 @@ fn change_event(group: u64, change: &AvailabilityChange) -> Event {
     Event::default()
         .event("change")
         .id(change_id(group, change))
-        .data(json!(change).to_string())
+        .data(json!(dto::AvailabilityChange::from(change.clone())).to_string())
 }
 
 /// What the stream still has to send before following the channel.
@@ -380,7 +380,7 @@ async fn read_for_holder(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReminderBody {
     holder: Option<String>,
-    channel: Option<Channel>,
+    channel: Option<dto::Channel>,
     /// How long before the event's start (default: a day).
     remind_before_secs: Option<u64>,
 }
@@ -416,7 +416,7 @@ pub(crate) async fn subscribe_reminder(
         event_id,
         EventCommand::SubscribeReminder {
             customer,
-            channel: body.channel,
+            channel: body.channel.map(Channel::from),
             remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
         },
     );
@@ -459,7 +459,7 @@ pub(crate) async fn notices(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreferenceBody {
-    channel: Channel,
+    channel: dto::Channel,
     webhook_url: Option<String>,
 }
 
@@ -485,7 +485,7 @@ pub(crate) async fn set_notifications(
             .map_err(|why| Problem::invalid_field("webhook_url", why))?;
     }
     let preference = NotifyPreference {
-        channel: body.channel,
+        channel: body.channel.into(),
         webhook_url: body.webhook_url,
     };
     preference.validate()?;

@@ -43,7 +43,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{Caller, constant_time_eq};
-use crate::{ApiPath, ApiResult, AppState, OptionalJson, Problem, event_id, parse_id, request_id};
+use crate::{ApiPath, ApiResult, AppState, OptionalJson, Problem, dto, event_id, parse_id, request_id};
 
 /// How far a webhook's timestamp may be from this node's clock.
 const SIGNATURE_TOLERANCE_SECS: u64 = 300;
@@ -447,7 +447,7 @@ pub(crate) async fn checkout(
     if let Err(e) = payments.authorise(&payment).await {
         tracing::warn!(reference = %payment.reference, error = %e, "authorisation not requested; the worker retries");
     }
-    Ok((StatusCode::ACCEPTED, Json(payment)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(dto::Payment::from(payment))).into_response())
 }
 
 pub(crate) async fn get_payment(
@@ -466,7 +466,7 @@ pub(crate) async fn get_payment(
         .await?
     {
         QueryResult::Event(EventAnswer::Payment(Some(view))) if caller.may_see(&view.holder) => {
-            Ok(Json(view).into_response())
+            Ok(Json(dto::Payment::from(view)).into_response())
         }
         _ => Err(Problem::not_found("unknown_payment", "no such payment")),
     }
@@ -523,7 +523,9 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
             "webhook contradicted by the provider; settling with the provider's answer");
     }
     match settle(&state, event_id, payment_id, outcome).await?? {
-        Success::Event(EventSuccess::PaymentUpdated(view)) => Ok(Json(view).into_response()),
+        Success::Event(EventSuccess::PaymentUpdated(view)) => {
+            Ok(Json(dto::Payment::from(view)).into_response())
+        }
         other => Err(Problem::unexpected(&other)),
     }
 }

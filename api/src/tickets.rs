@@ -10,12 +10,21 @@
 //! a secret salt); the signature adds offline verification and binds the
 //! code to its event.
 
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use booking::{EventId, TicketCode};
+use booking::{Command, EventAnswer, EventCommand, EventId, EventQuery, Query, QueryResult, TicketCode};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::Deserialize;
+use serde_json::json;
 
-use crate::Problem;
+use crate::{
+    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, dto, event_id, read,
+    require_caller, submit,
+};
 
 const PREFIX: &str = "BX1";
 
@@ -89,6 +98,135 @@ pub fn qr_svg(payload: &str) -> Result<String, Problem> {
         .min_dimensions(240, 240)
         .quiet_zone(true)
         .build())
+}
+
+fn ticket_code(raw: &str) -> Result<TicketCode, Problem> {
+    TicketCode::new(raw).map_err(|e| Problem::invalid(format!("ticket code: {e}")))
+}
+
+/// A ticket the caller may see: theirs (through its order) or any, for staff.
+async fn visible_ticket(
+    state: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    event_id: EventId,
+    code: TicketCode,
+) -> Result<booking::TicketView, Problem> {
+    require_caller(caller)?;
+    let missing = || Problem::not_found("unknown_ticket", "no such ticket");
+    let QueryResult::Event(EventAnswer::Ticket(Some(ticket))) =
+        read(state, options, Query::Event(event_id, EventQuery::Ticket(code))).await?
+    else {
+        return Err(missing());
+    };
+    if caller.is_staff() {
+        return Ok(ticket);
+    }
+    match read(
+        state,
+        options,
+        Query::Event(event_id, EventQuery::Order(ticket.order_id)),
+    )
+    .await?
+    {
+        QueryResult::Event(EventAnswer::Order(Some(order))) if caller.may_see(&order.holder) => Ok(ticket),
+        _ => Err(missing()),
+    }
+}
+
+pub(crate) async fn get_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult {
+    let event_id = event_id(&raw_event)?;
+    let ticket = visible_ticket(&state, &caller, &options, event_id, ticket_code(&raw_code)?).await?;
+    let qr_payload = state
+        .tickets
+        .as_deref()
+        .map(|signer| signer.payload(event_id, &ticket.code));
+    let ticket = dto::Ticket {
+        qr_payload,
+        ..dto::Ticket::from(ticket)
+    };
+    Ok(Json(ticket).into_response())
+}
+
+/// The ticket's QR code as an SVG image.
+pub(crate) async fn get_ticket_qr(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
+) -> ApiResult {
+    let signer = signer(&state)?;
+    let event_id = event_id(&raw_event)?;
+    let options = ReadOptions::default();
+    let ticket = visible_ticket(&state, &caller, &options, event_id, ticket_code(&raw_code)?).await?;
+    let svg = qr_svg(&signer.payload(event_id, &ticket.code))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+fn signer(state: &AppState) -> Result<&TicketSigner, Problem> {
+    state.tickets.as_deref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_disabled",
+            "this node has no [auth] configured, so tickets are not signed",
+        )
+    })
+}
+
+pub(crate) async fn ticket_public_key(State(state): State<AppState>) -> ApiResult {
+    let signer = signer(&state)?;
+    Ok(Json(json!({
+        "alg": "Ed25519",
+        "public_key": signer.public_key(),
+        "encoding": "base64url, no padding, 32 bytes",
+        "payload_format": "BX1.{event_id}.{code}.{signature over 'BX1.{event_id}.{code}'}",
+    }))
+    .into_response())
+}
+
+pub(crate) async fn check_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((raw_event, raw_code)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller.require_staff()?;
+    let command = Command::Event(
+        event_id(&raw_event)?,
+        EventCommand::CheckIn {
+            code: ticket_code(&raw_code)?,
+        },
+    );
+    submit(&state, &caller, &headers, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScanBody {
+    payload: String,
+}
+
+/// Check-in from a scanned QR payload: the signature is checked first, so a
+/// forged code never reaches the event's group.
+pub(crate) async fn check_in_scanned(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ScanBody>,
+) -> ApiResult {
+    caller.require_staff()?;
+    let (event_id, code) = signer(&state)?.verify(&body.payload)?;
+    submit(
+        &state,
+        &caller,
+        &headers,
+        Command::Event(event_id, EventCommand::CheckIn { code }),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -116,8 +116,7 @@ async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
         "description": "A sample concert to try the API on", "category": "concert", "performers": ["The Demo Band"],
         "venue_id": venue_id, "starts_at_ms": starts_at_ms, "ends_at_ms": starts_at_ms + 3 * 3600 * 1000,
     });
-    let body =
-        json!({ "event_id": DEMO_EVENT_ID, "spec": booking::EventSpec::demo_venue(), "listing": listing });
+    let body = json!({ "event_id": DEMO_EVENT_ID, "spec": api::dto::EventSpec::from(booking::EventSpec::demo_venue()), "listing": listing });
     demo_post(leader_url, "/v1/events", "demo-create-event-1", body).await?;
     let organiser = json!({
         "email": "organiser@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Demo Organiser", "role": "admin",

@@ -162,7 +162,7 @@ impl Channels {
                     "event_name": event_name,
                     "customer_id": notice.recipient,
                     "created_at_ms": notice.created_at_ms,
-                    "data": notice.kind,
+                    "data": api::dto::NoticeKind::from(notice.kind.clone()),
                 })
                 .to_string();
                 let mut request = self

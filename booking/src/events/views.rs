@@ -1,13 +1,14 @@
-//! The read model: what `GET` routes return and what successful commands answer
-//! with. Field names and shapes follow `docs/http-api.md` exactly; the HTTP
-//! layer serializes these types as they are.
+//! The read model: what queries return and what successful commands answer
+//! with. The HTTP API does not serialize these: `api::dto` converts them to
+//! its own shapes, so a field here can change without changing the API.
 //!
-//! Views are snapshots computed from the state on demand. They are never stored,
-//! except inside de-duplicated responses, where a retry must see the original
-//! answer even if the hold or order has changed since.
+//! Views are snapshots computed from the state on demand. They travel between
+//! nodes (query answers over gRPC, in postcard). A de-duplicated outcome keeps
+//! a hold's or an order's id and moment and re-renders the view as it was;
+//! only small views (a waitlist entry) are kept whole (see `remembered.rs`).
 //!
-//! Optional fields serialize as `null` rather than being skipped, because the
-//! same types travel in a binary format that cannot skip fields.
+//! Optional fields are never skipped, because the binary format cannot skip
+//! fields.
 
 use serde::{Deserialize, Serialize};
 
@@ -150,59 +151,6 @@ pub enum TicketStatus {
     Valid,
     CheckedIn,
     Void,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_serialize_in_lower_snake_case() {
-        assert_eq!(
-            serde_json::to_string(&TicketStatus::CheckedIn).unwrap(),
-            "\"checked_in\""
-        );
-        assert_eq!(
-            serde_json::to_string(&HoldStatus::Expired).unwrap(),
-            "\"expired\""
-        );
-        assert_eq!(
-            serde_json::to_string(&SeatStatusView::Available).unwrap(),
-            "\"available\""
-        );
-        assert_eq!(
-            serde_json::to_string(&OrderStatus::Cancelled).unwrap(),
-            "\"cancelled\""
-        );
-    }
-
-    #[test]
-    fn a_ga_hold_view_has_the_documented_shape() {
-        let view = HoldView {
-            hold_id: HoldId(3),
-            event_id: EventId(1),
-            holder: CustomerId::new("bob").unwrap(),
-            seats: Vec::new(),
-            ga: Some(GaSelectionView {
-                area: "floor".to_owned(),
-                quantity: 2,
-            }),
-            created_at_ms: 10,
-            expires_at_ms: 20,
-            extended: false,
-            status: HoldStatus::Active,
-            order_id: None,
-            total: Money::new(6000, Currency::EUR),
-        };
-        let json: serde_json::Value = serde_json::to_value(&view).unwrap();
-        let expected = serde_json::json!({
-            "hold_id": 3, "event_id": 1, "holder": "bob", "seats": [],
-            "ga": {"area": "floor", "quantity": 2}, "created_at_ms": 10, "expires_at_ms": 20,
-            "extended": false, "status": "active", "order_id": null,
-            "total": {"amount_minor": 6000, "currency": "EUR"}
-        });
-        assert_eq!(json, expected);
-    }
 }
 
 /// A customer's place on an event's waitlist.

@@ -1,0 +1,280 @@
+//! What every handler shares: parsing ids, the request id of a write,
+//! sending a command or a query through the router, and turning the core's
+//! answers into HTTP answers (through the shapes of [`crate::dto`]).
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use booking::{
+    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogSuccess, Command, EventAnswer, EventId,
+    EventSuccess, MapSuccess, Query, QueryResult, Rejection, RequestId, Response, Success,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{AppState, Caller, Problem, auth, dto};
+
+pub(crate) type ApiResult = Result<HttpResponse, Problem>;
+
+pub(crate) fn parse_id(kind: &'static str, raw: &str) -> Result<u64, Problem> {
+    raw.parse::<u64>()
+        .map_err(|_| Problem::invalid(format!("{kind} must be a non-negative integer, got {raw:?}")))
+}
+
+pub(crate) fn event_id(raw: &str) -> Result<EventId, Problem> {
+    parse_id("event_id", raw).map(EventId)
+}
+
+/// The request id of a write: the client's `Idempotency-Key` scoped to the
+/// caller, or a fresh one.
+///
+/// A key is only ever compared with the same caller's keys: the id is a
+/// digest of who is calling and the key, so one customer's key can neither
+/// replay another's answer nor block another's request.
+pub(crate) fn request_id(headers: &HeaderMap, caller: &Caller) -> Result<RequestId, Problem> {
+    scoped_request_id(headers, &caller.idempotency_scope())
+}
+
+/// Like [`request_id`] with an explicit scope, for anonymous routes that
+/// scope keys by what the request names (registration: the address).
+pub(crate) fn scoped_request_id(headers: &HeaderMap, scope: &str) -> Result<RequestId, Problem> {
+    match headers.get("idempotency-key") {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| Problem::invalid("Idempotency-Key must be printable ASCII"))?;
+            // The key's own rule (1..=128 printable ASCII) still applies.
+            RequestId::new(text).map_err(|e| Problem::invalid(format!("Idempotency-Key: {e}")))?;
+            use sha2::Digest;
+            let digest = sha2::Sha256::new()
+                .chain_update(scope.as_bytes())
+                .chain_update([0u8])
+                .chain_update(text.as_bytes())
+                .finalize();
+            let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+            RequestId::new(&format!("k.{hex}")).map_err(|e| Problem::invalid(format!("Idempotency-Key: {e}")))
+        }
+        None => RequestId::new(&uuid::Uuid::new_v4().to_string())
+            .map_err(|e| Problem::invalid(format!("generated request id: {e}"))),
+    }
+}
+
+/// Sends a write through the router and renders its outcome.
+pub(crate) async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    command: Command,
+) -> ApiResult {
+    let id = request_id(headers, caller)?;
+    let response: Response = state.router.submit(id, command).await?;
+    render(response)
+}
+
+/// Renders a write's outcome: its success body or its rejection's problem.
+pub(crate) fn render(response: Response) -> ApiResult {
+    let success = response?;
+    let (status, body) = match success {
+        Success::Event(EventSuccess::PaymentStarted(payment)) => {
+            (StatusCode::ACCEPTED, json!(dto::Payment::from(payment)))
+        }
+        Success::Event(EventSuccess::PaymentUpdated(payment)) => {
+            (StatusCode::OK, json!(dto::Payment::from(payment)))
+        }
+        Success::Event(EventSuccess::Published { event_id, at_ms }) => (
+            StatusCode::OK,
+            json!({ "event_id": event_id, "published_at_ms": at_ms }),
+        ),
+        Success::Event(EventSuccess::Cancelled {
+            event_id,
+            orders_cancelled,
+            refunds,
+        }) => (
+            StatusCode::OK,
+            json!({ "event_id": event_id, "orders_cancelled": orders_cancelled, "refunds": refunds }),
+        ),
+        Success::Event(EventSuccess::Created { event_id, capacity }) => (
+            StatusCode::CREATED,
+            json!({ "event_id": event_id, "capacity": capacity }),
+        ),
+        Success::Event(EventSuccess::Held(hold)) => (StatusCode::CREATED, json!(dto::Hold::from(hold))),
+        Success::Event(EventSuccess::Extended(hold)) => (StatusCode::OK, json!(dto::Hold::from(hold))),
+        Success::Event(EventSuccess::Released { hold_id }) => (StatusCode::OK, json!({ "hold_id": hold_id })),
+        Success::Event(EventSuccess::Confirmed(order)) => {
+            (StatusCode::CREATED, json!(dto::Order::from(order)))
+        }
+        Success::Event(EventSuccess::OrderCancelled(order)) => {
+            (StatusCode::OK, json!(dto::Order::from(order)))
+        }
+        Success::Event(EventSuccess::CheckedIn { code, at_ms }) => {
+            (StatusCode::OK, json!({ "code": code, "checked_in_at_ms": at_ms }))
+        }
+        Success::Ticked => (StatusCode::OK, json!({})),
+        Success::Map(MapSuccess::Initialised { epoch, groups }) => {
+            (StatusCode::OK, json!({ "map_epoch": epoch, "groups": groups }))
+        }
+        Success::Map(MapSuccess::Placed {
+            event_id,
+            group_id,
+            epoch,
+        }) => (
+            StatusCode::OK,
+            json!({ "event_id": event_id, "group_id": group_id, "map_epoch": epoch }),
+        ),
+        Success::Map(MapSuccess::GroupCreated { group_id, epoch }) => (
+            StatusCode::CREATED,
+            json!({ "group_id": group_id, "map_epoch": epoch }),
+        ),
+        Success::Map(MapSuccess::LearnerAdded {
+            group_id,
+            replica_id,
+            epoch,
+        }) => (
+            StatusCode::OK,
+            json!({ "group_id": group_id, "replica_id": replica_id, "map_epoch": epoch }),
+        ),
+        Success::Map(MapSuccess::Changed { epoch }) => (StatusCode::OK, json!({ "map_epoch": epoch })),
+        Success::Catalog(CatalogSuccess::VenueCreated(venue)) => {
+            (StatusCode::CREATED, json!(dto::Venue::from(venue)))
+        }
+        Success::Catalog(CatalogSuccess::Listed(listing)) => {
+            (StatusCode::OK, json!(dto::Listing::from(listing)))
+        }
+        Success::Account(AccountSuccess::EmailClaimed { claim, fresh }) => (
+            StatusCode::OK,
+            json!({ "customer_id": claim.customer_id, "region": claim.region, "fresh": fresh }),
+        ),
+        Success::Account(AccountSuccess::Registered(account)) => {
+            (StatusCode::CREATED, json!(dto::Account::from(account)))
+        }
+        Success::Account(AccountSuccess::Updated(account)) => {
+            (StatusCode::OK, json!(dto::Account::from(account)))
+        }
+        Success::Account(AccountSuccess::SessionStarted(grant))
+        | Success::Account(AccountSuccess::SessionRotated(grant)) => (
+            StatusCode::OK,
+            json!({
+                "session_id": grant.session_id,
+                "customer_id": grant.customer_id,
+                "role": dto::Role::from(grant.role),
+                "region": grant.region,
+                "generation": grant.generation,
+                "expires_at_ms": grant.expires_at_ms,
+            }),
+        ),
+        Success::Account(AccountSuccess::SessionRevoked { session_id })
+        | Success::Account(AccountSuccess::SessionEnded { session_id }) => {
+            (StatusCode::OK, json!({ "session_id": session_id }))
+        }
+        Success::Event(EventSuccess::ReminderSet(notice)) => {
+            (StatusCode::CREATED, json!(dto::Notice::from(notice)))
+        }
+        Success::Event(EventSuccess::ReminderCancelled { event_id })
+        | Success::Event(EventSuccess::LeftWaitlist { event_id }) => {
+            (StatusCode::OK, json!({ "event_id": event_id }))
+        }
+        Success::Event(EventSuccess::Waitlisted(view)) => {
+            (StatusCode::CREATED, json!(dto::WaitlistEntry::from(view)))
+        }
+        Success::Event(EventSuccess::WaitlistOffered { hold }) => {
+            (StatusCode::OK, json!({ "hold": hold.map(dto::Hold::from) }))
+        }
+        Success::Event(EventSuccess::NoticeUpdated(notice)) => {
+            (StatusCode::OK, json!(dto::Notice::from(notice)))
+        }
+        Success::Account(AccountSuccess::GuestChallenge {
+            challenge_id,
+            expires_at_ms,
+        }) => (
+            StatusCode::ACCEPTED,
+            json!({ "challenge_id": challenge_id, "expires_at_ms": expires_at_ms }),
+        ),
+        Success::Account(AccountSuccess::GuestCodeWrong { attempts_left }) => {
+            return Err(Problem::from(Rejection::CodeInvalid).with("attempts_left", json!(attempts_left)));
+        }
+        Success::Account(AccountSuccess::GuestVerified(account)) => {
+            (StatusCode::OK, json!(dto::Account::from(account)))
+        }
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ReadOptions {
+    pub(crate) consistency: Option<String>,
+}
+
+/// Runs a read: linearizable through the leader by default, or this node's
+/// replica with `?consistency=local`.
+pub(crate) async fn read(
+    state: &AppState,
+    options: &ReadOptions,
+    query: Query,
+) -> Result<QueryResult, Problem> {
+    match options.consistency.as_deref() {
+        None | Some("linearizable") => Ok(state.router.query(query).await?),
+        Some("local") => Ok(state.router.query_local(query).await?),
+        Some(other) => Err(Problem::invalid(format!(
+            "consistency must be 'linearizable' or 'local', got {other:?}"
+        ))),
+    }
+}
+
+pub(crate) fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, what: &str) -> ApiResult {
+    match value {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(Problem::not_found(code, format!("no such {what}"))),
+    }
+}
+
+/// Reads `query` and renders its answer, or the matching `unknown_*` problem.
+pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) -> ApiResult {
+    match read(state, options, query).await? {
+        QueryResult::Event(EventAnswer::View(view)) => {
+            found(view.map(dto::Event::from), "unknown_event", "event")
+        }
+        QueryResult::Event(EventAnswer::Hold(view)) => {
+            found(view.map(dto::Hold::from), "unknown_hold", "hold")
+        }
+        QueryResult::Event(EventAnswer::Order(view)) => {
+            found(view.map(dto::Order::from), "unknown_order", "order")
+        }
+        QueryResult::Event(EventAnswer::Ticket(view)) => {
+            found(view.map(dto::Ticket::from), "unknown_ticket", "ticket")
+        }
+        QueryResult::Account(AccountAnswer::Account(view)) => {
+            found(view.map(dto::Account::from), "unknown_account", "account")
+        }
+        QueryResult::Event(EventAnswer::Payment(view)) => {
+            found(view.map(dto::Payment::from), "unknown_payment", "payment")
+        }
+        QueryResult::Catalog(CatalogAnswer::Venue(view)) => {
+            found(view.map(dto::Venue::from), "unknown_venue", "venue")
+        }
+        QueryResult::Catalog(CatalogAnswer::Listing(view)) => {
+            found(view.map(dto::Listing::from), "unknown_event", "listing")
+        }
+        QueryResult::Event(EventAnswer::Waitlist(view)) => found(
+            view.map(dto::WaitlistEntry::from),
+            "not_waitlisted",
+            "waitlist entry",
+        ),
+        QueryResult::Event(EventAnswer::Notices(notices)) => Ok(Json(
+            serde_json::json!({ "notices": notices.into_iter().map(dto::Notice::from).collect::<Vec<_>>() }),
+        )
+        .into_response()),
+        QueryResult::Map(_)
+        | QueryResult::Account(AccountAnswer::ByEmail(_))
+        | QueryResult::Account(AccountAnswer::EmailClaim(_))
+        | QueryResult::Catalog(CatalogAnswer::Venues(_))
+        | QueryResult::Catalog(CatalogAnswer::Search(_))
+        | QueryResult::Orders(_) => Err(Problem::not_found("not_found", "not served over HTTP")),
+    }
+}
+
+pub(crate) fn require_caller(caller: &Caller) -> Result<(), Problem> {
+    match caller {
+        Caller::Anonymous => Err(auth::login_required()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,521 @@
+//! The route table: every endpoint with its method, path, access and
+//! handler. The router and `/openapi.json` are both built from it.
+
+use axum::Router as HttpRouter;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::Response as HttpResponse;
+use axum::routing::{MethodRouter, get, post, put};
+use booking::{Command, EventCommand};
+
+use crate::{
+    Access, AppState, MAX_BODY_BYTES, Problem, accounts, bookings, catalog, events, live, openapi, ops,
+    payments, request_ids, tickets,
+};
+
+/// One route: how it is served and how it is documented.
+pub struct Endpoint {
+    pub method: axum::http::Method,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// The status of a success.
+    pub ok: u16,
+    handler: MethodRouter<AppState>,
+}
+
+/// Every route of the API, in the order of `docs/http-api.md`. The router and
+/// `/openapi.json` are both built from this table, so neither can list a
+/// route the other lacks.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::*;
+    use axum::http::Method;
+    let e = |method: Method, path, access, ok, summary, handler| Endpoint {
+        method,
+        path,
+        summary,
+        access,
+        ok,
+        handler,
+    };
+    vec![
+        e(
+            Method::GET,
+            "/health",
+            Public,
+            200,
+            "This node's Raft state per group",
+            get(ops::health),
+        ),
+        e(
+            Method::GET,
+            "/metrics",
+            Public,
+            200,
+            "Prometheus metrics",
+            get(ops::metrics),
+        ),
+        e(
+            Method::GET,
+            "/openapi.json",
+            Public,
+            200,
+            "This document",
+            get(openapi::openapi_json),
+        ),
+        e(
+            Method::GET,
+            "/v1/cluster",
+            Public,
+            200,
+            "The cluster map and this node's replicas",
+            get(ops::cluster),
+        ),
+        e(
+            Method::GET,
+            "/v1/admin/cluster",
+            AdminToken,
+            200,
+            "The cluster map (admin)",
+            get(ops::admin_cluster),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/groups",
+            AdminToken,
+            201,
+            "Create a data group",
+            post(ops::create_group),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/groups/{group_id}/transfer-leader",
+            AdminToken,
+            200,
+            "Hand a group's leadership to another node",
+            post(ops::transfer_leader),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/events/{event_id}/placement",
+            AdminToken,
+            200,
+            "Place an event on a group",
+            post(ops::place_event),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/nodes",
+            AdminToken,
+            200,
+            "Add a node",
+            post(ops::add_node),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/nodes/{node_id}/remove",
+            AdminToken,
+            200,
+            "Remove a node",
+            post(ops::remove_node),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/users",
+            Operator,
+            201,
+            "Create an account with a role",
+            post(accounts::create_user),
+        ),
+        e(
+            Method::POST,
+            "/v1/admin/users/{customer_id}/role",
+            Operator,
+            200,
+            "Change an account's role",
+            post(accounts::set_role),
+        ),
+        e(
+            Method::GET,
+            "/v1/admin/payments/ledger",
+            Operator,
+            200,
+            "The simulated provider's charges on this node",
+            get(payments::ledger),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/register",
+            Public,
+            201,
+            "Register and log in",
+            post(accounts::register),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/login",
+            Public,
+            200,
+            "Log in",
+            post(accounts::login),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/refresh",
+            Public,
+            200,
+            "Rotate a refresh token",
+            post(accounts::refresh),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/logout",
+            Public,
+            204,
+            "End a session",
+            post(accounts::logout),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/guest",
+            Public,
+            202,
+            "Send a guest a one-time code by e-mail",
+            post(accounts::guest),
+        ),
+        e(
+            Method::POST,
+            "/v1/auth/guest/verify",
+            Public,
+            200,
+            "A guest token for the code from the e-mail",
+            post(accounts::guest_verify),
+        ),
+        e(
+            Method::GET,
+            "/v1/me",
+            Customer,
+            200,
+            "The caller's account",
+            get(accounts::me),
+        ),
+        e(
+            Method::GET,
+            "/v1/tickets/public-key",
+            Public,
+            200,
+            "The Ed25519 key that signs tickets",
+            get(tickets::ticket_public_key),
+        ),
+        e(
+            Method::POST,
+            "/v1/check-in",
+            Staff,
+            200,
+            "Admit a scanned ticket",
+            post(tickets::check_in_scanned),
+        ),
+        e(
+            Method::POST,
+            "/v1/events",
+            Staff,
+            201,
+            "Create an event",
+            post(events::create_event),
+        ),
+        e(
+            Method::GET,
+            "/v1/events",
+            Public,
+            200,
+            "Search event listings",
+            get(catalog::search),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/publish",
+            Staff,
+            200,
+            "Put a draft event on sale",
+            post(catalog::publish),
+        ),
+        e(
+            Method::POST,
+            "/v1/venues",
+            Staff,
+            201,
+            "Add a venue",
+            post(catalog::create_venue),
+        ),
+        e(
+            Method::GET,
+            "/v1/venues",
+            Public,
+            200,
+            "List venues",
+            get(catalog::list_venues),
+        ),
+        e(
+            Method::GET,
+            "/v1/venues/{venue_id}",
+            Public,
+            200,
+            "A venue",
+            get(catalog::get_venue),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/listing",
+            Public,
+            200,
+            "An event's listing",
+            get(catalog::get_listing),
+        ),
+        e(
+            Method::GET,
+            "/v1/me/orders",
+            Customer,
+            200,
+            "The caller's orders, newest first",
+            get(catalog::my_orders),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}",
+            Public,
+            200,
+            "An event's seat map and counts",
+            get(events::get_event),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/cancel",
+            Staff,
+            200,
+            "Cancel an event and refund it",
+            post(payments::cancel_event),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/live",
+            Public,
+            200,
+            "Live seat availability (text/event-stream; resumes with Last-Event-ID)",
+            get(live::live),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/waitlist",
+            Customer,
+            201,
+            "Join a sold-out event's waitlist",
+            post(live::join_waitlist),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/waitlist",
+            Customer,
+            200,
+            "The caller's place on the waitlist",
+            get(live::get_waitlist),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/waitlist/leave",
+            Customer,
+            200,
+            "Leave the waitlist",
+            post(live::leave_waitlist),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/reminders",
+            Customer,
+            201,
+            "Be reminded before the event starts",
+            post(live::subscribe_reminder),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/reminders/cancel",
+            Customer,
+            200,
+            "Stop the reminder",
+            post(live::unsubscribe_reminder),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/notices",
+            Customer,
+            200,
+            "The caller's notifications about the event and their delivery",
+            get(live::notices),
+        ),
+        e(
+            Method::PUT,
+            "/v1/me/notifications",
+            Customer,
+            200,
+            "Choose how notifications reach you (email, webhook, log)",
+            put(live::set_notifications),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds",
+            Customer,
+            201,
+            "Hold seats or places",
+            post(bookings::create_hold),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/holds/{hold_id}",
+            Customer,
+            200,
+            "A hold with its countdown",
+            get(bookings::get_hold),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds/{hold_id}/extend",
+            Customer,
+            200,
+            "Extend a hold once",
+            bookings::hold_route(|event_id, hold_id, holder| {
+                Command::Event(event_id, EventCommand::ExtendHold { hold_id, holder })
+            }),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds/{hold_id}/release",
+            Customer,
+            200,
+            "Release a hold",
+            bookings::hold_route(|event_id, hold_id, holder| {
+                Command::Event(event_id, EventCommand::ReleaseHold { hold_id, holder })
+            }),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds/{hold_id}/confirm",
+            Customer,
+            201,
+            "Confirm a free hold, or any hold as staff",
+            post(bookings::confirm_hold),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/holds/{hold_id}/checkout",
+            Customer,
+            202,
+            "Pay for a hold",
+            post(payments::checkout),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/payments/{payment_id}",
+            Customer,
+            200,
+            "A payment and its history",
+            get(payments::get_payment),
+        ),
+        e(
+            Method::POST,
+            "/v1/payments/webhook",
+            Provider,
+            200,
+            "The provider's signed answer",
+            post(payments::webhook),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/orders/{order_id}",
+            Customer,
+            200,
+            "An order",
+            get(bookings::get_order),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/orders/{order_id}/cancel",
+            Customer,
+            200,
+            "Cancel an order (refunded if paid)",
+            post(bookings::cancel_order),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/tickets/{code}",
+            Customer,
+            200,
+            "A ticket with its signed QR payload",
+            get(tickets::get_ticket),
+        ),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/tickets/{code}/qr.svg",
+            Customer,
+            200,
+            "A ticket's QR code as SVG",
+            get(tickets::get_ticket_qr),
+        ),
+        e(
+            Method::POST,
+            "/v1/events/{event_id}/tickets/{code}/check-in",
+            Staff,
+            200,
+            "Admit a ticket by code",
+            post(tickets::check_in),
+        ),
+    ]
+}
+
+pub fn app(state: AppState) -> HttpRouter {
+    let mut router = HttpRouter::new();
+    for endpoint in endpoints() {
+        router = router.route(endpoint.path, endpoint.handler);
+    }
+    router
+        .fallback(|| async { Problem::not_found("not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_ids::middleware))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Headers every answer carries: no MIME sniffing, no referrer leaks, no
+/// framing, and a content security policy that allows nothing (the API serves
+/// JSON, SVG and event streams, none of which needs a script or a style).
+/// Answers that carry tokens or personal data are never cached.
+async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> HttpResponse {
+    use axum::http::HeaderValue;
+    use axum::http::header;
+    let private = {
+        let path = request.uri().path();
+        path.starts_with("/v1/auth/") || path.starts_with("/v1/me")
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    response
+}
