@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use booking::accounts::check_email;
 use booking::{
     AccountAnswer, AccountCommand, AccountQuery, AccountSuccess, Command, CustomerId, EmailClaim, META_GROUP,
-    NewAccount, Rejection, RequestId, Role, SessionGrant, Success, TokenHash,
+    NewAccount, RegionId, Rejection, RequestId, Role, SessionGrant, Success, TokenHash,
 };
 use booking::{Query, QueryResult};
 use serde::Deserialize;
@@ -94,14 +94,14 @@ fn check_name(name: &str) -> Result<(), Problem> {
 }
 
 /// The accounts group of `region`, or `unknown_region`.
-fn accounts_group(state: &AppState, region: &str) -> Result<u64, Problem> {
+fn accounts_group(state: &AppState, region: &RegionId) -> Result<u64, Problem> {
     state
         .router
-        .with_local_map(|map| map.accounts_group(region))
+        .with_local_map(|map| map.accounts_group(region.as_str()))
         .flatten()
         .ok_or_else(|| {
             Problem::from(Rejection::UnknownRegion {
-                region: region.to_owned(),
+                region: region.to_string(),
             })
         })
 }
@@ -117,7 +117,7 @@ fn token_body(keys: &AuthKeys, grant: &SessionGrant, group: u64, secret: String)
         "role": dto::Role::from(grant.role),
         "region": grant.region,
         "token_type": "Bearer",
-        "access_token": keys.access_token(&grant.customer_id, grant.role.as_str(), &grant.region, Some(grant.session_id)),
+        "access_token": keys.access_token(&grant.customer_id, grant.role.as_str(), grant.region.as_str(), Some(grant.session_id)),
         "expires_in": keys.access_ttl.as_secs(),
         "refresh_token": refresh.render(),
         "refresh_expires_at_ms": grant.expires_at_ms,
@@ -152,7 +152,7 @@ pub(crate) struct RegisterBody {
     password: String,
     name: String,
     /// Where the account lives; default: the region of the node asked.
-    region: Option<String>,
+    region: Option<RegionId>,
 }
 
 /// Writes an account. A retry with the same `Idempotency-Key` must propose
@@ -168,7 +168,7 @@ async fn register_account(
     let email = normalise_email(&body.email)?;
     check_name(&body.name)?;
     auth::check_password(&body.password)?;
-    let region = body.region.unwrap_or_else(|| state.router.region().to_owned());
+    let region = body.region.unwrap_or_else(|| state.router.region().clone());
     let group = accounts_group(state, &region)?;
     // Anyone may register, so a key is scoped to the address it registers.
     let id = scoped_request_id(headers, &format!("register:{email}"))?;
@@ -418,7 +418,7 @@ pub(crate) async fn guest(
     })?;
     let email = normalise_email(&body.email)?;
     state.logins.check_code(&email, ip)?;
-    let region = state.router.region().to_owned();
+    let region = state.router.region().clone();
     let group = accounts_group(&state, &region)?;
     let wanted = EmailClaim {
         customer_id: auth::new_guest_id(group),
@@ -503,7 +503,7 @@ pub(crate) async fn guest_verify(
             "role": "guest",
             "region": guest.region,
             "token_type": "Bearer",
-            "access_token": keys.access_token(&guest.customer_id, "guest", &guest.region, None),
+            "access_token": keys.access_token(&guest.customer_id, "guest", guest.region.as_str(), None),
             "expires_in": keys.access_ttl.as_secs(),
         }))
         .into_response()),
@@ -523,7 +523,7 @@ pub(crate) struct CreateUserBody {
     email: String,
     password: String,
     name: String,
-    region: Option<String>,
+    region: Option<RegionId>,
     role: dto::Role,
 }
 

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use booking::{
     CatalogAnswer, CatalogCommand, CatalogQuery, CatalogSuccess, Command, EventCommand, EventId,
-    EventSuccess, ListingStatus, META_GROUP, NewListing, NewVenue, Rejection, Search, Success,
+    EventSuccess, ListingStatus, META_GROUP, NewListing, NewVenue, RegionId, Rejection, Search, Success,
 };
 use booking::{Query, QueryResult};
 use openraft::async_runtime::WatchReceiver;
@@ -159,7 +159,7 @@ impl ListingBody {
         self,
         state: &AppState,
         spec: &booking::EventSpec,
-        home_region: String,
+        home_region: RegionId,
     ) -> Result<NewListing, Problem> {
         let listing = NewListing {
             name: spec.name.clone(),

@@ -15,7 +15,7 @@
 //!
 //! Optional fields serialize as `null` rather than being left out.
 
-use booking::{Currency, CustomerId, EventId, HoldId, Millis, OrderId, TicketCode};
+use booking::{Currency, CustomerId, EventId, HoldId, Millis, OrderId, RegionId, TicketCode};
 use serde::{Deserialize, Serialize};
 
 /// A core enum of unit variants mirrored as an API enum spelled in
@@ -575,7 +575,7 @@ pub struct Account {
     pub customer_id: CustomerId,
     pub email: String,
     pub name: String,
-    pub region: String,
+    pub region: RegionId,
     pub role: Role,
     pub created_at_ms: Millis,
     pub notify: NotifyPreference,
@@ -642,7 +642,7 @@ pub struct Listing {
     pub venue: Venue,
     pub starts_at_ms: Millis,
     pub ends_at_ms: Millis,
-    pub home_region: String,
+    pub home_region: RegionId,
     pub currency: Currency,
     /// `on_sale`, `cancelled`, or `ended` once `ends_at_ms` has passed.
     pub status: String,

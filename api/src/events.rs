@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use booking::{Command, EventCommand, EventId, EventQuery, Query};
+use booking::{Command, EventCommand, EventId, EventQuery, Query, RegionId};
 use serde::Deserialize;
 
 use crate::{
@@ -16,7 +16,7 @@ pub(crate) struct CreateEventBody {
     event_id: u64,
     spec: dto::EventSpec,
     /// Where the event's inventory leader should live; default: this node's region.
-    home_region: Option<String>,
+    home_region: Option<RegionId>,
     /// Give the event a Raft group of its own (a big on-sale).
     #[serde(default)]
     dedicated_group: bool,
@@ -40,7 +40,7 @@ pub(crate) async fn create_event(
     let home_region = body
         .home_region
         .clone()
-        .unwrap_or_else(|| state.router.region().to_owned());
+        .unwrap_or_else(|| state.router.region().clone());
     let listing = match body.listing {
         Some(listing) => Some(listing.into_listing(&state, &spec, home_region).await?),
         None => None,

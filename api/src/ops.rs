@@ -15,14 +15,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use booking::{Command, EventId, GroupId, META_GROUP, MapCommand, MapSuccess, NodeInfo, Success};
+use booking::{Command, EventId, GroupId, META_GROUP, MapCommand, MapSuccess, NodeInfo, RegionId, Success};
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use router::membership::{self, MembershipError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use transport::booking_service::ManageOp;
-use transport::raft_service::GroupReplica;
+use transport::replicas::GroupReplica;
 
 use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiResult, AppState, Problem, parse_id};
@@ -336,7 +336,7 @@ pub(crate) async fn admin_cluster(State(state): State<AppState>, headers: Header
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateGroupBody {
-    home_region: String,
+    home_region: RegionId,
 }
 
 pub(crate) async fn create_group(
@@ -362,7 +362,7 @@ pub(crate) async fn create_group(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlaceEventBody {
-    home_region: String,
+    home_region: RegionId,
     #[serde(default)]
     dedicated: bool,
 }
@@ -486,7 +486,7 @@ impl From<MembershipError> for Problem {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddNodeBody {
     node_id: u64,
-    region: String,
+    region: RegionId,
     grpc_addr: String,
     http_addr: String,
 }
@@ -502,9 +502,6 @@ pub(crate) async fn add_node(
     for (field, addr) in [("grpc_addr", &body.grpc_addr), ("http_addr", &body.http_addr)] {
         addr.parse::<std::net::SocketAddr>()
             .map_err(|_| Problem::invalid(format!("{field} must be host:port with an IP, got {addr:?}")))?;
-    }
-    if body.region.is_empty() || body.region.len() > 32 {
-        return Err(Problem::invalid("region must be 1-32 characters"));
     }
     let info = NodeInfo {
         region: body.region,

@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::events::notices::Channel;
-use crate::ids::{CustomerId, Millis};
+use crate::ids::{CustomerId, Millis, RegionId};
 use crate::rejection::Rejection;
 
 /// What the accounts of a region (and the metadata group's e-mail claims)
@@ -216,7 +216,7 @@ pub const GUEST_CODE_ATTEMPTS: u8 = 5;
 pub struct NewGuestCheck {
     pub customer_id: CustomerId,
     pub email: String,
-    pub region: String,
+    pub region: RegionId,
     pub code_hash: TokenHash,
     pub ttl_ms: u64,
 }
@@ -227,7 +227,7 @@ pub struct GuestChallenge {
     /// The guest identity the address has (or will have) in this group.
     pub customer_id: CustomerId,
     pub email: String,
-    pub region: String,
+    pub region: RegionId,
     /// A keyed hash of the code (the edge keys it with the cluster secret).
     pub code_hash: TokenHash,
     pub expires_at_ms: Millis,
@@ -240,7 +240,7 @@ pub struct NewAccount {
     /// Lower-cased by the edge; the state machine checks the shape again.
     pub email: String,
     pub name: String,
-    pub region: String,
+    pub region: RegionId,
     pub role: Role,
     /// An argon2id PHC string.
     pub password_hash: String,
@@ -250,7 +250,7 @@ pub struct NewAccount {
 pub struct AccountRecord {
     pub email: String,
     pub name: String,
-    pub region: String,
+    pub region: RegionId,
     pub role: Role,
     pub password_hash: String,
     pub created_at_ms: Millis,
@@ -305,7 +305,7 @@ pub struct AccountView {
     pub customer_id: CustomerId,
     pub email: String,
     pub name: String,
-    pub region: String,
+    pub region: RegionId,
     pub role: Role,
     pub created_at_ms: Millis,
     pub notify: NotifyPreference,
@@ -329,7 +329,7 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailClaim {
     pub customer_id: CustomerId,
-    pub region: String,
+    pub region: RegionId,
 }
 
 /// What a session command tells the edge, which then signs an access token.
@@ -338,7 +338,7 @@ pub struct SessionGrant {
     pub session_id: u64,
     pub customer_id: CustomerId,
     pub role: Role,
-    pub region: String,
+    pub region: RegionId,
     pub generation: u32,
     pub expires_at_ms: Millis,
 }
@@ -921,7 +921,7 @@ mod tests {
         NewAccount {
             email: "alice@example.org".to_owned(),
             name: "Alice".to_owned(),
-            region: "eu-west".to_owned(),
+            region: crate::RegionId::new("eu-west").unwrap(),
             role: Role::Customer,
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         }
@@ -1012,7 +1012,7 @@ mod tests {
         NewGuestCheck {
             customer_id,
             email: email.to_owned(),
-            region: "eu".to_owned(),
+            region: crate::RegionId::new("eu").unwrap(),
             code_hash,
             ttl_ms,
         }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Currency, EventId, Millis};
+use crate::ids::{Currency, EventId, Millis, RegionId};
 use crate::rejection::Rejection;
 
 /// Longest free text (descriptions), in bytes.
@@ -134,7 +134,7 @@ pub struct NewListing {
     pub venue_id: u64,
     pub starts_at_ms: Millis,
     pub ends_at_ms: Millis,
-    pub home_region: String,
+    pub home_region: RegionId,
     pub currency: Currency,
 }
 
@@ -164,7 +164,7 @@ pub struct ListingView {
     pub venue: VenueView,
     pub starts_at_ms: Millis,
     pub ends_at_ms: Millis,
-    pub home_region: String,
+    pub home_region: RegionId,
     pub currency: Currency,
     /// `on_sale`, `cancelled`, or `ended` once `ends_at_ms` has passed.
     pub status: String,
@@ -535,7 +535,7 @@ mod tests {
             venue_id,
             starts_at_ms,
             ends_at_ms: starts_at_ms + 100,
-            home_region: "eu-west".into(),
+            home_region: crate::RegionId::new("eu-west").unwrap(),
             currency: Currency::EUR,
         }
     }

@@ -24,10 +24,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::EventId;
+use crate::ids::{EventId, NodeId, RegionId};
 use crate::rejection::Rejection;
 
-pub type NodeId = u64;
 pub type GroupId = u64;
 pub type ReplicaId = u64;
 
@@ -41,7 +40,7 @@ pub const MAX_GROUPS_PER_REQUEST: u32 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
-    pub region: String,
+    pub region: RegionId,
     pub grpc_addr: String,
     pub http_addr: String,
     /// Being removed: takes no new replicas, and its replicas are moving away.
@@ -51,7 +50,7 @@ pub struct NodeInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {
     /// Where the group's leader should live: the home region of its events.
-    pub home_region: String,
+    pub home_region: RegionId,
     /// Voting replicas, by replica id.
     pub voters: BTreeMap<ReplicaId, NodeId>,
     /// Replicas catching up before they become voters, by replica id.
@@ -103,11 +102,11 @@ pub enum MapCommand {
     /// returned. `dedicated`: a new group is created for this event alone.
     PlaceEvent {
         event_id: EventId,
-        home_region: String,
+        home_region: RegionId,
         dedicated: bool,
     },
     /// Creates an empty data group homed in `home_region`.
-    CreateGroup { home_region: String },
+    CreateGroup { home_region: RegionId },
     /// Registers a node joining the cluster (it carries nothing yet).
     AddNode { node_id: NodeId, info: NodeInfo },
     /// Gives `group` a new learner replica on `node_id` (the first step of
@@ -299,7 +298,7 @@ impl ClusterMap {
             }
             MapCommand::CreateGroup { home_region } => {
                 self.require_initialised()?;
-                self.require_region(home_region)?;
+                self.require_region(home_region.as_str())?;
                 let group_id = self.create_group(home_region, None, dirty)?;
                 self.bump(dirty);
                 Ok(MapSuccess::GroupCreated {
@@ -517,7 +516,7 @@ impl ClusterMap {
             self.nodes.insert(id, info);
             dirty.insert(MapKey::Node(id));
         }
-        let mut regions: Vec<String> = self.nodes.values().map(|n| n.region.clone()).collect();
+        let mut regions: Vec<RegionId> = self.nodes.values().map(|n| n.region.clone()).collect();
         regions.sort();
         regions.dedup();
         for region in &regions {
@@ -535,7 +534,7 @@ impl ClusterMap {
     fn place_event(
         &mut self,
         event_id: EventId,
-        home_region: &str,
+        home_region: &RegionId,
         dedicated: bool,
         dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> MapResponse {
@@ -547,11 +546,11 @@ impl ClusterMap {
                 epoch: self.meta.epoch,
             });
         }
-        self.require_region(home_region)?;
+        self.require_region(home_region.as_str())?;
         let group_id = if dedicated {
             self.create_group(home_region, Some(event_id), dirty)?
         } else {
-            self.choose_group(home_region)
+            self.choose_group(home_region.as_str())
                 .ok_or(Rejection::NoGroupAvailable)?
         };
         self.placements.insert(event_id, group_id);
@@ -613,11 +612,11 @@ impl ClusterMap {
 
     fn create_group(
         &mut self,
-        home_region: &str,
+        home_region: &RegionId,
         dedicated_to: Option<EventId>,
         dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> Result<GroupId, Rejection> {
-        let nodes = self.choose_nodes(home_region);
+        let nodes = self.choose_nodes(home_region.as_str());
         if nodes.len() < usize::from(self.meta.replication) {
             return Err(Rejection::NotEnoughNodes {
                 needed: u32::from(self.meta.replication),
@@ -634,7 +633,7 @@ impl ClusterMap {
         self.groups.insert(
             group_id,
             GroupInfo {
-                home_region: home_region.to_owned(),
+                home_region: home_region.clone(),
                 voters,
                 learners: BTreeMap::new(),
                 dedicated_to,
@@ -757,7 +756,7 @@ mod tests {
 
     fn node(region: &str) -> NodeInfo {
         NodeInfo {
-            region: region.to_owned(),
+            region: RegionId::new(region).unwrap(),
             grpc_addr: "127.0.0.1:1".to_owned(),
             http_addr: "127.0.0.1:2".to_owned(),
             draining: false,
@@ -819,7 +818,7 @@ mod tests {
         let mut place = |map: &mut ClusterMap, e: u64, region: &str, dedicated: bool| match map.apply(
             &MapCommand::PlaceEvent {
                 event_id: EventId(e),
-                home_region: region.to_owned(),
+                home_region: RegionId::new(region).unwrap(),
                 dedicated,
             },
             &mut dirty,
@@ -846,7 +845,7 @@ mod tests {
         let unknown = map.apply(
             &MapCommand::PlaceEvent {
                 event_id: EventId(99),
-                home_region: "mars".to_owned(),
+                home_region: RegionId::new("mars").unwrap(),
                 dedicated: false,
             },
             &mut dirty,
@@ -952,7 +951,7 @@ mod tests {
         map.apply(
             &MapCommand::PlaceEvent {
                 event_id: EventId(5),
-                home_region: "ap".to_owned(),
+                home_region: RegionId::new("ap").unwrap(),
                 dedicated: false,
             },
             &mut dirty,

@@ -180,6 +180,72 @@ impl std::borrow::Borrow<str> for TicketCode {
     }
 }
 
+/// A node's id in the cluster; also its replica id in the metadata group,
+/// so it stays below [`crate::FIRST_DATA_REPLICA_ID`].
+pub type NodeId = u64;
+
+/// Longest region name.
+pub const MAX_REGION_LEN: usize = 32;
+
+/// A region name such as `eu-west`: 1 to 32 of `a-z`, `0-9` and `-`.
+/// Serialized as the string; decoding checks the shape, so no stored record
+/// or wire message holds a malformed region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RegionId(String);
+
+impl RegionId {
+    pub fn new(name: &str) -> Result<Self, Rejection> {
+        let ok = !name.is_empty()
+            && name.len() <= MAX_REGION_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(Rejection::InvalidRequest(format!(
+                "region {name:?} must be 1-{MAX_REGION_LEN} characters of a-z, 0-9 and '-'"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RegionId {
+    type Error = Rejection;
+    fn try_from(value: String) -> Result<Self, Rejection> {
+        Self::new(&value)
+    }
+}
+
+impl From<RegionId> for String {
+    fn from(value: RegionId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for RegionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for RegionId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for RegionId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// An ISO-4217-shaped currency code: exactly three ASCII upper-case letters.
 /// Whether the code is actually assigned by ISO is not our concern; the shape is
 /// what keeps totals from mixing units. Serialized as the string, e.g. `"EUR"`.

@@ -75,7 +75,7 @@ pub use catalog::{
 };
 pub use cluster_map::{
     ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapAnswer, MapCommand, MapKey,
-    MapMeta, MapQuery, MapSuccess, MapValue, NodeId, NodeInfo, ReplicaId,
+    MapMeta, MapQuery, MapSuccess, MapValue, NodeInfo, ReplicaId,
 };
 pub use command::{Command, Request, Response, Success};
 pub use events::feed::{AvailabilityChange, ChangeCause};
@@ -91,7 +91,10 @@ pub use events::views::{
     SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
 };
 pub use events::vocab::{EventAnswer, EventCommand, EventQuery, EventSuccess, Selection};
-pub use ids::{Currency, CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
+pub use ids::{
+    Currency, CustomerId, EventId, HoldId, MAX_REGION_LEN, Millis, Money, NodeId, OrderId, RegionId,
+    RequestId, TicketCode,
+};
 pub use layout::{EventSpec, GaAreaSpec, PriceTier, RowSpec, SeatSpec, SectionSpec};
 pub use query::{Query, QueryResult};
 pub use records::{FIRST_KIND_VERSION, Record, RecordKey, RequestRecord};

@@ -27,8 +27,6 @@ use crate::events::payments::PaymentOutcome;
 use crate::events::vocab::EventCommand;
 use crate::rejection::Rejection;
 
-/// Longest region name (the config's rule).
-pub const MAX_REGION_LEN: usize = 32;
 /// Longest node address kept in the cluster map.
 pub const MAX_ADDR_LEN: usize = 256;
 /// Most nodes one map command may name.
@@ -48,21 +46,7 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_region(region: &str) -> Result<(), Rejection> {
-    let ok = !region.is_empty()
-        && region.len() <= MAX_REGION_LEN
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        invalid("a region is 1..=32 characters of [a-z0-9-]")
-    }
-}
-
 fn check_node(info: &NodeInfo) -> Result<(), Rejection> {
-    check_region(&info.region)?;
     check_text("grpc_addr", &info.grpc_addr, MAX_ADDR_LEN)?;
     check_text("http_addr", &info.http_addr, MAX_ADDR_LEN)
 }
@@ -142,11 +126,11 @@ fn map_shape(command: &MapCommand) -> Result<(), Rejection> {
             }
             nodes.iter().try_for_each(|(_, info)| check_node(info))
         }
-        MapCommand::PlaceEvent { home_region, .. } | MapCommand::CreateGroup { home_region } => {
-            check_region(home_region)
-        }
         MapCommand::AddNode { info, .. } => check_node(info),
-        MapCommand::AddLearner { .. }
+        // Regions are `RegionId`s: their shape was checked when they were made.
+        MapCommand::PlaceEvent { .. }
+        | MapCommand::CreateGroup { .. }
+        | MapCommand::AddLearner { .. }
         | MapCommand::PromoteLearner { .. }
         | MapCommand::DrainNode { .. }
         | MapCommand::RemoveNode { .. } => Ok(()),
@@ -155,20 +139,18 @@ fn map_shape(command: &MapCommand) -> Result<(), Rejection> {
 
 fn account_shape(command: &AccountCommand) -> Result<(), Rejection> {
     match command {
-        AccountCommand::ClaimEmail { claim, .. } => check_region(&claim.region),
         AccountCommand::Register { account, .. } => {
             crate::accounts::check_email(&account.email).map_err(Rejection::InvalidRequest)?;
             check_text("email", &account.email, MAX_EMAIL_LEN)?;
             check_text("name", &account.name, MAX_ACCOUNT_NAME_LEN)?;
-            check_text("password hash", &account.password_hash, MAX_PASSWORD_HASH_LEN)?;
-            check_region(&account.region)
+            check_text("password hash", &account.password_hash, MAX_PASSWORD_HASH_LEN)
         }
         AccountCommand::SetNotifications { preference, .. } => preference.validate(),
         AccountCommand::StartGuestCheck { check } => {
-            crate::accounts::check_email(&check.email).map_err(Rejection::InvalidRequest)?;
-            check_region(&check.region)
+            crate::accounts::check_email(&check.email).map_err(Rejection::InvalidRequest)
         }
-        AccountCommand::SetRole { .. }
+        AccountCommand::ClaimEmail { .. }
+        | AccountCommand::SetRole { .. }
         | AccountCommand::StartSession { .. }
         | AccountCommand::RotateSession { .. }
         | AccountCommand::EndSession { .. }
@@ -247,12 +229,8 @@ mod tests {
             },
         );
         assert!(method.check_shape().is_err());
-        assert!(
-            Command::Map(MapCommand::CreateGroup {
-                home_region: "EU West".into()
-            })
-            .check_shape()
-            .is_err()
-        );
+        // A malformed region cannot be made, nor decoded into a command.
+        assert!(crate::RegionId::new("EU West").is_err());
+        assert!(serde_json::from_str::<crate::RegionId>("\"EU West\"").is_err());
     }
 }

@@ -936,7 +936,7 @@ mod tests {
             account: NewAccount {
                 email: "alice@example.org".to_owned(),
                 name: "Alice".to_owned(),
-                region: "eu-west".to_owned(),
+                region: crate::RegionId::new("eu-west").unwrap(),
                 role: Role::Customer,
                 password_hash: "$argon2id$x".to_owned(),
             },

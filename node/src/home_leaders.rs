@@ -17,14 +17,14 @@ use openraft::async_runtime::WatchReceiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::periodic::Periodic;
-use transport::raft_service::Groups;
+use transport::replicas::Groups;
 
 const INTERVAL: Duration = Duration::from_secs(2);
 
 /// A home voter this far behind the leader's log is not handed leadership.
 const CAUGHT_UP_LAG: u64 = 100;
 
-pub async fn run(groups: Groups, region: String, shutdown: CancellationToken) {
+pub async fn run(groups: Groups, region: booking::RegionId, shutdown: CancellationToken) {
     let mut clock = Periodic::new(INTERVAL, &shutdown);
     while clock.next().await {
         for (replica, target) in handoffs(&groups, &region) {
@@ -43,7 +43,7 @@ pub async fn run(groups: Groups, region: String, shutdown: CancellationToken) {
 
 /// The groups this node leads away from home, each with a caught-up home
 /// voter to hand leadership to.
-fn handoffs(groups: &Groups, region: &str) -> Vec<(transport::raft_service::GroupReplica, u64)> {
+fn handoffs(groups: &Groups, region: &booking::RegionId) -> Vec<(transport::replicas::GroupReplica, u64)> {
     let Some(meta) = groups.get(META_GROUP) else {
         return Vec::new();
     };
@@ -54,7 +54,7 @@ fn handoffs(groups: &Groups, region: &str) -> Vec<(transport::raft_service::Grou
         let Some(info) = map.groups.get(&replica.group_id) else {
             continue;
         };
-        if info.home_region == region {
+        if info.home_region == *region {
             continue;
         }
         let watch = replica.raft.metrics();

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::periodic::Periodic;
 use transport::channels::ChannelPool;
 use transport::quiescence::{self, Quiescer};
-use transport::raft_service::Groups;
+use transport::replicas::Groups;
 
 /// How often peers are pinged and idle groups looked for.
 const INTERVAL: Duration = Duration::from_millis(500);

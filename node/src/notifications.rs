@@ -38,7 +38,7 @@ use region_config::NotificationsConfig;
 use router::Router;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use transport::raft_service::Groups;
+use transport::replicas::Groups;
 
 use crate::periodic::Periodic;
 

@@ -24,7 +24,7 @@ use openraft::async_runtime::WatchReceiver;
 use router::Router;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use transport::raft_service::Groups;
+use transport::replicas::Groups;
 
 use crate::periodic::Periodic;
 

@@ -28,7 +28,7 @@ use raft_store::{NodeAddr, NodeStore, Raft};
 use tokio_util::sync::CancellationToken;
 use transport::channels::ChannelPool;
 use transport::network::NetworkFactory;
-use transport::raft_service::{GroupReplica, Groups};
+use transport::replicas::{GroupReplica, Groups};
 
 #[derive(Clone)]
 pub struct ReplicaManager {
@@ -152,7 +152,7 @@ impl ReplicaManager {
                             replica,
                             NodeAddr {
                                 node_id: node,
-                                region: addr.region.clone(),
+                                region: addr.region.to_string(),
                                 grpc_addr: addr.grpc_addr.clone(),
                                 http_addr: addr.http_addr.clone(),
                             },

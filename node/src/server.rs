@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use transport::booking_service::BookingService;
 use transport::channels::ChannelPool;
-use transport::raft_service::{Groups, RaftService};
+use transport::raft_service::RaftService;
+use transport::replicas::Groups;
 
 use crate::replicas::ReplicaManager;
 
@@ -139,7 +140,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let router = Arc::new(Router::new(
         node_id,
-        config.region.to_string(),
+        config.region.clone(),
         groups.clone(),
         pool.clone(),
         RetryPolicy::default(),
@@ -189,7 +190,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     ));
     tasks.spawn(crate::home_leaders::run(
         groups.clone(),
-        config.region.to_string(),
+        config.region.clone(),
         shutdown.clone(),
     ));
     if config.raft.quiesce_after_ms > 0 {
@@ -314,7 +315,7 @@ async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: Cance
             (
                 m.node_id,
                 NodeInfo {
-                    region: m.region.to_string(),
+                    region: m.region.clone(),
                     grpc_addr: m.grpc_addr.to_string(),
                     http_addr: m.http_addr.to_string(),
                     draining: false,

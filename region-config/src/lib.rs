@@ -10,17 +10,16 @@
 //! language, time zone) will live here too once read replicas serve search.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A node's id in the cluster; also its replica id in the metadata group.
-pub type NodeId = u64;
+/// Node and region ids are the booking core's, defined once there.
+pub use booking::{NodeId, RegionId};
 
 /// Node ids stay below this: data-group replica ids start there.
-pub const MAX_NODE_ID: NodeId = 1 << 40;
+pub const MAX_NODE_ID: NodeId = booking::FIRST_DATA_REPLICA_ID;
 
 /// Why a configuration was refused. Each message names the field to fix.
 #[derive(Debug, thiserror::Error)]
@@ -34,51 +33,6 @@ pub enum ConfigError {
     },
     #[error("invalid config: {0}")]
     Invalid(String),
-}
-
-/// A region name such as `eu-west`: lowercase letters, digits and dashes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RegionId(String);
-
-impl RegionId {
-    pub fn new(name: &str) -> Result<Self, ConfigError> {
-        let ok = !name.is_empty()
-            && name.len() <= 32
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(name.to_owned()))
-        } else {
-            Err(ConfigError::Invalid(format!(
-                "region {name:?} must be 1-32 characters of a-z, 0-9 and '-'"
-            )))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for RegionId {
-    type Error = ConfigError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::new(&value)
-    }
-}
-
-impl From<RegionId> for String {
-    fn from(value: RegionId) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for RegionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// One member of the cluster as every node knows it.

@@ -9,7 +9,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use raft_store::Raft;
 use transport::booking_service::{ForwardedWrite, LeaderReply, ManageOp, ManageOutcome};
-use transport::raft_service::GroupReplica;
+use transport::replicas::GroupReplica;
 
 /// The leader's wall clock in ms. This is the only place a request's time is
 /// decided; the state machine takes it from the entry and never reads a clock.

@@ -33,15 +33,15 @@ use std::time::{Duration, Instant};
 
 use booking::{
     AccountQuery, CatalogQuery, ClusterMap, Command, CustomerId, EventCommand, EventId, GroupId, META_GROUP,
-    MapAnswer, MapCommand, MapQuery, MapSuccess, Query, QueryResult, Rejection, ReplicaId, RequestId,
-    Response, Success,
+    MapAnswer, MapCommand, MapQuery, MapSuccess, Query, QueryResult, RegionId, Rejection, ReplicaId,
+    RequestId, Response, Success,
 };
 use openraft::async_runtime::WatchReceiver;
 use transport::booking_service::{
     BookingPeer, ForwardedWrite, LeaderReply, ManageOp, ManageOutcome, PeerError,
 };
 use transport::channels::ChannelPool;
-use transport::raft_service::{GroupReplica, Groups};
+use transport::replicas::{GroupReplica, Groups};
 
 pub use expiry::run_expiry_ticker;
 
@@ -82,7 +82,7 @@ pub enum RouteError {
 pub struct Router {
     node_id: u64,
     /// Events created here without a stated home region are homed here.
-    region: String,
+    region: RegionId,
     groups: Groups,
     pool: ChannelPool,
     policy: RetryPolicy,
@@ -107,7 +107,13 @@ enum Target {
 }
 
 impl Router {
-    pub fn new(node_id: u64, region: String, groups: Groups, pool: ChannelPool, policy: RetryPolicy) -> Self {
+    pub fn new(
+        node_id: u64,
+        region: RegionId,
+        groups: Groups,
+        pool: ChannelPool,
+        policy: RetryPolicy,
+    ) -> Self {
         Self {
             node_id,
             region,
@@ -122,7 +128,7 @@ impl Router {
         self.node_id
     }
 
-    pub fn region(&self) -> &str {
+    pub fn region(&self) -> &RegionId {
         &self.region
     }
 
@@ -206,7 +212,7 @@ impl Router {
         &self,
         request_id: RequestId,
         create: Command,
-        home_region: Option<String>,
+        home_region: Option<RegionId>,
         dedicated: bool,
     ) -> Result<Response, RouteError> {
         let Command::Event(event_id, EventCommand::Create { .. }) = create else {
@@ -228,7 +234,7 @@ impl Router {
         &self,
         request_id: &RequestId,
         event_id: EventId,
-        home_region: String,
+        home_region: RegionId,
         dedicated: bool,
     ) -> Result<Result<GroupId, Rejection>, RouteError> {
         if let Some(group) = self.local_placement(event_id) {

@@ -89,7 +89,7 @@ async fn manage(router: &Router, group_id: GroupId, op: ManageOp) -> Result<(), 
 fn node_addr(node_id: NodeId, info: &NodeInfo) -> NodeAddr {
     NodeAddr {
         node_id,
-        region: info.region.clone(),
+        region: info.region.to_string(),
         grpc_addr: info.grpc_addr.clone(),
         http_addr: info.http_addr.clone(),
     }

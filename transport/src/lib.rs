@@ -3,7 +3,8 @@
 //! * [`network`] implements openraft's `RaftNetworkV2` over the `Raft` gRPC
 //!   service, one long-lived HTTP/2 channel per peer shared by every group;
 //! * [`raft_service`] answers that service by handing messages to the local
-//!   replica of the named group;
+//!   replica of the named group, found in [`replicas`] (the registry of this
+//!   node's replicas, which the router and the API use too);
 //! * [`booking_service`] carries client requests that a node forwards to a
 //!   group leader, answered by a [`booking_service::LeaderService`] that the
 //!   router implements.
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod network;
 pub mod quiescence;
 pub mod raft_service;
+pub mod replicas;
 pub mod tls;
 
 /// Generated protobuf and tonic code.

@@ -38,7 +38,7 @@ use crate::channels::ChannelPool;
 use crate::codec::{decode, encode};
 use crate::proto::Envelope;
 use crate::proto::raft_client::RaftClient;
-use crate::raft_service::{GroupReplica, Groups};
+use crate::replicas::{GroupReplica, Groups};
 
 /// How long a leader waits for a follower's answer to a parking request.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,14 +1,11 @@
 //! The receiving side of Raft traffic: hands each message to the local
 //! replica of the group it names.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
 
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use raft_store::types::{Snapshot, SnapshotMeta};
-use raft_store::{Raft, SharedState, SnapshotFile, TypeConfig, Vote};
+use raft_store::{SnapshotFile, TypeConfig, Vote};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -16,138 +13,21 @@ use crate::MAX_MESSAGE_BYTES;
 use crate::codec::{decode, encode};
 use crate::proto::raft_server::{Raft as RaftRpc, RaftServer};
 use crate::proto::{Envelope, SnapshotChunk};
+use crate::replicas::{GroupReplica, Groups};
 
-/// One local replica: what the transport, the router and the API need of it.
-#[derive(Clone)]
-pub struct GroupReplica {
-    pub group_id: u64,
-    /// This replica's Raft node id, unique across all groups.
-    pub replica_id: u64,
-    pub raft: Raft,
-    /// Its applied state, for local reads.
-    pub state: SharedState,
-    /// Where incoming snapshot files are written before installation.
-    /// Shared, because every request that finds this replica copies the handle.
-    pub snapshot_dir: Arc<Path>,
-    /// Whether this replica's timers are parked (see [`crate::quiescence`]).
-    pub quiet: Arc<AtomicBool>,
-}
-
-impl GroupReplica {
-    /// `parked`: the Raft instance was built with its ticker disabled.
-    pub fn new(
-        group_id: u64,
-        replica_id: u64,
-        raft: Raft,
-        state: SharedState,
-        snapshot_dir: PathBuf,
-        parked: bool,
-    ) -> Self {
-        Self {
-            group_id,
-            replica_id,
-            raft,
-            state,
-            snapshot_dir: Arc::from(snapshot_dir),
-            quiet: Arc::new(AtomicBool::new(parked)),
-        }
+/// The local replica of `group_id` that a Raft message for replica
+/// `target` may be delivered to.
+fn require(groups: &Groups, group_id: u64, target: u64) -> Result<GroupReplica, Status> {
+    let replica = groups
+        .get(group_id)
+        .ok_or_else(|| Status::not_found(format!("this node has no replica of group {group_id}")))?;
+    if target != replica.replica_id {
+        return Err(Status::not_found(format!(
+            "replica {target} of group {group_id} is not here (this node runs replica {})",
+            replica.replica_id
+        )));
     }
-
-    /// Restarts the replica's timers if they were parked. Cheap when awake.
-    pub fn wake(&self) {
-        if self.quiet.swap(false, Ordering::AcqRel) {
-            self.raft.runtime_config().tick(true);
-            tracing::debug!(group = self.group_id, "replica woke");
-        }
-    }
-
-    /// Parks the replica's timers: no heartbeats, no election timeouts.
-    pub fn park(&self) {
-        self.quiet.store(true, Ordering::Release);
-        self.raft.runtime_config().tick(false);
-    }
-
-    pub fn is_quiet(&self) -> bool {
-        self.quiet.load(Ordering::Acquire)
-    }
-
-    /// The voters of the group as this replica's Raft membership has them.
-    pub fn voter_ids<C: FromIterator<u64>>(&self) -> C {
-        use openraft::async_runtime::WatchReceiver;
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect()
-    }
-}
-
-/// The replicas this node hosts, by group id.
-#[derive(Clone, Default)]
-pub struct Groups {
-    inner: Arc<RwLock<HashMap<u64, GroupReplica>>>,
-}
-
-impl Groups {
-    pub fn insert(&self, group_id: u64, replica: GroupReplica) {
-        self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(group_id, replica);
-    }
-
-    pub fn remove(&self, group_id: u64) -> Option<GroupReplica> {
-        self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&group_id)
-    }
-
-    /// Every local replica, by group id.
-    pub fn list(&self) -> Vec<GroupReplica> {
-        let mut all: Vec<GroupReplica> = self
-            .inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        all.sort_by_key(|r| r.group_id);
-        all
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn get(&self, group_id: u64) -> Option<GroupReplica> {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&group_id)
-            .cloned()
-    }
-
-    /// The local replica of `group_id` that a Raft message for replica
-    /// `target` may be delivered to.
-    fn require(&self, group_id: u64, target: u64) -> Result<GroupReplica, Status> {
-        let replica = self
-            .get(group_id)
-            .ok_or_else(|| Status::not_found(format!("this node has no replica of group {group_id}")))?;
-        if target != replica.replica_id {
-            return Err(Status::not_found(format!(
-                "replica {target} of group {group_id} is not here (this node runs replica {})",
-                replica.replica_id
-            )));
-        }
-        Ok(replica)
-    }
+    Ok(replica)
 }
 
 pub struct RaftService {
@@ -178,7 +58,7 @@ fn reply<T: serde::Serialize, E: std::fmt::Display>(
 impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let replica = require(&self.groups, envelope.group_id, envelope.target_replica)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&envelope.payload)?;
         // A bare heartbeat keeps a parked follower parked; new entries mean
         // the group is busy again. Wake after the append, so that the lease
@@ -193,7 +73,7 @@ impl RaftRpc for RaftService {
 
     async fn vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let replica = require(&self.groups, envelope.group_id, envelope.target_replica)?;
         let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
         // Someone is electing: this replica must take part with live timers.
         replica.wake();
@@ -202,7 +82,7 @@ impl RaftRpc for RaftService {
 
     async fn pre_vote(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let replica = require(&self.groups, envelope.group_id, envelope.target_replica)?;
         let rpc: VoteRequest<TypeConfig> = decode(&envelope.payload)?;
         replica.wake();
         Ok(reply(envelope.group_id, replica.raft.pre_vote(rpc).await))
@@ -218,7 +98,7 @@ impl RaftRpc for RaftService {
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let group_id = first.group_id;
-        let replica = self.groups.require(group_id, first.target_replica)?;
+        let replica = require(&self.groups, group_id, first.target_replica)?;
         let (vote, meta): (Vote, SnapshotMeta) = decode(&first.header)?;
 
         let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
@@ -249,7 +129,7 @@ impl RaftRpc for RaftService {
 
     async fn transfer_leader(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let replica = require(&self.groups, envelope.group_id, envelope.target_replica)?;
         let rpc: TransferLeaderRequest<TypeConfig> = decode(&envelope.payload)?;
         // The new leader needs its timers for heartbeats.
         replica.wake();
@@ -261,7 +141,7 @@ impl RaftRpc for RaftService {
 
     async fn quiesce(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
-        let replica = self.groups.require(envelope.group_id, envelope.target_replica)?;
+        let replica = require(&self.groups, envelope.group_id, envelope.target_replica)?;
         let ask: crate::quiescence::QuiesceRequest = decode(&envelope.payload)?;
         let parked = crate::quiescence::park_follower(&replica, &ask);
         Ok(reply::<bool, String>(envelope.group_id, Ok(parked)))
