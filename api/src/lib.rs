@@ -9,6 +9,8 @@
 //! Where things are:
 //! - `routes.rs`: the route table (method, path, access, handler) and the
 //!   middleware; `openapi.rs` builds `/openapi.json` from the same table.
+//! - `client.rs`: the HTTP client of this API (with its retry rule), for
+//!   the admin command, the benchmarks, the demo and the tests.
 //! - `dto.rs`: every JSON shape a client sends or receives, converted from
 //!   and to the core's types; nothing else here serializes a core type.
 //! - `respond.rs`: what handlers share (ids, request ids, submitting,
@@ -27,6 +29,7 @@ mod accounts;
 pub mod auth;
 mod bookings;
 mod catalog;
+pub mod client;
 pub mod dto;
 mod events;
 mod extract;

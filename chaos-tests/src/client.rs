@@ -1,10 +1,6 @@
-//! A typed HTTP client for the tests, with the retry rule every chaos test relies on.
-//!
-//! The rule: a 503 (`unavailable`), a 504 (`outcome_unknown`) or a transport failure is
-//! not an answer. The request is sent again, with the same `Idempotency-Key`, to the next
-//! node, until a definitive answer arrives or the retry budget is spent. Because the key
-//! is kept, a write whose first try did take effect reports its original outcome instead
-//! of acting twice; this is how clients resolve "outcome unknown" after a leader dies.
+//! The tests' view of the API: [`api::client::Client`] (and its retry rule, which every
+//! chaos test relies on) addressed by node id, with the calls and the few answer fields
+//! the tests check.
 //!
 //! Answers are split in two: a success ([`Ok`]) or a business rejection ([`Problem`]),
 //! both definitive; only a spent budget or an unexpected body is an `anyhow` error.
@@ -13,9 +9,10 @@
 //! on purpose) and it parses only the fields the tests check, ignoring the rest.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use api::client::{Client, RequestBuilder};
 use node::launcher::{GroupHealth, Health, LocalCluster};
 use region_config::NodeId;
 use reqwest::{Method, StatusCode};
@@ -23,34 +20,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// How long one request may wait for its answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Admin calls (membership changes) wait for replicas to move.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Default time a request keeps being retried: longer than any election should take.
-pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
-
-/// Pause before the first retry; doubles up to [`RETRY_PAUSE_MAX`].
-const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
-const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
-
-/// A definitive rejection (`application/problem+json`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub status: u16,
-    pub code: String,
-    pub detail: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status, self.code, self.detail)
-    }
-}
-
-/// A definitive answer: the success body, or the rejection.
-pub type Reply<T> = Result<T, Problem>;
+pub use api::client::{DEFAULT_RETRY_BUDGET, ProblemBody as Problem, Reply};
 
 /// Which replica answers a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,41 +153,26 @@ impl EventView {
 /// (the order of [`node::launcher::LocalCluster::http_urls`]).
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    http: reqwest::Client,
-    urls: Vec<String>,
-    retry_budget: Duration,
-    /// The bearer token sent with every call: by default the local operator
-    /// token, so the harness books on behalf of the holders it names.
-    token: Option<String>,
+    client: Client,
 }
 
 impl ApiClient {
+    /// A client calling with the local operator token, so the harness books on
+    /// behalf of the holders it names.
     pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
-        anyhow::ensure!(!urls.is_empty(), "a client needs at least one node URL");
-        node::launcher::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(Self {
-            http,
-            urls,
-            retry_budget: DEFAULT_RETRY_BUDGET,
-            token: Some(node::launcher::LOCAL_ADMIN_TOKEN.to_owned()),
-        })
+        let client = Client::new(urls)?.with_token(Some(node::launcher::LOCAL_ADMIN_TOKEN));
+        Ok(Self { client })
     }
 
     /// The same client calling as `token` (an access token), or anonymously.
     pub fn with_token(mut self, token: Option<&str>) -> Self {
-        self.token = token.map(str::to_owned);
+        self.client = self.client.with_token(token);
         self
     }
 
     /// The same client with another retry budget.
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {
-        self.retry_budget = budget;
+        self.client = self.client.with_retry_budget(budget);
         self
     }
 
@@ -224,16 +182,39 @@ impl ApiClient {
     }
 
     pub fn urls(&self) -> &[String] {
-        &self.urls
+        self.client.urls()
     }
 
-    /// The URL of node `node`, or of the `shift`-th node after it (wrapping around).
-    fn url(&self, node: NodeId, shift: usize) -> &str {
-        let index = usize::try_from(node).unwrap_or(0).saturating_sub(1) + shift;
-        &self.urls[index % self.urls.len()]
+    /// A request to node `node` (1-based).
+    fn at(&self, method: Method, node: NodeId, path: &str) -> RequestBuilder<'_> {
+        let index = usize::try_from(node).unwrap_or(0).saturating_sub(1);
+        self.client.request(method, path).to(index)
     }
 
-    /// Sends a request until a definitive answer (see the module doc), first to node
+    /// A request to node `first` that, with `rotate`, may move on to the other nodes.
+    fn build(
+        &self,
+        method: Method,
+        first: NodeId,
+        rotate: bool,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> RequestBuilder<'_> {
+        let mut request = self.at(method, first, path);
+        if !rotate {
+            request = request.pinned();
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(key) = key {
+            request = request.key(key);
+        }
+        request
+    }
+
+    /// Sends a request until a definitive answer (see [`api::client`]), first to node
     /// `first`. `rotate` lets retries move on to the other nodes; without it only
     /// `first` is asked.
     /// Returns the status and the JSON body (`null` when empty).
@@ -246,59 +227,8 @@ impl ApiClient {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let deadline = Instant::now() + self.retry_budget;
-        let mut pause = RETRY_PAUSE_MIN;
-        let mut shift = 0;
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            let url = format!("{}{path}", self.url(first, shift));
-            let mut request = self.http.request(method.clone(), &url);
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token);
-            }
-            if let Some(key) = key {
-                request = request.header("Idempotency-Key", key);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let problem = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(bytes)
-                            if status != StatusCode::SERVICE_UNAVAILABLE
-                                && status != StatusCode::GATEWAY_TIMEOUT =>
-                        {
-                            let body = if bytes.is_empty() {
-                                Value::Null
-                            } else {
-                                serde_json::from_slice(&bytes).with_context(|| {
-                                    format!("{method} {url}: {status} with a body that is not JSON")
-                                })?
-                            };
-                            return Ok((status, body));
-                        }
-                        Ok(bytes) => format!("{status} {}", String::from_utf8_lossy(&bytes)),
-                        Err(err) => format!("reading the body: {err}"),
-                    }
-                }
-                Err(err) => format!("{err}"),
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(anyhow!(
-                    "{method} {path}: no definitive answer after {tries} tries in {:?}; last: {url}: {problem}",
-                    self.retry_budget
-                ));
-            }
-            if rotate {
-                shift += 1;
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(RETRY_PAUSE_MAX);
-        }
+        let answer = self.build(method, first, rotate, path, body, key).send().await?;
+        Ok((answer.status, answer.body))
     }
 
     /// Sends a request and splits the answer into the expected success or a problem.
@@ -311,20 +241,11 @@ impl ApiClient {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> anyhow::Result<Reply<T>> {
-        let (status, body) = self
-            .send_until_definitive(method.clone(), node, rotate, path, body, key)
+        let answer = self
+            .build(method.clone(), node, rotate, path, body, key)
+            .send()
             .await?;
-        if status.is_success() {
-            let value = serde_json::from_value(body.clone())
-                .with_context(|| format!("{method} {path}: unexpected {status} body {body}"))?;
-            return Ok(Ok(value));
-        }
-        let text = |field: &str| body.get(field).and_then(Value::as_str).unwrap_or("").to_owned();
-        Ok(Err(Problem {
-            status: status.as_u16(),
-            code: text("code"),
-            detail: text("detail"),
-        }))
+        answer.reply().with_context(|| format!("{method} {path}"))
     }
 
     fn read_path(path: String, consistency: Consistency) -> (String, bool) {
@@ -345,18 +266,14 @@ impl ApiClient {
 
     /// `GET /health` of node `node`, once, without retries.
     pub async fn health(&self, node: NodeId) -> anyhow::Result<Health> {
-        let url = format!("{}/health", self.url(node, 0));
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        anyhow::ensure!(response.status().is_success(), "GET {url}: {}", response.status());
-        response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: unexpected body"))
+        let answer = self.at(Method::GET, node, "/health").once().send().await?;
+        anyhow::ensure!(
+            answer.status.is_success(),
+            "GET /health of node {node}: {}",
+            answer.status
+        );
+        serde_json::from_value(answer.body)
+            .with_context(|| format!("GET /health of node {node}: unexpected body"))
     }
 
     pub async fn create_event(
@@ -366,7 +283,7 @@ impl ApiClient {
         spec: &booking::EventSpec,
         key: &str,
     ) -> anyhow::Result<Reply<Created>> {
-        let body = json!({ "event_id": event_id, "spec": spec });
+        let body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec.clone()) });
         self.call(Method::POST, node, true, "/v1/events", Some(&body), Some(key))
             .await
     }
@@ -380,7 +297,7 @@ impl ApiClient {
         key: &str,
         extra: Value,
     ) -> anyhow::Result<Reply<Created>> {
-        let mut body = json!({ "event_id": event_id, "spec": spec });
+        let mut body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec.clone()) });
         if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
             body.extend(extra);
         }
@@ -405,19 +322,8 @@ impl ApiClient {
         node: NodeId,
         path: &str,
     ) -> anyhow::Result<(StatusCode, Option<String>, String)> {
-        let url = format!("{}{path}", self.url(node, 0));
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok((status, content_type, response.text().await?))
+        let answer = self.at(method, node, path).once().send().await?;
+        Ok((answer.status, answer.content_type, answer.text))
     }
 
     /// One POST of a JSON body to node `node` without a bearer token or
@@ -429,14 +335,12 @@ impl ApiClient {
         body: &Value,
         header: Option<(&str, &str)>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.url(node, 0));
-        let mut request = self.http.post(&url).json(body);
+        let mut request = self.at(Method::POST, node, path).once().token(None).json(body);
         if let Some((name, value)) = header {
             request = request.header(name, value);
         }
-        let response = request.send().await.with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        let answer = request.send().await?;
+        Ok((answer.status, answer.body))
     }
 
     /// One admin call to node `node` with `token` (no retries: admin calls are
@@ -449,19 +353,17 @@ impl ApiClient {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.url(node, 0));
         // Membership changes move replicas and may take a while.
-        let mut request = self.http.request(method.clone(), &url).timeout(ADMIN_TIMEOUT);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+        let mut request = self
+            .at(method, node, path)
+            .once()
+            .token(token)
+            .try_timeout(ADMIN_TIMEOUT);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let body = response.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
+        let answer = request.send().await?;
+        Ok((answer.status, answer.body))
     }
 
     pub async fn hold_seats(

@@ -12,16 +12,15 @@
 //!
 //! The bad requests go to the nodes in turn, so rejections forwarded from a follower to
 //! the leader are covered as well as those the receiving node gives itself. Requests are
-//! sent raw (not through `ApiClient`) because the point is what is on the wire: bodies
-//! that are not JSON, missing headers, wrong methods.
+//! sent raw (the API client's raw bodies, not `ApiClient`'s typed calls) because the
+//! point is what is on the wire: bodies that are not JSON, missing headers, wrong methods.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
 use chaos_tests::checks::{self, first_difference};
 use chaos_tests::{Consistency, TestCluster, eventually, expect_ok, grid_event};
 use region_config::{NodeId, RaftTuning};
-use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,9 +28,8 @@ const EVENT: u64 = 1;
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 /// How long one raw request may take (the 8 MiB upload included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a raw request is retried while the cluster answers 503/504 or not at all.
+/// How long a raw request is retried while the cluster has no answer (503, or no connection).
 const RETRY_BUDGET: Duration = Duration::from_secs(30);
-const MAX_TRIES: u32 = 30;
 /// The body limit of the API (`api::MAX_BODY_BYTES`).
 const MAX_BODY_BYTES: usize = 8 << 20;
 
@@ -64,7 +62,7 @@ struct Answer {
 
 /// Sends raw requests to the nodes and checks their answers.
 struct Wire {
-    http: reqwest::Client,
+    client: api::client::Client,
     urls: Vec<String>,
     /// Node that the next [`Wire::next_node`] returns; moves round-robin.
     turn: usize,
@@ -72,13 +70,15 @@ struct Wire {
 
 impl Wire {
     fn new(urls: Vec<String>) -> anyhow::Result<Self> {
-        node::launcher::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(Self { http, urls, turn: 0 })
+        // As the box office: staff name the customer they book for.
+        let client = api::client::Client::new(urls.clone())?
+            .with_token(Some(chaos_tests::LOCAL_ADMIN_TOKEN))
+            .with_retry_budget(RETRY_BUDGET);
+        Ok(Self {
+            client,
+            urls,
+            turn: 0,
+        })
     }
 
     /// The nodes in turn: 1, 2, 3, 1, ...
@@ -88,9 +88,8 @@ impl Wire {
         node as NodeId
     }
 
-    /// Sends a request to node `node` until it gets a definitive answer: a 503 or 504
-    /// or a transport failure is retried (with the same `Idempotency-Key`, so a write
-    /// never takes effect twice), at most [`MAX_TRIES`] times within [`RETRY_BUDGET`].
+    /// Sends a request to node `node` (only) until it gets a definitive answer, under
+    /// the API client's retry rule; a body that is not JSON is an error.
     async fn send(
         &self,
         node: NodeId,
@@ -99,71 +98,33 @@ impl Wire {
         body: &Body,
         key: Option<&str>,
     ) -> anyhow::Result<Answer> {
-        let url = format!("{}{path}", self.urls[node as usize - 1]);
-        let deadline = Instant::now() + RETRY_BUDGET;
-        let mut last = String::new();
-        for _ in 0..MAX_TRIES {
-            // As the box office: staff name the customer they book for.
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(chaos_tests::LOCAL_ADMIN_TOKEN);
-            if let Some(key) = key {
-                request = request.header("Idempotency-Key", key);
-            }
-            request = match body {
-                Body::None => request,
-                Body::Json(value) => request.json(value),
-                Body::Raw { content_type, bytes } => {
-                    let request = match content_type {
-                        Some(content_type) => request.header(CONTENT_TYPE, *content_type),
-                        None => request,
-                    };
-                    request.body(bytes.clone())
-                }
-            };
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let content_type = response
-                        .headers()
-                        .get(CONTENT_TYPE)
-                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                        .unwrap_or_default();
-                    match response.bytes().await {
-                        Ok(bytes)
-                            if status != StatusCode::SERVICE_UNAVAILABLE
-                                && status != StatusCode::GATEWAY_TIMEOUT =>
-                        {
-                            let body = if bytes.is_empty() {
-                                Value::Null
-                            } else {
-                                serde_json::from_slice(&bytes).with_context(|| {
-                                    format!(
-                                        "{method} {url}: {status} body is not JSON: {:?}",
-                                        String::from_utf8_lossy(&bytes)
-                                    )
-                                })?
-                            };
-                            return Ok(Answer {
-                                status,
-                                content_type,
-                                body,
-                            });
-                        }
-                        Ok(bytes) => last = format!("{status} {}", String::from_utf8_lossy(&bytes)),
-                        Err(err) => last = format!("{status}, body unreadable: {err:#}"),
-                    }
-                }
-                Err(err) => last = format!("{err:#}"),
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-            eprintln!("retrying {method} {url} after: {last}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut request = self
+            .client
+            .request(method.clone(), path)
+            .to(node as usize - 1)
+            .pinned()
+            .try_timeout(REQUEST_TIMEOUT);
+        if let Some(key) = key {
+            request = request.key(key);
         }
-        Err(anyhow!("{method} {url}: no definitive answer; last: {last}"))
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(value),
+            Body::Raw { content_type, bytes } => request.raw_body(*content_type, bytes.clone()),
+        };
+        let answer = request.send().await?;
+        if !answer.text.is_empty() && answer.body.is_null() {
+            bail!(
+                "{method} {path} on node {node}: {} body is not JSON: {:?}",
+                answer.status,
+                answer.text
+            );
+        }
+        Ok(Answer {
+            status: answer.status,
+            content_type: answer.content_type.unwrap_or_default(),
+            body: answer.body,
+        })
     }
 
     /// Sends a request that must succeed with `status`; returns its body.

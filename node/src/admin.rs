@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use api::client::Client;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -120,30 +121,43 @@ fn gen_certs(dir: &std::path::Path, nodes: &[u64]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Calls one node's admin API with the admin token.
 struct Admin {
     http: reqwest::Client,
     token: String,
 }
 
 impl Admin {
-    async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(&self.token)
-            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+    /// One call to the node at `base`. The fresh key makes the call safe to
+    /// repeat, but it is sent once: the operator asked that node, and a
+    /// membership change may legitimately take minutes.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        base: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let client =
+            Client::with_http(self.http.clone(), vec![base.to_owned()])?.with_token(Some(&self.token));
+        let mut request = client
+            .request(method.clone(), path)
+            .key(&uuid::Uuid::new_v4().to_string())
+            .once()
+            .try_timeout(ADMIN_CALL_TIMEOUT);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{method} {url} answered {status}: {body}");
-        }
-        Ok(body)
+        let answer = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {base}{path}"))?;
+        answer.success().with_context(|| format!("{method} {base}{path}"))
     }
 }
+
+/// Moving replicas for add-node/remove-node takes a while.
+const ADMIN_CALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
     if let AdminCommand::GenCerts { dir, nodes } = &opts.command {
@@ -151,8 +165,6 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
     }
     let admin = Admin {
         http: reqwest::Client::builder()
-            // Moving replicas for add-node/remove-node takes a while.
-            .timeout(Duration::from_secs(900))
             .build()
             .context("building the HTTP client")?,
         token: opts.token.clone(),
@@ -170,11 +182,7 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
         AdminCommand::CreateGroup { home_region } => {
             let body = json!({ "home_region": home_region });
             let answer = admin
-                .call(
-                    reqwest::Method::POST,
-                    &format!("{base}/v1/admin/groups"),
-                    Some(body),
-                )
+                .call(reqwest::Method::POST, base, "/v1/admin/groups", Some(body))
                 .await?;
             println!("{answer}");
         }
@@ -184,13 +192,21 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
             dedicated,
         } => {
             let body = json!({ "home_region": home_region, "dedicated": dedicated });
-            let url = format!("{base}/v1/admin/events/{event_id}/placement");
-            println!("{}", admin.call(reqwest::Method::POST, &url, Some(body)).await?);
+            let path = format!("/v1/admin/events/{event_id}/placement");
+            println!(
+                "{}",
+                admin.call(reqwest::Method::POST, base, &path, Some(body)).await?
+            );
         }
         AdminCommand::TransferLeader { group, to_node } => {
-            let url = format!("{base}/v1/admin/groups/{group}/transfer-leader");
+            let path = format!("/v1/admin/groups/{group}/transfer-leader");
             let answer = admin
-                .call(reqwest::Method::POST, &url, Some(json!({ "to_node": to_node })))
+                .call(
+                    reqwest::Method::POST,
+                    base,
+                    &path,
+                    Some(json!({ "to_node": to_node })),
+                )
                 .await?;
             println!("{answer}");
         }
@@ -202,17 +218,13 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
         } => {
             let body = json!({ "node_id": node_id, "region": region, "grpc_addr": grpc_addr, "http_addr": http_addr });
             let answer = admin
-                .call(
-                    reqwest::Method::POST,
-                    &format!("{base}/v1/admin/nodes"),
-                    Some(body),
-                )
+                .call(reqwest::Method::POST, base, "/v1/admin/nodes", Some(body))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         AdminCommand::RemoveNode { node_id } => {
-            let url = format!("{base}/v1/admin/nodes/{node_id}/remove");
-            let answer = admin.call(reqwest::Method::POST, &url, None).await?;
+            let path = format!("/v1/admin/nodes/{node_id}/remove");
+            let answer = admin.call(reqwest::Method::POST, base, &path, None).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         AdminCommand::CreateUser {
@@ -224,8 +236,8 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
         } => {
             let body =
                 json!({ "email": email, "password": password, "name": name, "role": role, "region": region });
-            let url = format!("{base}/v1/admin/users");
-            let answer = admin.call(reqwest::Method::POST, &url, Some(body)).await?;
+            let path = "/v1/admin/users";
+            let answer = admin.call(reqwest::Method::POST, base, path, Some(body)).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         AdminCommand::GenCerts { .. } => unreachable!("handled before any call"),
@@ -237,14 +249,14 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
 /// status from the node that leads it.
 async fn status(admin: &Admin, base: &str) -> anyhow::Result<Value> {
     let first = admin
-        .call(reqwest::Method::GET, &format!("{base}/v1/admin/cluster"), None)
+        .call(reqwest::Method::GET, base, "/v1/admin/cluster", None)
         .await?;
     let mut nodes = Vec::new();
     let mut leaders: BTreeMap<u64, (String, Value)> = BTreeMap::new();
     for node in first["nodes"].as_array().into_iter().flatten() {
         let url = format!("http://{}", node["http_addr"].as_str().unwrap_or_default());
         let view = admin
-            .call(reqwest::Method::GET, &format!("{url}/v1/admin/cluster"), None)
+            .call(reqwest::Method::GET, &url, "/v1/admin/cluster", None)
             .await;
         let reachable = view.is_ok();
         nodes.push(json!({

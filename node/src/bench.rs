@@ -28,6 +28,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
+use api::client::{Answer, Client, ClientError};
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -180,11 +181,12 @@ async fn run_cells(
         .connect_timeout(Duration::from_secs(5))
         .build()
         .context("cannot build the HTTP client")?;
+    let token = std::env::var("BOXOFFICE_ADMIN_TOKEN")
+        .unwrap_or_else(|_| crate::launcher::LOCAL_ADMIN_TOKEN.to_owned());
     let api = Api {
-        http,
-        urls: urls.to_vec(),
-        token: std::env::var("BOXOFFICE_ADMIN_TOKEN")
-            .unwrap_or_else(|_| crate::launcher::LOCAL_ADMIN_TOKEN.to_owned()),
+        client: Client::with_http(http, urls.to_vec())?
+            .with_token(Some(&token))
+            .with_retry_pauses(RETRY_PAUSE_MIN, RETRY_PAUSE_MAX),
     };
     let target = match &local {
         Some(_) => format!("boxoffice, {} local nodes", urls.len()),
@@ -258,60 +260,46 @@ fn clock_seed() -> u64 {
 // ---------------------------------------------------------------------------------------
 // Talking to the cluster.
 
-/// A definitive answer: anything but 503, 504 or a transport failure.
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body.get("code").and_then(Value::as_str).unwrap_or("")
-    }
-
-    fn describe(&self) -> String {
-        format!("{} {}", self.status.as_u16(), self.code())
-    }
-}
-
-/// Why an operation got no definitive answer within its budget.
-struct NoAnswer {
-    last_problem: String,
+/// How an answer is summed up in an error line.
+fn describe(answer: &Answer) -> String {
+    format!("{} {}", answer.status.as_u16(), answer.code())
 }
 
 /// The HTTP client shared by all clients of a run (one connection pool).
 #[derive(Clone)]
 struct Api {
-    http: reqwest::Client,
-    urls: Vec<String>,
-    /// The operator token (`BOXOFFICE_ADMIN_TOKEN`, default: the local one).
-    token: String,
+    /// Books as the box office does, with the operator token naming each
+    /// customer: customer login is not what is measured.
+    client: Client,
 }
 
 impl Api {
+    fn urls(&self) -> &[String] {
+        self.client.urls()
+    }
+
     /// Sums the WAL counters of every node; a node that does not answer counts as zero.
     async fn wal_counters(&self) -> WalCounters {
         let mut counters = WalCounters::default();
-        for url in &self.urls {
-            let response = self
-                .http
-                .get(format!("{url}/metrics"))
-                .timeout(Duration::from_secs(5))
+        for node in 0..self.urls().len() {
+            let answer = self
+                .client
+                .get("/metrics")
+                .to(node)
+                .once()
+                .try_timeout(Duration::from_secs(5))
                 .send()
                 .await;
-            if let Ok(response) = response
-                && let Ok(text) = response.text().await
-            {
-                counters.add_metrics_text(&text);
+            if let Ok(answer) = answer {
+                counters.add_metrics_text(&answer.text);
             }
         }
         counters
     }
 
-    /// Sends one request, starting at node `first` and moving to the next node after
-    /// each 503, 504 or transport failure, until a definitive answer or `budget` is spent.
-    /// The same `key` goes with every try, so a write takes effect at most once.
-    /// Returns the answer and how many tries were retries.
+    /// Sends one request, starting at node `first`, under the API client's retry
+    /// rule (the same `key` goes with every try, so a write takes effect at most
+    /// once), within `budget`. Returns the answer and how many tries were retries.
     async fn send(
         &self,
         method: Method,
@@ -320,54 +308,31 @@ impl Api {
         body: Option<&Value>,
         key: Option<&str>,
         budget: Duration,
-    ) -> (Result<Answer, NoAnswer>, u64) {
-        let deadline = Instant::now() + budget;
-        let mut pause = RETRY_PAUSE_MIN;
-        let mut last_problem = String::from("no try fit in the budget");
-        let mut retries = 0;
-        let mut node = first;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return (Err(NoAnswer { last_problem }), retries);
+    ) -> (Result<Answer, ClientError>, u64) {
+        let mut request = self
+            .client
+            .request(method, path)
+            .to(first)
+            .budget(budget)
+            .try_timeout(budget);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(key) = key {
+            request = request.key(key);
+        }
+        match request.send().await {
+            Ok(answer) => {
+                let retries = u64::from(answer.retries);
+                (Ok(answer), retries)
             }
-            let url = format!("{}{path}", self.urls[node % self.urls.len()]);
-            // The bench books as the box office does, with the operator token
-            // naming each customer: customer login is not what is measured.
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .timeout(remaining)
-                .bearer_auth(&self.token);
-            if let Some(key) = key {
-                request = request.header("Idempotency-Key", key);
+            Err(err) => {
+                let retries = match &err {
+                    ClientError::NoAnswer { tries, .. } => u64::from(tries.saturating_sub(1)),
+                    _ => 0,
+                };
+                (Err(err), retries)
             }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(bytes)
-                            if status != StatusCode::SERVICE_UNAVAILABLE
-                                && status != StatusCode::GATEWAY_TIMEOUT =>
-                        {
-                            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            return (Ok(Answer { status, body }), retries);
-                        }
-                        Ok(bytes) => {
-                            last_problem = format!("{url}: {status} {}", String::from_utf8_lossy(&bytes));
-                        }
-                        Err(err) => last_problem = format!("{url}: reading the body: {err}"),
-                    }
-                }
-                Err(err) => last_problem = format!("{url}: {err}"),
-            }
-            retries += 1;
-            node += 1;
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
-            pause = (pause * 2).min(RETRY_PAUSE_MAX);
         }
     }
 
@@ -380,27 +345,23 @@ impl Api {
         key: Option<&str>,
     ) -> anyhow::Result<Answer> {
         let (answer, _) = self.send(method.clone(), 0, path, body, key, ADMIN_BUDGET).await;
-        answer.map_err(|no| {
-            anyhow!(
-                "{method} {path}: no answer within {ADMIN_BUDGET:?}: {}",
-                no.last_problem
-            )
-        })
+        answer.with_context(|| format!("{method} {path} within {ADMIN_BUDGET:?}"))
     }
 
     async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            for url in &self.urls {
+            for node in 0..self.urls().len() {
                 let health = self
-                    .http
-                    .get(format!("{url}/health"))
-                    .timeout(Duration::from_secs(2))
+                    .client
+                    .get("/health")
+                    .to(node)
+                    .once()
+                    .try_timeout(Duration::from_secs(2))
                     .send()
                     .await;
-                if let Ok(response) = health
-                    && let Ok(body) = response.json::<Value>().await
-                    && body.get("ready").and_then(Value::as_bool) == Some(true)
+                if let Ok(answer) = health
+                    && answer.body.get("ready").and_then(Value::as_bool) == Some(true)
                 {
                     return Ok(());
                 }
@@ -419,7 +380,7 @@ impl Api {
         for _ in 0..100 {
             let event_id = *next_id;
             *next_id += 1;
-            let body = json!({ "event_id": event_id, "spec": spec });
+            let body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec.clone()) });
             let key = format!("bench-create-{event_id}-{}", clock_seed());
             let answer = self
                 .admin(Method::POST, "/v1/events", Some(&body), Some(&key))
@@ -636,12 +597,14 @@ async fn storm_client(
 ) -> Tally {
     let mut tally = Tally::new();
     let api = &storm.api;
-    let home = client % api.urls.len();
+    let home = client % api.urls().len();
     // Open this client's connection before the clock starts.
     let _ = api
-        .http
-        .get(format!("{}/health", api.urls[home]))
-        .timeout(Duration::from_secs(5))
+        .client
+        .get("/health")
+        .to(home)
+        .once()
+        .try_timeout(Duration::from_secs(5))
         .send()
         .await;
     ready.wait().await;
@@ -691,11 +654,11 @@ async fn storm_client(
                 continue;
             }
             Ok(answer) => {
-                tally.error(format!("hold {seat_id}: {}", answer.describe()));
+                tally.error(format!("hold {seat_id}: {}", describe(&answer)));
                 continue;
             }
             Err(no) => {
-                tally.error(format!("hold {seat_id}: no answer: {}", no.last_problem));
+                tally.error(format!("hold {seat_id}: {no}"));
                 continue;
             }
         };
@@ -733,8 +696,8 @@ async fn storm_client(
             Ok(answer) if answer.status == StatusCode::CONFLICT || answer.status == StatusCode::GONE => {
                 tally.failed_confirms += 1;
             }
-            Ok(answer) => tally.error(format!("confirm {hold_id}: {}", answer.describe())),
-            Err(no) => tally.error(format!("confirm {hold_id}: no answer: {}", no.last_problem)),
+            Ok(answer) => tally.error(format!("confirm {hold_id}: {}", describe(&answer))),
+            Err(no) => tally.error(format!("confirm {hold_id}: {no}")),
         }
     }
     tally
@@ -856,7 +819,7 @@ impl Cell {
                                 mismatches.push(format!("order {order_id}: {problem}"));
                             }
                         }
-                        Ok(answer) => mismatches.push(format!("order {order_id}: {}", answer.describe())),
+                        Ok(answer) => mismatches.push(format!("order {order_id}: {}", describe(&answer))),
                         Err(err) => mismatches.push(format!("order {order_id}: {err:#}")),
                     }
                 }

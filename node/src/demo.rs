@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use api::client::Client;
 use region_config::{ClusterLayout, RaftTuning, RegionId};
 use serde_json::json;
 
@@ -129,29 +130,27 @@ async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One setup call as the operator; the fixed key makes a restarted demo harmless.
+/// One setup call as the operator; the fixed key makes a restarted demo
+/// harmless (and lets the client repeat a try whose answer was lost).
 async fn demo_post(
     base: &str,
     path: &str,
     key: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{base}{path}");
-    let response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(launcher::LOCAL_ADMIN_TOKEN)
-        .header("Idempotency-Key", key)
+    let client = Client::new(vec![base.to_owned()])?.with_token(Some(launcher::LOCAL_ADMIN_TOKEN));
+    let answer = client
+        .post(path)
+        .key(key)
         .json(&body)
-        .timeout(Duration::from_secs(30))
+        .try_timeout(Duration::from_secs(30))
         .send()
         .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() && status != reqwest::StatusCode::CONFLICT {
-        bail!("POST {url} answered {status}: {text}");
+        .with_context(|| format!("POST {base}{path}"))?;
+    if !answer.status.is_success() && answer.status != reqwest::StatusCode::CONFLICT {
+        bail!("POST {base}{path} answered {}: {}", answer.status, answer.text);
     }
-    Ok(serde_json::from_str(&text).unwrap_or_default())
+    Ok(answer.body)
 }
 
 fn print_instructions(cluster: &LocalCluster, leader: u64) {
