@@ -12,13 +12,10 @@
 //!
 //! Finding the leader: a hint a peer gave for that group (fresh after an
 //! election), else the leader this node's replica of the group knows, else the
-//! group's voters from the map in turn. "Not leader" answers redirect; an
-//! unreachable peer or a missing leader is retried with exponential backoff and
-//! jitter until a deadline. Every attempt of one write carries the same request
-//! id, and the state machine de-duplicates by it, so a retry never takes a
-//! second effect. When an attempt may have reached a leader without an answer
-//! coming back and the deadline passes, the caller is told the outcome is
-//! unknown, never that the write failed.
+//! group's voters from the map in turn (`Router::target`). How attempts are
+//! retried, how each reply is read, and when a write's outcome becomes
+//! unknown is `retry.rs`, which works against any `LeaderClient` and is tested
+//! alone against a scripted cluster on paused time.
 //!
 //! What the router does not do: decide outcomes (the booking core does),
 //! persist anything, or start replicas (the node does, from the map).
@@ -26,10 +23,9 @@
 mod expiry;
 mod leader;
 pub mod membership;
+mod retry;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use booking::{
     AccountQuery, CatalogQuery, ClusterMap, Command, CustomerId, EventCommand, EventId, GroupId, META_GROUP,
@@ -44,6 +40,7 @@ use transport::channels::ChannelPool;
 use transport::replicas::{GroupReplica, Groups};
 
 pub use expiry::run_expiry_ticker;
+use retry::{LeaderClient, Retrier};
 
 /// How hard the router tries before giving up on a request.
 #[derive(Debug, Clone)]
@@ -85,19 +82,8 @@ pub struct Router {
     region: RegionId,
     groups: Groups,
     pool: ChannelPool,
-    policy: RetryPolicy,
-    /// Per group, the leader replica a peer named most recently; used before
-    /// the local replica's metrics, which lag behind a fresh election.
-    hints: Mutex<HashMap<GroupId, ReplicaId>>,
-}
-
-enum Attempt<T> {
-    Done(T),
-    /// Try again; `uncertain` if this attempt may have taken effect.
-    Retry {
-        uncertain: bool,
-        reason: String,
-    },
+    /// The retry loop, its policy and the leaders peers named.
+    retrier: Retrier,
 }
 
 /// Where one attempt goes.
@@ -119,8 +105,7 @@ impl Router {
             region,
             groups,
             pool,
-            policy,
-            hints: Mutex::new(HashMap::new()),
+            retrier: Retrier::new(policy),
         }
     }
 
@@ -279,33 +264,7 @@ impl Router {
             return Ok(Err(rejection));
         }
         let write = ForwardedWrite { request_id, command };
-        let outcome = self
-            .with_retries(group, |target| {
-                let write = write.clone();
-                async move {
-                    let reply = match target {
-                        Target::Local(replica) => {
-                            Ok(leader::submit(&replica, write, self.policy.attempt_timeout).await)
-                        }
-                        Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
-                            Ok(mut peer) => peer.submit(group, &write, self.policy.attempt_timeout).await,
-                            Err(e) => Err(e),
-                        },
-                    };
-                    self.interpret(group, reply)
-                }
-            })
-            .await;
-        outcome.map_err(|(uncertain, reason)| {
-            if uncertain {
-                RouteError::OutcomeUnknown {
-                    request_id: write.request_id.clone(),
-                    reason,
-                }
-            } else {
-                RouteError::Unavailable { reason }
-            }
-        })
+        self.retrier.submit(self, group, write).await
     }
 
     /// Answers `query` linearizably: from the leader of the owning group, after
@@ -346,27 +305,7 @@ impl Router {
     /// The outer error: no leader gave a definitive answer; the inner: the
     /// leader refused (for example, the change would lose quorum).
     pub async fn manage(&self, group: GroupId, op: ManageOp) -> Result<ManageOutcome, RouteError> {
-        let outcome = self
-            .with_retries(group, |target| {
-                let op = op.clone();
-                async move {
-                    let reply = match target {
-                        Target::Local(replica) => {
-                            Ok(leader::manage(&replica, op, self.policy.attempt_timeout).await)
-                        }
-                        Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
-                            // A learner catching up may take long: allow for it.
-                            Ok(mut peer) => peer.manage(group, &op, Duration::from_secs(150)).await,
-                            Err(e) => Err(e),
-                        },
-                    };
-                    // Every operation is idempotent in its target state, so an
-                    // unanswered one is simply tried again.
-                    self.interpret_idempotent(group, reply)
-                }
-            })
-            .await;
-        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
+        self.retrier.manage(self, group, op).await
     }
 
     async fn group_of_query(&self, query: &Query) -> Result<Option<GroupId>, RouteError> {
@@ -384,83 +323,33 @@ impl Router {
 
     /// Answers `query` linearizably from the leader of `group`.
     pub async fn query_group(&self, group: GroupId, query: Query) -> Result<QueryResult, RouteError> {
-        let outcome = self
-            .with_retries(group, |target| {
-                let query = query.clone();
-                async move {
-                    let reply = match target {
-                        Target::Local(replica) => Ok(leader::query(&replica, query).await),
-                        Target::Remote { addr } => match BookingPeer::new(&self.pool, &addr) {
-                            Ok(mut peer) => peer.query(group, &query, self.policy.attempt_timeout).await,
-                            Err(e) => Err(e),
-                        },
-                    };
-                    // A read has no effect, so an unanswered one is simply retried.
-                    self.interpret_idempotent(group, reply)
-                }
-            })
-            .await;
-        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
+        self.retrier.query(self, group, query).await
     }
 
-    fn interpret<T>(&self, group: GroupId, reply: Result<LeaderReply<T>, PeerError>) -> Attempt<T> {
-        match reply {
-            Ok(LeaderReply::Done(value)) => Attempt::Done(value),
-            Ok(LeaderReply::NotLeader { leader_id }) => {
-                let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
-                match leader_id {
-                    Some(leader) => hints.insert(group, leader),
-                    None => hints.remove(&group),
-                };
-                Attempt::Retry {
-                    uncertain: false,
-                    reason: "leader changed".into(),
-                }
-            }
-            Ok(LeaderReply::OutcomeUnknown { reason }) => Attempt::Retry {
-                uncertain: true,
-                reason,
-            },
-            Ok(LeaderReply::Unavailable { reason }) => Attempt::Retry {
-                uncertain: false,
-                reason,
-            },
-            Err(PeerError::Unreachable(reason)) => Attempt::Retry {
-                uncertain: false,
-                reason,
-            },
-            Err(PeerError::NoReply(reason)) => Attempt::Retry {
-                uncertain: true,
-                reason,
-            },
+    /// The voters of `group`, preferred leader first: from the map for data
+    /// groups, from the local membership for the metadata group.
+    fn voters_of(&self, local: Option<&GroupReplica>, group: GroupId) -> Vec<ReplicaId> {
+        if group != META_GROUP
+            && let Some(voters) = self
+                .with_local_map(|map| map.groups.get(&group).map(|g| g.voters.keys().copied().collect()))
+                .flatten()
+        {
+            return voters;
+        }
+        match local {
+            Some(replica) => replica.voter_ids(),
+            None => Vec::new(),
         }
     }
+}
 
-    /// Like [`Router::interpret`] for requests that may run twice without
-    /// harm (reads, membership steps): no attempt makes the outcome unknown.
-    fn interpret_idempotent<T>(
-        &self,
-        group: GroupId,
-        reply: Result<LeaderReply<T>, PeerError>,
-    ) -> Attempt<T> {
-        match self.interpret(group, reply) {
-            Attempt::Retry { reason, .. } => Attempt::Retry {
-                uncertain: false,
-                reason,
-            },
-            done => done,
-        }
-    }
+impl LeaderClient for Router {
+    type Target = Target;
 
     /// The replica to try next for `group`: a fresh hint, else the leader this
     /// node's replica knows, else the map's voters in turn (`round` picks one).
-    fn target(&self, group: GroupId, round: usize) -> Result<Target, String> {
+    fn target(&self, group: GroupId, round: usize, hinted: Option<ReplicaId>) -> Result<Target, String> {
         let local = self.groups.get(group);
-        let hinted = self
-            .hints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&group);
         let known_leader = || {
             local
                 .as_ref()
@@ -504,68 +393,55 @@ impl Router {
         }
     }
 
-    /// The voters of `group`, preferred leader first: from the map for data
-    /// groups, from the local membership for the metadata group.
-    fn voters_of(&self, local: Option<&GroupReplica>, group: GroupId) -> Vec<ReplicaId> {
-        if group != META_GROUP
-            && let Some(voters) = self
-                .with_local_map(|map| map.groups.get(&group).map(|g| g.voters.keys().copied().collect()))
-                .flatten()
-        {
-            return voters;
-        }
-        match local {
-            Some(replica) => replica.voter_ids(),
-            None => Vec::new(),
+    async fn submit(
+        &self,
+        target: Target,
+        group: GroupId,
+        write: ForwardedWrite,
+    ) -> Result<LeaderReply<Response>, PeerError> {
+        let timeout = self.retrier.policy.attempt_timeout;
+        match target {
+            Target::Local(replica) => Ok(leader::submit(&replica, write, timeout).await),
+            Target::Remote { addr } => {
+                BookingPeer::new(&self.pool, &addr)?
+                    .submit(group, &write, timeout)
+                    .await
+            }
         }
     }
 
-    /// Runs `attempt` against successive targets until it is done or the
-    /// deadline passes. Returns `(uncertain, last reason)` on giving up.
-    async fn with_retries<T, F, Fut>(&self, group: GroupId, mut attempt: F) -> Result<T, (bool, String)>
-    where
-        F: FnMut(Target) -> Fut,
-        Fut: std::future::Future<Output = Attempt<T>>,
-    {
-        let started = Instant::now();
-        let mut backoff = self.policy.first_backoff;
-        let mut uncertain = false;
-        let mut reason;
-        let mut redirects = 0;
-        let mut round = 0;
-        loop {
-            match self.target(group, round) {
-                Ok(target) => match attempt(target).await {
-                    Attempt::Done(value) => return Ok(value),
-                    Attempt::Retry {
-                        uncertain: maybe,
-                        reason: why,
-                    } => {
-                        uncertain |= maybe;
-                        reason = why;
-                        // A redirect is worth following at once, but only a few
-                        // times: two nodes with stale views could point at each other.
-                        let redirected = self
-                            .hints
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .contains_key(&group);
-                        if redirected && redirects < 3 && started.elapsed() < self.policy.deadline {
-                            redirects += 1;
-                            continue;
-                        }
-                        redirects = 0;
-                    }
-                },
-                Err(why) => reason = why,
+    async fn query(
+        &self,
+        target: Target,
+        group: GroupId,
+        query: Query,
+    ) -> Result<LeaderReply<QueryResult>, PeerError> {
+        match target {
+            Target::Local(replica) => Ok(leader::query(&replica, query).await),
+            Target::Remote { addr } => {
+                BookingPeer::new(&self.pool, &addr)?
+                    .query(group, &query, self.retrier.policy.attempt_timeout)
+                    .await
             }
-            round += 1;
-            if started.elapsed() >= self.policy.deadline {
-                return Err((uncertain, reason));
+        }
+    }
+
+    async fn manage(
+        &self,
+        target: Target,
+        group: GroupId,
+        op: ManageOp,
+    ) -> Result<LeaderReply<ManageOutcome>, PeerError> {
+        match target {
+            Target::Local(replica) => {
+                Ok(leader::manage(&replica, op, self.retrier.policy.attempt_timeout).await)
             }
-            let jitter = rand::random_range(0.5..1.5);
-            tokio::time::sleep(backoff.mul_f64(jitter)).await;
-            backoff = (backoff * 2).min(self.policy.max_backoff);
+            // A learner catching up may take long: allow for it.
+            Target::Remote { addr } => {
+                BookingPeer::new(&self.pool, &addr)?
+                    .manage(group, &op, Duration::from_secs(150))
+                    .await
+            }
         }
     }
 }
@@ -584,7 +460,7 @@ impl transport::booking_service::LeaderService for Router {
             return LeaderReply::Done(Err(rejection));
         }
         match self.groups.get(group_id) {
-            Some(replica) => leader::submit(&replica, write, self.policy.attempt_timeout).await,
+            Some(replica) => leader::submit(&replica, write, self.retrier.policy.attempt_timeout).await,
             None => LeaderReply::Unavailable {
                 reason: format!("node {} has no replica of group {group_id}", self.node_id),
             },
@@ -593,7 +469,7 @@ impl transport::booking_service::LeaderService for Router {
 
     async fn manage_as_leader(&self, group_id: u64, op: ManageOp) -> LeaderReply<ManageOutcome> {
         match self.groups.get(group_id) {
-            Some(replica) => leader::manage(&replica, op, self.policy.attempt_timeout).await,
+            Some(replica) => leader::manage(&replica, op, self.retrier.policy.attempt_timeout).await,
             None => LeaderReply::Unavailable {
                 reason: format!("node {} has no replica of group {group_id}", self.node_id),
             },

@@ -1,0 +1,601 @@
+//! Getting one request to a group's leader: the retry loop, the reading of
+//! each reply, and the hints peers give, apart from how a target is found and
+//! reached (the [`LeaderClient`]), so that the loop can be tested alone
+//! against a scripted cluster.
+//!
+//! The rules:
+//! - "not leader" with a name redirects there at once, at most three times
+//!   in a row (two nodes with stale views could name each other forever);
+//!   then the loop backs off like any other retry;
+//! - an unreachable peer, a leader without quorum, or a missing leader is
+//!   retried with exponential backoff and jitter until the deadline;
+//! - every attempt of one write carries the same request id, so a retry
+//!   never takes a second effect;
+//! - a write attempt that may have reached a leader (no reply in time, the
+//!   leader lost leadership mid-flight) makes the write's outcome unknown if
+//!   the deadline then passes: the caller is told so, never that it failed;
+//! - reads and membership steps can run twice without harm, so for them
+//!   nothing is ever unknown: giving up means "unavailable".
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use booking::{GroupId, Query, QueryResult, ReplicaId, Response};
+use tokio::time::Instant;
+use transport::booking_service::{ForwardedWrite, LeaderReply, ManageOp, ManageOutcome, PeerError};
+
+use crate::{RetryPolicy, RouteError};
+
+/// How the retry loop finds and reaches a group's replicas.
+pub(crate) trait LeaderClient: Sync {
+    /// Where one attempt goes.
+    type Target: Send;
+
+    /// The replica to try for `group`: the one a peer just named (`hint`),
+    /// else the best guess for attempt `round` (the loop counts rounds so a
+    /// guess can move on to the next voter).
+    fn target(&self, group: GroupId, round: usize, hint: Option<ReplicaId>) -> Result<Self::Target, String>;
+
+    fn submit(
+        &self,
+        target: Self::Target,
+        group: GroupId,
+        write: ForwardedWrite,
+    ) -> impl Future<Output = Result<LeaderReply<Response>, PeerError>> + Send;
+
+    fn query(
+        &self,
+        target: Self::Target,
+        group: GroupId,
+        query: Query,
+    ) -> impl Future<Output = Result<LeaderReply<QueryResult>, PeerError>> + Send;
+
+    fn manage(
+        &self,
+        target: Self::Target,
+        group: GroupId,
+        op: ManageOp,
+    ) -> impl Future<Output = Result<LeaderReply<ManageOutcome>, PeerError>> + Send;
+}
+
+/// What one attempt came to.
+enum Attempt<T> {
+    Done(T),
+    /// Try again; `uncertain` if this attempt may have taken effect.
+    Retry {
+        uncertain: bool,
+        reason: String,
+    },
+}
+
+/// The retry loop with its policy and the leaders peers have named.
+pub(crate) struct Retrier {
+    pub(crate) policy: RetryPolicy,
+    /// Per group, the leader replica a peer named most recently; used before
+    /// the client's own guess, which lags behind a fresh election.
+    hints: Mutex<HashMap<GroupId, ReplicaId>>,
+}
+
+impl Retrier {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
+        Retrier {
+            policy,
+            hints: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Applies `write` once on the leader of `group`.
+    pub(crate) async fn submit<C: LeaderClient>(
+        &self,
+        client: &C,
+        group: GroupId,
+        write: ForwardedWrite,
+    ) -> Result<Response, RouteError> {
+        let outcome = self
+            .with_retries(client, group, |target| {
+                let write = write.clone();
+                async move { self.interpret(group, client.submit(target, group, write).await) }
+            })
+            .await;
+        outcome.map_err(|(uncertain, reason)| {
+            if uncertain {
+                RouteError::OutcomeUnknown {
+                    request_id: write.request_id.clone(),
+                    reason,
+                }
+            } else {
+                RouteError::Unavailable { reason }
+            }
+        })
+    }
+
+    /// Answers `query` from the leader of `group`. A read has no effect, so an
+    /// unanswered one is simply retried.
+    pub(crate) async fn query<C: LeaderClient>(
+        &self,
+        client: &C,
+        group: GroupId,
+        query: Query,
+    ) -> Result<QueryResult, RouteError> {
+        let outcome = self
+            .with_retries(client, group, |target| {
+                let query = query.clone();
+                async move { self.certain(self.interpret(group, client.query(target, group, query).await)) }
+            })
+            .await;
+        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
+    }
+
+    /// Has the leader of `group` carry out `op`. Every operation is idempotent
+    /// in its target state, so an unanswered one is simply tried again.
+    pub(crate) async fn manage<C: LeaderClient>(
+        &self,
+        client: &C,
+        group: GroupId,
+        op: ManageOp,
+    ) -> Result<ManageOutcome, RouteError> {
+        let outcome = self
+            .with_retries(client, group, |target| {
+                let op = op.clone();
+                async move { self.certain(self.interpret(group, client.manage(target, group, op).await)) }
+            })
+            .await;
+        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
+    }
+
+    fn interpret<T>(&self, group: GroupId, reply: Result<LeaderReply<T>, PeerError>) -> Attempt<T> {
+        let retry = |uncertain, reason| Attempt::Retry { uncertain, reason };
+        match reply {
+            Ok(LeaderReply::Done(value)) => Attempt::Done(value),
+            Ok(LeaderReply::NotLeader { leader_id }) => {
+                let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+                match leader_id {
+                    Some(leader) => hints.insert(group, leader),
+                    None => hints.remove(&group),
+                };
+                retry(false, "leader changed".into())
+            }
+            Ok(LeaderReply::OutcomeUnknown { reason }) => retry(true, reason),
+            Ok(LeaderReply::Unavailable { reason }) => retry(false, reason),
+            Err(PeerError::Unreachable(reason)) => retry(false, reason),
+            Err(PeerError::NoReply(reason)) => retry(true, reason),
+        }
+    }
+
+    /// An attempt of a request that may run twice without harm: it never
+    /// makes the outcome unknown.
+    fn certain<T>(&self, attempt: Attempt<T>) -> Attempt<T> {
+        match attempt {
+            Attempt::Retry { reason, .. } => Attempt::Retry {
+                uncertain: false,
+                reason,
+            },
+            done => done,
+        }
+    }
+
+    fn take_hint(&self, group: GroupId) -> Option<ReplicaId> {
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group)
+    }
+
+    fn has_hint(&self, group: GroupId) -> bool {
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&group)
+    }
+
+    /// Runs `attempt` against successive targets until it is done or the
+    /// deadline passes. Returns `(uncertain, last reason)` on giving up.
+    async fn with_retries<C, T, F, Fut>(
+        &self,
+        client: &C,
+        group: GroupId,
+        mut attempt: F,
+    ) -> Result<T, (bool, String)>
+    where
+        C: LeaderClient,
+        F: FnMut(C::Target) -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let started = Instant::now();
+        let mut backoff = self.policy.first_backoff;
+        let mut uncertain = false;
+        let mut reason;
+        let mut redirects = 0;
+        let mut round = 0;
+        loop {
+            match client.target(group, round, self.take_hint(group)) {
+                Ok(target) => match attempt(target).await {
+                    Attempt::Done(value) => return Ok(value),
+                    Attempt::Retry {
+                        uncertain: maybe,
+                        reason: why,
+                    } => {
+                        uncertain |= maybe;
+                        reason = why;
+                        if self.has_hint(group) && redirects < 3 && started.elapsed() < self.policy.deadline {
+                            redirects += 1;
+                            continue;
+                        }
+                        redirects = 0;
+                    }
+                },
+                Err(why) => reason = why,
+            }
+            round += 1;
+            if started.elapsed() >= self.policy.deadline {
+                return Err((uncertain, reason));
+            }
+            let jitter = rand::random_range(0.5..1.5);
+            tokio::time::sleep(backoff.mul_f64(jitter)).await;
+            backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use booking::{Command, CustomerId, RequestId, Success};
+
+    use super::*;
+
+    /// What a scripted replica answers to one attempt.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Step {
+        Done,
+        NotLeader(Option<ReplicaId>),
+        /// The leader lost leadership with the write in flight.
+        LostLeadership,
+        /// Reached, but no quorum.
+        Unavailable,
+        /// Never reached.
+        Unreachable,
+        /// Sent, but no reply within the attempt timeout.
+        NoReply,
+    }
+
+    /// A group of voters whose answers follow a script: one step per attempt,
+    /// then `then` forever. Each attempt takes `attempt_time` of (paused) time.
+    struct Scripted {
+        voters: Vec<ReplicaId>,
+        steps: Mutex<VecDeque<Step>>,
+        then: Step,
+        attempt_time: Duration,
+        /// Per attempt: the replica tried and the request id it carried.
+        seen: Mutex<Vec<(ReplicaId, Option<RequestId>)>>,
+    }
+
+    impl Scripted {
+        fn new(steps: &[Step], then: Step) -> Self {
+            Scripted {
+                voters: vec![1, 2, 3],
+                steps: Mutex::new(steps.iter().copied().collect()),
+                then,
+                attempt_time: Duration::ZERO,
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+
+        async fn answer<T>(
+            &self,
+            target: ReplicaId,
+            id: Option<RequestId>,
+            done: T,
+        ) -> Result<LeaderReply<T>, PeerError> {
+            self.seen.lock().unwrap().push((target, id));
+            let step = self.steps.lock().unwrap().pop_front().unwrap_or(self.then);
+            tokio::time::sleep(self.attempt_time).await;
+            match step {
+                Step::Done => Ok(LeaderReply::Done(done)),
+                Step::NotLeader(leader_id) => Ok(LeaderReply::NotLeader { leader_id }),
+                Step::LostLeadership => Ok(LeaderReply::OutcomeUnknown {
+                    reason: "lost leadership".into(),
+                }),
+                Step::Unavailable => Ok(LeaderReply::Unavailable {
+                    reason: "no quorum".into(),
+                }),
+                Step::Unreachable => Err(PeerError::Unreachable("refused".into())),
+                Step::NoReply => Err(PeerError::NoReply("timed out".into())),
+            }
+        }
+
+        fn targets(&self) -> Vec<ReplicaId> {
+            self.seen.lock().unwrap().iter().map(|(t, _)| *t).collect()
+        }
+    }
+
+    impl LeaderClient for Scripted {
+        type Target = ReplicaId;
+
+        fn target(
+            &self,
+            _group: GroupId,
+            round: usize,
+            hint: Option<ReplicaId>,
+        ) -> Result<ReplicaId, String> {
+            Ok(hint.unwrap_or(self.voters[round % self.voters.len()]))
+        }
+
+        async fn submit(
+            &self,
+            target: ReplicaId,
+            _group: GroupId,
+            write: ForwardedWrite,
+        ) -> Result<LeaderReply<Response>, PeerError> {
+            self.answer(target, Some(write.request_id), Ok(Success::Ticked))
+                .await
+        }
+
+        async fn query(
+            &self,
+            target: ReplicaId,
+            _group: GroupId,
+            query: Query,
+        ) -> Result<LeaderReply<QueryResult>, PeerError> {
+            self.answer(target, None, query.nothing()).await
+        }
+
+        async fn manage(
+            &self,
+            target: ReplicaId,
+            _group: GroupId,
+            _op: ManageOp,
+        ) -> Result<LeaderReply<ManageOutcome>, PeerError> {
+            self.answer(target, None, Ok(())).await
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Write,
+        Read,
+        Manage,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Expect {
+        Done,
+        Unavailable,
+        OutcomeUnknown,
+    }
+
+    struct Case {
+        name: &'static str,
+        kind: Kind,
+        steps: &'static [Step],
+        then: Step,
+        attempt_time: Duration,
+        expect: Expect,
+        /// The replicas tried, in order; `None`: not checked.
+        targets: Option<&'static [ReplicaId]>,
+        /// Whether the loop backed off at least once (virtual time passed
+        /// beyond the attempts' own).
+        backed_off: bool,
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        deadline: Duration::from_secs(10),
+        attempt_timeout: Duration::from_secs(5),
+        first_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(500),
+    };
+
+    fn cases() -> Vec<Case> {
+        use Step::*;
+        let case = |name, kind, steps, then, expect| Case {
+            name,
+            kind,
+            steps,
+            then,
+            attempt_time: Duration::ZERO,
+            expect,
+            targets: None,
+            backed_off: false,
+        };
+        vec![
+            Case {
+                targets: Some(&[1, 2]),
+                ..case(
+                    "a named leader is tried at once",
+                    Kind::Write,
+                    &[NotLeader(Some(2))],
+                    Done,
+                    Expect::Done,
+                )
+            },
+            Case {
+                // 1 names 2, 2 names 3, 3 names 1, 1 names 2 again: three
+                // redirects are followed, the fourth waits a backoff first.
+                targets: Some(&[1, 2, 3, 1, 2]),
+                backed_off: true,
+                ..case(
+                    "stale hints that point in a ring are followed three times, then backed off",
+                    Kind::Write,
+                    &[
+                        NotLeader(Some(2)),
+                        NotLeader(Some(3)),
+                        NotLeader(Some(1)),
+                        NotLeader(Some(2)),
+                    ],
+                    Done,
+                    Expect::Done,
+                )
+            },
+            Case {
+                // 1 names 3; 3 knows no leader, which drops the hint: the
+                // next round's guess is the second voter.
+                targets: Some(&[1, 3, 2]),
+                backed_off: true,
+                ..case(
+                    "a not-leader without a name falls back to the voters in turn",
+                    Kind::Write,
+                    &[NotLeader(Some(3)), NotLeader(None)],
+                    Done,
+                    Expect::Done,
+                )
+            },
+            Case {
+                targets: Some(&[1, 2, 3, 1]),
+                backed_off: true,
+                ..case(
+                    "unreachable voters are tried in turn",
+                    Kind::Write,
+                    &[Unreachable, Unreachable, Unreachable],
+                    Done,
+                    Expect::Done,
+                )
+            },
+            Case {
+                attempt_time: POLICY.attempt_timeout,
+                ..case(
+                    "a write that times out until the deadline has an unknown outcome",
+                    Kind::Write,
+                    &[],
+                    NoReply,
+                    Expect::OutcomeUnknown,
+                )
+            },
+            case(
+                "a write that lost its leader stays unknown even if later tries never arrive",
+                Kind::Write,
+                &[LostLeadership],
+                Unreachable,
+                Expect::OutcomeUnknown,
+            ),
+            case(
+                "a write that never reached anyone is unavailable",
+                Kind::Write,
+                &[],
+                Unreachable,
+                Expect::Unavailable,
+            ),
+            case(
+                "a write refused for want of quorum is unavailable",
+                Kind::Write,
+                &[],
+                Unavailable,
+                Expect::Unavailable,
+            ),
+            Case {
+                backed_off: true,
+                ..case(
+                    "an unknown attempt followed by an answer is answered",
+                    Kind::Write,
+                    &[NoReply, LostLeadership],
+                    Done,
+                    Expect::Done,
+                )
+            },
+            Case {
+                attempt_time: POLICY.attempt_timeout,
+                ..case(
+                    "a read that times out until the deadline is unavailable, never unknown",
+                    Kind::Read,
+                    &[],
+                    NoReply,
+                    Expect::Unavailable,
+                )
+            },
+            case(
+                "a membership step that lost its leader is unavailable, never unknown",
+                Kind::Manage,
+                &[],
+                LostLeadership,
+                Expect::Unavailable,
+            ),
+            Case {
+                targets: Some(&[1, 3]),
+                ..case(
+                    "a read follows a named leader",
+                    Kind::Read,
+                    &[NotLeader(Some(3))],
+                    Done,
+                    Expect::Done,
+                )
+            },
+        ]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_retry_loop_follows_its_rules() {
+        let request_id = RequestId::new("client-key-1").unwrap();
+        let write = ForwardedWrite {
+            request_id: request_id.clone(),
+            command: Command::Tick,
+        };
+        for case in cases() {
+            let name = case.name;
+            let retrier = Retrier::new(POLICY);
+            let mut cluster = Scripted::new(case.steps, case.then);
+            cluster.attempt_time = case.attempt_time;
+            let started = Instant::now();
+            let got = match case.kind {
+                Kind::Write => match retrier.submit(&cluster, 1, write.clone()).await {
+                    Ok(_) => Expect::Done,
+                    Err(RouteError::Unavailable { .. }) => Expect::Unavailable,
+                    Err(RouteError::OutcomeUnknown { request_id: id, .. }) => {
+                        assert_eq!(id, request_id, "{name}: the unknown outcome names the request");
+                        Expect::OutcomeUnknown
+                    }
+                },
+                Kind::Read => {
+                    let query = Query::Orders(CustomerId::new("alice").unwrap());
+                    match retrier.query(&cluster, 1, query).await {
+                        Ok(_) => Expect::Done,
+                        Err(RouteError::Unavailable { .. }) => Expect::Unavailable,
+                        Err(RouteError::OutcomeUnknown { .. }) => Expect::OutcomeUnknown,
+                    }
+                }
+                Kind::Manage => {
+                    let op = ManageOp::SetVoters {
+                        voters: [1, 2, 3].into(),
+                    };
+                    match retrier.manage(&cluster, 1, op).await {
+                        Ok(_) => Expect::Done,
+                        Err(RouteError::Unavailable { .. }) => Expect::Unavailable,
+                        Err(RouteError::OutcomeUnknown { .. }) => Expect::OutcomeUnknown,
+                    }
+                }
+            };
+            let elapsed = started.elapsed();
+            assert_eq!(got, case.expect, "{name}");
+            if let Some(targets) = case.targets {
+                assert_eq!(cluster.targets(), targets, "{name}: replicas tried");
+            }
+            let tries = cluster.targets().len() as u32;
+            let attempts_alone = case.attempt_time * tries;
+            if case.backed_off {
+                assert!(
+                    elapsed > attempts_alone,
+                    "{name}: expected a backoff, took {elapsed:?}"
+                );
+            } else if case.expect == Expect::Done {
+                assert_eq!(elapsed, attempts_alone, "{name}: expected no backoff");
+            }
+            if case.expect != Expect::Done {
+                // Gave up at the deadline: not before, and not long after.
+                let latest = POLICY.deadline + case.attempt_time + POLICY.max_backoff.mul_f64(1.5);
+                assert!(
+                    elapsed >= POLICY.deadline && elapsed <= latest,
+                    "{name}: gave up after {elapsed:?}, deadline {:?}",
+                    POLICY.deadline
+                );
+            }
+            if case.kind == Kind::Write {
+                let ids = cluster.seen.lock().unwrap();
+                assert!(
+                    ids.iter().all(|(_, id)| id.as_ref() == Some(&request_id)),
+                    "{name}: every attempt carries the client's request id"
+                );
+            }
+        }
+    }
+}
