@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bench;
 pub mod certs;
 pub mod demo;
+pub mod faults;
 pub mod home_leaders;
 pub mod idle_bench;
 pub mod launcher;

@@ -181,6 +181,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     }
     tasks.spawn(replicas.clone().run(Some(stored_map.epoch()), shutdown.clone()));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
+    let fault = crate::faults::FirstFault::default();
+    tasks.spawn(crate::faults::watch(groups.clone(), fault.clone(), shutdown.clone()));
     tasks.spawn(crate::liveness::run_liveness(
         node_id,
         groups.clone(),
@@ -283,6 +285,10 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     }
     drop(router);
     replicas.shutdown_all().await;
+    if let Some(fault) = fault.get() {
+        tracing::error!(node_id, %fault, "node stopped on a fault");
+        anyhow::bail!("node {node_id} stopped on a fault: {fault}");
+    }
     tracing::info!(node_id, "node stopped");
     http_result.context("HTTP server")
 }
