@@ -33,7 +33,10 @@ impl FirstFault {
     }
 
     fn set(&self, fault: String) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(fault);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(fault);
     }
 }
 

@@ -182,7 +182,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     tasks.spawn(replicas.clone().run(Some(stored_map.epoch()), shutdown.clone()));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
     let fault = crate::faults::FirstFault::default();
-    tasks.spawn(crate::faults::watch(groups.clone(), fault.clone(), shutdown.clone()));
+    tasks.spawn(crate::faults::watch(
+        groups.clone(),
+        fault.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::liveness::run_liveness(
         node_id,
         groups.clone(),
