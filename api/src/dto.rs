@@ -16,6 +16,7 @@
 //! Optional fields serialize as `null` rather than being left out.
 
 use booking::{Currency, CustomerId, EventId, HoldId, Millis, OrderId, RegionId, TicketCode};
+
 use serde::{Deserialize, Serialize};
 
 /// A core enum of unit variants mirrored as an API enum spelled in
@@ -66,9 +67,30 @@ mirrored_enum!(
     ChangeCause from booking::ChangeCause { Held, Released, Expired, Sold, Returned, Offered }
 );
 
-/// Converts every element of a list.
-fn all<T, U: From<T>>(items: Vec<T>) -> Vec<U> {
-    items.into_iter().map(U::from).collect()
+/// `From<$from> for $to`, moving each field: `same` ones as they are,
+/// `into` ones through `Into`, `each` ones (lists) element by element, `map`
+/// ones (options) inside their `Some`, and `none` ones (fields only the API
+/// has) left empty.
+macro_rules! convert {
+    ($from:path => $to:path {
+        $($same:ident),* $(,)?
+        $(; into: $($into:ident),+)?
+        $(; each: $($each:ident),+)?
+        $(; map: $($map:ident),+)?
+        $(; none: $($none:ident),+)?
+    }) => {
+        impl From<$from> for $to {
+            fn from(v: $from) -> Self {
+                Self {
+                    $($same: v.$same,)*
+                    $($($into: v.$into.into(),)+)?
+                    $($($each: v.$each.into_iter().map(Into::into).collect(),)+)?
+                    $($($map: v.$map.map(Into::into),)+)?
+                    $($($none: None,)+)?
+                }
+            }
+        }
+    };
 }
 
 /// An amount in integer minor units of one ISO 4217 currency.
@@ -152,79 +174,16 @@ pub struct GaArea {
     pub available: u32,
 }
 
-impl From<booking::EventView> for Event {
-    fn from(v: booking::EventView) -> Self {
-        Event {
-            event_id: v.event_id,
-            name: v.name,
-            currency: v.currency,
-            capacity: v.capacity,
-            available: v.available,
-            held: v.held,
-            sold: v.sold,
-            max_tickets_per_customer: v.max_tickets_per_customer,
-            sales_start_ms: v.sales_start_ms,
-            sales_end_ms: v.sales_end_ms,
-            status: v.status,
-            published_at_ms: v.published_at_ms,
-            cancelled_at_ms: v.cancelled_at_ms,
-            tiers: all(v.tiers),
-            sections: all(v.sections),
-            ga_areas: all(v.ga_areas),
-        }
-    }
-}
-
-impl From<booking::TierView> for Tier {
-    fn from(v: booking::TierView) -> Self {
-        Tier {
-            name: v.name,
-            price: v.price.into(),
-            capacity: v.capacity,
-            available: v.available,
-        }
-    }
-}
-
-impl From<booking::SectionView> for Section {
-    fn from(v: booking::SectionView) -> Self {
-        Section {
-            name: v.name,
-            rows: all(v.rows),
-        }
-    }
-}
-
-impl From<booking::RowView> for Row {
-    fn from(v: booking::RowView) -> Self {
-        Row {
-            name: v.name,
-            seats: all(v.seats),
-        }
-    }
-}
-
-impl From<booking::SeatView> for Seat {
-    fn from(v: booking::SeatView) -> Self {
-        Seat {
-            id: v.id,
-            number: v.number,
-            tier: v.tier,
-            status: v.status.into(),
-        }
-    }
-}
-
-impl From<booking::GaAreaView> for GaArea {
-    fn from(v: booking::GaAreaView) -> Self {
-        GaArea {
-            name: v.name,
-            tier: v.tier,
-            capacity: v.capacity,
-            available: v.available,
-        }
-    }
-}
+convert!(booking::EventView => Event {
+    event_id, name, currency, capacity, available, held, sold, max_tickets_per_customer,
+    sales_start_ms, sales_end_ms, status, published_at_ms, cancelled_at_ms;
+    each: tiers, sections, ga_areas
+});
+convert!(booking::TierView => Tier { name, capacity, available; into: price });
+convert!(booking::SectionView => Section { name; each: rows });
+convert!(booking::RowView => Row { name; each: seats });
+convert!(booking::SeatView => Seat { id, number, tier; into: status });
+convert!(booking::GaAreaView => GaArea { name, tier, capacity, available });
 
 // ---------------------------------------------------------------- event specs (request bodies)
 
@@ -280,129 +239,28 @@ pub struct GaAreaSpec {
     pub tier: String,
 }
 
-impl From<EventSpec> for booking::EventSpec {
-    fn from(s: EventSpec) -> Self {
-        booking::EventSpec {
-            name: s.name,
-            currency: s.currency,
-            tiers: all(s.tiers),
-            sections: all(s.sections),
-            ga_areas: all(s.ga_areas),
-            max_tickets_per_customer: s.max_tickets_per_customer,
-            sales_start_ms: s.sales_start_ms,
-            sales_end_ms: s.sales_end_ms,
-            max_active_holds_per_customer: s.max_active_holds_per_customer,
-        }
-    }
-}
-
-impl From<booking::EventSpec> for EventSpec {
-    fn from(s: booking::EventSpec) -> Self {
-        EventSpec {
-            name: s.name,
-            currency: s.currency,
-            tiers: all(s.tiers),
-            sections: all(s.sections),
-            ga_areas: all(s.ga_areas),
-            max_tickets_per_customer: s.max_tickets_per_customer,
-            sales_start_ms: s.sales_start_ms,
-            sales_end_ms: s.sales_end_ms,
-            max_active_holds_per_customer: s.max_active_holds_per_customer,
-        }
-    }
-}
-
-impl From<PriceTier> for booking::PriceTier {
-    fn from(t: PriceTier) -> Self {
-        booking::PriceTier {
-            name: t.name,
-            price: t.price.into(),
-        }
-    }
-}
-
-impl From<booking::PriceTier> for PriceTier {
-    fn from(t: booking::PriceTier) -> Self {
-        PriceTier {
-            name: t.name,
-            price: t.price.into(),
-        }
-    }
-}
-
-impl From<SectionSpec> for booking::SectionSpec {
-    fn from(s: SectionSpec) -> Self {
-        booking::SectionSpec {
-            name: s.name,
-            rows: all(s.rows),
-        }
-    }
-}
-
-impl From<booking::SectionSpec> for SectionSpec {
-    fn from(s: booking::SectionSpec) -> Self {
-        SectionSpec {
-            name: s.name,
-            rows: all(s.rows),
-        }
-    }
-}
-
-impl From<RowSpec> for booking::RowSpec {
-    fn from(r: RowSpec) -> Self {
-        booking::RowSpec {
-            name: r.name,
-            seats: all(r.seats),
-        }
-    }
-}
-
-impl From<booking::RowSpec> for RowSpec {
-    fn from(r: booking::RowSpec) -> Self {
-        RowSpec {
-            name: r.name,
-            seats: all(r.seats),
-        }
-    }
-}
-
-impl From<SeatSpec> for booking::SeatSpec {
-    fn from(s: SeatSpec) -> Self {
-        booking::SeatSpec {
-            number: s.number,
-            tier: s.tier,
-        }
-    }
-}
-
-impl From<booking::SeatSpec> for SeatSpec {
-    fn from(s: booking::SeatSpec) -> Self {
-        SeatSpec {
-            number: s.number,
-            tier: s.tier,
-        }
-    }
-}
-
-impl From<GaAreaSpec> for booking::GaAreaSpec {
-    fn from(a: GaAreaSpec) -> Self {
-        booking::GaAreaSpec {
-            name: a.name,
-            capacity: a.capacity,
-            tier: a.tier,
-        }
-    }
-}
-
-impl From<booking::GaAreaSpec> for GaAreaSpec {
-    fn from(a: booking::GaAreaSpec) -> Self {
-        GaAreaSpec {
-            name: a.name,
-            capacity: a.capacity,
-            tier: a.tier,
-        }
-    }
-}
+// A spec goes to the core when an event is created, and back for clients
+// that build one from the core's helpers (`EventSpec::grid`).
+convert!(EventSpec => booking::EventSpec {
+    name, currency, max_tickets_per_customer, sales_start_ms, sales_end_ms,
+    max_active_holds_per_customer;
+    each: tiers, sections, ga_areas
+});
+convert!(booking::EventSpec => EventSpec {
+    name, currency, max_tickets_per_customer, sales_start_ms, sales_end_ms,
+    max_active_holds_per_customer;
+    each: tiers, sections, ga_areas
+});
+convert!(PriceTier => booking::PriceTier { name; into: price });
+convert!(booking::PriceTier => PriceTier { name; into: price });
+convert!(SectionSpec => booking::SectionSpec { name; each: rows });
+convert!(booking::SectionSpec => SectionSpec { name; each: rows });
+convert!(RowSpec => booking::RowSpec { name; each: seats });
+convert!(booking::RowSpec => RowSpec { name; each: seats });
+convert!(SeatSpec => booking::SeatSpec { number, tier });
+convert!(booking::SeatSpec => SeatSpec { number, tier });
+convert!(GaAreaSpec => booking::GaAreaSpec { name, capacity, tier });
+convert!(booking::GaAreaSpec => GaAreaSpec { name, capacity, tier });
 
 // ---------------------------------------------------------------- holds, orders, tickets
 
@@ -432,28 +290,6 @@ pub struct GaSelection {
     pub quantity: u32,
 }
 
-impl From<booking::HoldView> for Hold {
-    fn from(v: booking::HoldView) -> Self {
-        Hold {
-            hold_id: v.hold_id,
-            event_id: v.event_id,
-            holder: v.holder,
-            seats: v.seats,
-            ga: v.ga.map(|g| GaSelection {
-                area: g.area,
-                quantity: g.quantity,
-            }),
-            created_at_ms: v.created_at_ms,
-            expires_at_ms: v.expires_at_ms,
-            extended: v.extended,
-            status: v.status.into(),
-            order_id: v.order_id,
-            total: v.total.into(),
-            expires_in_ms: None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub order_id: OrderId,
@@ -465,22 +301,6 @@ pub struct Order {
     pub cancelled_at_ms: Option<Millis>,
     pub total: Money,
     pub tickets: Vec<Ticket>,
-}
-
-impl From<booking::OrderView> for Order {
-    fn from(v: booking::OrderView) -> Self {
-        Order {
-            order_id: v.order_id,
-            event_id: v.event_id,
-            holder: v.holder,
-            hold_id: v.hold_id,
-            status: v.status.into(),
-            created_at_ms: v.created_at_ms,
-            cancelled_at_ms: v.cancelled_at_ms,
-            total: v.total.into(),
-            tickets: all(v.tickets),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -500,22 +320,23 @@ pub struct Ticket {
     pub qr_payload: Option<String>,
 }
 
-impl From<booking::TicketView> for Ticket {
-    fn from(v: booking::TicketView) -> Self {
-        Ticket {
-            code: v.code,
-            event_id: v.event_id,
-            order_id: v.order_id,
-            seat: v.seat,
-            ga_area: v.ga_area,
-            tier: v.tier,
-            price: v.price.into(),
-            status: v.status.into(),
-            checked_in_at_ms: v.checked_in_at_ms,
-            qr_payload: None,
-        }
-    }
-}
+convert!(booking::HoldView => Hold {
+    hold_id, event_id, holder, seats, created_at_ms, expires_at_ms, extended, order_id;
+    into: status, total;
+    map: ga;
+    none: expires_in_ms
+});
+convert!(booking::GaSelectionView => GaSelection { area, quantity });
+convert!(booking::OrderView => Order {
+    order_id, event_id, holder, hold_id, created_at_ms, cancelled_at_ms;
+    into: status, total;
+    each: tickets
+});
+convert!(booking::TicketView => Ticket {
+    code, event_id, order_id, seat, ga_area, tier, checked_in_at_ms;
+    into: price, status;
+    none: qr_payload
+});
 
 // ---------------------------------------------------------------- payments
 
@@ -542,31 +363,12 @@ pub struct PaymentStep {
     pub detail: Option<String>,
 }
 
-impl From<booking::PaymentView> for Payment {
-    fn from(v: booking::PaymentView) -> Self {
-        Payment {
-            payment_id: v.payment_id,
-            event_id: v.event_id,
-            reference: v.reference,
-            hold_id: v.hold_id,
-            holder: v.holder,
-            amount: v.amount.into(),
-            method: v.method,
-            status: v.status.into(),
-            order_id: v.order_id,
-            created_at_ms: v.created_at_ms,
-            history: v
-                .history
-                .into_iter()
-                .map(|s| PaymentStep {
-                    at_ms: s.at_ms,
-                    status: s.status.into(),
-                    detail: s.detail,
-                })
-                .collect(),
-        }
-    }
-}
+convert!(booking::PaymentView => Payment {
+    payment_id, event_id, reference, hold_id, holder, method, order_id, created_at_ms;
+    into: amount, status;
+    each: history
+});
+convert!(booking::PaymentStep => PaymentStep { at_ms, detail; into: status });
 
 // ---------------------------------------------------------------- accounts
 
@@ -588,22 +390,11 @@ pub struct NotifyPreference {
     pub webhook_url: Option<String>,
 }
 
-impl From<booking::AccountView> for Account {
-    fn from(v: booking::AccountView) -> Self {
-        Account {
-            customer_id: v.customer_id,
-            email: v.email,
-            name: v.name,
-            region: v.region,
-            role: v.role.into(),
-            created_at_ms: v.created_at_ms,
-            notify: NotifyPreference {
-                channel: v.notify.channel.into(),
-                webhook_url: v.notify.webhook_url,
-            },
-        }
-    }
-}
+convert!(booking::AccountView => Account {
+    customer_id, email, name, region, created_at_ms;
+    into: role, notify
+});
+convert!(booking::NotifyPreference => NotifyPreference { webhook_url; into: channel });
 
 // ---------------------------------------------------------------- catalog
 
@@ -616,20 +407,6 @@ pub struct Venue {
     pub country: String,
     pub time_zone: String,
     pub created_at_ms: Millis,
-}
-
-impl From<booking::VenueView> for Venue {
-    fn from(v: booking::VenueView) -> Self {
-        Venue {
-            venue_id: v.venue_id,
-            name: v.name,
-            address: v.address,
-            city: v.city,
-            country: v.country,
-            time_zone: v.time_zone,
-            created_at_ms: v.created_at_ms,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -649,24 +426,12 @@ pub struct Listing {
     pub updated_at_ms: Millis,
 }
 
-impl From<booking::ListingView> for Listing {
-    fn from(v: booking::ListingView) -> Self {
-        Listing {
-            event_id: v.event_id,
-            name: v.name,
-            description: v.description,
-            category: v.category,
-            performers: v.performers,
-            venue: v.venue.into(),
-            starts_at_ms: v.starts_at_ms,
-            ends_at_ms: v.ends_at_ms,
-            home_region: v.home_region,
-            currency: v.currency,
-            status: v.status,
-            updated_at_ms: v.updated_at_ms,
-        }
-    }
-}
+convert!(booking::VenueView => Venue { venue_id, name, address, city, country, time_zone, created_at_ms });
+convert!(booking::ListingView => Listing {
+    event_id, name, description, category, performers, starts_at_ms, ends_at_ms, home_region,
+    currency, status, updated_at_ms;
+    into: venue
+});
 
 // ---------------------------------------------------------------- notices and the waitlist
 
@@ -808,23 +573,6 @@ pub struct Notice {
     pub delivery: Delivery,
 }
 
-impl From<booking::NoticeView> for Notice {
-    fn from(v: booking::NoticeView) -> Self {
-        Notice {
-            event_id: v.event_id,
-            notice_id: NoticeId {
-                log_index: v.notice_id.log_index,
-                ordinal: v.notice_id.ordinal,
-            },
-            recipient: v.recipient,
-            kind: v.kind.into(),
-            channel: v.channel.map(Channel::from),
-            created_at_ms: v.created_at_ms,
-            delivery: v.delivery.into(),
-        }
-    }
-}
-
 /// A customer's place on an event's waitlist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitlistEntry {
@@ -840,19 +588,15 @@ pub struct WaitlistEntry {
     pub joined_at_ms: Millis,
 }
 
-impl From<booking::WaitlistView> for WaitlistEntry {
-    fn from(v: booking::WaitlistView) -> Self {
-        WaitlistEntry {
-            event_id: v.event_id,
-            customer_id: v.customer_id,
-            position: v.position,
-            waiting: v.waiting,
-            tier: v.tier,
-            quantity: v.quantity,
-            joined_at_ms: v.joined_at_ms,
-        }
-    }
-}
+convert!(booking::NoticeId => NoticeId { log_index, ordinal });
+convert!(booking::NoticeView => Notice {
+    event_id, recipient, created_at_ms;
+    into: notice_id, kind, delivery;
+    map: channel
+});
+convert!(booking::WaitlistView => WaitlistEntry {
+    event_id, customer_id, position, waiting, tier, quantity, joined_at_ms
+});
 
 // ---------------------------------------------------------------- live seat maps
 
@@ -888,42 +632,14 @@ pub struct TierAvailability {
     pub available: u32,
 }
 
-impl From<booking::AvailabilityChange> for AvailabilityChange {
-    fn from(c: booking::AvailabilityChange) -> Self {
-        AvailabilityChange {
-            event_id: c.event_id,
-            log_index: c.log_index,
-            ordinal: c.ordinal,
-            at_ms: c.at_ms,
-            cause: c.cause.into(),
-            seats: c
-                .seats
-                .into_iter()
-                .map(|s| SeatChange {
-                    seat: s.seat,
-                    status: s.status.into(),
-                })
-                .collect(),
-            areas: c
-                .areas
-                .into_iter()
-                .map(|a| AreaAvailability {
-                    area: a.area,
-                    available: a.available,
-                })
-                .collect(),
-            tiers: c
-                .tiers
-                .into_iter()
-                .map(|t| TierAvailability {
-                    tier: t.tier,
-                    available: t.available,
-                })
-                .collect(),
-            available: c.available,
-        }
-    }
-}
+convert!(booking::AvailabilityChange => AvailabilityChange {
+    event_id, log_index, ordinal, at_ms, available;
+    into: cause;
+    each: seats, areas, tiers
+});
+convert!(booking::SeatChange => SeatChange { seat; into: status });
+convert!(booking::AreaAvailability => AreaAvailability { area, available });
+convert!(booking::TierAvailability => TierAvailability { tier, available });
 
 #[cfg(test)]
 mod tests {

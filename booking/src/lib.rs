@@ -78,7 +78,7 @@ pub use cluster_map::{
     MapMeta, MapQuery, MapSuccess, MapValue, NodeInfo, ReplicaId,
 };
 pub use command::{Command, Request, Response, Success};
-pub use events::feed::{AvailabilityChange, ChangeCause};
+pub use events::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};
 pub use events::keys::EventKey;
 pub use events::notices::{Channel, Delivery, NoticeId, NoticeKind, NoticeView};
 pub use events::payments::{PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView};
