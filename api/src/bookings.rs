@@ -12,6 +12,7 @@ use booking::{
 };
 use serde::Deserialize;
 
+use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, OptionalJson, Problem, ReadOptions, dto,
     event_id, limits, parse_id, read, require_caller, submit,
@@ -106,6 +107,7 @@ pub(crate) async fn get_hold(
         EventQuery::Hold(HoldId(parse_id("hold_id", &raw_hold)?)),
     );
     require_caller(&caller)?;
+    let display = Display::asked(&state, options.currency.as_deref()).await?;
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::Hold(Some(view))) if caller.may_see(&view.holder) => {
             // The countdown a checkout page shows, from this node's clock.
@@ -115,6 +117,9 @@ pub(crate) async fn get_hold(
             let mut hold = dto::Hold::from(view);
             if hold.status == dto::HoldStatus::Active {
                 hold.expires_in_ms = Some(hold.expires_at_ms.saturating_sub(now_ms));
+            }
+            if let Some(display) = &display {
+                display.hold(&mut hold)?;
             }
             Ok(Json(hold).into_response())
         }
@@ -181,9 +186,14 @@ pub(crate) async fn get_order(
         EventQuery::Order(OrderId(parse_id("order_id", &raw_order)?)),
     );
     require_caller(&caller)?;
+    let display = Display::asked(&state, options.currency.as_deref()).await?;
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::Order(Some(view))) if caller.may_see(&view.holder) => {
-            Ok(Json(dto::Order::from(view)).into_response())
+            let mut order = dto::Order::from(view);
+            if let Some(display) = &display {
+                display.order(&mut order)?;
+            }
+            Ok(Json(order).into_response())
         }
         _ => Err(Problem::not_found("unknown_order", "no such order")),
     }

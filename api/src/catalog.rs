@@ -13,9 +13,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use std::collections::BTreeMap;
+
 use booking::{
-    CatalogAnswer, CatalogCommand, CatalogQuery, CatalogSuccess, Command, EventCommand, EventId,
-    EventSuccess, ListingStatus, META_GROUP, NewListing, NewVenue, RegionId, Rejection, Search, Success,
+    CatalogAnswer, CatalogCommand, CatalogQuery, CatalogSuccess, Command, Currency, EventCommand, EventId,
+    EventSuccess, ListingStatus, META_GROUP, NewListing, NewVenue, Rate, RegionId, Rejection, Search,
+    Success,
 };
 use booking::{Query, QueryResult};
 use openraft::async_runtime::WatchReceiver;
@@ -25,7 +28,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, dto, event_id, parse_id, read,
-    request_id,
+    render, request_id,
 };
 
 fn now_ms() -> u64 {
@@ -44,6 +47,57 @@ fn as_of_index(state: &AppState) -> Option<u64> {
 /// Answers a metadata-group query from this node's replica.
 async fn local(state: &AppState, query: Query) -> Result<QueryResult, Problem> {
     Ok(state.router.query_local(query).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FxRatesBody {
+    /// The currency the rates are from.
+    base: String,
+    /// Per quote currency, what one `base` buys: a decimal string (`"157.43"`).
+    rates: BTreeMap<String, String>,
+    /// When the rates were observed; default: now.
+    as_of_ms: Option<u64>,
+}
+
+/// Sets exchange rates (operators): one `base` buys `rates[quote]`.
+pub(crate) async fn put_fx_rates(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<FxRatesBody>,
+) -> ApiResult {
+    caller.require_operator()?;
+    let base = Currency::new(&body.base).map_err(|e| Problem::invalid_field("base", e.to_string()))?;
+    let mut rates = Vec::with_capacity(body.rates.len());
+    for (quote, rate) in &body.rates {
+        let field = format!("rates.{quote}");
+        let quote = Currency::new(quote).map_err(|e| Problem::invalid_field(&field, e.to_string()))?;
+        let rate = Rate::parse(rate).map_err(|e| Problem::invalid_field(&field, e.to_string()))?;
+        rates.push((quote, rate));
+    }
+    let command = Command::Catalog(CatalogCommand::SetFxRates {
+        base,
+        rates,
+        as_of_ms: body.as_of_ms.unwrap_or_else(now_ms),
+    });
+    render(
+        state
+            .router
+            .submit_to_group(META_GROUP, request_id(&headers, &caller)?, command)
+            .await?,
+    )
+}
+
+/// Every exchange rate, from this node's replica.
+pub(crate) async fn get_fx_rates(State(state): State<AppState>) -> ApiResult {
+    let QueryResult::Catalog(CatalogAnswer::FxRates(rates)) =
+        local(&state, Query::Catalog(CatalogQuery::FxRates)).await?
+    else {
+        return Err(Problem::internal("unexpected answer to a rate list"));
+    };
+    let rates: Vec<dto::FxRate> = rates.into_iter().map(dto::FxRate::from).collect();
+    Ok(Json(json!({ "rates": rates, "as_of_index": as_of_index(&state) })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -141,9 +141,58 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tier {
     pub name: String,
+    /// What a ticket costs: the event's own currency, what a card is charged.
     pub price: Money,
     pub capacity: u32,
     pub available: u32,
+    /// The price in the currency the request asked for (`?currency=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_price: Option<DisplayPrice>,
+}
+
+/// A price converted for showing (never for charging): the amount, the rate
+/// one unit of the charge currency bought, and when that rate was observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplayPrice {
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// A decimal string, exact: `157.43`.
+    pub rate: String,
+    pub rate_as_of_ms: Millis,
+}
+
+impl From<booking::Converted> for DisplayPrice {
+    fn from(c: booking::Converted) -> Self {
+        DisplayPrice {
+            amount_minor: c.amount.amount_minor,
+            currency: c.amount.currency,
+            rate: c.rate.to_string(),
+            rate_as_of_ms: c.as_of_ms,
+        }
+    }
+}
+
+/// One exchange rate: one `base` buys `rate` of `quote`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FxRate {
+    pub base: Currency,
+    pub quote: Currency,
+    /// A decimal string, exact: `157.43`.
+    pub rate: String,
+    pub as_of_ms: Millis,
+    pub set_at_ms: Millis,
+}
+
+impl From<booking::FxRate> for FxRate {
+    fn from(r: booking::FxRate) -> Self {
+        FxRate {
+            base: r.base,
+            quote: r.quote,
+            rate: r.rate.to_string(),
+            as_of_ms: r.as_of_ms,
+            set_at_ms: r.set_at_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +228,7 @@ convert!(booking::EventView => Event {
     sales_start_ms, sales_end_ms, status, published_at_ms, cancelled_at_ms;
     each: tiers, sections, ga_areas
 });
-convert!(booking::TierView => Tier { name, capacity, available; into: price });
+convert!(booking::TierView => Tier { name, capacity, available; into: price; none: display_price });
 convert!(booking::SectionView => Section { name; each: rows });
 convert!(booking::RowView => Row { name; each: seats });
 convert!(booking::SeatView => Seat { id, number, tier; into: status });
@@ -278,6 +327,8 @@ pub struct Hold {
     pub status: HoldStatus,
     pub order_id: Option<OrderId>,
     pub total: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_total: Option<DisplayPrice>,
     /// What is left of an active hold by the answering node's clock
     /// (`GET` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,6 +351,8 @@ pub struct Order {
     pub created_at_ms: Millis,
     pub cancelled_at_ms: Option<Millis>,
     pub total: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_total: Option<DisplayPrice>,
     pub tickets: Vec<Ticket>,
 }
 
@@ -324,13 +377,14 @@ convert!(booking::HoldView => Hold {
     hold_id, event_id, holder, seats, created_at_ms, expires_at_ms, extended, order_id;
     into: status, total;
     map: ga;
-    none: expires_in_ms
+    none: expires_in_ms, display_total
 });
 convert!(booking::GaSelectionView => GaSelection { area, quantity });
 convert!(booking::OrderView => Order {
     order_id, event_id, holder, hold_id, created_at_ms, cancelled_at_ms;
     into: status, total;
-    each: tickets
+    each: tickets;
+    none: display_total
 });
 convert!(booking::TicketView => Ticket {
     code, event_id, order_id, seat, ga_area, tier, checked_in_at_ms;

@@ -1,13 +1,16 @@
 //! Creating and reading events (their seat maps and rules).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use booking::{Command, EventCommand, EventId, EventQuery, Query, RegionId};
+use axum::response::IntoResponse;
+use booking::{Command, EventAnswer, EventCommand, EventId, EventQuery, Query, QueryResult, RegionId};
 use serde::Deserialize;
 
+use crate::prices::Display;
 use crate::{
-    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, ReadOptions, catalog, dto, event_id,
-    read_and_render, render, request_id,
+    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, catalog, dto, event_id,
+    read, read_and_render, render, request_id,
 };
 
 #[derive(Deserialize)]
@@ -97,10 +100,17 @@ pub(crate) async fn get_event(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    read_and_render(
-        &state,
-        &options,
-        Query::Event(event_id(&raw_event)?, EventQuery::View),
-    )
-    .await
+    let query = Query::Event(event_id(&raw_event)?, EventQuery::View);
+    let display = Display::asked(&state, options.currency.as_deref()).await?;
+    let Some(display) = display else {
+        return read_and_render(&state, &options, query).await;
+    };
+    match read(&state, &options, query).await? {
+        QueryResult::Event(EventAnswer::View(Some(view))) => {
+            let mut event = dto::Event::from(view);
+            display.event(&mut event)?;
+            Ok(Json(event).into_response())
+        }
+        _ => Err(Problem::not_found("unknown_event", "no such event")),
+    }
 }

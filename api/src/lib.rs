@@ -40,6 +40,7 @@ mod openapi;
 mod ops;
 pub mod outbound;
 pub mod payments;
+mod prices;
 mod problem;
 pub mod request_ids;
 mod respond;

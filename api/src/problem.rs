@@ -165,6 +165,7 @@ impl From<Rejection> for Problem {
             }
             Rejection::NoAddress => StatusCode::UNPROCESSABLE_ENTITY,
             Rejection::CodeInvalid => StatusCode::UNAUTHORIZED,
+            Rejection::FxRateMissing { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut problem = Problem::new(status, code, rejection.to_string());
         match &rejection {

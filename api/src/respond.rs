@@ -140,6 +140,9 @@ pub(crate) fn render(response: Response) -> ApiResult {
         Success::Catalog(CatalogSuccess::Listed(listing)) => {
             (StatusCode::OK, json!(dto::Listing::from(listing)))
         }
+        Success::Catalog(CatalogSuccess::FxRatesSet { base, count }) => {
+            (StatusCode::OK, json!({ "base": base, "count": count }))
+        }
         Success::Account(AccountSuccess::EmailClaimed { claim, fresh }) => (
             StatusCode::OK,
             json!({ "customer_id": claim.customer_id, "region": claim.region, "fresh": fresh }),
@@ -202,6 +205,8 @@ pub(crate) fn render(response: Response) -> ApiResult {
 #[derive(Deserialize, Default)]
 pub(crate) struct ReadOptions {
     pub(crate) consistency: Option<String>,
+    /// Show prices also in this currency (`?currency=JPY`).
+    pub(crate) currency: Option<String>,
 }
 
 /// Runs a read: linearizable through the leader by default, or this node's
@@ -268,6 +273,7 @@ pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, que
         | QueryResult::Account(AccountAnswer::EmailClaim(_))
         | QueryResult::Catalog(CatalogAnswer::Venues(_))
         | QueryResult::Catalog(CatalogAnswer::Search(_))
+        | QueryResult::Catalog(CatalogAnswer::FxRates(_))
         | QueryResult::Orders(_) => Err(Problem::not_found("not_found", "not served over HTTP")),
     }
 }

@@ -240,6 +240,22 @@ pub fn endpoints() -> Vec<Endpoint> {
             post(catalog::publish),
         ),
         e(
+            Method::GET,
+            "/v1/fx-rates",
+            Public,
+            200,
+            "Exchange rates used for display prices",
+            get(catalog::get_fx_rates),
+        ),
+        e(
+            Method::PUT,
+            "/v1/admin/fx-rates",
+            Operator,
+            200,
+            "Set exchange rates from one base currency",
+            put(catalog::put_fx_rates),
+        ),
+        e(
             Method::POST,
             "/v1/venues",
             Staff,

@@ -251,6 +251,18 @@ fn timed_out(method: &Method, limit: Duration) -> Response {
     }
 }
 
+/// The answer of a request whose handler panicked (a bug): a read may be
+/// retried; a write may or may not have taken effect.
+fn panicked(method: &Method) -> Response {
+    let detail = if method == Method::GET || method == Method::HEAD {
+        "the server failed on this request; nothing was changed"
+    } else {
+        "the server failed on this request, which may or may not have taken effect: \
+         send it again with the same Idempotency-Key to learn its outcome"
+    };
+    Problem::internal(detail).into_response()
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, within `limits`.
 pub async fn serve(
     listener: TcpListener,
@@ -339,16 +351,31 @@ async fn serve_connection(
         let timed = !request.uri().path().starts_with("/v1/admin/");
         async move {
             let request = request.map(Body::new);
+            let path = request.uri().path().to_owned();
+            // A handler that panics answers 500 instead of dropping the connection.
+            let handled = {
+                use futures::FutureExt;
+                let method = method.clone();
+                std::panic::AssertUnwindSafe(app.oneshot(request))
+                    .catch_unwind()
+                    .map(move |outcome| match outcome {
+                        Ok(answered) => answered.unwrap_or_else(|never| match never {}),
+                        Err(_) => {
+                            tracing::error!(%method, path, "a handler panicked");
+                            panicked(&method)
+                        }
+                    })
+            };
             let response = if timed {
-                match tokio::time::timeout(limits.request_timeout, app.oneshot(request)).await {
-                    Ok(answered) => answered.unwrap_or_else(|never| match never {}),
+                match tokio::time::timeout(limits.request_timeout, handled).await {
+                    Ok(answered) => answered,
                     Err(_) => {
                         tracing::warn!(%method, "request timed out after {:?}", limits.request_timeout);
                         timed_out(&method, limits.request_timeout)
                     }
                 }
             } else {
-                app.oneshot(request).await.unwrap_or_else(|never| match never {})
+                handled.await
             };
             let response = response.map(|body| {
                 Body::new(Guarded {
@@ -440,5 +467,34 @@ mod tests {
         activity.response_ended();
         std::thread::sleep(Duration::from_millis(350));
         assert_eq!(activity.expired(&limits()), Some("idle"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+        let app = axum::Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(
+                    |axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
+                        // Panics on a request without a query string, like a bug would.
+                        query.expect("a bug")
+                    },
+                ),
+            )
+            .route("/fine", axum::routing::get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, limits(), async move {
+            let _ = stopped.await;
+        }));
+        let client = crate::client::Client::new(vec![url]).unwrap();
+        let boom = client.get("/boom").once().send().await.unwrap();
+        assert_eq!(boom.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(boom.code(), "internal");
+        let fine = client.get("/fine").once().send().await.unwrap();
+        assert_eq!(fine.text, "ok");
+        let _ = stop.send(());
+        let _ = server.await;
     }
 }

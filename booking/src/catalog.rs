@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fx::{FxRate, MAX_RATES_PER_REQUEST, Rate};
 use crate::ids::{Currency, EventId, Millis, RegionId};
 use crate::rejection::Rejection;
 
@@ -48,6 +49,13 @@ pub enum CatalogCommand {
         event_id: EventId,
         status: ListingStatus,
     },
+    /// Sets what one `base` buys of each quote currency (replacing earlier
+    /// rates of those pairs), as observed at `as_of_ms`.
+    SetFxRates {
+        base: Currency,
+        rates: Vec<(Currency, Rate)>,
+        as_of_ms: Millis,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +63,7 @@ pub enum CatalogCommand {
 pub enum CatalogSuccess {
     VenueCreated(VenueView),
     Listed(ListingView),
+    FxRatesSet { base: Currency, count: u32 },
 }
 
 pub type CatalogResponse = Result<CatalogSuccess, Rejection>;
@@ -72,6 +81,8 @@ pub enum CatalogQuery {
     Listing(EventId, Millis),
     /// A page of listings.
     Search(Search),
+    /// Every exchange rate, by pair.
+    FxRates,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +91,7 @@ pub enum CatalogAnswer {
     Venues(Vec<VenueView>),
     Listing(Option<ListingView>),
     Search(SearchPage),
+    FxRates(Vec<FxRate>),
 }
 
 /// Where the catalog's records are kept.
@@ -87,6 +99,8 @@ pub enum CatalogAnswer {
 pub enum CatalogKey {
     Venue(u64),
     Listing(EventId),
+    /// The rate of one pair: `(base, quote)`.
+    FxRate(Currency, Currency),
 }
 
 /// The catalog's stored records.
@@ -94,6 +108,7 @@ pub enum CatalogKey {
 pub enum CatalogValue {
     Venue(VenueRecord),
     Listing(ListingRecord),
+    FxRate(FxRate),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +220,36 @@ fn check_short(field: &str, value: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// The shape of a rate-setting request (also checked before proposing).
+pub fn check_fx_rates(base: Currency, rates: &[(Currency, Rate)]) -> Result<(), Rejection> {
+    let sellable = |c: Currency| match c.minor_units() {
+        Some(_) => Ok(()),
+        None => Err(Rejection::InvalidRequest(format!(
+            "{c} is not an ISO 4217 currency that prices can be shown in"
+        ))),
+    };
+    sellable(base)?;
+    if rates.is_empty() || rates.len() > MAX_RATES_PER_REQUEST {
+        return Err(Rejection::InvalidRequest(format!(
+            "give 1..={MAX_RATES_PER_REQUEST} rates"
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for (quote, rate) in rates {
+        sellable(*quote)?;
+        rate.check()?;
+        if *quote == base {
+            return Err(Rejection::InvalidRequest(format!(
+                "{base} needs no rate to itself"
+            )));
+        }
+        if !seen.insert(*quote) {
+            return Err(Rejection::InvalidRequest(format!("{quote} is given twice")));
+        }
+    }
+    Ok(())
+}
+
 impl NewVenue {
     pub fn validate(&self) -> Result<(), Rejection> {
         check_short("name", &self.name)?;
@@ -263,6 +308,8 @@ pub(crate) struct Catalog {
     listings: BTreeMap<EventId, ListingRecord>,
     /// Derived: listings by start time.
     by_start: BTreeSet<(Millis, EventId)>,
+    /// Exchange rates by `(base, quote)`.
+    fx: BTreeMap<(Currency, Currency), FxRate>,
 }
 
 impl Catalog {
@@ -284,6 +331,11 @@ impl Catalog {
             CatalogCommand::SetListingStatus { event_id, status } => {
                 self.set_status(now, dirty, *event_id, *status)
             }
+            CatalogCommand::SetFxRates {
+                base,
+                rates,
+                as_of_ms,
+            } => self.set_fx_rates(now, dirty, *base, rates, *as_of_ms),
         }
     }
 
@@ -295,7 +347,44 @@ impl Catalog {
                 CatalogAnswer::Listing(self.listing_view(*event_id, *now_ms))
             }
             CatalogQuery::Search(search) => CatalogAnswer::Search(self.search(search)),
+            CatalogQuery::FxRates => CatalogAnswer::FxRates(self.fx.values().cloned().collect()),
         }
+    }
+
+    /// Sets exchange rates from `base`. Every currency must be one tickets
+    /// can be priced in, and a pair is set from one side only: setting
+    /// EUR→JPY while JPY→EUR exists is refused, so the two can never disagree.
+    pub fn set_fx_rates(
+        &mut self,
+        now: Millis,
+        dirty: &mut BTreeSet<CatalogKey>,
+        base: Currency,
+        rates: &[(Currency, Rate)],
+        as_of_ms: Millis,
+    ) -> CatalogResponse {
+        check_fx_rates(base, rates)?;
+        for (quote, _) in rates {
+            if self.fx.contains_key(&(*quote, base)) {
+                return Err(Rejection::InvalidRequest(format!(
+                    "a {quote}->{base} rate is set; set {base}->{quote} by replacing that one"
+                )));
+            }
+        }
+        for (quote, rate) in rates {
+            let stored = FxRate {
+                base,
+                quote: *quote,
+                rate: *rate,
+                as_of_ms,
+                set_at_ms: now,
+            };
+            self.fx.insert((base, *quote), stored);
+            dirty.insert(CatalogKey::FxRate(base, *quote));
+        }
+        Ok(CatalogSuccess::FxRatesSet {
+            base,
+            count: rates.len() as u32,
+        })
     }
 
     pub fn create_venue(
@@ -469,6 +558,9 @@ impl Catalog {
         match key {
             CatalogKey::Venue(id) => self.venues.get(id).cloned().map(CatalogValue::Venue),
             CatalogKey::Listing(id) => self.listings.get(id).cloned().map(CatalogValue::Listing),
+            CatalogKey::FxRate(base, quote) => {
+                self.fx.get(&(*base, *quote)).cloned().map(CatalogValue::FxRate)
+            }
         }
     }
 
@@ -478,6 +570,12 @@ impl Catalog {
         }
         for (id, listing) in &self.listings {
             out.push((CatalogKey::Listing(*id), CatalogValue::Listing(listing.clone())));
+        }
+        for ((base, quote), rate) in &self.fx {
+            out.push((
+                CatalogKey::FxRate(*base, *quote),
+                CatalogValue::FxRate(rate.clone()),
+            ));
         }
     }
 
@@ -490,6 +588,12 @@ impl Catalog {
             (CatalogKey::Listing(id), CatalogValue::Listing(listing)) => {
                 self.by_start.insert((listing.listing.starts_at_ms, *id));
                 self.listings.insert(*id, listing);
+            }
+            (CatalogKey::FxRate(base, quote), CatalogValue::FxRate(rate)) => {
+                if (rate.base, rate.quote) != (*base, *quote) {
+                    return Err(format!("the rate under {key:?} is for another pair"));
+                }
+                self.fx.insert((*base, *quote), rate);
             }
             (key, _) => return Err(format!("the record under {key:?} is of another kind")),
         }
@@ -507,6 +611,12 @@ impl Catalog {
             if !self.venues.contains_key(&record.listing.venue_id) {
                 return Err(format!("listing {id} names a missing venue"));
             }
+        }
+        for ((base, quote), rate) in &self.fx {
+            if self.fx.contains_key(&(*quote, *base)) {
+                return Err(format!("both {base}->{quote} and {quote}->{base} are set"));
+            }
+            rate.rate.check().map_err(|e| format!("{base}->{quote}: {e}"))?;
         }
         Ok(())
     }
@@ -617,5 +727,63 @@ mod tests {
         let mut l = listing("x", 9, 5);
         l.ends_at_ms = 5;
         assert!(l.validate().is_err());
+    }
+
+    #[test]
+    fn exchange_rates_are_set_from_one_side_and_survive_a_reload() {
+        let eur = Currency::new("EUR").unwrap();
+        let jpy = Currency::new("JPY").unwrap();
+        let usd = Currency::new("USD").unwrap();
+        let mut catalog = Catalog::default();
+        let mut dirty = BTreeSet::new();
+        let rate = |text: &str| Rate::parse(text).unwrap();
+        let set = catalog
+            .set_fx_rates(
+                100,
+                &mut dirty,
+                eur,
+                &[(jpy, rate("157.43")), (usd, rate("1.08"))],
+                90,
+            )
+            .unwrap();
+        assert_eq!(set, CatalogSuccess::FxRatesSet { base: eur, count: 2 });
+        assert_eq!(dirty.len(), 2);
+
+        // The opposite pair may not be set beside it, nor bad currencies or rates.
+        let refused = catalog.set_fx_rates(101, &mut dirty, jpy, &[(eur, rate("0.0063"))], 91);
+        assert!(refused.unwrap_err().to_string().contains("is set"));
+        let gold = Currency::new("XAU").unwrap();
+        assert!(
+            catalog
+                .set_fx_rates(101, &mut dirty, eur, &[(gold, rate("0.0004"))], 91)
+                .is_err()
+        );
+        assert!(
+            catalog
+                .set_fx_rates(101, &mut dirty, eur, &[(eur, rate("1"))], 91)
+                .is_err()
+        );
+        assert!(catalog.set_fx_rates(101, &mut dirty, eur, &[], 91).is_err());
+
+        // Replacing a rate keeps one record per pair; records load back.
+        catalog
+            .set_fx_rates(102, &mut dirty, eur, &[(jpy, rate("160"))], 95)
+            .unwrap();
+        let mut records = Vec::new();
+        catalog.append_records(&mut records);
+        let mut reloaded = Catalog::default();
+        for (key, value) in records {
+            reloaded.load(&key, value).unwrap();
+        }
+        reloaded.check_invariants().unwrap();
+        let CatalogAnswer::FxRates(rates) = reloaded.query(&CatalogQuery::FxRates) else {
+            panic!("not a rate list")
+        };
+        assert_eq!(rates.len(), 2);
+        let yen = rates.iter().find(|r| r.quote == jpy).unwrap();
+        assert_eq!(
+            (yen.rate.to_string(), yen.as_of_ms, yen.set_at_ms),
+            ("160".to_owned(), 95, 102)
+        );
     }
 }

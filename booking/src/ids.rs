@@ -270,6 +270,25 @@ impl Currency {
         // The constructor admits only ASCII letters, so this cannot fail.
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
+
+    /// How many digits its minor unit has (JPY 0, EUR 2, KWD 3), from the
+    /// ISO 4217 table; `None` for a code that is not a currency tickets can
+    /// be sold in: unassigned, superseded, a fund or a precious metal.
+    pub fn minor_units(&self) -> Option<u8> {
+        let iso = iso_currency::Currency::from_code(self.as_str())?;
+        if iso.is_fund() || iso.is_special() || iso.is_superseded().is_some() {
+            return None;
+        }
+        iso.exponent().and_then(|e| u8::try_from(e).ok())
+    }
+
+    /// The highest ticket price in this currency, in minor units: ten
+    /// billion major units. No order of at most 50 tickets can then overflow
+    /// `i64`, whatever the currency (KWD: 50 x 10^13). `None`: not sellable.
+    pub fn max_price_minor(&self) -> Option<i64> {
+        let units = self.minor_units()?;
+        10_i64.checked_pow(10 + u32::from(units))
+    }
 }
 
 impl fmt::Debug for Currency {
@@ -341,6 +360,21 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minor_units_come_from_the_iso_table() {
+        let units = |code: &str| Currency::new(code).unwrap().minor_units();
+        assert_eq!(units("EUR"), Some(2));
+        assert_eq!(units("JPY"), Some(0));
+        assert_eq!(units("KWD"), Some(3));
+        assert_eq!(units("CLF"), None, "a fund");
+        assert_eq!(units("XAU"), None, "gold");
+        assert_eq!(units("QQQ"), None, "unassigned");
+        assert_eq!(
+            Currency::new("JPY").unwrap().max_price_minor(),
+            Some(10_000_000_000)
+        );
+    }
 
     #[test]
     fn customer_ids_accept_emails_and_reject_everything_else() {

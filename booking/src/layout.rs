@@ -39,9 +39,6 @@ pub const MAX_PLACES_PER_EVENT: u64 = 200_000;
 pub const MAX_EVENT_NAME_CHARS: usize = 200;
 /// Longest section, row, tier or area name.
 pub const MAX_NAME_LEN: usize = 32;
-/// Highest price of one ticket in minor units (ten billion of a two-decimal
-/// currency). Chosen so that no order of at most 50 tickets can overflow `i64`.
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 
 /// What a client describes when creating an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,7 +201,7 @@ impl EventSpec {
     /// characters of `[A-Za-z0-9]`; tier, section and area names are unique, row
     /// names are unique within their section and seat numbers within their row
     /// (so seat ids are unique); every tier price is in this event's currency and
-    /// within `0..=MAX_PRICE_MINOR`; every referenced tier exists; sections and
+    /// within `0..=` the currency's [`Currency::max_price_minor`]; every referenced tier exists; sections and
     /// rows are not empty; every GA area has capacity >= 1; the event has
     /// 1..=200_000 places; a per-customer limit, if set, is at least 1.
     pub fn validate(&self) -> Result<(), Rejection> {
@@ -224,6 +221,12 @@ impl EventSpec {
         {
             return invalid("sales_start_ms must be before sales_end_ms".to_owned());
         }
+        let Some(max_price) = self.currency.max_price_minor() else {
+            return invalid(format!(
+                "{} is not an ISO 4217 currency that tickets can be sold in",
+                self.currency
+            ));
+        };
         let mut tiers = BTreeMap::new();
         for tier in &self.tiers {
             check_name("tier", &tier.name)?;
@@ -236,10 +239,12 @@ impl EventSpec {
                     tier.name, tier.price.currency, self.currency
                 ));
             }
-            if !(0..=MAX_PRICE_MINOR).contains(&tier.price.amount_minor) {
+            if !(0..=max_price).contains(&tier.price.amount_minor) {
                 return invalid(format!(
-                    "tier {} price must be within 0..={MAX_PRICE_MINOR}",
-                    tier.name
+                    "tier {} price must be within 0..={max_price} (minor units of {}: {} digits)",
+                    tier.name,
+                    self.currency,
+                    self.currency.minor_units().unwrap_or(0)
                 ));
             }
         }
@@ -582,8 +587,31 @@ mod tests {
         assert!(reason(&spec).contains("price"));
 
         let mut spec = tiny();
-        spec.tiers[0].price.amount_minor = MAX_PRICE_MINOR + 1;
-        assert!(reason(&spec).contains("price"));
+        spec.tiers[0].price.amount_minor = 1_000_000_000_000 + 1;
+        assert!(reason(&spec).contains("price"), "EUR: ten billion euros at most");
+        spec.tiers[0].price.amount_minor = 1_000_000_000_000;
+        assert!(spec.validate().is_ok());
+
+        // The bound follows the currency's minor units.
+        let in_currency = |code: &str, amount_minor: i64| {
+            let mut spec = tiny();
+            let currency = Currency::new(code).unwrap();
+            spec.currency = currency;
+            for tier in &mut spec.tiers {
+                tier.price = Money::new(amount_minor, currency);
+            }
+            spec.validate()
+        };
+        assert!(in_currency("JPY", 10_000_000_000).is_ok());
+        assert!(
+            in_currency("JPY", 10_000_000_001).is_err(),
+            "JPY has no minor unit"
+        );
+        assert!(in_currency("KWD", 10_000_000_000_000).is_ok(), "KWD has three");
+        for code in ["XAU", "CLF", "ABC"] {
+            let refused = in_currency(code, 100).unwrap_err().to_string();
+            assert!(refused.contains("not an ISO 4217 currency"), "{code}: {refused}");
+        }
 
         let mut spec = tiny();
         spec.tiers[0].price.currency = Currency::new("USD").unwrap();

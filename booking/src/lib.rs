@@ -53,6 +53,7 @@ pub mod catalog;
 pub mod cluster_map;
 pub mod command;
 pub mod events;
+pub mod fx;
 pub mod ids;
 pub mod layout;
 pub mod query;
@@ -91,6 +92,7 @@ pub use events::views::{
     SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
 };
 pub use events::vocab::{EventAnswer, EventCommand, EventQuery, EventSuccess, Selection};
+pub use fx::{Converted, FxRate, Rate};
 pub use ids::{
     Currency, CustomerId, EventId, HoldId, MAX_REGION_LEN, Millis, Money, NodeId, OrderId, RegionId,
     RequestId, TicketCode,

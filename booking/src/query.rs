@@ -67,6 +67,7 @@ impl Query {
                     next: None,
                 }))
             }
+            Query::Catalog(CatalogQuery::FxRates) => QueryResult::Catalog(CatalogAnswer::FxRates(Vec::new())),
         }
     }
 }

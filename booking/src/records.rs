@@ -117,6 +117,7 @@ impl Record {
                 (key, value),
                 (CatalogKey::Venue(_), CatalogValue::Venue(_))
                     | (CatalogKey::Listing(_), CatalogValue::Listing(_))
+                    | (CatalogKey::FxRate(..), CatalogValue::FxRate(_))
             ),
             (RecordKey::Account(key), Record::Account(value)) => matches!(
                 (key, value),

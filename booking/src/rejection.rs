@@ -131,6 +131,8 @@ pub enum Rejection {
     NoAddress,
     #[error("the code is wrong, expired or used up; ask for a new one")]
     CodeInvalid,
+    #[error("no exchange rate from {from} to {to} is set")]
+    FxRateMissing { from: String, to: String },
 }
 
 impl Rejection {
@@ -190,6 +192,7 @@ impl Rejection {
             Rejection::NotSubscribed => "not_subscribed",
             Rejection::NoAddress => "no_address",
             Rejection::CodeInvalid => "code_invalid",
+            Rejection::FxRateMissing { .. } => "fx_rate_missing",
         }
     }
 }
@@ -268,6 +271,10 @@ mod tests {
             Rejection::NotSubscribed,
             Rejection::NoAddress,
             Rejection::CodeInvalid,
+            Rejection::FxRateMissing {
+                from: String::new(),
+                to: String::new(),
+            },
         ];
         for rejection in samples {
             let quoted = format!("`{}`", rejection.code());

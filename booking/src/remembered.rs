@@ -27,7 +27,7 @@ use crate::command::Success;
 use crate::events::notices::NoticeView;
 use crate::events::views::WaitlistView;
 use crate::events::vocab::EventSuccess;
-use crate::ids::{EventId, HoldId, Millis, OrderId, TicketCode};
+use crate::ids::{Currency, EventId, HoldId, Millis, OrderId, TicketCode};
 use crate::rejection::Rejection;
 
 /// The stored outcome of a request.
@@ -125,6 +125,11 @@ pub enum CatalogOutcome {
     /// Venues never change: the id is enough.
     VenueCreated(u64),
     Listed(ListingView),
+    /// Small: kept whole.
+    FxRatesSet {
+        base: Currency,
+        count: u32,
+    },
 }
 
 impl Remembered {
@@ -139,6 +144,12 @@ impl Remembered {
             }
             Success::Catalog(CatalogSuccess::Listed(listing)) => {
                 Remembered::Catalog(CatalogOutcome::Listed(listing.clone()))
+            }
+            Success::Catalog(CatalogSuccess::FxRatesSet { base, count }) => {
+                Remembered::Catalog(CatalogOutcome::FxRatesSet {
+                    base: *base,
+                    count: *count,
+                })
             }
             Success::Ticked => Remembered::Ticked,
         }

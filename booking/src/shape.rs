@@ -64,6 +64,9 @@ impl Command {
                 CatalogCommand::CreateVenue { venue } => venue.validate(),
                 CatalogCommand::PutListing { listing, .. } => listing.validate(),
                 CatalogCommand::SetListingStatus { .. } => Ok(()),
+                CatalogCommand::SetFxRates { base, rates, .. } => {
+                    crate::catalog::check_fx_rates(*base, rates)
+                }
             },
             Command::Tick => Ok(()),
         }

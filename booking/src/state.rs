@@ -239,6 +239,12 @@ impl BookingState {
             Remembered::Catalog(CatalogOutcome::Listed(listing)) => {
                 Success::Catalog(CatalogSuccess::Listed(listing.clone()))
             }
+            Remembered::Catalog(CatalogOutcome::FxRatesSet { base, count }) => {
+                Success::Catalog(CatalogSuccess::FxRatesSet {
+                    base: *base,
+                    count: *count,
+                })
+            }
             Remembered::Ticked => Success::Ticked,
         })
     }

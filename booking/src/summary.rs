@@ -109,5 +109,8 @@ fn catalog(f: &mut fmt::Formatter<'_>, command: &CatalogCommand) -> fmt::Result 
         CatalogCommand::SetListingStatus { event_id, status } => {
             write!(f, "mark the listing of event {event_id} {status:?}")
         }
+        CatalogCommand::SetFxRates { base, rates, .. } => {
+            write!(f, "set {} exchange rates from {base}", rates.len())
+        }
     }
 }

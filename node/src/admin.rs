@@ -90,6 +90,18 @@ pub enum AdminCommand {
         #[arg(long)]
         region: Option<String>,
     },
+    /// Set exchange rates for display prices: what one BASE buys of each
+    /// quote, e.g. `fx-rates --base EUR JPY=157.43 USD=1.0842`.
+    FxRates {
+        #[arg(long)]
+        base: String,
+        /// QUOTE=RATE pairs; a rate is a decimal string.
+        #[arg(required = true, value_parser = parse_rate_pair)]
+        rates: Vec<(String, String)>,
+        /// When the rates were observed (epoch ms); default: now.
+        #[arg(long)]
+        as_of_ms: Option<u64>,
+    },
     /// Make the cluster CA (once) and node certificates for node-to-node
     /// mutual TLS, and print each node's `[tls]` section. Runs offline.
     GenCerts {
@@ -101,6 +113,16 @@ pub enum AdminCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<u64>,
     },
+}
+
+/// `JPY=157.43` as `("JPY", "157.43")`; the server checks both parts.
+fn parse_rate_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((quote, rate)) if !quote.is_empty() && !rate.is_empty() => {
+            Ok((quote.to_owned(), rate.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not QUOTE=RATE, e.g. JPY=157.43")),
+    }
 }
 
 /// `gen-certs`: the CA and the node certificates, and each node's `[tls]`.
@@ -239,6 +261,21 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
             let path = "/v1/admin/users";
             let answer = admin.call(reqwest::Method::POST, base, path, Some(body)).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+        AdminCommand::FxRates {
+            base: currency,
+            rates,
+            as_of_ms,
+        } => {
+            let rates: serde_json::Map<String, Value> = rates
+                .into_iter()
+                .map(|(quote, rate)| (quote, Value::String(rate)))
+                .collect();
+            let body = json!({ "base": currency, "rates": rates, "as_of_ms": as_of_ms });
+            let answer = admin
+                .call(reqwest::Method::PUT, base, "/v1/admin/fx-rates", Some(body))
+                .await?;
+            println!("{answer}");
         }
         AdminCommand::GenCerts { .. } => unreachable!("handled before any call"),
     }

@@ -102,6 +102,7 @@ pub fn encode_record(key: &RecordKey, record: &Record) -> Vec<u8> {
         Record::Catalog(value) => match value {
             CatalogValue::Venue(r) => body(version, r),
             CatalogValue::Listing(r) => body(version, r),
+            CatalogValue::FxRate(r) => body(version, r),
         },
         Record::Account(value) => match value {
             AccountValue::Account(r) => body(version, r),
@@ -150,6 +151,7 @@ pub fn decode_record(key: &RecordKey, bytes: &[u8]) -> io::Result<Record> {
         RecordKey::Catalog(kind) => Record::Catalog(match kind {
             booking::CatalogKey::Venue(_) => CatalogValue::Venue(parse(rest)?),
             booking::CatalogKey::Listing(_) => CatalogValue::Listing(parse(rest)?),
+            booking::CatalogKey::FxRate(..) => CatalogValue::FxRate(parse(rest)?),
         }),
         RecordKey::Account(kind) => Record::Account(match kind {
             booking::AccountKey::Account(_) => AccountValue::Account(parse(rest)?),

@@ -18,8 +18,8 @@
 use std::io;
 
 use booking::{
-    AccountKey, CatalogKey, CustomerId, EventId, EventKey, HoldId, MapKey, OrderId, RecordKey, RequestId,
-    TicketCode,
+    AccountKey, CatalogKey, Currency, CustomerId, EventId, EventKey, HoldId, MapKey, OrderId, RecordKey,
+    RequestId, TicketCode,
 };
 
 use crate::codec::corrupt;
@@ -102,6 +102,7 @@ const TAG_MAP_GROUP: u8 = 0x32;
 const TAG_PLACEMENT: u8 = 0x33;
 const TAG_VENUE: u8 = 0x34;
 const TAG_LISTING: u8 = 0x35;
+const TAG_FX_RATE: u8 = 0x36;
 const TAG_ACCOUNT: u8 = 0x40;
 const TAG_SESSION: u8 = 0x41;
 const TAG_EMAIL_CLAIM: u8 = 0x42;
@@ -189,6 +190,11 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
         RecordKey::Catalog(CatalogKey::Listing(e)) => {
             out.push(TAG_LISTING);
             out.extend_from_slice(&e.0.to_be_bytes());
+        }
+        RecordKey::Catalog(CatalogKey::FxRate(base, quote)) => {
+            out.push(TAG_FX_RATE);
+            out.extend_from_slice(base.as_str().as_bytes());
+            out.extend_from_slice(quote.as_str().as_bytes());
         }
         RecordKey::Account(AccountKey::Account(c)) => {
             out.push(TAG_ACCOUNT);
@@ -311,6 +317,16 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             exact(8)?;
             RecordKey::Catalog(CatalogKey::Listing(EventId(u64_at(rest, 0)?)))
         }
+        TAG_FX_RATE => {
+            exact(6)?;
+            let code = |at: usize| {
+                std::str::from_utf8(&rest[at..at + 3])
+                    .ok()
+                    .and_then(|text| Currency::new(text).ok())
+                    .ok_or_else(bad)
+            };
+            RecordKey::Catalog(CatalogKey::FxRate(code(0)?, code(3)?))
+        }
         TAG_ACCOUNT => RecordKey::Account(AccountKey::Account(
             CustomerId::new(&text_from(rest, 0)?).map_err(|_| bad())?,
         )),
@@ -367,6 +383,10 @@ mod tests {
             RecordKey::Map(MapKey::Placement(EventId(7))),
             RecordKey::Catalog(CatalogKey::Venue(2)),
             RecordKey::Catalog(CatalogKey::Listing(EventId(7))),
+            RecordKey::Catalog(CatalogKey::FxRate(
+                booking::Currency::new("EUR").unwrap(),
+                booking::Currency::new("JPY").unwrap(),
+            )),
             RecordKey::Account(AccountKey::Account(CustomerId::new("u.1.abc").unwrap())),
             RecordKey::Account(AccountKey::Session(5)),
             RecordKey::Account(AccountKey::Session(1 << 33)),

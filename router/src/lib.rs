@@ -287,13 +287,11 @@ impl Router {
             | Query::Catalog(CatalogQuery::Venue(_))
             | Query::Catalog(CatalogQuery::Venues { .. })
             | Query::Catalog(CatalogQuery::Listing(..))
-            | Query::Catalog(CatalogQuery::Search(_)) => Some(META_GROUP),
+            | Query::Catalog(CatalogQuery::Search(_))
+            | Query::Catalog(CatalogQuery::FxRates) => Some(META_GROUP),
             Query::Account(AccountQuery::Account(customer)) => account_group_of(customer),
             Query::Account(AccountQuery::ByEmail(_)) | Query::Orders(_) => return Ok(query.nothing()),
-            other => {
-                let event_id = other.event_id().expect("every other query names an event");
-                self.local_placement(event_id)
-            }
+            Query::Event(event_id, _) => self.local_placement(*event_id),
         };
         match group.and_then(|g| self.groups.get(g)) {
             Some(replica) => Ok(replica.state.query(&query)),

@@ -1,0 +1,240 @@
+//! Display prices in another currency, against a real cluster.
+//!
+//! An operator sets exchange rates through one node; every node then has them
+//! in its own replica of the catalog. A seat map, a hold and an order asked
+//! for with `?currency=` show each price twice: what the card is charged (the
+//! event's euros, unchanged) and the converted amount with its rate and the
+//! rate's time, in the target currency's real minor units (yen have none,
+//! dinars three), rounded half to even. A currency without a rate is
+//! `fx_rate_missing`, never a zero; bad codes, bad rates, the opposite pair
+//! of a set one, and callers who are not operators are refused, and a refused
+//! request changes no rate.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use chaos_tests::shop::{call, expect};
+use chaos_tests::{ApiClient, TestCluster, eventually, expect_ok, grid_event};
+use region_config::{NodeId, RaftTuning};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+const EVENT: u64 = 1;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_are_shown_in_the_asked_currency() -> anyhow::Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, scenario())
+        .await
+        .context("the test did not finish in time")?
+}
+
+async fn get(client: &ApiClient, node: NodeId, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+    call(
+        client,
+        Some(chaos_tests::LOCAL_ADMIN_TOKEN),
+        Method::GET,
+        node,
+        path,
+        None,
+        None,
+    )
+    .await
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let mut test = TestCluster::start(3, RaftTuning::default()).await?;
+    let leader = test.leader().await?;
+    let client = test.client.clone();
+    let operator = Some(chaos_tests::LOCAL_ADMIN_TOKEN);
+    // 45.00 EUR a seat.
+    let spec = grid_event("prices", 1, 2, 5)?;
+    expect_ok(
+        client.create_event(leader, EVENT, &spec, "create").await?,
+        "create",
+    )?;
+
+    // Only operators set rates.
+    let rates = json!({ "base": "EUR", "rates": { "JPY": "157.43", "KWD": "0.3312" }, "as_of_ms": 1_000 });
+    let anonymous = call(
+        &client,
+        None,
+        Method::PUT,
+        1,
+        "/v1/admin/fx-rates",
+        Some(rates.clone()),
+        None,
+    )
+    .await?;
+    expect(
+        "rates from nobody",
+        &anonymous,
+        StatusCode::UNAUTHORIZED,
+        Some("unauthorized"),
+    )?;
+    let set = call(
+        &client,
+        operator,
+        Method::PUT,
+        1,
+        "/v1/admin/fx-rates",
+        Some(rates),
+        Some("fx-1"),
+    )
+    .await?;
+    expect("rates from an operator", &set, StatusCode::OK, None)?;
+    ensure!(
+        set.1 == json!({ "base": "EUR", "count": 2 }),
+        "set answered {}",
+        set.1
+    );
+
+    // Refused: a bad code, a bad rate, the opposite pair of a set one, gold.
+    for (what, body) in [
+        ("a bad base", json!({ "base": "euro", "rates": { "JPY": "157" } })),
+        ("a bad rate", json!({ "base": "EUR", "rates": { "JPY": "lots" } })),
+        ("a zero rate", json!({ "base": "EUR", "rates": { "JPY": "0" } })),
+        (
+            "the opposite pair",
+            json!({ "base": "JPY", "rates": { "EUR": "0.0064" } }),
+        ),
+        ("a metal", json!({ "base": "EUR", "rates": { "XAU": "0.0004" } })),
+    ] {
+        let refused = call(
+            &client,
+            operator,
+            Method::PUT,
+            2,
+            "/v1/admin/fx-rates",
+            Some(body),
+            None,
+        )
+        .await?;
+        expect(
+            what,
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_request"),
+        )?;
+    }
+
+    // Every node has the rates in its own replica.
+    for node in [1, 2, 3] {
+        eventually(
+            "the rates on every replica",
+            Duration::from_secs(20),
+            async || {
+                let listed = get(&client, node, "/v1/fx-rates").await?;
+                expect("the rates", &listed, StatusCode::OK, None)?;
+                let rates = listed.1["rates"].as_array().cloned().unwrap_or_default();
+                Ok((rates.len() == 2).then_some(rates))
+            },
+        )
+        .await?;
+    }
+    let listed = get(&client, 3, "/v1/fx-rates").await?.1;
+    let yen_rate = listed["rates"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["quote"] == "JPY"))
+        .cloned()
+        .context("no JPY rate")?;
+    ensure!(
+        yen_rate["base"] == "EUR" && yen_rate["rate"] == "157.43" && yen_rate["as_of_ms"] == 1_000,
+        "stored rate {yen_rate}"
+    );
+
+    // The seat map in yen (45.00 x 157.43 = 7084.35: 7084, yen have no minor
+    // unit) and in dinars (45.00 x 0.3312 = 14.904: three decimals).
+    for (node, currency, amount) in [(2, "JPY", 7_084), (3, "KWD", 14_904)] {
+        let seen = get(&client, node, &format!("/v1/events/{EVENT}?currency={currency}")).await?;
+        expect("the seat map in another currency", &seen, StatusCode::OK, None)?;
+        let tier = &seen.1["tiers"][0];
+        ensure!(
+            tier["price"] == json!({ "amount_minor": 4_500, "currency": "EUR" }),
+            "the charge price changed: {tier}"
+        );
+        let shown = &tier["display_price"];
+        ensure!(
+            shown["amount_minor"] == amount
+                && shown["currency"] == currency
+                && shown["rate_as_of_ms"] == 1_000,
+            "{currency}: {shown}"
+        );
+    }
+    let plain = get(&client, 1, &format!("/v1/events/{EVENT}")).await?;
+    ensure!(
+        plain.1["tiers"][0].get("display_price").is_none(),
+        "no currency asked, none shown: {}",
+        plain.1
+    );
+
+    // A currency without a rate, and one that is not a currency.
+    let missing = get(&client, 1, &format!("/v1/events/{EVENT}?currency=USD")).await?;
+    expect(
+        "a currency without a rate",
+        &missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("fx_rate_missing"),
+    )?;
+    let bogus = get(&client, 1, &format!("/v1/events/{EVENT}?currency=XAU")).await?;
+    expect(
+        "a metal",
+        &bogus,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("invalid_request"),
+    )?;
+
+    // A hold and an order show their totals both ways.
+    let hold = call(
+        &client,
+        operator,
+        Method::POST,
+        1,
+        &format!("/v1/events/{EVENT}/holds"),
+        Some(json!({ "holder": "alice", "seats": ["A-1-1", "A-1-2"] })),
+        Some("hold-1"),
+    )
+    .await?;
+    expect("a hold", &hold, StatusCode::CREATED, None)?;
+    let hold_id = hold.1["hold_id"].as_u64().context("no hold id")?;
+    let seen = get(
+        &client,
+        2,
+        &format!("/v1/events/{EVENT}/holds/{hold_id}?currency=JPY"),
+    )
+    .await?;
+    expect("the hold in yen", &seen, StatusCode::OK, None)?;
+    // 90.00 EUR x 157.43 = 14168.7: 14169.
+    ensure!(
+        seen.1["total"]["amount_minor"] == 9_000 && seen.1["display_total"]["amount_minor"] == 14_169,
+        "hold {}",
+        seen.1
+    );
+    let order = call(
+        &client,
+        operator,
+        Method::POST,
+        1,
+        &format!("/v1/events/{EVENT}/holds/{hold_id}/confirm"),
+        Some(json!({ "holder": "alice" })),
+        Some("confirm-1"),
+    )
+    .await?;
+    expect("an order", &order, StatusCode::CREATED, None)?;
+    let order_id = order.1["order_id"].as_u64().context("no order id")?;
+    let seen = get(
+        &client,
+        3,
+        &format!("/v1/events/{EVENT}/orders/{order_id}?currency=KWD"),
+    )
+    .await?;
+    expect("the order in dinars", &seen, StatusCode::OK, None)?;
+    // 90.00 x 0.3312 = 29.808 KWD.
+    ensure!(
+        seen.1["display_total"]["amount_minor"] == 29_808,
+        "order {}",
+        seen.1
+    );
+
+    test.finish().await
+}
