@@ -42,6 +42,7 @@ pub mod outbound;
 pub mod payments;
 mod prices;
 mod problem;
+mod regions;
 pub mod request_ids;
 mod respond;
 mod routes;

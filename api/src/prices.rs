@@ -7,6 +7,12 @@
 //! converting costs no network hop; how they are stored and rounded is
 //! `booking::fx`. A currency with no rate from the event's is a clear
 //! `fx_rate_missing`, never a zero.
+//!
+//! A request that names no currency is shown prices in the currency of the
+//! region whose node answers it (its entry in the region table), where a
+//! rate allows: without one the display price is left out, not refused,
+//! since the client asked for nothing; nor is a price repeated that is
+//! already in that currency.
 
 use booking::{CatalogAnswer, CatalogQuery, Currency, FxRate, Query, QueryResult};
 
@@ -16,21 +22,32 @@ use crate::{AppState, Problem, dto};
 pub(crate) struct Display {
     target: Currency,
     rates: Vec<FxRate>,
+    /// The client named the currency: a missing rate is an error, not an
+    /// omission.
+    asked: bool,
 }
 
 impl Display {
-    /// The display currency the request asked for (`None`: it asked for none).
+    /// The display currency of a request: the one it asked for, else its
+    /// region's (`None`: neither).
     pub(crate) async fn asked(state: &AppState, currency: Option<&str>) -> Result<Option<Display>, Problem> {
-        let Some(code) = currency else {
-            return Ok(None);
+        let (target, asked) = match currency {
+            Some(code) => {
+                let target =
+                    Currency::new(code).map_err(|e| Problem::invalid_field("currency", e.to_string()))?;
+                if target.minor_units().is_none() {
+                    return Err(Problem::invalid_field(
+                        "currency",
+                        format!("{target} is not an ISO 4217 currency that prices can be shown in"),
+                    ));
+                }
+                (target, true)
+            }
+            None => match crate::regions::local_currency(state) {
+                Some(target) => (target, false),
+                None => return Ok(None),
+            },
         };
-        let target = Currency::new(code).map_err(|e| Problem::invalid_field("currency", e.to_string()))?;
-        if target.minor_units().is_none() {
-            return Err(Problem::invalid_field(
-                "currency",
-                format!("{target} is not an ISO 4217 currency that prices can be shown in"),
-            ));
-        }
         let rates = match state
             .router
             .query_local(Query::Catalog(CatalogQuery::FxRates))
@@ -39,33 +56,43 @@ impl Display {
             QueryResult::Catalog(CatalogAnswer::FxRates(rates)) => rates,
             _ => Vec::new(),
         };
-        Ok(Some(Display { target, rates }))
+        Ok(Some(Display { target, rates, asked }))
     }
 
-    pub(crate) fn price(&self, money: dto::Money) -> Result<dto::DisplayPrice, Problem> {
+    /// `money` in the display currency; `None` when no rate reaches it and
+    /// the client did not ask for this currency.
+    pub(crate) fn price(&self, money: dto::Money) -> Result<Option<dto::DisplayPrice>, Problem> {
         let find = |base: Currency, quote: Currency| {
             self.rates
                 .iter()
                 .find(|r| r.base == base && r.quote == quote)
                 .cloned()
         };
-        Ok(booking::fx::convert(money.into(), self.target, find)?.into())
+        if !self.asked && money.currency == self.target {
+            // Unasked, a price already in the region's currency is shown once.
+            return Ok(None);
+        }
+        match booking::fx::convert(money.into(), self.target, find) {
+            Ok(price) => Ok(Some(price.into())),
+            Err(_) if !self.asked => Ok(None),
+            Err(rejection) => Err(rejection.into()),
+        }
     }
 
     pub(crate) fn event(&self, event: &mut dto::Event) -> Result<(), Problem> {
         for tier in &mut event.tiers {
-            tier.display_price = Some(self.price(tier.price)?);
+            tier.display_price = self.price(tier.price)?;
         }
         Ok(())
     }
 
     pub(crate) fn hold(&self, hold: &mut dto::Hold) -> Result<(), Problem> {
-        hold.display_total = Some(self.price(hold.total)?);
+        hold.display_total = self.price(hold.total)?;
         Ok(())
     }
 
     pub(crate) fn order(&self, order: &mut dto::Order) -> Result<(), Problem> {
-        order.display_total = Some(self.price(order.total)?);
+        order.display_total = self.price(order.total)?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use booking::{Command, EventCommand};
 
 use crate::{
     Access, AppState, MAX_BODY_BYTES, Problem, accounts, bookings, catalog, events, live, openapi, ops,
-    payments, request_ids, tickets,
+    payments, regions, request_ids, tickets,
 };
 
 /// One route: how it is served and how it is documented.
@@ -254,6 +254,22 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Set exchange rates from one base currency",
             put(catalog::put_fx_rates),
+        ),
+        e(
+            Method::GET,
+            "/v1/regions",
+            Public,
+            200,
+            "The region table: each region's name, currency, language, time zone and endpoint",
+            get(regions::list),
+        ),
+        e(
+            Method::PUT,
+            "/v1/admin/regions/{region_id}",
+            Operator,
+            200,
+            "Describe a region (its default currency, language, time zone and endpoint)",
+            put(regions::put),
         ),
         e(
             Method::POST,

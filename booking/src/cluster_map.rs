@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, NodeId, RegionId};
+use crate::ids::{Currency, EventId, NodeId, RegionId};
 use crate::rejection::Rejection;
 
 pub type GroupId = u64;
@@ -37,6 +37,98 @@ pub const META_GROUP: GroupId = 0;
 pub const FIRST_DATA_REPLICA_ID: ReplicaId = 1 << 40;
 /// Most data groups one initialisation or one request may create.
 pub const MAX_GROUPS_PER_REQUEST: u32 = 4096;
+
+/// A region as customers meet it: its name, the currency and language its
+/// endpoint answers in unless a request asks otherwise, its time zone, and
+/// where its public HTTP endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionInfo {
+    pub name: String,
+    pub currency: Currency,
+    /// A BCP 47 tag such as `en-IE` or `ja-JP`.
+    pub locale: String,
+    /// An IANA time zone name such as `Europe/Dublin`, or `UTC`.
+    pub time_zone: String,
+    /// The region's public base URL (what its load balancer answers on).
+    pub http_endpoint: Option<String>,
+}
+
+/// Longest region name and endpoint kept.
+pub const MAX_REGION_TEXT: usize = 200;
+
+impl RegionInfo {
+    pub fn validate(&self) -> Result<(), Rejection> {
+        let invalid = |why: String| Err(Rejection::InvalidRequest(why));
+        if self.name.trim().is_empty()
+            || self.name.len() > MAX_REGION_TEXT
+            || self.name.chars().any(char::is_control)
+        {
+            return invalid(format!("a region name is 1..={MAX_REGION_TEXT} bytes of text"));
+        }
+        if self.currency.minor_units().is_none() {
+            return invalid(format!(
+                "{} is not an ISO 4217 currency prices can be shown in",
+                self.currency
+            ));
+        }
+        if !is_locale(&self.locale) {
+            return invalid(format!(
+                "locale {:?} must be a BCP 47 tag such as en, en-IE or ja-JP",
+                self.locale
+            ));
+        }
+        if !is_time_zone_name(&self.time_zone) {
+            return invalid(format!(
+                "time_zone {:?} must be an IANA name such as Europe/Dublin, or UTC",
+                self.time_zone
+            ));
+        }
+        if let Some(url) = &self.http_endpoint {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !scheme_ok
+                || url.len() > MAX_REGION_TEXT
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return invalid(format!("http_endpoint {url:?} must be an http(s) URL"));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a region gets when nobody described it: its id as its name,
+    /// euros, English, UTC.
+    pub fn plain(region: &RegionId) -> RegionInfo {
+        RegionInfo {
+            name: region.to_string(),
+            currency: Currency::EUR,
+            locale: "en".to_owned(),
+            time_zone: "UTC".to_owned(),
+            http_endpoint: None,
+        }
+    }
+}
+
+/// `en`, `en-IE`, `zh-Hant-TW`: a language of 2-3 letters, then subtags of
+/// 2-8 letters or digits.
+pub fn is_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let language_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()));
+    language_ok
+        && tag.len() <= 35
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The shape of an IANA time zone name (`Area/Location`) or `UTC`.
+pub fn is_time_zone_name(zone: &str) -> bool {
+    zone == "UTC"
+        || (zone.contains('/')
+            && zone.len() <= 64
+            && zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+')))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -123,6 +215,9 @@ pub enum MapCommand {
     DrainNode { node_id: NodeId },
     /// Forgets a node that carries no replica any more.
     RemoveNode { node_id: NodeId },
+    /// Describes a region (adds it to the region table, or replaces its
+    /// entry): what its endpoint shows by default.
+    SetRegion { region: RegionId, info: RegionInfo },
 }
 
 /// What a map command answers.
@@ -178,6 +273,7 @@ pub enum MapKey {
     Group(GroupId),
     /// The group that owns an event.
     Placement(EventId),
+    Region(RegionId),
 }
 
 /// The map's stored records.
@@ -187,6 +283,7 @@ pub enum MapValue {
     Node(NodeInfo),
     Group(GroupInfo),
     Placement(GroupId),
+    Region(RegionInfo),
 }
 
 /// Why the map can be in a bad state after loading records.
@@ -198,6 +295,8 @@ pub struct ClusterMap {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     pub groups: BTreeMap<GroupId, GroupInfo>,
     pub placements: BTreeMap<EventId, GroupId>,
+    /// What each described region shows by default (see [`RegionInfo`]).
+    pub regions: BTreeMap<RegionId, RegionInfo>,
 }
 
 impl ClusterMap {
@@ -292,6 +391,18 @@ impl ClusterMap {
                 self.nodes.remove(node_id);
                 dirty.insert(MapKey::Node(*node_id));
                 self.bump(dirty);
+                Ok(MapSuccess::Changed {
+                    epoch: self.meta.epoch,
+                })
+            }
+            MapCommand::SetRegion { region, info } => {
+                self.require_initialised()?;
+                info.validate()?;
+                if self.regions.get(region) != Some(info) {
+                    self.regions.insert(region.clone(), info.clone());
+                    dirty.insert(MapKey::Region(region.clone()));
+                    self.bump(dirty);
+                }
                 Ok(MapSuccess::Changed {
                     epoch: self.meta.epoch,
                 })
@@ -660,6 +771,7 @@ impl ClusterMap {
             MapKey::Node(id) => self.nodes.get(id).cloned().map(MapValue::Node),
             MapKey::Group(id) => self.groups.get(id).cloned().map(MapValue::Group),
             MapKey::Placement(event) => self.placements.get(event).copied().map(MapValue::Placement),
+            MapKey::Region(region) => self.regions.get(region).cloned().map(MapValue::Region),
         }
     }
 
@@ -675,6 +787,9 @@ impl ClusterMap {
         }
         for (event, group) in &self.placements {
             out.push((MapKey::Placement(*event), MapValue::Placement(*group)));
+        }
+        for (region, info) in &self.regions {
+            out.push((MapKey::Region(region.clone()), MapValue::Region(info.clone())));
         }
     }
 
@@ -696,6 +811,9 @@ impl ClusterMap {
             (MapKey::Placement(event), MapValue::Placement(group)) => {
                 self.placements.insert(*event, group);
             }
+            (MapKey::Region(region), MapValue::Region(info)) => {
+                self.regions.insert(region.clone(), info);
+            }
             (key, _) => return Err(format!("the record under {key:?} is of another kind")),
         }
         Ok(())
@@ -704,7 +822,11 @@ impl ClusterMap {
     /// Every cross-reference of the map holds.
     pub fn check_invariants(&self) -> Result<(), String> {
         if !self.is_initialised() {
-            if self.nodes.is_empty() && self.groups.is_empty() && self.placements.is_empty() {
+            if self.nodes.is_empty()
+                && self.groups.is_empty()
+                && self.placements.is_empty()
+                && self.regions.is_empty()
+            {
                 return Ok(());
             }
             return Err("an uninitialised map has contents".to_owned());
@@ -957,6 +1079,14 @@ mod tests {
             &mut dirty,
         )
         .unwrap();
+        map.apply(
+            &MapCommand::SetRegion {
+                region: RegionId::new("ap").unwrap(),
+                info: RegionInfo::plain(&RegionId::new("ap").unwrap()),
+            },
+            &mut dirty,
+        )
+        .unwrap();
         let mut records = Vec::new();
         map.append_records(&mut records);
         let mut back = ClusterMap::default();
@@ -965,5 +1095,70 @@ mod tests {
         }
         assert_eq!(back, map);
         back.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn regions_are_described_once_the_map_exists_and_checked() {
+        let tokyo = RegionId::new("ap-northeast").unwrap();
+        let info = RegionInfo {
+            name: "Asia Pacific (Tokyo)".to_owned(),
+            currency: Currency::new("JPY").unwrap(),
+            locale: "ja-JP".to_owned(),
+            time_zone: "Asia/Tokyo".to_owned(),
+            http_endpoint: Some("https://tokyo.tickets.example".to_owned()),
+        };
+        let set = |info: &RegionInfo| MapCommand::SetRegion {
+            region: tokyo.clone(),
+            info: info.clone(),
+        };
+        let mut dirty = BTreeSet::new();
+        let mut empty = ClusterMap::default();
+        assert_eq!(
+            empty.apply(&set(&info), &mut dirty),
+            Err(Rejection::MapNotInitialised)
+        );
+
+        let mut map = three_regions();
+        let epoch = map.epoch();
+        map.apply(&set(&info), &mut dirty).unwrap();
+        assert_eq!(map.regions.get(&tokyo), Some(&info));
+        assert_eq!(map.epoch(), epoch + 1);
+        // The same description again changes nothing.
+        map.apply(&set(&info), &mut dirty).unwrap();
+        assert_eq!(map.epoch(), epoch + 1);
+
+        for broken in [
+            RegionInfo {
+                currency: Currency::new("XAU").unwrap(),
+                ..info.clone()
+            },
+            RegionInfo {
+                locale: "Japanese".to_owned(),
+                ..info.clone()
+            },
+            RegionInfo {
+                time_zone: "Tokyo".to_owned(),
+                ..info.clone()
+            },
+            RegionInfo {
+                http_endpoint: Some("ftp://x".to_owned()),
+                ..info.clone()
+            },
+            RegionInfo {
+                name: " ".to_owned(),
+                ..info.clone()
+            },
+        ] {
+            assert!(
+                matches!(
+                    map.apply(&set(&broken), &mut dirty),
+                    Err(Rejection::InvalidRequest(_))
+                ),
+                "{broken:?}"
+            );
+        }
+        for locale in ["en", "en-IE", "zh-Hant-TW", "ja-JP"] {
+            assert!(is_locale(locale), "{locale}");
+        }
     }
 }

@@ -112,6 +112,7 @@ impl Record {
                     | (MapKey::Node(_), MapValue::Node(_))
                     | (MapKey::Group(_), MapValue::Group(_))
                     | (MapKey::Placement(_), MapValue::Placement(_))
+                    | (MapKey::Region(_), MapValue::Region(_))
             ),
             (RecordKey::Catalog(key), Record::Catalog(value)) => matches!(
                 (key, value),

@@ -130,6 +130,7 @@ fn map_shape(command: &MapCommand) -> Result<(), Rejection> {
             nodes.iter().try_for_each(|(_, info)| check_node(info))
         }
         MapCommand::AddNode { info, .. } => check_node(info),
+        MapCommand::SetRegion { info, .. } => info.validate(),
         // Regions are `RegionId`s: their shape was checked when they were made.
         MapCommand::PlaceEvent { .. }
         | MapCommand::CreateGroup { .. }

@@ -78,6 +78,7 @@ fn map(f: &mut fmt::Formatter<'_>, command: &MapCommand) -> fmt::Result {
             group_id, replica_id, ..
         } => write!(f, "promote replica {replica_id} of group {group_id}"),
         MapCommand::DrainNode { node_id } => write!(f, "drain node {node_id}"),
+        MapCommand::SetRegion { region, .. } => write!(f, "describe region {region}"),
         MapCommand::RemoveNode { node_id } => write!(f, "remove node {node_id}"),
     }
 }

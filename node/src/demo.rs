@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use api::client::Client;
 use region_config::{ClusterLayout, RaftTuning, RegionId};
+use reqwest::Method;
 use serde_json::json;
 
 use crate::launcher::{self, LocalCluster};
@@ -127,6 +128,10 @@ async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
         "email": "alice@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Alice", "role": "customer",
     });
     demo_post(leader_url, "/v1/admin/users", "demo-alice-1", alice).await?;
+    // Sample exchange rates (not live ones), so that each region's node shows
+    // prices in its own currency.
+    let rates = json!({ "base": "EUR", "rates": { "USD": "1.0842", "INR": "90.12", "JPY": "157.43", "BRL": "5.87" } });
+    demo_send(leader_url, Method::PUT, "/v1/admin/fx-rates", "demo-fx-1", rates).await?;
     Ok(())
 }
 
@@ -138,17 +143,31 @@ async fn demo_post(
     key: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
+    demo_send(base, Method::POST, path, key, body).await
+}
+
+async fn demo_send(
+    base: &str,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
     let client = Client::new(vec![base.to_owned()])?.with_token(Some(launcher::LOCAL_ADMIN_TOKEN));
     let answer = client
-        .post(path)
+        .request(method.clone(), path)
         .key(key)
         .json(&body)
         .try_timeout(Duration::from_secs(30))
         .send()
         .await
-        .with_context(|| format!("POST {base}{path}"))?;
+        .with_context(|| format!("{method} {base}{path}"))?;
     if !answer.status.is_success() && answer.status != reqwest::StatusCode::CONFLICT {
-        bail!("POST {base}{path} answered {}: {}", answer.status, answer.text);
+        bail!(
+            "{method} {base}{path} answered {}: {}",
+            answer.status,
+            answer.text
+        );
     }
     Ok(answer.body)
 }
@@ -181,6 +200,15 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
     );
     println!("  curl -s '{first}/v1/events?q=concert'      # search, from this node's replica");
     println!("  curl -s {first}/v1/events/{DEMO_EVENT_ID}");
+    println!();
+    println!("  # the region table; each region's node shows prices in its currency (sample rates)");
+    println!("  curl -s {first}/v1/regions");
+    println!(
+        "  curl -s {second}/v1/events/{DEMO_EVENT_ID} | grep -o '\"display_price\":{{[^}}]*}}' | head -1"
+    );
+    println!(
+        "  curl -s '{first}/v1/events/{DEMO_EVENT_ID}?currency=JPY' | grep -o '\"display_price\":{{[^}}]*}}' | head -1"
+    );
     println!();
     println!("  # log in as the sample customer alice (password {DEMO_PASSWORD})");
     println!(

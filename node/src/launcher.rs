@@ -163,9 +163,62 @@ impl Health {
     }
 }
 
+/// The region table of a local cluster: the demo's regions with their real
+/// currencies, languages and zones, any other region plain (euros, English,
+/// UTC); each region's endpoint is its first node's HTTP address.
+fn region_table(
+    regions: &[RegionId],
+    members: &[MemberConfig],
+) -> anyhow::Result<Vec<region_config::RegionConfig>> {
+    let known = |id: &str| -> Option<(&str, &str, &str, &str)> {
+        Some(match id {
+            "eu-west" => ("Europe (Dublin)", "EUR", "en-IE", "Europe/Dublin"),
+            "eu-central" => ("Europe (Frankfurt)", "EUR", "de-DE", "Europe/Berlin"),
+            "us-east" => ("US East (Virginia)", "USD", "en-US", "America/New_York"),
+            "us-west" => ("US West (Oregon)", "USD", "en-US", "America/Los_Angeles"),
+            "ap-south" => ("Asia Pacific (Mumbai)", "INR", "en-IN", "Asia/Kolkata"),
+            "ap-northeast" => ("Asia Pacific (Tokyo)", "JPY", "ja-JP", "Asia/Tokyo"),
+            "sa-east" => ("South America (São Paulo)", "BRL", "pt-BR", "America/Sao_Paulo"),
+            _ => return None,
+        })
+    };
+    let mut table = Vec::new();
+    for region in regions {
+        if table
+            .iter()
+            .any(|r: &region_config::RegionConfig| &r.id == region)
+        {
+            continue;
+        }
+        let plain = booking::RegionInfo::plain(region);
+        let (name, currency, locale, time_zone) = match known(region.as_str()) {
+            Some((name, currency, locale, zone)) => (
+                name.to_owned(),
+                booking::Currency::new(currency)?,
+                locale.to_owned(),
+                zone.to_owned(),
+            ),
+            None => (plain.name, plain.currency, plain.locale, plain.time_zone),
+        };
+        let endpoint = members
+            .iter()
+            .find(|m| &m.region == region)
+            .map(|m| format!("http://{}", m.http_addr));
+        table.push(region_config::RegionConfig {
+            id: region.clone(),
+            name,
+            currency,
+            locale,
+            time_zone,
+            http_endpoint: endpoint,
+        });
+    }
+    Ok(table)
+}
+
 /// Finds the `boxoffice` binary for tests: `$BOXOFFICE_BIN` if set, otherwise the
 /// `boxoffice` next to the running executable's target profile directory
-/// (`target/debug/deps/kill_leader-1234` → `target/debug/boxoffice`).
+/// (`target/debug/deps/cluster-1234` → `target/debug/boxoffice`).
 pub fn find_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(BINARY_ENV) {
         let path = PathBuf::from(path);
@@ -390,6 +443,7 @@ impl LocalCluster {
             })
             .collect();
 
+        let region_table = region_table(regions, &members)?;
         // Node-to-node gRPC is mutual TLS: a CA for this cluster alone.
         let certs = crate::certs::CertDir::open_or_create(&base_dir.join("tls"))?;
         let mut nodes = BTreeMap::new();
@@ -429,6 +483,7 @@ impl LocalCluster {
                 login: region_config::LoginLimits::default(),
                 // The secrets above are published with the code: fine on loopback.
                 allow_insecure_demo_secrets: true,
+                regions: region_table.clone(),
             };
             configure(&mut config);
             config.validate()?;

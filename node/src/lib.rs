@@ -13,5 +13,6 @@ pub mod liveness;
 pub mod notifications;
 pub mod payments;
 pub mod periodic;
+pub mod regions;
 pub mod replicas;
 pub mod server;

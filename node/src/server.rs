@@ -179,6 +179,12 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         bootstrap(&meta.raft, &config).await?;
         tasks.spawn(initialise_map(router.clone(), config.clone(), shutdown.clone()));
     }
+    let region_table = config.regions.iter().map(|r| (r.id.clone(), r.info())).collect();
+    tasks.spawn(crate::regions::seed(
+        router.clone(),
+        region_table,
+        shutdown.clone(),
+    ));
     tasks.spawn(replicas.clone().run(Some(stored_map.epoch()), shutdown.clone()));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
     let fault = crate::faults::FirstFault::default();

@@ -98,6 +98,7 @@ pub fn encode_record(key: &RecordKey, record: &Record) -> Vec<u8> {
             MapValue::Node(r) => body(version, r),
             MapValue::Group(r) => body(version, r),
             MapValue::Placement(r) => body(version, r),
+            MapValue::Region(r) => body(version, r),
         },
         Record::Catalog(value) => match value {
             CatalogValue::Venue(r) => body(version, r),
@@ -147,6 +148,7 @@ pub fn decode_record(key: &RecordKey, bytes: &[u8]) -> io::Result<Record> {
             booking::MapKey::Node(_) => MapValue::Node(parse(rest)?),
             booking::MapKey::Group(_) => MapValue::Group(parse(rest)?),
             booking::MapKey::Placement(_) => MapValue::Placement(parse(rest)?),
+            booking::MapKey::Region(_) => MapValue::Region(parse(rest)?),
         }),
         RecordKey::Catalog(kind) => Record::Catalog(match kind {
             booking::CatalogKey::Venue(_) => CatalogValue::Venue(parse(rest)?),

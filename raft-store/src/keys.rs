@@ -19,7 +19,7 @@ use std::io;
 
 use booking::{
     AccountKey, CatalogKey, Currency, CustomerId, EventId, EventKey, HoldId, MapKey, OrderId, RecordKey,
-    RequestId, TicketCode,
+    RegionId, RequestId, TicketCode,
 };
 
 use crate::codec::corrupt;
@@ -103,6 +103,8 @@ const TAG_PLACEMENT: u8 = 0x33;
 const TAG_VENUE: u8 = 0x34;
 const TAG_LISTING: u8 = 0x35;
 const TAG_FX_RATE: u8 = 0x36;
+// Map records came first and catalog ones after; the region table came later.
+const TAG_MAP_REGION: u8 = 0x37;
 const TAG_ACCOUNT: u8 = 0x40;
 const TAG_SESSION: u8 = 0x41;
 const TAG_EMAIL_CLAIM: u8 = 0x42;
@@ -182,6 +184,10 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
         RecordKey::Map(MapKey::Placement(e)) => {
             out.push(TAG_PLACEMENT);
             out.extend_from_slice(&e.0.to_be_bytes());
+        }
+        RecordKey::Map(MapKey::Region(region)) => {
+            out.push(TAG_MAP_REGION);
+            out.extend_from_slice(region.as_str().as_bytes());
         }
         RecordKey::Catalog(CatalogKey::Venue(id)) => {
             out.push(TAG_VENUE);
@@ -309,6 +315,9 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             exact(8)?;
             RecordKey::Map(MapKey::Placement(EventId(u64_at(rest, 0)?)))
         }
+        TAG_MAP_REGION => RecordKey::Map(MapKey::Region(
+            RegionId::new(&text_from(rest, 0)?).map_err(|_| bad())?,
+        )),
         TAG_VENUE => {
             exact(8)?;
             RecordKey::Catalog(CatalogKey::Venue(u64_at(rest, 0)?))
@@ -387,6 +396,7 @@ mod tests {
                 booking::Currency::new("EUR").unwrap(),
                 booking::Currency::new("JPY").unwrap(),
             )),
+            RecordKey::Map(MapKey::Region(booking::RegionId::new("eu-west").unwrap())),
             RecordKey::Account(AccountKey::Account(CustomerId::new("u.1.abc").unwrap())),
             RecordKey::Account(AccountKey::Session(5)),
             RecordKey::Account(AccountKey::Session(1 << 33)),

@@ -447,6 +447,40 @@ pub struct NodeConfig {
     /// random (the demo and the test launcher set this; production must not).
     #[serde(default)]
     pub allow_insecure_demo_secrets: bool,
+    /// The region table: what each region's endpoint shows by default. The
+    /// same on every node; a region missing from the cluster map is added
+    /// from it at start-up (later changes: `PUT /v1/admin/regions/{id}`).
+    #[serde(default)]
+    pub regions: Vec<RegionConfig>,
+}
+
+/// One `[[regions]]` entry (see [`booking::RegionInfo`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub id: RegionId,
+    pub name: String,
+    /// The ISO 4217 currency prices are shown in by default.
+    pub currency: booking::Currency,
+    /// A BCP 47 tag such as `en-IE`.
+    pub locale: String,
+    /// An IANA time zone name such as `Europe/Dublin`.
+    pub time_zone: String,
+    /// The region's public base URL.
+    #[serde(default)]
+    pub http_endpoint: Option<String>,
+}
+
+impl RegionConfig {
+    pub fn info(&self) -> booking::RegionInfo {
+        booking::RegionInfo {
+            name: self.name.clone(),
+            currency: self.currency,
+            locale: self.locale.clone(),
+            time_zone: self.time_zone.clone(),
+            http_endpoint: self.http_endpoint.clone(),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -496,6 +530,22 @@ impl NodeConfig {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if self.node_id == 0 {
             return invalid("node_id must be at least 1".into());
+        }
+        let mut described = BTreeSet::new();
+        for region in &self.regions {
+            if !described.insert(&region.id) {
+                return invalid(format!("regions: {} is listed twice", region.id));
+            }
+            if let Err(e) = region.info().validate() {
+                return invalid(format!("regions: {}: {e}", region.id));
+            }
+        }
+        if !self.regions.is_empty() {
+            for region in std::iter::once(&self.region).chain(self.members.iter().map(|m| &m.region)) {
+                if !described.contains(region) {
+                    return invalid(format!("regions: {region} has nodes but no [[regions]] entry"));
+                }
+            }
         }
         let mut ids = BTreeSet::new();
         for m in &self.members {
@@ -668,6 +718,7 @@ mod tests {
             http: HttpConfig::default(),
             login: LoginLimits::default(),
             allow_insecure_demo_secrets: false,
+            regions: Vec::new(),
         }
     }
 
@@ -753,5 +804,39 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_region_table_describes_every_region_with_nodes() {
+        let mut config = sample();
+        config.regions = vec![RegionConfig {
+            id: RegionId::new("eu-west").unwrap(),
+            name: "Europe (Dublin)".to_owned(),
+            currency: booking::Currency::new("EUR").unwrap(),
+            locale: "en-IE".to_owned(),
+            time_zone: "Europe/Dublin".to_owned(),
+            http_endpoint: Some("https://eu.tickets.example".to_owned()),
+        }];
+        config.validate().unwrap();
+        let text = config.to_toml();
+        assert!(text.contains("[[regions]]"), "{text}");
+        let parsed: NodeConfig = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.regions, config.regions);
+
+        let mut missing = config.clone();
+        missing.members[1].region = RegionId::new("us-east").unwrap();
+        let refused = missing.validate().unwrap_err().to_string();
+        assert!(
+            refused.contains("us-east has nodes but no [[regions]] entry"),
+            "{refused}"
+        );
+
+        let mut twice = config.clone();
+        twice.regions.push(twice.regions[0].clone());
+        assert!(twice.validate().unwrap_err().to_string().contains("listed twice"));
+
+        let mut gold = config.clone();
+        gold.regions[0].currency = booking::Currency::new("XAU").unwrap();
+        assert!(gold.validate().unwrap_err().to_string().contains("XAU"));
     }
 }

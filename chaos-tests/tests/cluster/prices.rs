@@ -9,13 +9,20 @@
 //! `fx_rate_missing`, never a zero; bad codes, bad rates, the opposite pair
 //! of a set one, and callers who are not operators are refused, and a refused
 //! request changes no rate.
+//!
+//! The three nodes are in three regions (Dublin, Tokyo, Virginia). Each
+//! node's config describes them, and the region table reaches the cluster
+//! map. A request that names no currency sees prices in the region of the
+//! node that answers: yen in Tokyo, euros alone in Dublin, and in Virginia,
+//! with no dollar rate yet, the price alone until an operator sets one. An
+//! operator's new description of a region reaches every node.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use chaos_tests::shop::{call, expect};
 use chaos_tests::{ApiClient, TestCluster, eventually, expect_ok, grid_event};
-use region_config::{NodeId, RaftTuning};
+use region_config::{ClusterLayout, NodeId, RaftTuning, RegionId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -43,16 +50,73 @@ async fn get(client: &ApiClient, node: NodeId, path: &str) -> anyhow::Result<(St
 }
 
 async fn scenario() -> anyhow::Result<()> {
-    let mut test = TestCluster::start(3, RaftTuning::default()).await?;
+    let regions = [
+        RegionId::new("eu-west")?,
+        RegionId::new("ap-northeast")?,
+        RegionId::new("us-east")?,
+    ];
+    let layout = ClusterLayout {
+        groups_per_region: 1,
+        ..ClusterLayout::default()
+    };
+    let mut test = TestCluster::start_in_regions(
+        3,
+        RaftTuning::default(),
+        layout,
+        &regions,
+        chaos_tests::READY_TIMEOUT,
+    )
+    .await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
     let operator = Some(chaos_tests::LOCAL_ADMIN_TOKEN);
-    // 45.00 EUR a seat.
+    // 45.00 EUR a seat, at home in Dublin.
     let spec = grid_event("prices", 1, 2, 5)?;
     expect_ok(
-        client.create_event(leader, EVENT, &spec, "create").await?,
+        client
+            .create_event_with(
+                leader,
+                EVENT,
+                &spec,
+                "create",
+                json!({ "home_region": "eu-west" }),
+            )
+            .await?,
         "create",
     )?;
+
+    // Every node learns the region table its config seeded.
+    for node in [1, 2, 3] {
+        let table = eventually(
+            "the region table on every node",
+            Duration::from_secs(20),
+            async || {
+                let seen = get(&client, node, "/v1/regions").await?;
+                expect("the region table", &seen, StatusCode::OK, None)?;
+                let all = seen.1["regions"].as_array().cloned().unwrap_or_default();
+                Ok((all.len() == 3 && all.iter().all(|r| r["described"] == true)).then_some(seen.1))
+            },
+        )
+        .await?;
+        ensure!(
+            table["this_region"] == regions[node as usize - 1].as_str(),
+            "node {node}: {table}"
+        );
+        let tokyo = table["regions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["id"] == "ap-northeast"))
+            .context("no Tokyo")?;
+        ensure!(
+            tokyo["currency"] == "JPY"
+                && tokyo["locale"] == "ja-JP"
+                && tokyo["time_zone"] == "Asia/Tokyo"
+                && tokyo["nodes"] == 1
+                && tokyo["http_endpoint"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("http://")),
+            "Tokyo as node {node} sees it: {tokyo}"
+        );
+    }
 
     // Only operators set rates.
     let rates = json!({ "base": "EUR", "rates": { "JPY": "157.43", "KWD": "0.3312" }, "as_of_ms": 1_000 });
@@ -161,12 +225,26 @@ async fn scenario() -> anyhow::Result<()> {
             "{currency}: {shown}"
         );
     }
-    let plain = get(&client, 1, &format!("/v1/events/{EVENT}")).await?;
+    // Unasked, each node shows its region's currency where it can: yen in
+    // Tokyo; in Dublin the euro price alone; in Virginia, with no dollar
+    // rate, the price alone too.
+    let unasked = |node: NodeId| {
+        let client = client.clone();
+        async move {
+            let seen = get(&client, node, &format!("/v1/events/{EVENT}")).await?;
+            expect("the seat map unasked", &seen, StatusCode::OK, None)?;
+            anyhow::Ok(seen.1["tiers"][0].clone())
+        }
+    };
+    let tokyo = unasked(2).await?;
     ensure!(
-        plain.1["tiers"][0].get("display_price").is_none(),
-        "no currency asked, none shown: {}",
-        plain.1
+        tokyo["display_price"]["currency"] == "JPY" && tokyo["display_price"]["amount_minor"] == 7_084,
+        "Tokyo unasked: {tokyo}"
     );
+    for node in [1, 3] {
+        let tier = unasked(node).await?;
+        ensure!(tier.get("display_price").is_none(), "node {node} unasked: {tier}");
+    }
 
     // A currency without a rate, and one that is not a currency.
     let missing = get(&client, 1, &format!("/v1/events/{EVENT}?currency=USD")).await?;
@@ -234,6 +312,93 @@ async fn scenario() -> anyhow::Result<()> {
         seen.1["display_total"]["amount_minor"] == 29_808,
         "order {}",
         seen.1
+    );
+
+    // An operator describes a region anew; nobody else may.
+    let virginia = json!({
+        "name": "US East (N. Virginia)",
+        "currency": "USD",
+        "locale": "en-US",
+        "time_zone": "America/New_York",
+        "http_endpoint": "https://us-east.tickets.example",
+    });
+    let path = "/v1/admin/regions/us-east";
+    let anonymous = call(&client, None, Method::PUT, 3, path, Some(virginia.clone()), None).await?;
+    expect(
+        "a region from nobody",
+        &anonymous,
+        StatusCode::UNAUTHORIZED,
+        Some("unauthorized"),
+    )?;
+    for (what, field, value) in [
+        ("a made-up locale", "locale", json!("American")),
+        ("a zone that is not IANA's", "time_zone", json!("Eastern")),
+        ("a metal", "currency", json!("XAU")),
+        (
+            "an ftp endpoint",
+            "http_endpoint",
+            json!("ftp://us-east.tickets.example"),
+        ),
+    ] {
+        let mut body = virginia.clone();
+        body[field] = value;
+        let refused = call(&client, operator, Method::PUT, 3, path, Some(body), None).await?;
+        expect(
+            what,
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_request"),
+        )?;
+    }
+    let set = call(
+        &client,
+        operator,
+        Method::PUT,
+        3,
+        path,
+        Some(virginia),
+        Some("region-1"),
+    )
+    .await?;
+    expect("a region from an operator", &set, StatusCode::OK, None)?;
+    let dollars = json!({ "base": "EUR", "rates": { "USD": "1.0842" }, "as_of_ms": 2_000 });
+    let set = call(
+        &client,
+        operator,
+        Method::PUT,
+        1,
+        "/v1/admin/fx-rates",
+        Some(dollars),
+        Some("fx-2"),
+    )
+    .await?;
+    expect("a dollar rate", &set, StatusCode::OK, None)?;
+    for node in [1, 2, 3] {
+        eventually(
+            "the new description on every node",
+            Duration::from_secs(20),
+            async || {
+                let seen = get(&client, node, "/v1/regions").await?;
+                let entry = seen.1["regions"]
+                    .as_array()
+                    .and_then(|all| all.iter().find(|r| r["id"] == "us-east").cloned());
+                Ok(entry.filter(|e| {
+                    e["name"] == "US East (N. Virginia)"
+                        && e["http_endpoint"] == "https://us-east.tickets.example"
+                }))
+            },
+        )
+        .await?;
+    }
+    // Now Virginia shows dollars unasked: 45.00 x 1.0842 = 48.789: 48.79.
+    let tier = eventually("dollars in Virginia", Duration::from_secs(20), async || {
+        let tier = unasked(3).await?;
+        Ok(tier.get("display_price").is_some().then_some(tier))
+    })
+    .await?;
+    ensure!(
+        tier["display_price"]["currency"] == "USD" && tier["display_price"]["amount_minor"] == 4_879,
+        "Virginia unasked: {tier}"
     );
 
     test.finish().await

@@ -131,6 +131,7 @@ async fn scenario() -> anyhow::Result<()> {
         http: region_config::HttpConfig::default(),
         login: region_config::LoginLimits::default(),
         allow_insecure_demo_secrets: true,
+        regions: Vec::new(),
     };
     config.validate()?;
     let config_path = dir.path().join("node-1.toml");
