@@ -21,11 +21,11 @@ use booking::{
     Success,
 };
 use booking::{Query, QueryResult};
-use openraft::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::cache;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, dto, event_id, parse_id, read,
     render, request_id,
@@ -39,9 +39,7 @@ fn now_ms() -> u64 {
 
 /// The applied index of this node's metadata replica: how fresh a local answer is.
 fn as_of_index(state: &AppState) -> Option<u64> {
-    let replica = state.router.groups().get(META_GROUP)?;
-    let metrics = replica.raft.metrics();
-    metrics.borrow_watched().last_applied.map(|log_id| log_id.index)
+    crate::applied_index(state, META_GROUP)
 }
 
 /// Answers a metadata-group query from this node's replica.
@@ -376,8 +374,23 @@ pub(crate) async fn search(
         to_ms: query.to_ms,
         after: query.cursor.as_deref().map(parse_cursor).transpose()?,
         limit,
-        now_ms: now_ms(),
+        // Whole seconds, so that one second's identical searches share one
+        // answer (a listing shows `ended` up to a second late).
+        now_ms: now_ms() / 1000 * 1000,
     };
+    // The index is read before the query runs: the answer reflects it or a
+    // later one, so the cached answer is never older than its key (`cache`).
+    let applied = as_of_index(&state);
+    let key = applied.map(|applied| cache::Key {
+        kind: "search",
+        group: META_GROUP,
+        applied,
+        also: (0, 0),
+        request: serde_json::to_string(&search).unwrap_or_default(),
+    });
+    if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
+        return Ok(cache::json_response(body));
+    }
     let QueryResult::Catalog(CatalogAnswer::Search(page)) =
         local(&state, Query::Catalog(CatalogQuery::Search(search))).await?
     else {
@@ -385,10 +398,11 @@ pub(crate) async fn search(
     };
     let next = page.next.map(|(start, event)| format!("{start}.{}", event.0));
     let events: Vec<dto::Listing> = page.events.into_iter().map(dto::Listing::from).collect();
-    Ok(
-        Json(json!({ "events": events, "next_cursor": next, "as_of_index": as_of_index(&state) }))
-            .into_response(),
-    )
+    let body = cache::to_body(&json!({ "events": events, "next_cursor": next, "as_of_index": applied }));
+    if let Some(key) = key {
+        state.cache.put(key, body.clone());
+    }
+    Ok(cache::json_response(body))
 }
 
 /// `GET /v1/me/orders`: the caller's orders in every group, newest first.

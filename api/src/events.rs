@@ -1,16 +1,15 @@
 //! Creating and reading events (their seat maps and rules).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::IntoResponse;
 use booking::{Command, EventAnswer, EventCommand, EventId, EventQuery, Query, QueryResult, RegionId};
 use serde::Deserialize;
 
+use crate::cache;
 use crate::prices::Display;
 use crate::{
-    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, catalog, dto, event_id,
-    read, read_and_render, render, request_id,
+    ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, applied_index, catalog,
+    dto, event_id, read, read_and_render, render, request_id,
 };
 
 #[derive(Deserialize)]
@@ -100,17 +99,61 @@ pub(crate) async fn get_event(
     ApiPath(raw_event): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult {
-    let query = Query::Event(event_id(&raw_event)?, EventQuery::View);
+    let event = event_id(&raw_event)?;
+    let query = Query::Event(event, EventQuery::View);
+    // A seat map from this node's own replica is cached (`cache`); one read
+    // through the leader is not, since it answers for the leader's index.
+    // The key's indexes are read before anything the answer is made of.
+    let key = (options.consistency.as_deref() == Some("local"))
+        .then(|| seat_map_key(&state, event, options.currency.as_deref()))
+        .flatten();
+    if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
+        return Ok(cache::json_response(body));
+    }
     let display = Display::asked(&state, options.currency.as_deref()).await?;
     let Some(display) = display else {
-        return read_and_render(&state, &options, query).await;
+        if key.is_none() {
+            return read_and_render(&state, &options, query).await;
+        }
+        return match read(&state, &options, query).await? {
+            QueryResult::Event(EventAnswer::View(Some(view))) => {
+                Ok(cached(&state, key, &dto::Event::from(view)))
+            }
+            _ => Err(Problem::not_found("unknown_event", "no such event")),
+        };
     };
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::View(Some(view))) => {
             let mut event = dto::Event::from(view);
             display.event(&mut event)?;
-            Ok(Json(event).into_response())
+            Ok(cached(&state, key, &event))
         }
         _ => Err(Problem::not_found("unknown_event", "no such event")),
     }
+}
+
+/// What a local seat map is rendered from: the event group's applied index
+/// on this node, and the metadata group's (rates and the region table decide
+/// the display prices). Read before the query runs (see `cache`).
+fn seat_map_key(state: &AppState, event: EventId, currency: Option<&str>) -> Option<cache::Key> {
+    let group = state
+        .router
+        .with_local_map(|map| map.placements.get(&event).copied())
+        .flatten()?;
+    Some(cache::Key {
+        kind: "seat-map",
+        group,
+        applied: applied_index(state, group)?,
+        also: (booking::META_GROUP, applied_index(state, booking::META_GROUP)?),
+        request: format!("{}|{}", event.0, currency.unwrap_or("")),
+    })
+}
+
+/// Serializes `event`, keeping it under `key` when there is one.
+fn cached(state: &AppState, key: Option<cache::Key>, event: &dto::Event) -> axum::response::Response {
+    let body = cache::to_body(event);
+    if let Some(key) = key {
+        state.cache.put(key, body.clone());
+    }
+    cache::json_response(body)
 }

@@ -28,6 +28,7 @@
 mod accounts;
 pub mod auth;
 mod bookings;
+pub mod cache;
 mod catalog;
 pub mod client;
 pub mod dto;
@@ -58,8 +59,8 @@ pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use openapi::openapi;
 pub use problem::Problem;
 pub(crate) use respond::{
-    ApiResult, ReadOptions, event_id, parse_id, read, read_and_render, render, request_id, require_caller,
-    scoped_request_id, submit,
+    ApiResult, ReadOptions, applied_index, event_id, parse_id, read, read_and_render, render, request_id,
+    require_caller, scoped_request_id, submit,
 };
 pub use routes::{Endpoint, app, endpoints};
 pub use tickets::TicketSigner;
@@ -91,6 +92,8 @@ pub struct AppState {
     /// The local replicas' availability changes, for live seat maps; `None`
     /// turns `/live` off.
     pub feed: Option<raft_store::FeedHub>,
+    /// Rendered answers kept for identical requests (see `cache`).
+    pub cache: Arc<cache::ReadCache>,
 }
 
 /// Sends a guest's one-time code to their address (the node's e-mail

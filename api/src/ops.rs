@@ -204,6 +204,41 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
         "Time spent in WAL syncs.",
         wal.sync_micros.load(Relaxed),
     );
+    let cache = state.cache.stats();
+    for (name, kind, help, value) in [
+        (
+            "boxoffice_read_cache_hits_total",
+            "counter",
+            "Searches and local seat maps answered from the read cache.",
+            cache.hits,
+        ),
+        (
+            "boxoffice_read_cache_misses_total",
+            "counter",
+            "Cacheable reads rendered afresh.",
+            cache.misses,
+        ),
+        (
+            "boxoffice_read_cache_evictions_total",
+            "counter",
+            "Cached answers dropped for size or age.",
+            cache.evictions,
+        ),
+        (
+            "boxoffice_read_cache_entries",
+            "gauge",
+            "Answers in the read cache.",
+            cache.entries,
+        ),
+        (
+            "boxoffice_read_cache_bytes",
+            "gauge",
+            "Weight of the read cache in bytes.",
+            cache.bytes,
+        ),
+    ] {
+        metric(name, kind, help, value);
+    }
     // Per-group gauges, labelled by group.
     let per_group: [(&str, &str, MetricReader); 4] = [
         ("boxoffice_raft_term", "Current Raft term.", |m| m.current_term),

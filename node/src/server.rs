@@ -269,6 +269,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             max_concurrent_hashes: config.login.max_concurrent_hashes,
         })),
         feed: Some(feed),
+        cache: Arc::new(api::cache::ReadCache::new(config.http.read_cache_bytes)),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");

@@ -341,6 +341,10 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Connections open at once; more are answered 503 and closed.
     pub max_connections: u32,
+    /// Bytes of rendered answers (searches, local seat maps) kept for the
+    /// next identical request while the replica has not moved; 0 turns the
+    /// cache off.
+    pub read_cache_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -350,6 +354,7 @@ impl Default for HttpConfig {
             idle_timeout_ms: 60_000,
             request_timeout_ms: 30_000,
             max_connections: 10_000,
+            read_cache_bytes: 64 << 20,
         }
     }
 }

@@ -387,12 +387,66 @@ async fn scenario() -> anyhow::Result<()> {
     .await?;
     expect("publishing", &published, StatusCode::OK, None)?;
     ensure!(published.1["published_at_ms"].is_u64(), "{}", published.1);
+    // Once us-east's replica has applied the publication, its very next
+    // search shows it: the empty answer cached a moment ago is keyed by the
+    // index before it.
     eventually(
-        "the published event is searchable",
+        "the publication reaches us-east",
         Duration::from_secs(20),
-        async || Ok((ids(&search("category=opera".into()).await?) == [5]).then_some(())),
+        async || {
+            let got = call(
+                &client,
+                None,
+                Method::GET,
+                US,
+                "/v1/events/5/listing?consistency=local",
+                None,
+                None,
+            )
+            .await?;
+            Ok((got.1["status"] == "on_sale").then_some(()))
+        },
     )
     .await?;
+    ensure!(
+        ids(&search("category=opera".into()).await?) == [5],
+        "a search after the replica applied the publication still leaves it out"
+    );
+    // The same search again is answered from us-east's read cache.
+    let hits_before = cache_hits(&client, US).await?;
+    eventually(
+        "a repeated search hits the cache",
+        Duration::from_secs(10),
+        async || {
+            ensure!(
+                ids(&search("category=opera".into()).await?) == [5],
+                "the cached answer changed"
+            );
+            Ok((cache_hits(&client, US).await? > hits_before).then_some(()))
+        },
+    )
+    .await?;
+    // A local seat map, cached, then a hold: the replica moves on, and so
+    // does the answer (a cached one is never older than the replica).
+    let local_map = async || {
+        let got = call(
+            &client,
+            None,
+            Method::GET,
+            US,
+            "/v1/events/5?consistency=local",
+            None,
+            None,
+        )
+        .await?;
+        expect("a local seat map", &got, StatusCode::OK, None)?;
+        anyhow::Ok(got.1["available"].as_u64().context("no availability")?)
+    };
+    let before = local_map().await?;
+    ensure!(
+        local_map().await? == before,
+        "two reads of a quiet replica differ"
+    );
     let on_sale = call(
         &client,
         Some(&alice),
@@ -404,6 +458,12 @@ async fn scenario() -> anyhow::Result<()> {
     )
     .await?;
     expect("a hold once published", &on_sale, StatusCode::CREATED, None)?;
+    eventually(
+        "the hold in us-east's local seat map",
+        Duration::from_secs(10),
+        async || Ok((local_map().await? == before - 1).then_some(())),
+    )
+    .await?;
 
     // Cancelling an event cancels its listing.
     let cancelled = call(
@@ -420,4 +480,16 @@ async fn scenario() -> anyhow::Result<()> {
     let listing = call(&client, None, Method::GET, EU, "/v1/events/3/listing", None, None).await?;
     ensure!(listing.1["status"] == "cancelled", "{}", listing.1);
     test.finish().await
+}
+
+/// `boxoffice_read_cache_hits_total` of one node.
+async fn cache_hits(client: &chaos_tests::ApiClient, node: region_config::NodeId) -> anyhow::Result<u64> {
+    let (status, _, text) = client.raw(Method::GET, node, "/metrics").await?;
+    ensure!(status == StatusCode::OK, "/metrics answered {status}");
+    text.lines()
+        .find_map(|line| line.strip_prefix("boxoffice_read_cache_hits_total "))
+        .context("no cache hit counter")?
+        .trim()
+        .parse()
+        .context("a counter that is not a number")
 }
