@@ -200,7 +200,7 @@ pub(crate) struct ListingBody {
     category: String,
     #[serde(default)]
     performers: Vec<String>,
-    venue_id: u64,
+    pub(crate) venue_id: u64,
     starts_at_ms: u64,
     ends_at_ms: u64,
 }
@@ -237,6 +237,19 @@ impl ListingBody {
             return Err(Problem::from(Rejection::UnknownVenue));
         }
         Ok(listing)
+    }
+}
+
+/// The country of venue `venue_id` (`None`: no such venue), read through
+/// the leader so that a venue created a moment ago elsewhere counts.
+pub(crate) async fn venue_country(state: &AppState, venue_id: u64) -> Result<Option<String>, Problem> {
+    match state
+        .router
+        .query(Query::Catalog(CatalogQuery::Venue(venue_id)))
+        .await?
+    {
+        QueryResult::Catalog(CatalogAnswer::Venue(venue)) => Ok(venue.map(|v| v.country)),
+        _ => Err(Problem::internal("unexpected answer to a venue query")),
     }
 }
 

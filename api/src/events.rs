@@ -39,12 +39,21 @@ pub(crate) async fn create_event(
     let spec = booking::EventSpec::from(body.spec);
     spec.validate()?;
     let event_id = EventId(body.event_id);
+    // Home: where the organiser says, else the region that homes the venue's
+    // country, else this node's region.
+    let venue_region = match (&body.home_region, &body.listing) {
+        (None, Some(listing)) => catalog::venue_country(&state, listing.venue_id)
+            .await?
+            .and_then(|country| crate::regions::of_country(&state, &country)),
+        _ => None,
+    };
     let home_region = body
         .home_region
         .clone()
+        .or(venue_region)
         .unwrap_or_else(|| state.router.region().clone());
     let listing = match body.listing {
-        Some(listing) => Some(listing.into_listing(&state, &spec, home_region).await?),
+        Some(listing) => Some(listing.into_listing(&state, &spec, home_region.clone()).await?),
         None => None,
     };
     let id = request_id(&headers, &caller)?;
@@ -77,7 +86,7 @@ pub(crate) async fn create_event(
                     draft: body.draft,
                 },
             ),
-            body.home_region,
+            Some(home_region),
             body.dedicated_group,
         )
         .await?;

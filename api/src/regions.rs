@@ -27,6 +27,8 @@ struct RegionView {
     locale: String,
     time_zone: String,
     http_endpoint: Option<String>,
+    /// Countries whose venues' events are homed here by default.
+    countries: Vec<String>,
     /// Nodes of the cluster in this region.
     nodes: usize,
     /// Whether an operator or a node's config described the region (if not,
@@ -56,6 +58,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> ApiResult {
                     locale: info.locale,
                     time_zone: info.time_zone,
                     http_endpoint: info.http_endpoint,
+                    countries: info.countries,
                     nodes: count,
                     described: described.is_some(),
                 }
@@ -82,6 +85,8 @@ pub(crate) struct RegionBody {
     time_zone: String,
     #[serde(default)]
     http_endpoint: Option<String>,
+    #[serde(default)]
+    countries: Vec<String>,
 }
 
 /// Describes a region, or replaces its description (operators).
@@ -103,6 +108,7 @@ pub(crate) async fn put(
         locale: body.locale,
         time_zone: body.time_zone,
         http_endpoint: body.http_endpoint,
+        countries: body.countries,
     };
     // Checked here too, so that a bad entry is refused before it is
     // replicated, not only by the state machine.
@@ -114,6 +120,14 @@ pub(crate) async fn put(
             .submit(request_id(&headers, &caller)?, command)
             .await?,
     )
+}
+
+/// The region that homes events at venues in `country`, from the region table.
+pub(crate) fn of_country(state: &AppState, country: &str) -> Option<RegionId> {
+    state
+        .router
+        .with_local_map(|map| map.region_of_country(country).cloned())
+        .flatten()
 }
 
 /// The currency this node's region shows prices in when a request names none.

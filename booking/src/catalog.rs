@@ -255,19 +255,12 @@ impl NewVenue {
         check_short("name", &self.name)?;
         check_short("address", &self.address)?;
         check_short("city", &self.city)?;
-        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !crate::places::is_country_code(&self.country) {
             return Err(Rejection::InvalidRequest(
                 "country must be an ISO 3166-1 alpha-2 code such as FR".to_owned(),
             ));
         }
-        let zone_ok = self.time_zone == "UTC"
-            || (self.time_zone.contains('/')
-                && self.time_zone.len() <= 64
-                && self
-                    .time_zone
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+')));
-        if !zone_ok {
+        if !crate::places::is_time_zone_name(&self.time_zone) {
             return Err(Rejection::InvalidRequest(
                 "time_zone must be an IANA name such as Europe/Paris".to_owned(),
             ));

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Currency, EventId, NodeId, RegionId};
+use crate::places::{is_country_code, is_locale, is_time_zone_name};
 use crate::rejection::Rejection;
 
 pub type GroupId = u64;
@@ -51,10 +52,16 @@ pub struct RegionInfo {
     pub time_zone: String,
     /// The region's public base URL (what its load balancer answers on).
     pub http_endpoint: Option<String>,
+    /// ISO 3166-1 countries whose venues' events are homed here by default.
+    /// A country belongs to one region at most.
+    pub countries: Vec<String>,
 }
 
 /// Longest region name and endpoint kept.
 pub const MAX_REGION_TEXT: usize = 200;
+
+/// Most countries one region lists (there are 249).
+pub const MAX_REGION_COUNTRIES: usize = 249;
 
 impl RegionInfo {
     pub fn validate(&self) -> Result<(), Rejection> {
@@ -83,6 +90,14 @@ impl RegionInfo {
                 self.time_zone
             ));
         }
+        if self.countries.len() > MAX_REGION_COUNTRIES {
+            return invalid(format!("a region lists at most {MAX_REGION_COUNTRIES} countries"));
+        }
+        if let Some(bad) = self.countries.iter().find(|c| !is_country_code(c)) {
+            return invalid(format!(
+                "country {bad:?} must be an ISO 3166-1 alpha-2 code such as IE"
+            ));
+        }
         if let Some(url) = &self.http_endpoint {
             let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
             if !scheme_ok
@@ -104,30 +119,9 @@ impl RegionInfo {
             locale: "en".to_owned(),
             time_zone: "UTC".to_owned(),
             http_endpoint: None,
+            countries: Vec::new(),
         }
     }
-}
-
-/// `en`, `en-IE`, `zh-Hant-TW`: a language of 2-3 letters, then subtags of
-/// 2-8 letters or digits.
-pub fn is_locale(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let language_ok = parts
-        .next()
-        .is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()));
-    language_ok
-        && tag.len() <= 35
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// The shape of an IANA time zone name (`Area/Location`) or `UTC`.
-pub fn is_time_zone_name(zone: &str) -> bool {
-    zone == "UTC"
-        || (zone.contains('/')
-            && zone.len() <= 64
-            && zone
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+')))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -398,6 +392,13 @@ impl ClusterMap {
             MapCommand::SetRegion { region, info } => {
                 self.require_initialised()?;
                 info.validate()?;
+                for country in &info.countries {
+                    if let Some(other) = self.region_of_country(country).filter(|other| *other != region) {
+                        return Err(Rejection::InvalidRequest(format!(
+                            "country {country} is already homed in region {other}"
+                        )));
+                    }
+                }
                 if self.regions.get(region) != Some(info) {
                     self.regions.insert(region.clone(), info.clone());
                     dirty.insert(MapKey::Region(region.clone()));
@@ -819,6 +820,14 @@ impl ClusterMap {
         Ok(())
     }
 
+    /// The region whose table entry lists `country` (an ISO 3166-1 code).
+    pub fn region_of_country(&self, country: &str) -> Option<&RegionId> {
+        self.regions
+            .iter()
+            .find(|(_, info)| info.countries.iter().any(|c| c == country))
+            .map(|(region, _)| region)
+    }
+
     /// Every cross-reference of the map holds.
     pub fn check_invariants(&self) -> Result<(), String> {
         if !self.is_initialised() {
@@ -863,6 +872,14 @@ impl ClusterMap {
                 }
                 if !self.nodes.contains_key(node) {
                     return Err(format!("group {id} has a replica on missing node {node}"));
+                }
+            }
+        }
+        let mut homed = BTreeMap::new();
+        for (region, info) in &self.regions {
+            for country in &info.countries {
+                if let Some(other) = homed.insert(country, region) {
+                    return Err(format!("country {country} is homed in both {other} and {region}"));
                 }
             }
         }
@@ -1106,6 +1123,7 @@ mod tests {
             locale: "ja-JP".to_owned(),
             time_zone: "Asia/Tokyo".to_owned(),
             http_endpoint: Some("https://tokyo.tickets.example".to_owned()),
+            countries: vec!["JP".to_owned()],
         };
         let set = |info: &RegionInfo| MapCommand::SetRegion {
             region: tokyo.clone(),
@@ -1148,6 +1166,10 @@ mod tests {
                 name: " ".to_owned(),
                 ..info.clone()
             },
+            RegionInfo {
+                countries: vec!["Japan".to_owned()],
+                ..info.clone()
+            },
         ] {
             assert!(
                 matches!(
@@ -1157,8 +1179,25 @@ mod tests {
                 "{broken:?}"
             );
         }
-        for locale in ["en", "en-IE", "zh-Hant-TW", "ja-JP"] {
-            assert!(is_locale(locale), "{locale}");
-        }
+        assert_eq!(map.region_of_country("JP"), Some(&tokyo));
+        assert_eq!(map.region_of_country("IE"), None);
+
+        // A country is homed in one region only; its own region may list it again.
+        let eu = RegionId::new("eu").unwrap();
+        let claim = |countries: &[&str]| MapCommand::SetRegion {
+            region: eu.clone(),
+            info: RegionInfo {
+                countries: countries.iter().map(|c| (*c).to_owned()).collect(),
+                ..RegionInfo::plain(&eu)
+            },
+        };
+        assert!(matches!(
+            map.apply(&claim(&["IE", "JP"]), &mut dirty),
+            Err(Rejection::InvalidRequest(_))
+        ));
+        map.apply(&claim(&["IE", "FR"]), &mut dirty).unwrap();
+        assert_eq!(map.region_of_country("FR"), Some(&eu));
+        map.apply(&set(&info), &mut dirty).unwrap();
+        map.check_invariants().unwrap();
     }
 }

@@ -164,53 +164,88 @@ impl Health {
 }
 
 /// The region table of a local cluster: the demo's regions with their real
-/// currencies, languages and zones, any other region plain (euros, English,
-/// UTC); each region's endpoint is its first node's HTTP address.
+/// currencies, languages, zones and countries, any other region plain
+/// (euros, English, UTC); each region's endpoint is its first node's HTTP
+/// address.
 fn region_table(
     regions: &[RegionId],
     members: &[MemberConfig],
 ) -> anyhow::Result<Vec<region_config::RegionConfig>> {
-    let known = |id: &str| -> Option<(&str, &str, &str, &str)> {
+    // (name, currency, locale, zone, countries homed there)
+    type Known = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    );
+    let known = |id: &str| -> Option<Known> {
         Some(match id {
-            "eu-west" => ("Europe (Dublin)", "EUR", "en-IE", "Europe/Dublin"),
-            "eu-central" => ("Europe (Frankfurt)", "EUR", "de-DE", "Europe/Berlin"),
-            "us-east" => ("US East (Virginia)", "USD", "en-US", "America/New_York"),
-            "us-west" => ("US West (Oregon)", "USD", "en-US", "America/Los_Angeles"),
-            "ap-south" => ("Asia Pacific (Mumbai)", "INR", "en-IN", "Asia/Kolkata"),
-            "ap-northeast" => ("Asia Pacific (Tokyo)", "JPY", "ja-JP", "Asia/Tokyo"),
-            "sa-east" => ("South America (São Paulo)", "BRL", "pt-BR", "America/Sao_Paulo"),
+            "eu-west" => (
+                "Europe (Dublin)",
+                "EUR",
+                "en-IE",
+                "Europe/Dublin",
+                &["IE", "GB", "FR", "ES", "PT", "NL", "BE"],
+            ),
+            "eu-central" => (
+                "Europe (Frankfurt)",
+                "EUR",
+                "de-DE",
+                "Europe/Berlin",
+                &["DE", "AT", "CH", "IT", "PL"],
+            ),
+            "us-east" => (
+                "US East (Virginia)",
+                "USD",
+                "en-US",
+                "America/New_York",
+                &["US", "CA"],
+            ),
+            "us-west" => ("US West (Oregon)", "USD", "en-US", "America/Los_Angeles", &[]),
+            "ap-south" => ("Asia Pacific (Mumbai)", "INR", "en-IN", "Asia/Kolkata", &["IN"]),
+            "ap-northeast" => (
+                "Asia Pacific (Tokyo)",
+                "JPY",
+                "ja-JP",
+                "Asia/Tokyo",
+                &["JP", "KR"],
+            ),
+            "sa-east" => (
+                "South America (São Paulo)",
+                "BRL",
+                "pt-BR",
+                "America/Sao_Paulo",
+                &["BR", "AR"],
+            ),
             _ => return None,
         })
     };
-    let mut table = Vec::new();
+    let mut table: Vec<region_config::RegionConfig> = Vec::new();
     for region in regions {
-        if table
-            .iter()
-            .any(|r: &region_config::RegionConfig| &r.id == region)
-        {
+        if table.iter().any(|r| &r.id == region) {
             continue;
         }
-        let plain = booking::RegionInfo::plain(region);
-        let (name, currency, locale, time_zone) = match known(region.as_str()) {
-            Some((name, currency, locale, zone)) => (
-                name.to_owned(),
-                booking::Currency::new(currency)?,
-                locale.to_owned(),
-                zone.to_owned(),
-            ),
-            None => (plain.name, plain.currency, plain.locale, plain.time_zone),
-        };
+        let mut info = booking::RegionInfo::plain(region);
+        if let Some((name, currency, locale, zone, countries)) = known(region.as_str()) {
+            info.name = name.to_owned();
+            info.currency = booking::Currency::new(currency)?;
+            info.locale = locale.to_owned();
+            info.time_zone = zone.to_owned();
+            info.countries = countries.iter().map(|c| (*c).to_owned()).collect();
+        }
         let endpoint = members
             .iter()
             .find(|m| &m.region == region)
             .map(|m| format!("http://{}", m.http_addr));
         table.push(region_config::RegionConfig {
             id: region.clone(),
-            name,
-            currency,
-            locale,
-            time_zone,
+            name: info.name,
+            currency: info.currency,
+            locale: info.locale,
+            time_zone: info.time_zone,
             http_endpoint: endpoint,
+            countries: info.countries,
         });
     }
     Ok(table)

@@ -9,7 +9,7 @@
 //! describes and validates settings. Region-specific presentation (currency,
 //! language, time zone) will live here too once read replicas serve search.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -474,6 +474,10 @@ pub struct RegionConfig {
     /// The region's public base URL.
     #[serde(default)]
     pub http_endpoint: Option<String>,
+    /// ISO 3166-1 countries whose venues' events are homed here unless an
+    /// organiser says otherwise; each in one region at most.
+    #[serde(default)]
+    pub countries: Vec<String>,
 }
 
 impl RegionConfig {
@@ -484,6 +488,7 @@ impl RegionConfig {
             locale: self.locale.clone(),
             time_zone: self.time_zone.clone(),
             http_endpoint: self.http_endpoint.clone(),
+            countries: self.countries.clone(),
         }
     }
 }
@@ -543,6 +548,17 @@ impl NodeConfig {
             }
             if let Err(e) = region.info().validate() {
                 return invalid(format!("regions: {}: {e}", region.id));
+            }
+        }
+        let mut homed = BTreeMap::new();
+        for region in &self.regions {
+            for country in &region.countries {
+                if let Some(other) = homed.insert(country, &region.id) {
+                    return invalid(format!(
+                        "regions: country {country} is listed by both {other} and {}",
+                        region.id
+                    ));
+                }
             }
         }
         if !self.regions.is_empty() {
@@ -821,6 +837,7 @@ mod tests {
             locale: "en-IE".to_owned(),
             time_zone: "Europe/Dublin".to_owned(),
             http_endpoint: Some("https://eu.tickets.example".to_owned()),
+            countries: vec!["IE".to_owned(), "GB".to_owned()],
         }];
         config.validate().unwrap();
         let text = config.to_toml();
@@ -843,5 +860,14 @@ mod tests {
         let mut gold = config.clone();
         gold.regions[0].currency = booking::Currency::new("XAU").unwrap();
         assert!(gold.validate().unwrap_err().to_string().contains("XAU"));
+
+        let mut shared = config.clone();
+        shared.regions.push(RegionConfig {
+            id: RegionId::new("eu-north").unwrap(),
+            countries: vec!["GB".to_owned()],
+            ..shared.regions[0].clone()
+        });
+        let refused = shared.validate().unwrap_err().to_string();
+        assert!(refused.contains("country GB is listed by both"), "{refused}");
     }
 }

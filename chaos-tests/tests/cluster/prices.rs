@@ -401,5 +401,76 @@ async fn scenario() -> anyhow::Result<()> {
         "Virginia unasked: {tier}"
     );
 
+    // An event's home defaults to the region that homes its venue's country:
+    // a Tokyo venue's event, created through Dublin, is homed in Tokyo.
+    let venue = json!({ "name": "Budokan", "address": "2-3 Kitanomarukoen", "city": "Tokyo", "country": "JP", "time_zone": "Asia/Tokyo" });
+    let venue = call(
+        &client,
+        operator,
+        Method::POST,
+        1,
+        "/v1/venues",
+        Some(venue),
+        Some("venue-jp"),
+    )
+    .await?;
+    expect("a venue in Japan", &venue, StatusCode::CREATED, None)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let day = 24 * 3600 * 1000;
+    let listing = json!({ "category": "concert", "venue_id": venue.1["venue_id"], "starts_at_ms": now + day, "ends_at_ms": now + day + 3 * 3600 * 1000 });
+    let body = json!({ "event_id": 2, "spec": grid_event("Budokan night", 1, 1, 2)?, "listing": listing });
+    let created = call(
+        &client,
+        operator,
+        Method::POST,
+        1,
+        "/v1/events",
+        Some(body),
+        Some("event-jp"),
+    )
+    .await?;
+    expect(
+        "an event at a Japanese venue",
+        &created,
+        StatusCode::CREATED,
+        None,
+    )?;
+    let listing = get(&client, 1, "/v1/events/2/listing").await?;
+    ensure!(
+        listing.1["home_region"] == "ap-northeast",
+        "homed at {}",
+        listing.1
+    );
+    let cluster = client.cluster(1).await?;
+    let group = cluster["groups"]
+        .as_array()
+        .and_then(|groups| {
+            groups
+                .iter()
+                .find(|g| g["events"].as_u64() > Some(0) && g["home_region"] == "ap-northeast")
+        })
+        .cloned();
+    ensure!(group.is_some(), "no Tokyo group holds an event: {cluster}");
+    // A country is homed in one region only.
+    let grab = json!({ "name": "US East", "currency": "USD", "locale": "en-US", "time_zone": "America/New_York", "countries": ["US", "JP"] });
+    let refused = call(
+        &client,
+        operator,
+        Method::PUT,
+        1,
+        "/v1/admin/regions/us-east",
+        Some(grab),
+        None,
+    )
+    .await?;
+    expect(
+        "a country claimed twice",
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("invalid_request"),
+    )?;
+
     test.finish().await
 }
