@@ -123,6 +123,12 @@ pub(crate) async fn create_venue(
         time_zone: body.time_zone,
     };
     venue.validate()?;
+    if !dto::is_known_zone(&venue.time_zone) {
+        return Err(Problem::invalid_field(
+            "time_zone",
+            format!("{:?} is not a time zone of the IANA database", venue.time_zone),
+        ));
+    }
     let command = Command::Catalog(CatalogCommand::CreateVenue { venue });
     match state
         .router

@@ -472,7 +472,11 @@ pub struct Listing {
     pub performers: Vec<String>,
     pub venue: Venue,
     pub starts_at_ms: Millis,
+    /// `starts_at_ms` in RFC 3339 at the venue's local time, with its offset
+    /// (`2026-12-08T20:00:00+00:00`).
+    pub starts_at: Option<String>,
     pub ends_at_ms: Millis,
+    pub ends_at: Option<String>,
     pub home_region: RegionId,
     pub currency: Currency,
     /// `on_sale`, `cancelled`, or `ended` once `ends_at_ms` has passed.
@@ -480,12 +484,48 @@ pub struct Listing {
     pub updated_at_ms: Millis,
 }
 
+impl From<booking::ListingView> for Listing {
+    fn from(v: booking::ListingView) -> Self {
+        let local = |ms| local_time(ms, &v.venue.time_zone);
+        Listing {
+            starts_at: local(v.starts_at_ms),
+            ends_at: local(v.ends_at_ms),
+            event_id: v.event_id,
+            name: v.name,
+            description: v.description,
+            category: v.category,
+            performers: v.performers,
+            starts_at_ms: v.starts_at_ms,
+            ends_at_ms: v.ends_at_ms,
+            home_region: v.home_region,
+            currency: v.currency,
+            status: v.status,
+            updated_at_ms: v.updated_at_ms,
+            venue: v.venue.into(),
+        }
+    }
+}
+
+/// Whether the IANA tz database knows `zone`. The state machine checks
+/// only a zone's shape (a database update must not change what a replayed
+/// log entry does); the edge checks the name itself.
+pub fn is_known_zone(zone: &str) -> bool {
+    zone.parse::<chrono_tz::Tz>().is_ok()
+}
+
+/// `ms` since the epoch as RFC 3339 in time zone `zone` (an IANA name),
+/// with the offset that applied then; `None` for a zone the tz database
+/// does not know or a time it cannot show.
+pub fn local_time(ms: Millis, zone: &str) -> Option<String> {
+    let zone: chrono_tz::Tz = zone.parse().ok()?;
+    let utc = chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)?;
+    Some(
+        utc.with_timezone(&zone)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+    )
+}
+
 convert!(booking::VenueView => Venue { venue_id, name, address, city, country, time_zone, created_at_ms });
-convert!(booking::ListingView => Listing {
-    event_id, name, description, category, performers, starts_at_ms, ends_at_ms, home_region,
-    currency, status, updated_at_ms;
-    into: venue
-});
 
 // ---------------------------------------------------------------- notices and the waitlist
 
@@ -698,6 +738,32 @@ convert!(booking::TierAvailability => TierAvailability { tier, available });
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_times_carry_the_offset_that_applied_then() {
+        // 2026-07-01T18:00:00Z, summer; 2026-01-15T18:00:00Z, winter.
+        let summer = 1_782_928_800_000;
+        let winter = 1_768_500_000_000;
+        assert_eq!(
+            local_time(summer, "Europe/Dublin").as_deref(),
+            Some("2026-07-01T19:00:00+01:00")
+        );
+        assert_eq!(
+            local_time(winter, "Europe/Dublin").as_deref(),
+            Some("2026-01-15T18:00:00+00:00")
+        );
+        assert_eq!(
+            local_time(summer, "Asia/Tokyo").as_deref(),
+            Some("2026-07-02T03:00:00+09:00")
+        );
+        assert_eq!(
+            local_time(winter + 1, "UTC").as_deref(),
+            Some("2026-01-15T18:00:00.001+00:00")
+        );
+        assert_eq!(local_time(summer, "Europe/Atlantis"), None);
+        assert!(is_known_zone("America/Argentina/Buenos_Aires"));
+        assert!(!is_known_zone("Mars/Olympus_Mons"));
+    }
 
     #[test]
     fn statuses_are_spelled_in_lower_snake_case() {

@@ -113,6 +113,12 @@ pub(crate) async fn put(
     // Checked here too, so that a bad entry is refused before it is
     // replicated, not only by the state machine.
     info.validate()?;
+    if !crate::dto::is_known_zone(&info.time_zone) {
+        return Err(Problem::invalid_field(
+            "time_zone",
+            format!("{:?} is not a time zone of the IANA database", info.time_zone),
+        ));
+    }
     let command = Command::Map(MapCommand::SetRegion { region, info });
     render(
         state

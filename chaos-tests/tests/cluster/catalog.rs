@@ -96,6 +96,17 @@ async fn scenario() -> anyhow::Result<()> {
         StatusCode::UNAUTHORIZED,
         Some("unauthorized"),
     )?;
+    // A zone of the right shape that the tz database does not know.
+    let mut atlantis = venue("Atlantis Hall", "Atlantis");
+    atlantis["time_zone"] = json!("Europe/Atlantis");
+    let refused = call(&client, org, Method::POST, EU, "/v1/venues", Some(atlantis), None).await?;
+    expect(
+        "a venue in no time zone",
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("invalid_request"),
+    )?;
+    ensure!(refused.1["field"] == "time_zone", "{}", refused.1);
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -179,6 +190,12 @@ async fn scenario() -> anyhow::Result<()> {
     ensure!(
         all["events"][0]["venue"]["city"] == "Paris" && all["events"][0]["status"] == "on_sale",
         "{all}"
+    );
+    // Times also in RFC 3339 at the venue's local time, with Paris's offset.
+    let starts_at = all["events"][0]["starts_at"].as_str().unwrap_or_default();
+    ensure!(
+        starts_at.len() >= 25 && (starts_at.ends_with("+01:00") || starts_at.ends_with("+02:00")),
+        "starts_at {starts_at:?}"
     );
     ensure!(ids(&search("city=paris".into()).await?) == [1, 3], "city filter");
     ensure!(
