@@ -135,7 +135,10 @@ impl TestCluster {
         Self::launch(nodes, raft, layout, &[], READY_TIMEOUT, configure).await
     }
 
-    async fn launch(
+    /// The general form: `nodes` nodes, node `i + 1` in `regions[i %
+    /// regions.len()]` (none: one region), `configure` applied to each
+    /// node's config, ready within `ready_within`.
+    pub async fn launch(
         nodes: usize,
         raft: RaftTuning,
         layout: ClusterLayout,

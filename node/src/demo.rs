@@ -48,6 +48,10 @@ pub struct DemoOptions {
     /// gets its own data groups, led from inside it.
     #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east,ap-south")]
     pub regions: Vec<String>,
+    /// Simulate a wide-area network: this one-way delay (milliseconds)
+    /// between nodes of different regions, with Raft timeouts stretched to match.
+    #[arg(long, default_value_t = 0)]
+    pub wan_ms: u64,
 }
 
 /// Runs the demo until Ctrl-C or SIGTERM. `binary` is the `boxoffice` executable to
@@ -65,8 +69,15 @@ pub async fn run(opts: DemoOptions, binary: PathBuf) -> anyhow::Result<()> {
         .map(|r| RegionId::new(r))
         .collect::<Result<Vec<_>, _>>()?;
     let layout = ClusterLayout::default();
+    let wan_ms = opts.wan_ms;
+    let tuning = RaftTuning::default().over_wan(wan_ms);
     let mut cluster =
-        LocalCluster::start_with_addrs(&binary, &base_dir, addrs, RaftTuning::default(), layout, &regions)?;
+        LocalCluster::start_configured(&binary, &base_dir, addrs, tuning, layout, &regions, &|config| {
+            config.wan.one_way_ms = wan_ms;
+        })?;
+    if wan_ms > 0 {
+        eprintln!("simulating {wan_ms} ms one-way between regions");
+    }
     eprintln!("starting {} nodes; logs in {}", opts.nodes, base_dir.display());
 
     let outcome = serve_until_signal(&mut cluster).await;

@@ -519,6 +519,7 @@ impl LocalCluster {
                 // The secrets above are published with the code: fine on loopback.
                 allow_insecure_demo_secrets: true,
                 regions: region_table.clone(),
+                wan: region_config::WanConfig::default(),
             };
             configure(&mut config);
             config.validate()?;

@@ -121,7 +121,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let store = raft_store::open(&config.data_dir)?;
     let wal_stats = store.wal_stats().clone();
 
-    let pool = ChannelPool::new(tls.client.clone());
+    let pool = ChannelPool::new(tls.client.clone()).with_wan(simulated_wan(&config));
     let groups = Groups::default();
     let feed = raft_store::FeedHub::new(FEED_BUFFER);
     let replicas = ReplicaManager::new(
@@ -302,6 +302,28 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     }
     tracing::info!(node_id, "node stopped");
     http_result.context("HTTP server")
+}
+
+/// The simulated WAN of `[wan]` (empty unless configured): a link to each
+/// member in another region.
+fn simulated_wan(config: &NodeConfig) -> transport::wan::Wan {
+    let links: std::collections::HashMap<String, transport::wan::Link> = config
+        .members
+        .iter()
+        .map(|m| {
+            let (one_way_ms, loss_pct) = config.wan.link(&config.region, &m.region);
+            let link = transport::wan::Link {
+                one_way: Duration::from_millis(one_way_ms),
+                loss_pct,
+            };
+            (m.grpc_addr.to_string(), link)
+        })
+        .collect();
+    let wan = transport::wan::Wan::new(links);
+    if config.wan != region_config::WanConfig::default() {
+        tracing::warn!(?config.wan, "node-to-node calls cross a SIMULATED wide-area network");
+    }
+    wan
 }
 
 /// Initialises the metadata group from the configured members if this

@@ -327,6 +327,94 @@ impl Default for LoginLimits {
     }
 }
 
+impl RaftTuning {
+    /// This tuning stretched for a network whose round trips take
+    /// `2 * one_way_ms`. openraft gives every append and heartbeat the
+    /// heartbeat interval as its deadline, so the interval must hold a round
+    /// trip and a follower's WAL sync with room to spare; elections and
+    /// liveness then wait several intervals, so that latency alone never
+    /// looks like a dead leader.
+    pub fn over_wan(mut self, one_way_ms: u64) -> Self {
+        if one_way_ms == 0 {
+            return self;
+        }
+        let rtt = 2 * one_way_ms;
+        let at_least = |value: &mut u64, floor: u64| *value = (*value).max(floor);
+        at_least(&mut self.heartbeat_interval_ms, 2 * rtt + 100);
+        at_least(&mut self.election_timeout_min_ms, 4 * self.heartbeat_interval_ms);
+        at_least(&mut self.election_timeout_max_ms, 8 * self.heartbeat_interval_ms);
+        at_least(&mut self.group_heartbeat_interval_ms, 2 * rtt + 150);
+        at_least(
+            &mut self.group_election_timeout_min_ms,
+            4 * self.group_heartbeat_interval_ms,
+        );
+        at_least(
+            &mut self.group_election_timeout_max_ms,
+            8 * self.group_heartbeat_interval_ms,
+        );
+        at_least(&mut self.node_down_after_ms, 4 * self.group_heartbeat_interval_ms);
+        self
+    }
+}
+
+/// A simulated wide-area network between regions (`transport::wan`), for
+/// demos and tests on one machine. Empty by default: real networks need
+/// no help.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WanConfig {
+    /// One-way delay between two different regions not listed in `links`.
+    pub one_way_ms: u64,
+    /// Share of calls between different regions that are lost, in percent.
+    pub loss_pct: u8,
+    /// Per pair of regions, from this node's region to a peer's: the matrix.
+    /// A pair listed one way only holds both ways.
+    pub links: Vec<WanLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WanLink {
+    pub from: RegionId,
+    pub to: RegionId,
+    pub one_way_ms: u64,
+    #[serde(default)]
+    pub loss_pct: Option<u8>,
+}
+
+/// Longest simulated one-way delay accepted.
+pub const MAX_WAN_ONE_WAY_MS: u64 = 10_000;
+
+impl WanConfig {
+    /// The one-way delay and loss from region `from` to region `to`.
+    pub fn link(&self, from: &RegionId, to: &RegionId) -> (u64, u8) {
+        if from == to {
+            return (0, 0);
+        }
+        let listed = self
+            .links
+            .iter()
+            .find(|l| &l.from == from && &l.to == to)
+            .or_else(|| self.links.iter().find(|l| &l.from == to && &l.to == from));
+        match listed {
+            Some(link) => (link.one_way_ms, link.loss_pct.unwrap_or(self.loss_pct)),
+            None => (self.one_way_ms, self.loss_pct),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let delays = std::iter::once(self.one_way_ms).chain(self.links.iter().map(|l| l.one_way_ms));
+        if delays.into_iter().any(|ms| ms > MAX_WAN_ONE_WAY_MS) {
+            return Err(format!("wan: a one-way delay is at most {MAX_WAN_ONE_WAY_MS} ms"));
+        }
+        let losses = std::iter::once(self.loss_pct).chain(self.links.iter().filter_map(|l| l.loss_pct));
+        if losses.into_iter().any(|pct| pct > 100) {
+            return Err("wan: a loss share is a percentage, 0..=100".to_owned());
+        }
+        Ok(())
+    }
+}
+
 /// The client-facing HTTP server's bounds (`api::serve`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -457,6 +545,9 @@ pub struct NodeConfig {
     /// from it at start-up (later changes: `PUT /v1/admin/regions/{id}`).
     #[serde(default)]
     pub regions: Vec<RegionConfig>,
+    /// A simulated WAN between regions (demos and tests only).
+    #[serde(default)]
+    pub wan: WanConfig,
 }
 
 /// One `[[regions]]` entry (see [`booking::RegionInfo`]).
@@ -541,6 +632,9 @@ impl NodeConfig {
         if self.node_id == 0 {
             return invalid("node_id must be at least 1".into());
         }
+        if let Err(why) = self.wan.validate() {
+            return invalid(why);
+        }
         let mut described = BTreeSet::new();
         for region in &self.regions {
             if !described.insert(&region.id) {
@@ -548,6 +642,12 @@ impl NodeConfig {
             }
             if let Err(e) = region.info().validate() {
                 return invalid(format!("regions: {}: {e}", region.id));
+            }
+            if region.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                return invalid(format!(
+                    "regions: {}: time_zone {:?} is not in the IANA tz database",
+                    region.id, region.time_zone
+                ));
             }
         }
         let mut homed = BTreeMap::new();
@@ -740,6 +840,7 @@ mod tests {
             login: LoginLimits::default(),
             allow_insecure_demo_secrets: false,
             regions: Vec::new(),
+            wan: WanConfig::default(),
         }
     }
 
@@ -861,6 +962,16 @@ mod tests {
         gold.regions[0].currency = booking::Currency::new("XAU").unwrap();
         assert!(gold.validate().unwrap_err().to_string().contains("XAU"));
 
+        let mut atlantis = config.clone();
+        atlantis.regions[0].time_zone = "Europe/Atlantis".to_owned();
+        assert!(
+            atlantis
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tz database")
+        );
+
         let mut shared = config.clone();
         shared.regions.push(RegionConfig {
             id: RegionId::new("eu-north").unwrap(),
@@ -869,5 +980,37 @@ mod tests {
         });
         let refused = shared.validate().unwrap_err().to_string();
         assert!(refused.contains("country GB is listed by both"), "{refused}");
+    }
+
+    #[test]
+    fn the_wan_matrix_holds_both_ways_and_defaults_elsewhere() {
+        let region = |id: &str| RegionId::new(id).unwrap();
+        let wan = WanConfig {
+            one_way_ms: 80,
+            loss_pct: 1,
+            links: vec![WanLink {
+                from: region("eu"),
+                to: region("ap"),
+                one_way_ms: 150,
+                loss_pct: None,
+            }],
+        };
+        assert_eq!(wan.link(&region("eu"), &region("ap")), (150, 1));
+        assert_eq!(wan.link(&region("ap"), &region("eu")), (150, 1));
+        assert_eq!(wan.link(&region("eu"), &region("us")), (80, 1));
+        assert_eq!(wan.link(&region("eu"), &region("eu")), (0, 0));
+        let mut config = sample();
+        config.wan = wan;
+        config.validate().unwrap();
+        config.wan.loss_pct = 101;
+        assert!(config.validate().is_err());
+        config.wan.loss_pct = 0;
+        config.wan.one_way_ms = MAX_WAN_ONE_WAY_MS + 1;
+        assert!(config.validate().is_err());
+        // Stretched timing keeps a round trip inside every deadline.
+        let tuning = RaftTuning::default().over_wan(150);
+        assert!(tuning.heartbeat_interval_ms > 300 && tuning.group_heartbeat_interval_ms > 300);
+        assert!(tuning.election_timeout_min_ms >= 4 * tuning.heartbeat_interval_ms);
+        assert_eq!(RaftTuning::default().over_wan(0), RaftTuning::default());
     }
 }

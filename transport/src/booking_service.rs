@@ -14,7 +14,6 @@ use booking::{Command, RequestId, Response};
 use booking::{Query, QueryResult};
 use raft_store::NodeAddr;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::MAX_MESSAGE_BYTES;
@@ -153,7 +152,7 @@ pub enum PeerError {
 /// The client side of the `Booking` service for one peer.
 #[derive(Clone)]
 pub struct BookingPeer {
-    client: BookingClient<Channel>,
+    client: BookingClient<crate::wan::PeerChannel>,
 }
 
 impl BookingPeer {

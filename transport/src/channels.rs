@@ -12,10 +12,14 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use crate::wan::{PeerChannel, Wan};
+
 #[derive(Clone)]
 pub struct ChannelPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     tls: ClientTlsConfig,
+    /// The simulated WAN every call crosses (none in production).
+    wan: Wan,
 }
 
 impl ChannelPool {
@@ -23,14 +27,21 @@ impl ChannelPool {
         Self {
             channels: Arc::default(),
             tls,
+            wan: Wan::default(),
         }
     }
 
+    /// The same pool with its calls crossing `wan`.
+    pub fn with_wan(mut self, wan: Wan) -> Self {
+        self.wan = wan;
+        self
+    }
+
     /// The channel to `addr` (`host:port`), created on first use.
-    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn get(&self, addr: &str) -> Result<PeerChannel, tonic::transport::Error> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(addr) {
-            return Ok(channel.clone());
+            return Ok(PeerChannel::new(channel.clone(), addr, &self.wan));
         }
         let channel = Endpoint::from_shared(format!("https://{addr}"))?
             .tls_config(self.tls.clone())?
@@ -40,6 +51,6 @@ impl ChannelPool {
             .keep_alive_timeout(Duration::from_secs(5))
             .connect_lazy();
         channels.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
+        Ok(PeerChannel::new(channel, addr, &self.wan))
     }
 }

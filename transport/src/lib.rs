@@ -21,6 +21,7 @@ pub mod quiescence;
 pub mod raft_service;
 pub mod replicas;
 pub mod tls;
+pub mod wan;
 
 /// Generated protobuf and tonic code.
 pub mod proto {

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::wan::PeerChannel as Channel;
 use openraft::RaftNetworkV2;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory};
@@ -20,7 +21,6 @@ use openraft::raft::{
 use raft_store::{NodeAddr, SnapshotFile, TypeConfig, Vote};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::AsyncReadExt;
-use tonic::transport::Channel;
 
 use crate::MAX_MESSAGE_BYTES;
 use crate::channels::ChannelPool;

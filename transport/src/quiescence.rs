@@ -172,7 +172,7 @@ fn followers(replica: &GroupReplica) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn client(pool: &ChannelPool, addr: &str) -> Option<RaftClient<tonic::transport::Channel>> {
+fn client(pool: &ChannelPool, addr: &str) -> Option<RaftClient<crate::wan::PeerChannel>> {
     let channel = pool.get(addr).ok()?;
     Some(
         RaftClient::new(channel)

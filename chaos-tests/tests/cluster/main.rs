@@ -19,3 +19,4 @@ mod restart_all;
 mod security;
 mod snapshot_catchup;
 mod upgrade;
+mod wan;
