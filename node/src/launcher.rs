@@ -251,6 +251,9 @@ fn region_table(
     Ok(table)
 }
 
+/// Replicas of each data group in the layouts the launcher is given.
+const GROUP_REPLICAS: usize = 3;
+
 /// Finds the `boxoffice` binary for tests: `$BOXOFFICE_BIN` if set, otherwise the
 /// `boxoffice` next to the running executable's target profile directory
 /// (`target/debug/deps/cluster-1234` → `target/debug/boxoffice`).
@@ -673,12 +676,17 @@ impl LocalCluster {
     pub async fn group_leader(&self, group: u64) -> Option<NodeId> {
         let running = self.running_ids();
         let mut agreed = None;
+        let mut hosting = 0;
         for id in &running {
             let health = self.health(*id).await.ok()?;
             if !health.ready {
                 return None;
             }
-            let replica = health.group(group)?;
+            // In a cluster larger than a group, some nodes host no replica of it.
+            let Some(replica) = health.group(group) else {
+                continue;
+            };
+            hosting += 1;
             let leader = replica.leader_node?;
             if *agreed.get_or_insert(leader) != leader {
                 return None;
@@ -686,6 +694,11 @@ impl LocalCluster {
             if leader == *id && replica.state != "leader" {
                 return None;
             }
+        }
+        // Every replica of the group must be up: as many as the launcher's
+        // layouts place (three), or every node of a smaller cluster.
+        if hosting < running.len().min(GROUP_REPLICAS) {
+            return None;
         }
         agreed.filter(|leader| running.contains(leader))
     }

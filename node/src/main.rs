@@ -32,6 +32,8 @@ enum Cmd {
     Bench(node::bench::BenchOptions),
     /// Measure the CPU and memory that idle Raft groups cost (local 3-node clusters).
     BenchIdle(node::idle_bench::IdleBenchOptions),
+    /// Read and booking latency from every region under a simulated WAN (a local cluster).
+    BenchRegions(node::region_bench::RegionBenchOptions),
     /// Operate a running cluster: status, groups, placement, leadership.
     Admin(node::admin::AdminOptions),
 }
@@ -78,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Bench(options) => node::bench::run(options, binary).await,
             Cmd::Admin(options) => node::admin::run(options).await,
             Cmd::BenchIdle(options) => node::idle_bench::run(options, binary).await,
+            Cmd::BenchRegions(options) => node::region_bench::run(options, binary).await,
         }
     })
 }

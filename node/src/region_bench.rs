@@ -1,0 +1,352 @@
+//! `boxoffice bench-regions`: the multi-region read path under a simulated WAN.
+//!
+//! It starts a local cluster with nodes in several regions and a simulated
+//! one-way delay between regions (`[wan]`), puts one event on sale at home
+//! in the first region (a venue in its country), and then, while an on-sale
+//! books seats through the home region, reads from every region's own node:
+//! searches (the catalog replica, through the read cache) and seat maps with
+//! `?consistency=local` (the node's replica of the event group). It also
+//! books one seat at a time through a home node and through a node of each
+//! other region. It prints, per region, read latency p50/p99, the read
+//! cache's hit ratio over the run, and booking latency; nothing is compared
+//! against a threshold.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use api::client::Client;
+use hdrhistogram::Histogram;
+use region_config::{ClusterLayout, NodeId, RaftTuning, RegionId};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::launcher::{self, LocalCluster};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_LATENCY_US: u64 = 60_000_000;
+/// Concurrent buyers of the on-sale that runs while the regions read.
+const STORM_WORKERS: u32 = 16;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegionBenchOptions {
+    /// Regions, comma separated; the event is homed in the first.
+    #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east,ap-south")]
+    pub regions: Vec<String>,
+    /// Nodes in each region.
+    #[arg(long, default_value_t = 1)]
+    pub nodes_per_region: usize,
+    /// Simulated one-way delay between regions, ms.
+    #[arg(long, default_value_t = 150)]
+    pub wan_ms: u64,
+    /// Searches and seat-map reads per region (each).
+    #[arg(long, default_value_t = 500)]
+    pub reads: u32,
+    /// Single-seat holds per booking client (one at home, one per other region).
+    #[arg(long, default_value_t = 20)]
+    pub bookings: u32,
+    /// Directory of the local cluster; an old one is wiped.
+    #[arg(long, default_value = "./.bench-regions")]
+    pub base_dir: PathBuf,
+}
+
+pub async fn run(opts: RegionBenchOptions, binary: PathBuf) -> anyhow::Result<()> {
+    ensure!(!opts.regions.is_empty(), "--regions needs at least one region");
+    ensure!(opts.nodes_per_region > 0, "--nodes-per-region must be positive");
+    ensure!(
+        opts.reads > 0 && opts.bookings > 0,
+        "--reads and --bookings must be positive"
+    );
+    let regions = opts
+        .regions
+        .iter()
+        .map(|r| RegionId::new(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes = regions.len() * opts.nodes_per_region;
+    let base_dir = launcher::prepare_base_dir(&opts.base_dir)?;
+    let addrs = launcher::ephemeral_addrs(nodes)?;
+    let tuning = RaftTuning::default().over_wan(opts.wan_ms);
+    let layout = ClusterLayout {
+        groups_per_region: 1,
+        ..ClusterLayout::default()
+    };
+    let wan_ms = opts.wan_ms;
+    let mut cluster =
+        LocalCluster::start_configured(&binary, &base_dir, addrs, tuning, layout, &regions, &|config| {
+            config.wan.one_way_ms = wan_ms;
+        })?;
+    let outcome = measure(&opts, &regions, &mut cluster).await;
+    cluster.stop_all().await?;
+    outcome
+}
+
+/// Node `id`'s region: the launcher puts node `i + 1` in `regions[i % len]`.
+fn region_of(regions: &[RegionId], id: NodeId) -> &RegionId {
+    &regions[(id as usize - 1) % regions.len()]
+}
+
+async fn measure(
+    opts: &RegionBenchOptions,
+    regions: &[RegionId],
+    cluster: &mut LocalCluster,
+) -> anyhow::Result<()> {
+    let leader = cluster.wait_ready(READY_TIMEOUT).await?;
+    let admin = |id: NodeId| -> anyhow::Result<Client> {
+        Ok(Client::new(vec![cluster.http_url(id)])?.with_token(Some(launcher::LOCAL_ADMIN_TOKEN)))
+    };
+    let first_in = |region: &RegionId| -> NodeId {
+        cluster
+            .node_ids()
+            .into_iter()
+            .find(|id| region_of(regions, *id) == region)
+            .expect("every region has nodes")
+    };
+    let home = &regions[0];
+    let setup = admin(leader)?;
+    wait_for(&setup, "/v1/regions", |body| {
+        body["regions"]
+            .as_array()
+            .is_some_and(|all| all.iter().all(|r| r["described"] == true))
+    })
+    .await?;
+    let rates = json!({ "base": "EUR", "rates": { "USD": "1.0842", "INR": "90.12", "JPY": "157.43", "BRL": "5.87" } });
+    send(&setup, Method::PUT, "/v1/admin/fx-rates", rates).await?;
+    let country = setup.get("/v1/regions").send().await?.body["regions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["id"] == home.as_str()))
+        .and_then(|r| r["countries"][0].as_str().map(str::to_owned))
+        .with_context(|| format!("region {home} homes no country; use a known region first"))?;
+    let venue = json!({ "name": "Bench Arena", "address": "1 Bench Road", "city": "Home", "country": country, "time_zone": "UTC" });
+    let venue_id = send(&setup, Method::POST, "/v1/venues", venue).await?["venue_id"].clone();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let spec = booking::EventSpec::grid(
+        "bench-regions",
+        booking::Currency::new("EUR")?,
+        1,
+        40,
+        50,
+        vec![booking::PriceTier {
+            name: "standard".to_owned(),
+            price: booking::Money::new(5_000, booking::Currency::new("EUR")?),
+        }],
+    );
+    let listing = json!({ "category": "concert", "venue_id": venue_id, "starts_at_ms": now_ms + 86_400_000, "ends_at_ms": now_ms + 90_000_000 });
+    let event = json!({ "event_id": 1, "spec": api::dto::EventSpec::from(spec), "listing": listing });
+    send(&setup, Method::POST, "/v1/events", event).await?;
+    for region in regions {
+        let node = admin(first_in(region))?;
+        wait_for(&node, "/v1/events?q=bench", |body| {
+            body["events"].as_array().is_some_and(|e| !e.is_empty())
+        })
+        .await?;
+        wait_for(&node, "/v1/events/1?consistency=local", |body| {
+            body["capacity"].is_u64()
+        })
+        .await?;
+    }
+    println!(
+        "bench-regions: {} regions x {} nodes, {} ms one way between regions; event 1 homed in {home}",
+        regions.len(),
+        opts.nodes_per_region,
+        opts.wan_ms
+    );
+    let nodes: Vec<(NodeId, Client)> = cluster
+        .node_ids()
+        .into_iter()
+        .map(|id| Ok((id, admin(id)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let group_leader = async || -> anyhow::Result<String> {
+        let map = setup.get("/v1/cluster").send().await?.body;
+        let group = map["groups"]
+            .as_array()
+            .and_then(|groups| groups.iter().find(|g| g["events"].as_u64() > Some(0)))
+            .and_then(|g| g["group_id"].as_u64())
+            .context("no group holds the event")?;
+        for (id, node) in &nodes {
+            let seen = node.get("/v1/cluster").send().await?.body;
+            let leads = seen["replicas"].as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r["group_id"] == group && r["state"] == "leader")
+            });
+            if leads {
+                return Ok(format!(
+                    "group {group} led by node {id} ({})",
+                    region_of(regions, *id)
+                ));
+            }
+        }
+        Ok(format!("group {group} has no leader"))
+    };
+    println!("  event 1: {}", group_leader().await?);
+
+    // The on-sale at home, running while the regions read: concurrent
+    // buyers, since each hold waits for a quorum across the WAN.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut storm = Vec::new();
+    for worker in 0..STORM_WORKERS {
+        let client = admin(first_in(home))?;
+        let stop = stop.clone();
+        storm.push(tokio::spawn(async move {
+            let mut booked = 0u32;
+            while !stop.load(Ordering::Relaxed) && booked < 100 {
+                let body = json!({ "holder": format!("storm-{worker}-{booked}"), "best": { "section": "A", "quantity": 1 } });
+                if send(&client, Method::POST, "/v1/events/1/holds", body).await.is_ok() {
+                    booked += 1;
+                }
+            }
+            booked
+        }));
+    }
+
+    let mut report = Vec::new();
+    for region in regions {
+        let id = first_in(region);
+        let node = admin(id)?;
+        let hits_before = cache_counters(&node).await?;
+        let mut search = new_histogram();
+        let mut seat_map = new_histogram();
+        let mut currency = String::new();
+        for _ in 0..opts.reads {
+            let started = Instant::now();
+            let answer = node.get("/v1/events?q=bench").send().await?;
+            ensure!(
+                answer.status.is_success(),
+                "search in {region}: {}",
+                answer.status
+            );
+            record(&mut search, started.elapsed());
+            let started = Instant::now();
+            let answer = node.get("/v1/events/1?consistency=local").send().await?;
+            ensure!(
+                answer.status.is_success(),
+                "seat map in {region}: {}",
+                answer.status
+            );
+            record(&mut seat_map, started.elapsed());
+            currency = answer.body["tiers"][0]["display_price"]["currency"]
+                .as_str()
+                .unwrap_or("EUR")
+                .to_owned();
+        }
+        let (hits, misses) = cache_counters(&node).await?;
+        let hit_ratio = ratio(hits - hits_before.0, misses - hits_before.1);
+        println!(
+            "  {region:<14} node {id}: search {}; seat map {}; shown in {currency}; cache hits {:.0}%",
+            line(&search),
+            line(&seat_map),
+            hit_ratio * 100.0
+        );
+        report.push(json!({
+            "region": region, "node": id, "search": summary(&search), "seat_map": summary(&seat_map),
+            "display_currency": currency, "cache_hit_ratio": (hit_ratio * 1000.0).round() / 1000.0,
+        }));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut stormed = 0;
+    for worker in storm {
+        stormed += worker.await.context("an on-sale task failed")?;
+    }
+
+    let mut bookings = Vec::new();
+    for region in regions {
+        let id = first_in(region);
+        let node = admin(id)?;
+        let mut latency = new_histogram();
+        for i in 0..opts.bookings {
+            let body =
+                json!({ "holder": format!("{region}-{i}"), "best": { "section": "A", "quantity": 1 } });
+            let started = Instant::now();
+            send(&node, Method::POST, "/v1/events/1/holds", body).await?;
+            record(&mut latency, started.elapsed());
+        }
+        let place = if region == home { "home" } else { "remote" };
+        println!("  hold through {region:<14} ({place}): {}", line(&latency));
+        bookings.push(json!({ "region": region, "place": place, "hold": summary(&latency) }));
+    }
+    println!("  event 1 after the bookings: {}", group_leader().await?);
+    let result = json!({
+        "bench": "regions", "regions": regions, "nodes_per_region": opts.nodes_per_region,
+        "wan_one_way_ms": opts.wan_ms, "reads_per_region": opts.reads, "on_sale_holds_during_reads": stormed,
+        "reads": report, "bookings": bookings,
+    });
+    println!("{result}");
+    Ok(())
+}
+
+async fn send(client: &Client, method: Method, path: &str, body: Value) -> anyhow::Result<Value> {
+    let answer = client
+        .request(method.clone(), path)
+        .key(&uuid::Uuid::new_v4().to_string())
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("{method} {path}"))?;
+    if !answer.status.is_success() {
+        bail!("{method} {path} answered {}: {}", answer.status, answer.text);
+    }
+    Ok(answer.body)
+}
+
+async fn wait_for(client: &Client, path: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(answer) = client.get(path).send().await
+            && answer.status.is_success()
+            && done(&answer.body)
+        {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "GET {path} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The node's read-cache hits and misses so far.
+async fn cache_counters(client: &Client) -> anyhow::Result<(u64, u64)> {
+    let text = client.get("/metrics").send().await?.text;
+    let counter = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((
+        counter("boxoffice_read_cache_hits_total"),
+        counter("boxoffice_read_cache_misses_total"),
+    ))
+}
+
+fn ratio(hits: u64, misses: u64) -> f64 {
+    if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
+}
+
+fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let _ = histogram.record((elapsed.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+}
+
+fn ms(micros: u64) -> f64 {
+    (micros as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+fn line(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:.2} ms p99 {:.2} ms",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99))
+    )
+}
+
+fn summary(h: &Histogram<u64>) -> Value {
+    json!({ "n": h.len(), "p50_ms": ms(h.value_at_quantile(0.50)), "p99_ms": ms(h.value_at_quantile(0.99)), "max_ms": ms(h.max()) })
+}
