@@ -570,11 +570,11 @@ impl Tally {
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
 }
 
-fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+pub(crate) fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(MAX_LATENCY_US);
     // Clamped into the bounds, so recording cannot fail.
     let _ = histogram.record(micros.clamp(1, MAX_LATENCY_US));
@@ -1036,7 +1036,7 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn latency_json(histogram: &Histogram<u64>) -> Value {
+pub(crate) fn latency_json(histogram: &Histogram<u64>) -> Value {
     if histogram.is_empty() {
         return Value::Null;
     }
@@ -1050,7 +1050,7 @@ fn latency_json(histogram: &Histogram<u64>) -> Value {
     })
 }
 
-fn latency_line(histogram: &Histogram<u64>) -> String {
+pub(crate) fn latency_line(histogram: &Histogram<u64>) -> String {
     if histogram.is_empty() {
         return "(none)".to_owned();
     }

@@ -18,15 +18,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use api::client::Client;
-use hdrhistogram::Histogram;
 use region_config::{ClusterLayout, NodeId, RaftTuning, RegionId};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::bench::{latency_json as summary, latency_line as line, new_histogram, record};
 use crate::launcher::{self, LocalCluster};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-const MAX_LATENCY_US: u64 = 60_000_000;
 /// Concurrent buyers of the on-sale that runs while the regions read.
 const STORM_WORKERS: u32 = 16;
 
@@ -325,28 +324,4 @@ fn ratio(hits: u64, misses: u64) -> f64 {
     } else {
         hits as f64 / (hits + misses) as f64
     }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
-}
-
-fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
-    let _ = histogram.record((elapsed.as_micros() as u64).clamp(1, MAX_LATENCY_US));
-}
-
-fn ms(micros: u64) -> f64 {
-    (micros as f64 / 1000.0 * 1000.0).round() / 1000.0
-}
-
-fn line(h: &Histogram<u64>) -> String {
-    format!(
-        "p50 {:.2} ms p99 {:.2} ms",
-        ms(h.value_at_quantile(0.50)),
-        ms(h.value_at_quantile(0.99))
-    )
-}
-
-fn summary(h: &Histogram<u64>) -> Value {
-    json!({ "n": h.len(), "p50_ms": ms(h.value_at_quantile(0.50)), "p99_ms": ms(h.value_at_quantile(0.99)), "max_ms": ms(h.max()) })
 }
