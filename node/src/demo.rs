@@ -90,7 +90,14 @@ async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let leader = cluster.wait_ready(READY_TIMEOUT).await?;
     // The sample event is homed by its venue's country, which the region
     // table decides: wait until the nodes have put the table in the map.
-    wait_for_region_table(&cluster.http_url(leader)).await?;
+    let leader_client = Client::new(vec![cluster.http_url(leader)])?;
+    launcher::wait_for_answer(
+        &leader_client,
+        "/v1/regions",
+        READY_TIMEOUT,
+        launcher::regions_described,
+    )
+    .await?;
     create_demo_event(&cluster.http_url(leader)).await?;
     print_instructions(cluster, leader);
 
@@ -113,25 +120,6 @@ async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
                 }
             }
         }
-    }
-}
-
-async fn wait_for_region_table(url: &str) -> anyhow::Result<()> {
-    let client = Client::new(vec![url.to_owned()])?;
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(answer) = client.get("/v1/regions").send().await
-            && answer.status.is_success()
-            && answer.body["regions"]
-                .as_array()
-                .is_some_and(|regions| regions.iter().all(|r| r["described"] == true))
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("the region table did not reach the cluster map within {READY_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

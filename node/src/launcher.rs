@@ -251,6 +251,38 @@ fn region_table(
     Ok(table)
 }
 
+/// Polls `GET path` on `client` every 100 ms until it answers 2xx with a
+/// body `done` accepts, for at most `timeout`.
+pub async fn wait_for_answer(
+    client: &api::client::Client,
+    path: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(answer) = client.get(path).send().await
+            && answer.status.is_success()
+            && done(&answer.body)
+        {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "GET {path} did not give the expected answer within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a `GET /v1/regions` answer shows every region described: the
+/// nodes have put the configured region table in the cluster map.
+pub fn regions_described(body: &serde_json::Value) -> bool {
+    body["regions"]
+        .as_array()
+        .is_some_and(|regions| regions.iter().all(|r| r["described"] == true))
+}
+
 /// Replicas of each data group in the layouts the launcher is given.
 const GROUP_REPLICAS: usize = 3;
 

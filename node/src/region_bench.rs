@@ -104,12 +104,7 @@ async fn measure(
     };
     let home = &regions[0];
     let setup = admin(leader)?;
-    wait_for(&setup, "/v1/regions", |body| {
-        body["regions"]
-            .as_array()
-            .is_some_and(|all| all.iter().all(|r| r["described"] == true))
-    })
-    .await?;
+    launcher::wait_for_answer(&setup, "/v1/regions", READY_TIMEOUT, launcher::regions_described).await?;
     let rates = json!({ "base": "EUR", "rates": { "USD": "1.0842", "INR": "90.12", "JPY": "157.43", "BRL": "5.87" } });
     send(&setup, Method::PUT, "/v1/admin/fx-rates", rates).await?;
     let country = setup.get("/v1/regions").send().await?.body["regions"]
@@ -138,11 +133,11 @@ async fn measure(
     send(&setup, Method::POST, "/v1/events", event).await?;
     for region in regions {
         let node = admin(first_in(region))?;
-        wait_for(&node, "/v1/events?q=bench", |body| {
+        launcher::wait_for_answer(&node, "/v1/events?q=bench", READY_TIMEOUT, |body| {
             body["events"].as_array().is_some_and(|e| !e.is_empty())
         })
         .await?;
-        wait_for(&node, "/v1/events/1?consistency=local", |body| {
+        launcher::wait_for_answer(&node, "/v1/events/1?consistency=local", READY_TIMEOUT, |body| {
             body["capacity"].is_u64()
         })
         .await?;
@@ -288,20 +283,6 @@ async fn send(client: &Client, method: Method, path: &str, body: Value) -> anyho
         bail!("{method} {path} answered {}: {}", answer.status, answer.text);
     }
     Ok(answer.body)
-}
-
-async fn wait_for(client: &Client, path: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(answer) = client.get(path).send().await
-            && answer.status.is_success()
-            && done(&answer.body)
-        {
-            return Ok(());
-        }
-        ensure!(Instant::now() < deadline, "GET {path} did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The node's read-cache hits and misses so far.
