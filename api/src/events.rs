@@ -9,7 +9,7 @@ use crate::cache;
 use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, applied_index, catalog,
-    dto, event_id, read, read_and_render, render, request_id,
+    dto, event_id, read, render, request_id,
 };
 
 #[derive(Deserialize)]
@@ -120,21 +120,12 @@ pub(crate) async fn get_event(
         return Ok(cache::json_response(body));
     }
     let display = Display::asked(&state, options.currency.as_deref()).await?;
-    let Some(display) = display else {
-        if key.is_none() {
-            return read_and_render(&state, &options, query).await;
-        }
-        return match read(&state, &options, query).await? {
-            QueryResult::Event(EventAnswer::View(Some(view))) => {
-                Ok(cached(&state, key, &dto::Event::from(view)))
-            }
-            _ => Err(Problem::not_found("unknown_event", "no such event")),
-        };
-    };
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::View(Some(view))) => {
             let mut event = dto::Event::from(view);
-            display.event(&mut event)?;
+            if let Some(display) = &display {
+                display.event(&mut event)?;
+            }
             Ok(cached(&state, key, &event))
         }
         _ => Err(Problem::not_found("unknown_event", "no such event")),
