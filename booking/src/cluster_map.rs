@@ -173,6 +173,30 @@ pub struct MapMeta {
     pub replication: u8,
 }
 
+/// Whether data groups keep read replicas: non-voting learners that let a
+/// region without a voter of the group serve its reads from a node of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadReplicas {
+    /// One learner in every region that holds no voter of the group (but
+    /// never for an accounts group: personal data stays in its region).
+    #[default]
+    EveryRegion,
+    /// No learners beyond those of a replica move.
+    None,
+}
+
+/// Cluster-wide placement rules, stored as one record. A map without the
+/// record (written before placement rules existed) places as it always did,
+/// so replaying an old log gives the old answers; read replicas still
+/// default to every region, since they are placed by explicit commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementPolicy {
+    pub read_replicas: ReadReplicas,
+}
+
+/// A change of the cluster map. Variants are encoded by position: a new one
+/// goes at the end, or old logs would read as other commands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MapCommand {
@@ -212,6 +236,26 @@ pub enum MapCommand {
     /// Describes a region (adds it to the region table, or replaces its
     /// entry): what its endpoint shows by default.
     SetRegion { region: RegionId, info: RegionInfo },
+    /// Sets the cluster's placement rules.
+    SetPlacementPolicy { policy: PlacementPolicy },
+    /// Adds and drops read replicas (see [`ClusterMap::read_replica_plan`]).
+    /// Each add allocates a replica id; an add or drop the map no longer
+    /// needs (the group or node went, the replica is there already or gone)
+    /// is skipped, so a plan made from a slightly older map is harmless.
+    PlaceReadReplicas {
+        adds: Vec<(GroupId, NodeId)>,
+        drops: Vec<(GroupId, ReplicaId)>,
+    },
+    /// [`MapCommand::Initialise`] under placement rules, recorded first, so
+    /// that the first groups already follow them: each region's accounts
+    /// group has its voters in its region only. (A new variant, so that an
+    /// old log's `Initialise` still places as it did.)
+    Bootstrap {
+        nodes: Vec<(NodeId, NodeInfo)>,
+        groups_per_region: u32,
+        replication: u8,
+        policy: PlacementPolicy,
+    },
 }
 
 /// What a map command answers.
@@ -268,6 +312,10 @@ pub enum MapKey {
     /// The group that owns an event.
     Placement(EventId),
     Region(RegionId),
+    /// A group's read replicas.
+    ReadReplicas(GroupId),
+    /// The placement rules.
+    Policy,
 }
 
 /// The map's stored records.
@@ -278,6 +326,8 @@ pub enum MapValue {
     Group(GroupInfo),
     Placement(GroupId),
     Region(RegionInfo),
+    ReadReplicas(BTreeMap<ReplicaId, NodeId>),
+    Policy(PlacementPolicy),
 }
 
 /// Why the map can be in a bad state after loading records.
@@ -291,6 +341,11 @@ pub struct ClusterMap {
     pub placements: BTreeMap<EventId, GroupId>,
     /// What each described region shows by default (see [`RegionInfo`]).
     pub regions: BTreeMap<RegionId, RegionInfo>,
+    /// Per data group, its read replicas: learners that never vote, one in
+    /// each region without a voter of the group, by replica id.
+    pub read_replicas: BTreeMap<GroupId, BTreeMap<ReplicaId, NodeId>>,
+    /// `None`: written before placement rules were recorded.
+    pub policy: Option<PlacementPolicy>,
 }
 
 impl ClusterMap {
@@ -324,7 +379,156 @@ impl ClusterMap {
         if group_id == META_GROUP {
             return self.nodes.contains_key(&replica).then_some(replica);
         }
-        self.groups.get(&group_id)?.voters.get(&replica).copied()
+        self.replicas_of(group_id)
+            .find_map(|(r, n)| (r == replica).then_some(n))
+    }
+
+    /// The replica of `group_id` on `node`: a voter, a learner being moved
+    /// in, or a read replica.
+    pub fn replica_on(&self, group_id: GroupId, node: NodeId) -> Option<ReplicaId> {
+        self.replicas_of(group_id)
+            .find_map(|(r, n)| (n == node).then_some(r))
+    }
+
+    /// Every replica of a data group (voters, moving learners, read
+    /// replicas) with its node.
+    pub fn replicas_of(&self, group_id: GroupId) -> impl Iterator<Item = (ReplicaId, NodeId)> + '_ {
+        let group = self.groups.get(&group_id);
+        group
+            .into_iter()
+            .flat_map(|g| g.replicas())
+            .chain(self.read_replicas_of(group_id))
+    }
+
+    /// The read replicas of `group_id`, with their nodes.
+    pub fn read_replicas_of(&self, group_id: GroupId) -> impl Iterator<Item = (ReplicaId, NodeId)> + '_ {
+        self.read_replicas
+            .get(&group_id)
+            .into_iter()
+            .flatten()
+            .map(|(&r, &n)| (r, n))
+    }
+
+    /// The placement rules in force (the defaults for an older map).
+    pub fn policy(&self) -> PlacementPolicy {
+        self.policy.unwrap_or_default()
+    }
+
+    /// The read replicas the map should have and does not, and those it has
+    /// and should not, as one command; `None` when it has exactly the right
+    /// ones. A pure function of the map: the metadata leader proposes it
+    /// whenever nodes, regions or groups change (`node/src/read_replicas.rs`).
+    ///
+    /// A data group wants one read replica in each region that has an open
+    /// (not draining) node and no voter or moving learner of the group, on
+    /// that region's least-loaded open node. An accounts group wants none:
+    /// personal data stays in its region. A read replica on a draining node,
+    /// in a region that now has a voter, or doubling another in its region
+    /// goes.
+    pub fn read_replica_plan(&self) -> Option<MapCommand> {
+        let mut load = self.replica_counts();
+        for replicas in self.read_replicas.values() {
+            for node in replicas.values() {
+                *load.entry(*node).or_default() += 1;
+            }
+        }
+        let mut adds = Vec::new();
+        let mut drops = Vec::new();
+        let open_regions: std::collections::BTreeSet<&RegionId> = self
+            .nodes
+            .values()
+            .filter(|n| !n.draining)
+            .map(|n| &n.region)
+            .collect();
+        let accounts: std::collections::BTreeSet<GroupId> = open_regions
+            .iter()
+            .filter_map(|region| self.accounts_group(region.as_str()))
+            .collect();
+        for (&group_id, group) in &self.groups {
+            let wanted =
+                self.policy().read_replicas == ReadReplicas::EveryRegion && !accounts.contains(&group_id);
+            let voting_regions: std::collections::BTreeSet<&RegionId> = group
+                .replicas()
+                .filter_map(|(_, node)| self.nodes.get(&node).map(|n| &n.region))
+                .collect();
+            let mut served: std::collections::BTreeSet<&RegionId> = std::collections::BTreeSet::new();
+            for (replica, node) in self.read_replicas_of(group_id) {
+                let keep = wanted
+                    && self.nodes.get(&node).is_some_and(|info| {
+                        !info.draining
+                            && !voting_regions.contains(&info.region)
+                            && group.replica_on(node).is_none()
+                            && served.insert(&info.region)
+                    });
+                if !keep {
+                    drops.push((group_id, replica));
+                }
+            }
+            if !wanted {
+                continue;
+            }
+            for region in &open_regions {
+                if voting_regions.contains(region) || served.contains(region) {
+                    continue;
+                }
+                let target = self
+                    .nodes
+                    .iter()
+                    .filter(|(id, n)| !n.draining && n.region == **region && group.replica_on(**id).is_none())
+                    .min_by_key(|(id, _)| (load.get(*id).copied().unwrap_or(0), **id))
+                    .map(|(id, _)| *id);
+                if let Some(node) = target {
+                    *load.entry(node).or_default() += 1;
+                    adds.push((group_id, node));
+                }
+            }
+        }
+        // One entry stays small; the rest follows in the next plan.
+        drops.truncate(crate::shape::MAX_READ_REPLICA_CHANGES);
+        adds.truncate(crate::shape::MAX_READ_REPLICA_CHANGES - drops.len());
+        (!adds.is_empty() || !drops.is_empty()).then_some(MapCommand::PlaceReadReplicas { adds, drops })
+    }
+
+    fn place_read_replicas(
+        &mut self,
+        adds: &[(GroupId, NodeId)],
+        drops: &[(GroupId, ReplicaId)],
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
+        self.require_initialised()?;
+        let mut changed = false;
+        for (group_id, replica_id) in drops {
+            let Some(replicas) = self.read_replicas.get_mut(group_id) else {
+                continue;
+            };
+            if replicas.remove(replica_id).is_some() {
+                if replicas.is_empty() {
+                    self.read_replicas.remove(group_id);
+                }
+                dirty.insert(MapKey::ReadReplicas(*group_id));
+                changed = true;
+            }
+        }
+        for &(group_id, node_id) in adds {
+            let open = self.nodes.get(&node_id).is_some_and(|n| !n.draining);
+            if !open || !self.groups.contains_key(&group_id) || self.replica_on(group_id, node_id).is_some() {
+                continue;
+            }
+            let replica_id = self.meta.next_replica_id;
+            self.meta.next_replica_id += 1;
+            self.read_replicas
+                .entry(group_id)
+                .or_default()
+                .insert(replica_id, node_id);
+            dirty.insert(MapKey::ReadReplicas(group_id));
+            changed = true;
+        }
+        if changed {
+            self.bump(dirty);
+        }
+        Ok(MapSuccess::Changed {
+            epoch: self.meta.epoch,
+        })
     }
 
     /// Applies one map command, marking every record it writes in `dirty`.
@@ -338,7 +542,13 @@ impl ClusterMap {
                 nodes,
                 groups_per_region,
                 replication,
-            } => self.initialise(nodes, *groups_per_region, *replication, dirty),
+            } => self.initialise(nodes, *groups_per_region, *replication, None, dirty),
+            MapCommand::Bootstrap {
+                nodes,
+                groups_per_region,
+                replication,
+                policy,
+            } => self.initialise(nodes, *groups_per_region, *replication, Some(*policy), dirty),
             MapCommand::PlaceEvent {
                 event_id,
                 home_region,
@@ -382,6 +592,15 @@ impl ClusterMap {
                         replicas: carried,
                     });
                 }
+                // Read replicas hold nothing that is not elsewhere: they go
+                // with their node (the planner places new ones).
+                for (group_id, replicas) in &mut self.read_replicas {
+                    if replicas.values().any(|n| n == node_id) {
+                        replicas.retain(|_, n| n != node_id);
+                        dirty.insert(MapKey::ReadReplicas(*group_id));
+                    }
+                }
+                self.read_replicas.retain(|_, replicas| !replicas.is_empty());
                 self.nodes.remove(node_id);
                 dirty.insert(MapKey::Node(*node_id));
                 self.bump(dirty);
@@ -408,6 +627,18 @@ impl ClusterMap {
                     epoch: self.meta.epoch,
                 })
             }
+            MapCommand::SetPlacementPolicy { policy } => {
+                self.require_initialised()?;
+                if self.policy != Some(*policy) {
+                    self.policy = Some(*policy);
+                    dirty.insert(MapKey::Policy);
+                    self.bump(dirty);
+                }
+                Ok(MapSuccess::Changed {
+                    epoch: self.meta.epoch,
+                })
+            }
+            MapCommand::PlaceReadReplicas { adds, drops } => self.place_read_replicas(adds, drops, dirty),
             MapCommand::CreateGroup { home_region } => {
                 self.require_initialised()?;
                 self.require_region(home_region.as_str())?;
@@ -495,6 +726,11 @@ impl ClusterMap {
             .groups
             .get(&group_id)
             .ok_or(Rejection::UnknownGroup { group_id })?;
+        if self.read_replicas_of(group_id).any(|(_, n)| n == node_id) {
+            return Err(Rejection::InvalidRequest(format!(
+                "node {node_id} carries a read replica of group {group_id}: drop it before moving a voter there"
+            )));
+        }
         if let Some(replica_id) = group.replica_on(node_id) {
             // Already there (a retried step): answer the same replica.
             return Ok(MapSuccess::LearnerAdded {
@@ -555,6 +791,18 @@ impl ClusterMap {
         })
     }
 
+    /// Whether `node` may carry a replica of `group_id`: under placement
+    /// rules, a region's accounts group (personal data) lives only on nodes
+    /// of its region.
+    pub fn may_carry(&self, group_id: GroupId, node: NodeId) -> bool {
+        let (Some(group), Some(info)) = (self.groups.get(&group_id), self.nodes.get(&node)) else {
+            return false;
+        };
+        let keeps_accounts =
+            self.policy.is_some() && self.accounts_group(group.home_region.as_str()) == Some(group_id);
+        !keeps_accounts || info.region == group.home_region
+    }
+
     /// The node a replica of `group` should move to from `leaving`: not in
     /// the group yet, not draining, in the home region first, fewest replicas.
     pub fn choose_move_target(&self, group_id: GroupId) -> Option<NodeId> {
@@ -567,7 +815,9 @@ impl ClusterMap {
         }
         self.nodes
             .iter()
-            .filter(|(id, info)| !info.draining && group.replica_on(**id).is_none())
+            .filter(|(id, info)| {
+                !info.draining && self.replica_on(group_id, **id).is_none() && self.may_carry(group_id, **id)
+            })
             .min_by_key(|(id, info)| (info.region != group.home_region, load[*id], **id))
             .map(|(id, _)| *id)
     }
@@ -588,6 +838,7 @@ impl ClusterMap {
         nodes: &[(NodeId, NodeInfo)],
         groups_per_region: u32,
         replication: u8,
+        policy: Option<PlacementPolicy>,
         dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> MapResponse {
         if self.is_initialised() {
@@ -627,6 +878,10 @@ impl ClusterMap {
         for (id, info) in by_id {
             self.nodes.insert(id, info);
             dirty.insert(MapKey::Node(id));
+        }
+        if let Some(policy) = policy {
+            self.policy = Some(policy);
+            dirty.insert(MapKey::Policy);
         }
         let mut regions: Vec<RegionId> = self.nodes.values().map(|n| n.region.clone()).collect();
         regions.sort();
@@ -684,12 +939,25 @@ impl ClusterMap {
     /// The group a new event in `home_region` goes to: among groups open to
     /// any event, those homed in the region, fewest events first (then lowest
     /// id); failing those, the least-loaded open group anywhere.
+    ///
+    /// Under recorded placement rules (`policy`) with read replicas in a
+    /// cluster of several regions, a region's accounts group takes events
+    /// only when the region has no other open group: it keeps no read
+    /// replicas abroad (personal data stays home), so its events could not be
+    /// read from a replica outside their home region.
     pub fn choose_group(&self, home_region: &str) -> Option<GroupId> {
         let open = || self.groups.iter().filter(|(_, g)| g.dedicated_to.is_none());
         let least = |it: &mut dyn Iterator<Item = (&GroupId, &GroupInfo)>| {
             it.min_by_key(|(id, g)| (g.events, **id)).map(|(id, _)| *id)
         };
-        least(&mut open().filter(|(_, g)| g.home_region == home_region)).or_else(|| least(&mut open()))
+        let regions: std::collections::BTreeSet<&RegionId> = self.nodes.values().map(|n| &n.region).collect();
+        let readers_abroad = self
+            .policy
+            .is_some_and(|p| p.read_replicas == ReadReplicas::EveryRegion && regions.len() > 1);
+        let accounts = readers_abroad.then(|| self.accounts_group(home_region)).flatten();
+        least(&mut open().filter(|(id, g)| g.home_region == home_region && Some(**id) != accounts))
+            .or_else(|| least(&mut open().filter(|(_, g)| g.home_region == home_region)))
+            .or_else(|| least(&mut open()))
     }
 
     /// The nodes that carry a new group's replicas, preferred leader first.
@@ -728,8 +996,17 @@ impl ClusterMap {
         dedicated_to: Option<EventId>,
         dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> Result<GroupId, Rejection> {
-        let nodes = self.choose_nodes(home_region.as_str());
-        if nodes.len() < usize::from(self.meta.replication) {
+        let mut nodes = self.choose_nodes(home_region.as_str());
+        // Under placement rules, the group that will keep the region's
+        // accounts (its first shared group) stays in the region with as many
+        // voters as the region has nodes, up to the replication factor.
+        let keeps_accounts = self.policy.is_some()
+            && dedicated_to.is_none()
+            && self.accounts_group(home_region.as_str()).is_none();
+        if keeps_accounts {
+            nodes.retain(|id| self.nodes[id].region == *home_region);
+        }
+        if nodes.is_empty() || (!keeps_accounts && nodes.len() < usize::from(self.meta.replication)) {
             return Err(Rejection::NotEnoughNodes {
                 needed: u32::from(self.meta.replication),
                 available: nodes.len() as u32,
@@ -773,6 +1050,8 @@ impl ClusterMap {
             MapKey::Group(id) => self.groups.get(id).cloned().map(MapValue::Group),
             MapKey::Placement(event) => self.placements.get(event).copied().map(MapValue::Placement),
             MapKey::Region(region) => self.regions.get(region).cloned().map(MapValue::Region),
+            MapKey::ReadReplicas(group) => self.read_replicas.get(group).cloned().map(MapValue::ReadReplicas),
+            MapKey::Policy => self.policy.map(MapValue::Policy),
         }
     }
 
@@ -791,6 +1070,15 @@ impl ClusterMap {
         }
         for (region, info) in &self.regions {
             out.push((MapKey::Region(region.clone()), MapValue::Region(info.clone())));
+        }
+        for (group, replicas) in &self.read_replicas {
+            out.push((
+                MapKey::ReadReplicas(*group),
+                MapValue::ReadReplicas(replicas.clone()),
+            ));
+        }
+        if let Some(policy) = self.policy {
+            out.push((MapKey::Policy, MapValue::Policy(policy)));
         }
     }
 
@@ -815,6 +1103,12 @@ impl ClusterMap {
             (MapKey::Region(region), MapValue::Region(info)) => {
                 self.regions.insert(region.clone(), info);
             }
+            (MapKey::ReadReplicas(group), MapValue::ReadReplicas(replicas)) => {
+                self.read_replicas.insert(*group, replicas);
+            }
+            (MapKey::Policy, MapValue::Policy(policy)) => {
+                self.policy = Some(policy);
+            }
             (key, _) => return Err(format!("the record under {key:?} is of another kind")),
         }
         Ok(())
@@ -835,6 +1129,8 @@ impl ClusterMap {
                 && self.groups.is_empty()
                 && self.placements.is_empty()
                 && self.regions.is_empty()
+                && self.read_replicas.is_empty()
+                && self.policy.is_none()
             {
                 return Ok(());
             }
@@ -872,6 +1168,25 @@ impl ClusterMap {
                 }
                 if !self.nodes.contains_key(node) {
                     return Err(format!("group {id} has a replica on missing node {node}"));
+                }
+            }
+        }
+        for (id, replicas) in &self.read_replicas {
+            let Some(group) = self.groups.get(id) else {
+                return Err(format!("read replicas of missing group {id}"));
+            };
+            for (replica, node) in replicas {
+                if *replica < FIRST_DATA_REPLICA_ID || *replica >= self.meta.next_replica_id {
+                    return Err(format!("replica id {replica} is outside the allocated range"));
+                }
+                if !seen_replicas.insert(*replica) {
+                    return Err(format!("replica id {replica} is used twice"));
+                }
+                if !self.nodes.contains_key(node) {
+                    return Err(format!("group {id} has a read replica on missing node {node}"));
+                }
+                if group.replica_on(*node).is_some() {
+                    return Err(format!("node {node} carries two replicas of group {id}"));
                 }
             }
         }
@@ -1199,5 +1514,247 @@ mod tests {
         assert_eq!(map.region_of_country("FR"), Some(&eu));
         map.apply(&set(&info), &mut dirty).unwrap();
         map.check_invariants().unwrap();
+    }
+
+    /// Three regions of three nodes each, two groups homed in each region,
+    /// under recorded placement rules.
+    fn nine_nodes(read_replicas: ReadReplicas) -> ClusterMap {
+        let mut map = ClusterMap::default();
+        let regions = ["eu", "us", "ap"];
+        let nodes = (1..=9)
+            .map(|id| (id, node(regions[(id as usize - 1) / 3])))
+            .collect();
+        let mut dirty = BTreeSet::new();
+        map.apply(
+            &MapCommand::Initialise {
+                nodes,
+                groups_per_region: 2,
+                replication: 3,
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        map.apply(
+            &MapCommand::SetPlacementPolicy {
+                policy: PlacementPolicy { read_replicas },
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        map
+    }
+
+    /// Applies plans until the map wants no change; returns how many it took.
+    fn settle(map: &mut ClusterMap) -> usize {
+        let mut rounds = 0;
+        while let Some(plan) = map.read_replica_plan() {
+            map.apply(&plan, &mut BTreeSet::new()).unwrap();
+            map.check_invariants().unwrap();
+            rounds += 1;
+            assert!(rounds < 5, "the plan does not converge");
+        }
+        rounds
+    }
+
+    fn region_of(map: &ClusterMap, node: NodeId) -> &str {
+        map.nodes[&node].region.as_str()
+    }
+
+    #[test]
+    fn every_region_without_a_voter_gets_one_read_replica_but_accounts_groups_none() {
+        let mut map = nine_nodes(ReadReplicas::EveryRegion);
+        assert_eq!(settle(&mut map), 1, "one command places them all");
+        for (&id, group) in &map.groups {
+            let voter_regions: BTreeSet<&str> = group.voters.values().map(|n| region_of(&map, *n)).collect();
+            assert_eq!(
+                voter_regions,
+                [group.home_region.as_str()].into(),
+                "voters stay home"
+            );
+            let readers: Vec<&str> = map
+                .read_replicas_of(id)
+                .map(|(_, n)| region_of(&map, n))
+                .collect();
+            if map.accounts_group(group.home_region.as_str()) == Some(id) {
+                assert!(readers.is_empty(), "group {id} keeps accounts: no replica abroad");
+            } else {
+                let mut readers = readers.clone();
+                readers.sort();
+                let mut expected: Vec<&str> = ["eu", "us", "ap"]
+                    .into_iter()
+                    .filter(|r| *r != group.home_region.as_str())
+                    .collect();
+                expected.sort();
+                assert_eq!(readers, expected, "group {id}: one read replica per other region");
+            }
+        }
+        // Read replicas spread over each region's nodes.
+        let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for replicas in map.read_replicas.values() {
+            for node in replicas.values() {
+                *per_node.entry(*node).or_default() += 1;
+            }
+        }
+        assert!(per_node.values().all(|&n| n == 1), "{per_node:?}");
+        // Every node hosting a replica is found by `replica_on`.
+        for (&group, replicas) in &map.read_replicas {
+            for (&replica, &node) in replicas {
+                assert_eq!(map.replica_on(group, node), Some(replica));
+                assert_eq!(map.node_of_replica(group, replica), Some(node));
+            }
+        }
+    }
+
+    #[test]
+    fn read_replicas_leave_a_draining_node_and_a_removed_one_and_go_when_turned_off() {
+        let mut map = nine_nodes(ReadReplicas::EveryRegion);
+        settle(&mut map);
+        let (&group, replicas) = map.read_replicas.iter().next().unwrap();
+        let (&replica, &node) = replicas.iter().next().unwrap();
+        let region = map.nodes[&node].region.clone();
+        let mut dirty = BTreeSet::new();
+        map.apply(&MapCommand::DrainNode { node_id: node }, &mut dirty)
+            .unwrap();
+        settle(&mut map);
+        assert_eq!(map.replica_on(group, node), None, "moved off the draining node");
+        let moved: Vec<NodeId> = map.read_replicas_of(group).map(|(_, n)| n).collect();
+        assert!(
+            moved.iter().any(|n| map.nodes[n].region == region),
+            "still one in {region}: {moved:?}"
+        );
+        assert!(
+            map.read_replicas_of(group).all(|(r, _)| r != replica),
+            "a new replica id"
+        );
+
+        // A node that still carries a read replica is removed with it.
+        let (&other_group, other) = map.read_replicas.iter().find(|(g, _)| **g != group).unwrap();
+        let (_, &other_node) = other.iter().next().unwrap();
+        let voters_elsewhere = map.groups.values().all(|g| g.replica_on(other_node).is_none());
+        if voters_elsewhere {
+            map.apply(&MapCommand::RemoveNode { node_id: other_node }, &mut dirty)
+                .unwrap();
+            assert_eq!(map.replica_on(other_group, other_node), None);
+            map.check_invariants().unwrap();
+            settle(&mut map);
+        }
+
+        map.apply(
+            &MapCommand::SetPlacementPolicy {
+                policy: PlacementPolicy {
+                    read_replicas: ReadReplicas::None,
+                },
+            },
+            &mut dirty,
+        )
+        .unwrap();
+        settle(&mut map);
+        assert!(map.read_replicas.is_empty());
+    }
+
+    #[test]
+    fn a_stale_plan_is_harmless_and_records_round_trip() {
+        let mut map = nine_nodes(ReadReplicas::EveryRegion);
+        let plan = map.read_replica_plan().unwrap();
+        map.apply(&plan, &mut BTreeSet::new()).unwrap();
+        let before = map.clone();
+        // The same plan again (a retried proposal) adds nothing.
+        map.apply(&plan, &mut BTreeSet::new()).unwrap();
+        assert_eq!(map, before);
+        assert_eq!(map.read_replica_plan(), None);
+
+        let mut records = Vec::new();
+        map.append_records(&mut records);
+        let mut loaded = ClusterMap::default();
+        for (key, value) in records {
+            assert_eq!(map.record(&key).as_ref(), Some(&value));
+            loaded.load(&key, value).unwrap();
+        }
+        assert_eq!(loaded, map);
+    }
+
+    #[test]
+    fn under_placement_rules_events_avoid_the_accounts_group() {
+        let mut map = nine_nodes(ReadReplicas::EveryRegion);
+        let accounts = map.accounts_group("eu").unwrap();
+        for e in 0..4 {
+            let placed = map.apply(
+                &MapCommand::PlaceEvent {
+                    event_id: EventId(100 + e),
+                    home_region: RegionId::new("eu").unwrap(),
+                    dedicated: false,
+                },
+                &mut BTreeSet::new(),
+            );
+            let Ok(MapSuccess::Placed { group_id, .. }) = placed else {
+                panic!("{placed:?}")
+            };
+            assert_ne!(group_id, accounts);
+        }
+        // Without recorded rules (an old map), placement is as it was.
+        let old = three_regions();
+        assert_eq!(old.choose_group("eu"), old.accounts_group("eu"));
+    }
+
+    #[test]
+    fn under_placement_rules_an_accounts_group_keeps_its_voters_at_home() {
+        let mut map = ClusterMap::default();
+        let nodes = vec![(1, node("eu")), (2, node("eu")), (3, node("eu")), (4, node("ap"))];
+        map.apply(
+            &MapCommand::Bootstrap {
+                nodes,
+                groups_per_region: 2,
+                replication: 3,
+                policy: PlacementPolicy::default(),
+            },
+            &mut BTreeSet::new(),
+        )
+        .unwrap();
+        map.check_invariants().unwrap();
+        let ap_accounts = map.accounts_group("ap").unwrap();
+        let voters: Vec<NodeId> = map.groups[&ap_accounts].voters.values().copied().collect();
+        assert_eq!(voters, vec![4], "ap's personal data stays on ap's only node");
+        assert!(!map.may_carry(ap_accounts, 1));
+        assert_eq!(
+            map.choose_move_target(ap_accounts),
+            None,
+            "nowhere at home to move to"
+        );
+        let ap_other = map
+            .groups
+            .iter()
+            .find(|(id, g)| g.home_region == "ap" && **id != ap_accounts)
+            .map(|(id, _)| *id)
+            .unwrap();
+        assert_eq!(
+            map.groups[&ap_other].voters.len(),
+            3,
+            "other groups fill up from abroad"
+        );
+        let eu_accounts = map.accounts_group("eu").unwrap();
+        assert!(
+            map.groups[&eu_accounts]
+                .voters
+                .values()
+                .all(|n| map.nodes[n].region == "eu")
+        );
+        settle(&mut map);
+        assert_eq!(map.read_replicas_of(ap_accounts).count(), 0);
+        assert_eq!(map.read_replicas_of(eu_accounts).count(), 0);
+
+        // The same founding list without rules places as before: ap's first
+        // group fills its voters from abroad.
+        let mut old = ClusterMap::default();
+        let nodes = vec![(1, node("eu")), (2, node("eu")), (3, node("eu")), (4, node("ap"))];
+        old.apply(
+            &MapCommand::Initialise {
+                nodes,
+                groups_per_region: 2,
+                replication: 3,
+            },
+            &mut BTreeSet::new(),
+        )
+        .unwrap();
+        assert_eq!(old.groups[&old.accounts_group("ap").unwrap()].voters.len(), 3);
     }
 }

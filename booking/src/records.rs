@@ -113,6 +113,8 @@ impl Record {
                     | (MapKey::Group(_), MapValue::Group(_))
                     | (MapKey::Placement(_), MapValue::Placement(_))
                     | (MapKey::Region(_), MapValue::Region(_))
+                    | (MapKey::ReadReplicas(_), MapValue::ReadReplicas(_))
+                    | (MapKey::Policy, MapValue::Policy(_))
             ),
             (RecordKey::Catalog(key), Record::Catalog(value)) => matches!(
                 (key, value),

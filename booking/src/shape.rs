@@ -46,6 +46,10 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Read-replica changes in one command: a plan larger than this is proposed
+/// in parts (one entry stays small).
+pub const MAX_READ_REPLICA_CHANGES: usize = 512;
+
 fn check_node(info: &NodeInfo) -> Result<(), Rejection> {
     check_text("grpc_addr", &info.grpc_addr, MAX_ADDR_LEN)?;
     check_text("http_addr", &info.http_addr, MAX_ADDR_LEN)
@@ -120,6 +124,11 @@ fn map_shape(command: &MapCommand) -> Result<(), Rejection> {
             nodes,
             groups_per_region,
             ..
+        }
+        | MapCommand::Bootstrap {
+            nodes,
+            groups_per_region,
+            ..
         } => {
             if nodes.len() > MAX_NODES_PER_REQUEST {
                 return invalid(format!("at most {MAX_NODES_PER_REQUEST} nodes per request"));
@@ -137,7 +146,16 @@ fn map_shape(command: &MapCommand) -> Result<(), Rejection> {
         | MapCommand::AddLearner { .. }
         | MapCommand::PromoteLearner { .. }
         | MapCommand::DrainNode { .. }
-        | MapCommand::RemoveNode { .. } => Ok(()),
+        | MapCommand::RemoveNode { .. }
+        | MapCommand::SetPlacementPolicy { .. } => Ok(()),
+        MapCommand::PlaceReadReplicas { adds, drops } => {
+            if adds.len() + drops.len() > MAX_READ_REPLICA_CHANGES {
+                return Err(Rejection::InvalidRequest(format!(
+                    "at most {MAX_READ_REPLICA_CHANGES} read-replica changes per command"
+                )));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -63,6 +63,11 @@ fn map(f: &mut fmt::Formatter<'_>, command: &MapCommand) -> fmt::Result {
             nodes,
             groups_per_region,
             ..
+        }
+        | MapCommand::Bootstrap {
+            nodes,
+            groups_per_region,
+            ..
         } => write!(
             f,
             "initialise map: {} nodes, {groups_per_region} groups per region",
@@ -80,6 +85,16 @@ fn map(f: &mut fmt::Formatter<'_>, command: &MapCommand) -> fmt::Result {
         MapCommand::DrainNode { node_id } => write!(f, "drain node {node_id}"),
         MapCommand::SetRegion { region, .. } => write!(f, "describe region {region}"),
         MapCommand::RemoveNode { node_id } => write!(f, "remove node {node_id}"),
+        MapCommand::SetPlacementPolicy { policy } => {
+            write!(
+                f,
+                "set placement rules (read replicas: {:?})",
+                policy.read_replicas
+            )
+        }
+        MapCommand::PlaceReadReplicas { adds, drops } => {
+            write!(f, "place {} read replicas, drop {}", adds.len(), drops.len())
+        }
     }
 }
 

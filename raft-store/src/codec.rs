@@ -99,6 +99,8 @@ pub fn encode_record(key: &RecordKey, record: &Record) -> Vec<u8> {
             MapValue::Group(r) => body(version, r),
             MapValue::Placement(r) => body(version, r),
             MapValue::Region(r) => body(version, r),
+            MapValue::ReadReplicas(r) => body(version, r),
+            MapValue::Policy(r) => body(version, r),
         },
         Record::Catalog(value) => match value {
             CatalogValue::Venue(r) => body(version, r),
@@ -149,6 +151,8 @@ pub fn decode_record(key: &RecordKey, bytes: &[u8]) -> io::Result<Record> {
             booking::MapKey::Group(_) => MapValue::Group(parse(rest)?),
             booking::MapKey::Placement(_) => MapValue::Placement(parse(rest)?),
             booking::MapKey::Region(_) => MapValue::Region(parse(rest)?),
+            booking::MapKey::ReadReplicas(_) => MapValue::ReadReplicas(parse(rest)?),
+            booking::MapKey::Policy => MapValue::Policy(parse(rest)?),
         }),
         RecordKey::Catalog(kind) => Record::Catalog(match kind {
             booking::CatalogKey::Venue(_) => CatalogValue::Venue(parse(rest)?),

@@ -105,6 +105,8 @@ const TAG_LISTING: u8 = 0x35;
 const TAG_FX_RATE: u8 = 0x36;
 // Map records came first and catalog ones after; the region table came later.
 const TAG_MAP_REGION: u8 = 0x37;
+const TAG_READ_REPLICAS: u8 = 0x38;
+const TAG_MAP_POLICY: u8 = 0x39;
 const TAG_ACCOUNT: u8 = 0x40;
 const TAG_SESSION: u8 = 0x41;
 const TAG_EMAIL_CLAIM: u8 = 0x42;
@@ -189,6 +191,11 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
             out.push(TAG_MAP_REGION);
             out.extend_from_slice(region.as_str().as_bytes());
         }
+        RecordKey::Map(MapKey::ReadReplicas(group)) => {
+            out.push(TAG_READ_REPLICAS);
+            out.extend_from_slice(&group.to_be_bytes());
+        }
+        RecordKey::Map(MapKey::Policy) => out.push(TAG_MAP_POLICY),
         RecordKey::Catalog(CatalogKey::Venue(id)) => {
             out.push(TAG_VENUE);
             out.extend_from_slice(&id.to_be_bytes());
@@ -318,6 +325,14 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
         TAG_MAP_REGION => RecordKey::Map(MapKey::Region(
             RegionId::new(&text_from(rest, 0)?).map_err(|_| bad())?,
         )),
+        TAG_READ_REPLICAS => {
+            exact(8)?;
+            RecordKey::Map(MapKey::ReadReplicas(u64_at(rest, 0)?))
+        }
+        TAG_MAP_POLICY => {
+            exact(0)?;
+            RecordKey::Map(MapKey::Policy)
+        }
         TAG_VENUE => {
             exact(8)?;
             RecordKey::Catalog(CatalogKey::Venue(u64_at(rest, 0)?))
@@ -397,6 +412,8 @@ mod tests {
                 booking::Currency::new("JPY").unwrap(),
             )),
             RecordKey::Map(MapKey::Region(booking::RegionId::new("eu-west").unwrap())),
+            RecordKey::Map(MapKey::ReadReplicas(4)),
+            RecordKey::Map(MapKey::Policy),
             RecordKey::Account(AccountKey::Account(CustomerId::new("u.1.abc").unwrap())),
             RecordKey::Account(AccountKey::Session(5)),
             RecordKey::Account(AccountKey::Session(1 << 33)),
