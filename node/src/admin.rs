@@ -357,14 +357,18 @@ fn print_status(status: &Value) {
             node["reachable"]
         );
     }
-    println!("GROUP  HOME          EVENTS  LEADER  TERM  COMMIT   APPLIED  LAG (node:entries)");
+    println!(
+        "GROUP  HOME          EVENTS  LEADER  TERM  COMMIT   APPLIED  LAG (node:entries, r: non-voting)"
+    );
     for group in status["groups"].as_array().into_iter().flatten() {
         let lag: Vec<String> = group["members"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|m| m["voter"] == json!(true))
-            .map(|m| format!("{}:{}", m["node_id"], m["lag"]))
+            .map(|m| {
+                let role = if m["voter"] == json!(true) { "" } else { "r" };
+                format!("{role}{}:{}", m["node_id"], m["lag"])
+            })
             .collect();
         let dash = |v: &Value| {
             if v.is_null() {

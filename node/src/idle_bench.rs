@@ -59,6 +59,7 @@ pub async fn run(opts: IdleBenchOptions, binary: PathBuf) -> anyhow::Result<()> 
         let layout = ClusterLayout {
             groups_per_region: groups,
             replication: 3,
+            ..ClusterLayout::default()
         };
         let addrs = launcher::ephemeral_addrs(3)?;
         let mut cluster =

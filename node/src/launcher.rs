@@ -283,9 +283,6 @@ pub fn regions_described(body: &serde_json::Value) -> bool {
         .is_some_and(|regions| regions.iter().all(|r| r["described"] == true))
 }
 
-/// Replicas of each data group in the layouts the launcher is given.
-const GROUP_REPLICAS: usize = 3;
-
 /// Finds the `boxoffice` binary for tests: `$BOXOFFICE_BIN` if set, otherwise the
 /// `boxoffice` next to the running executable's target profile directory
 /// (`target/debug/deps/cluster-1234` → `target/debug/boxoffice`).
@@ -686,6 +683,28 @@ impl LocalCluster {
         self.node(id).child.as_ref().map(Child::id)
     }
 
+    /// The nodes of `group`'s voters in node `id`'s cluster map.
+    async fn voters_of(&self, id: NodeId, group: u64) -> Option<Vec<NodeId>> {
+        let url = format!("{}/v1/cluster", self.http_url(id));
+        let map: serde_json::Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
+        if group == 0 {
+            return map["nodes"]
+                .as_array()?
+                .iter()
+                .map(|n| n["node_id"].as_u64())
+                .collect();
+        }
+        let info = map["groups"]
+            .as_array()?
+            .iter()
+            .find(|g| g["group_id"] == group)?;
+        info["voters"]
+            .as_array()?
+            .iter()
+            .map(|v| v["node_id"].as_u64())
+            .collect()
+    }
+
     /// Asks node `id` for `GET /health`, once.
     pub async fn health(&self, id: NodeId) -> anyhow::Result<Health> {
         let url = format!("{}/health", self.http_url(id));
@@ -727,12 +746,17 @@ impl LocalCluster {
                 return None;
             }
         }
-        // Every replica of the group must be up: as many as the launcher's
-        // layouts place (three), or every node of a smaller cluster.
-        if hosting < running.len().min(GROUP_REPLICAS) {
-            return None;
-        }
-        agreed.filter(|leader| running.contains(leader))
+        // Every voter of the group on a running node must be up (the map
+        // says how many there are: an accounts group in a small region has
+        // fewer than three).
+        let leader = agreed.filter(|leader| running.contains(leader))?;
+        let voters_running = self
+            .voters_of(leader, group)
+            .await?
+            .iter()
+            .filter(|n| running.contains(n))
+            .count();
+        (hosting >= voters_running).then_some(leader)
     }
 
     /// The leader of [`FIRST_DATA_GROUP`], where events of a cluster started

@@ -13,6 +13,7 @@ pub mod liveness;
 pub mod notifications;
 pub mod payments;
 pub mod periodic;
+pub mod read_replicas;
 pub mod region_bench;
 pub mod regions;
 pub mod replicas;

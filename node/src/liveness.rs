@@ -27,14 +27,21 @@ const INTERVAL: Duration = Duration::from_millis(500);
 const WAKE_PER_INTERVAL: usize = 64;
 
 /// Pings peers until `shutdown`; wakes parked followers of peers that went quiet.
+///
+/// Each ping also carries this node's closed-time claims for the peer's
+/// replicas (`quiescence::closed_claims`); `lease` is how recently a leader
+/// must have heard from its quorum to make one.
 pub async fn run_liveness(
     node_id: u64,
     groups: Groups,
     pool: ChannelPool,
     down_after: Duration,
+    lease: quiescence::Leases,
     shutdown: CancellationToken,
 ) {
     let mut last_ok: HashMap<u64, Instant> = HashMap::new();
+    // Only answers, unlike `last_ok`, which starts counting at first sight.
+    let mut answered_at: HashMap<u64, Instant> = HashMap::new();
     let mut down: HashMap<u64, bool> = HashMap::new();
     let mut clock = Periodic::new(INTERVAL, &shutdown);
     while clock.next().await {
@@ -54,10 +61,18 @@ pub async fn run_liveness(
             .filter(|(id, _)| **id != node_id)
             .map(|(id, n)| (*id, n.grpc_addr.clone()))
             .collect();
+        let at_ms = transport::wall_clock_ms();
+        let answered = |node: u64| answered_at.get(&node).is_some_and(|t| t.elapsed() < lease.parked);
+        quiescence::claim_own(&groups, at_ms, &lease, &answered);
+        let claims: Vec<quiescence::ClosedClaims> = peers
+            .iter()
+            .map(|(peer, _)| quiescence::closed_claims(&groups, *peer, at_ms, &lease, &answered))
+            .collect();
         let answers = futures::future::join_all(
             peers
                 .iter()
-                .map(|(_, addr)| quiescence::ping(&pool, addr, down_after)),
+                .zip(&claims)
+                .map(|((_, addr), claims)| quiescence::ping(&pool, addr, down_after, claims)),
         )
         .await;
         let now = Instant::now();
@@ -65,6 +80,7 @@ pub async fn run_liveness(
             let seen = *last_ok.entry(*peer).or_insert(now);
             if alive {
                 last_ok.insert(*peer, now);
+                answered_at.insert(*peer, now);
                 if down.insert(*peer, false) == Some(true) {
                     tracing::info!(peer, "node answers again");
                 }

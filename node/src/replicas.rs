@@ -107,10 +107,7 @@ impl ReplicaManager {
                 if replica.group_id == META_GROUP {
                     continue;
                 }
-                let assigned = map
-                    .groups
-                    .get(&replica.group_id)
-                    .and_then(|g| g.replica_on(self.node_id));
+                let assigned = map.replica_on(replica.group_id, self.node_id);
                 if assigned != Some(replica.replica_id) {
                     self.groups.remove(replica.group_id);
                     if let Err(e) = replica.raft.shutdown().await {
@@ -129,7 +126,7 @@ impl ReplicaManager {
         }
         let mut started = 0;
         for (&group_id, info) in &map.groups {
-            let Some(replica_id) = info.replica_on(self.node_id) else {
+            let Some(replica_id) = map.replica_on(group_id, self.node_id) else {
                 continue;
             };
             if self.groups.get(group_id).is_some() {

@@ -186,6 +186,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         shutdown.clone(),
     ));
     tasks.spawn(replicas.clone().run(Some(stored_map.epoch()), shutdown.clone()));
+    tasks.spawn(crate::read_replicas::run(
+        router.clone(),
+        config.layout.read_replicas,
+        shutdown.clone(),
+    ));
     tasks.spawn(router::run_expiry_ticker(router.clone(), shutdown.clone()));
     let fault = crate::faults::FirstFault::default();
     tasks.spawn(crate::faults::watch(
@@ -198,6 +203,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         groups.clone(),
         pool.clone(),
         Duration::from_millis(config.raft.node_down_after_ms),
+        closed_time_lease(&config.raft),
         shutdown.clone(),
     ));
     tasks.spawn(crate::home_leaders::run(
@@ -366,10 +372,13 @@ async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: Cance
         .layout
         .replication
         .min(u8::try_from(nodes.len()).unwrap_or(u8::MAX));
-    let command = Command::Map(MapCommand::Initialise {
+    let command = Command::Map(MapCommand::Bootstrap {
         nodes,
         groups_per_region: config.layout.groups_per_region,
         replication,
+        policy: booking::PlacementPolicy {
+            read_replicas: config.layout.read_replicas,
+        },
     });
     let request_id = RequestId::new("cluster-map-initialise").expect("a valid id");
     loop {
@@ -401,5 +410,15 @@ async fn initialise_map(router: Arc<Router>, config: NodeConfig, shutdown: Cance
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
+    }
+}
+
+/// The leases closed-time claims need (`transport::quiescence::Leases`).
+fn closed_time_lease(raft: &region_config::RaftTuning) -> transport::quiescence::Leases {
+    let half = |ms: u64| Duration::from_millis(ms / 2);
+    transport::quiescence::Leases {
+        meta: half(raft.election_timeout_min_ms),
+        data: half(raft.group_election_timeout_min_ms),
+        parked: half(raft.node_down_after_ms),
     }
 }

@@ -101,6 +101,12 @@ pub struct ClusterLayout {
     pub groups_per_region: u32,
     /// Voters per data group (capped at the number of members).
     pub replication: u8,
+    /// `"every-region"` (the default): each data group keeps a non-voting
+    /// read replica in every region that has none of its voters, so search
+    /// and seat maps are served there without crossing the WAN. `"none"`:
+    /// reads abroad go to the group. Seeds the cluster map's placement rules
+    /// once, like `[[regions]]`.
+    pub read_replicas: booking::ReadReplicas,
 }
 
 impl Default for ClusterLayout {
@@ -108,6 +114,7 @@ impl Default for ClusterLayout {
         Self {
             groups_per_region: 4,
             replication: 3,
+            read_replicas: booking::ReadReplicas::EveryRegion,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Serving a request on this node as the group leader.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use booking::{Query, QueryResult};
 use booking::{Request, Response};
@@ -14,9 +14,7 @@ use transport::replicas::GroupReplica;
 /// The leader's wall clock in ms. This is the only place a request's time is
 /// decided; the state machine takes it from the entry and never reads a clock.
 fn leader_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    transport::wall_clock_ms()
 }
 
 /// The first 8 bytes of the SHA-256 of the command's binary encoding: what a

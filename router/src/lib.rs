@@ -280,7 +280,20 @@ impl Router {
     /// asking anyone: fast, possibly stale. A node without a replica of that
     /// group asks its leader instead.
     pub async fn query_local(&self, query: Query) -> Result<QueryResult, RouteError> {
-        let group = match &query {
+        let Some(group) = self.local_group(&query) else {
+            return Ok(query.nothing());
+        };
+        match group.and_then(|g| self.groups.get(g)) {
+            Some(replica) => Ok(replica.state.query(&query)),
+            None => self.query(query).await,
+        }
+    }
+
+    /// The group whose local replica answers `query` on this node (`Some(None)`:
+    /// the event is not placed in this node's map; `None`: the query is
+    /// answered by no group, see `Query::nothing`).
+    pub fn local_group(&self, query: &Query) -> Option<Option<GroupId>> {
+        let group = match query {
             Query::Map(MapQuery::ClusterMap)
             | Query::Map(MapQuery::Placement(_))
             | Query::Account(AccountQuery::EmailClaim(_))
@@ -290,13 +303,10 @@ impl Router {
             | Query::Catalog(CatalogQuery::Search(_))
             | Query::Catalog(CatalogQuery::FxRates) => Some(META_GROUP),
             Query::Account(AccountQuery::Account(customer)) => account_group_of(customer),
-            Query::Account(AccountQuery::ByEmail(_)) | Query::Orders(_) => return Ok(query.nothing()),
+            Query::Account(AccountQuery::ByEmail(_)) | Query::Orders(_) => return None,
             Query::Event(event_id, _) => self.local_placement(*event_id),
         };
-        match group.and_then(|g| self.groups.get(g)) {
-            Some(replica) => Ok(replica.state.query(&query)),
-            None => self.query(query).await,
-        }
+        Some(group)
     }
 
     /// Has the leader of `group` carry out a membership or leadership change.

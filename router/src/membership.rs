@@ -232,7 +232,11 @@ pub async fn add_node(
         let candidate = map
             .groups
             .iter()
-            .filter(|(_, g)| g.replica_on(node_id).is_none() && g.learners.is_empty())
+            .filter(|(id, g)| {
+                map.replica_on(**id, node_id).is_none()
+                    && g.learners.is_empty()
+                    && map.may_carry(**id, node_id)
+            })
             .filter_map(|(id, g)| {
                 let (from, load) = g
                     .voters
@@ -275,6 +279,16 @@ pub async fn remove_node(router: &Router, node_id: NodeId) -> Result<Vec<Move>, 
             needed: widest.max(1) as u32,
             available: others as u32,
         }));
+    }
+    // Every group on the node needs somewhere to go (an accounts group only
+    // within its region): refuse before anything changes.
+    for (&group_id, group) in &map.groups {
+        if group.voters.values().any(|n| *n == node_id) && map.choose_move_target(group_id).is_none() {
+            return Err(MembershipError::Rejected(Rejection::NotEnoughNodes {
+                needed: 1,
+                available: 0,
+            }));
+        }
     }
     map_command(router, "drain", MapCommand::DrainNode { node_id }).await?;
 

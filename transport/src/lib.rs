@@ -38,3 +38,11 @@ pub mod proto {
 /// snapshot chunks stay far below it; the default 4 MiB would cut a large
 /// append batch and stall replication.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// This node's wall clock in Unix milliseconds: what leaders stamp entries
+/// and closed-time claims with.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

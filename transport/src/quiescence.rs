@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use openraft::Instant as _;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use serde::{Deserialize, Serialize};
@@ -53,12 +54,13 @@ pub struct QuiesceRequest {
 }
 
 /// Follower side: parks if this replica follows `ask.leader` in `ask.term`
-/// and has exactly the leader's log, all of it applied.
+/// (as a voter or a learner) and has exactly the leader's log, all of it
+/// applied.
 pub fn park_follower(replica: &GroupReplica, ask: &QuiesceRequest) -> bool {
     let agrees = {
         let watch = replica.raft.metrics();
         let m = watch.borrow_watched();
-        m.state == ServerState::Follower
+        matches!(m.state, ServerState::Follower | ServerState::Learner)
             && m.current_leader == Some(ask.leader)
             && m.current_term == ask.term
             && m.last_log_index == ask.last_log_index
@@ -205,14 +207,148 @@ async fn ask_to_park(
     }
 }
 
+/// What a node tells a peer with each ping about the groups it leads that
+/// have a replica there: "at `at_ms` (my wall clock), my commit index of
+/// this group was `commit`". A replica that has applied `commit` knows it
+/// reflects every write committed before `at_ms` (its closed time, see
+/// `replicas::GroupReplica::closed`). Only a leader that holds a lease makes
+/// the claim (see [`closed_claims`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedClaims {
+    pub at_ms: u64,
+    /// (group, leader replica, term, commit index).
+    pub groups: Vec<(u64, u64, u64, u64)>,
+}
+
+/// How recently a leader must have heard from its quorum to make a claim:
+/// half the shortest time after which a voter may campaign against it, the
+/// other half left for clock-rate drift and the message's flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Leases {
+    /// The metadata group (always ticking): half its election timeout.
+    pub meta: Duration,
+    /// An awake data group: half the data groups' election timeout.
+    pub data: Duration,
+    /// A parked group: half of `node_down_after`, after which its parked
+    /// followers wake; measured on ping answers from its voters' nodes.
+    pub parked: Duration,
+}
+
+/// The claims this node can make to `peer` now: for each data or metadata
+/// group it leads with a replica on `peer`, its commit index, provided no
+/// other leader can have been elected meanwhile. An awake leader must have
+/// heard from a quorum within `lease` (shorter than the election timeout, so
+/// no voter has voted for a rival since); a parked leader sends no
+/// heartbeats, and its parked followers only campaign after node liveness
+/// has missed this node for `node_down_after`, so it needs a majority of its
+/// voters on nodes that answered its pings within `lease` (`answered`).
+pub fn closed_claims(
+    groups: &Groups,
+    peer: u64,
+    at_ms: u64,
+    lease: &Leases,
+    answered: &dyn Fn(u64) -> bool,
+) -> ClosedClaims {
+    let mut claims = ClosedClaims {
+        at_ms,
+        groups: Vec::new(),
+    };
+    for replica in groups.list() {
+        let has_peer = {
+            let watch = replica.raft.metrics();
+            let m = watch.borrow_watched();
+            m.membership_config
+                .membership()
+                .nodes()
+                .any(|(_, node)| node.node_id == peer)
+        };
+        if !has_peer {
+            continue;
+        }
+        if let Some((leader, term, commit)) = leased_commit(&replica, lease, answered) {
+            claims.groups.push((replica.group_id, leader, term, commit));
+        }
+    }
+    claims
+}
+
+/// The same claim a leader makes to its peers, made to its own replicas:
+/// a leader holding a lease that has applied its commit index is current
+/// as of now.
+pub fn claim_own(groups: &Groups, at_ms: u64, lease: &Leases, answered: &dyn Fn(u64) -> bool) {
+    for replica in groups.list() {
+        if let Some((_, _, commit)) = leased_commit(&replica, lease, answered) {
+            replica.note_claim(commit, at_ms);
+        }
+    }
+}
+
+/// (leader replica, term, commit index) if `replica` leads its group and no
+/// rival can have been elected (see [`closed_claims`]).
+fn leased_commit(
+    replica: &GroupReplica,
+    lease: &Leases,
+    answered: &dyn Fn(u64) -> bool,
+) -> Option<(u64, u64, u64)> {
+    let watch = replica.raft.metrics();
+    let m = watch.borrow_watched();
+    if m.state != ServerState::Leader {
+        return None;
+    }
+    let membership = m.membership_config.membership();
+    let leased = if replica.is_quiet() {
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let fresh = voters
+            .iter()
+            .filter(|id| **id == m.id || membership.get_node(id).is_some_and(|n| answered(n.node_id)))
+            .count();
+        fresh > voters.len() / 2
+    } else {
+        let lease = if replica.group_id == 0 {
+            lease.meta
+        } else {
+            lease.data
+        };
+        m.last_quorum_acked
+            .as_ref()
+            .is_some_and(|acked| acked.elapsed() < lease)
+    };
+    let commit = m.cluster_committed.as_ref()?.index;
+    leased.then_some((m.id, m.current_term, commit))
+}
+
+/// Follower side: records each claim for the replica it names.
+pub fn take_claims(groups: &Groups, claims: &ClosedClaims) {
+    for &(group_id, leader, term, commit) in &claims.groups {
+        let Some(replica) = groups.get(group_id) else {
+            continue;
+        };
+        let current = {
+            let watch = replica.raft.metrics();
+            let m = watch.borrow_watched();
+            (m.current_term, m.current_leader)
+        };
+        // A claim from a leader this replica knows was replaced is void.
+        if term < current.0 || (term == current.0 && current.1.is_some_and(|l| l != leader)) {
+            continue;
+        }
+        replica.note_claim(commit, claims.at_ms);
+    }
+}
+
 /// Node liveness: whether the node at `addr` answers a ping within `timeout`.
-pub async fn ping(pool: &ChannelPool, addr: &str, timeout: Duration) -> bool {
+/// The ping carries this node's closed-time `claims` for it.
+pub async fn ping(pool: &ChannelPool, addr: &str, timeout: Duration, claims: &ClosedClaims) -> bool {
     let Some(mut client) = client(pool, addr) else {
         return false;
     };
     let envelope = Envelope {
         group_id: 0,
-        payload: Vec::new(),
+        payload: if claims.groups.is_empty() {
+            Vec::new()
+        } else {
+            encode(claims)
+        },
         target_replica: 0,
     };
     matches!(

@@ -149,6 +149,11 @@ impl RaftRpc for RaftService {
 
     async fn ping(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let envelope = request.into_inner();
+        // An empty ping (no group led by the sender has a replica here) carries no claims.
+        if !envelope.payload.is_empty() {
+            let claims: crate::quiescence::ClosedClaims = decode(&envelope.payload)?;
+            crate::quiescence::take_claims(&self.groups, &claims);
+        }
         Ok(reply::<u64, String>(
             envelope.group_id,
             Ok(self.groups.len() as u64),

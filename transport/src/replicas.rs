@@ -3,10 +3,10 @@
 //! router reads and writes through them, quiescence parks and wakes them,
 //! and the API reports on them; none of these needs more than this module.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use raft_store::{Raft, SharedState};
 
@@ -24,6 +24,43 @@ pub struct GroupReplica {
     pub snapshot_dir: Arc<Path>,
     /// Whether this replica's timers are parked (see [`crate::quiescence`]).
     pub quiet: Arc<AtomicBool>,
+    /// What the group's leader has told this replica about how current it
+    /// is (see [`Closed`]).
+    closed: Arc<Mutex<Closed>>,
+}
+
+/// Claims kept while the replica has not applied up to them.
+const PENDING_CLAIMS: usize = 8;
+
+/// A replica's *closed time*: a leader-stamped wall-clock time T such that
+/// this replica has applied every entry the group committed before T. Reads
+/// from the replica reflect every write acknowledged before T, so
+/// `now - T` bounds their staleness (plus the clocks' offset; see
+/// ARCHITECTURE.md, "Reading from a replica").
+///
+/// Two sources advance it: the stamp of every applied entry (entries are
+/// stamped by their leader and applied in order), and the leader's claims
+/// "at time T my commit index was C", carried by node pings
+/// (`quiescence::ClosedClaims`), which a replica holds until it has
+/// applied C.
+#[derive(Debug, Default)]
+struct Closed {
+    /// The newest claim time this replica has applied up to.
+    satisfied_ms: u64,
+    /// Claims not reached yet, oldest first: (commit index, time).
+    pending: VecDeque<(u64, u64)>,
+}
+
+impl Closed {
+    fn settle(&mut self, applied: Option<u64>) {
+        while let Some(&(commit, at_ms)) = self.pending.front() {
+            if applied.is_none_or(|a| a < commit) {
+                break;
+            }
+            self.satisfied_ms = self.satisfied_ms.max(at_ms);
+            self.pending.pop_front();
+        }
+    }
 }
 
 impl GroupReplica {
@@ -43,7 +80,46 @@ impl GroupReplica {
             state,
             snapshot_dir: Arc::from(snapshot_dir),
             quiet: Arc::new(AtomicBool::new(parked)),
+            closed: Arc::default(),
         }
+    }
+
+    fn applied_index(&self) -> Option<u64> {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|id| id.index)
+    }
+
+    /// Takes the leader's claim that at `at_ms` its commit index was `commit`.
+    pub fn note_claim(&self, commit: u64, at_ms: u64) {
+        let applied = self.applied_index();
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        if closed
+            .pending
+            .back()
+            .is_some_and(|&(c, t)| c >= commit && t >= at_ms)
+        {
+            return;
+        }
+        closed.pending.push_back((commit, at_ms));
+        if closed.pending.len() > PENDING_CLAIMS {
+            closed.pending.pop_front();
+        }
+        closed.settle(applied);
+    }
+
+    /// This replica's closed time in Unix milliseconds (0: it knows none),
+    /// and the log index it has applied, read together: the closed time
+    /// holds for the state at (at least) that index.
+    pub fn closed(&self) -> (u64, Option<u64>) {
+        let applied = self.applied_index();
+        let stamp = self.state.read().clock_ms();
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        closed.settle(applied);
+        (closed.satisfied_ms.max(stamp), applied)
     }
 
     /// Restarts the replica's timers if they were parked. Cheap when awake.
@@ -125,5 +201,31 @@ impl Groups {
             .unwrap_or_else(|p| p.into_inner())
             .get(&group_id)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_counts_once_its_commit_index_is_applied() {
+        let mut closed = Closed::default();
+        closed.pending.push_back((10, 1_000));
+        closed.pending.push_back((12, 1_500));
+        closed.settle(Some(9));
+        assert_eq!(closed.satisfied_ms, 0, "index 10 not applied yet");
+        closed.settle(Some(11));
+        assert_eq!(closed.satisfied_ms, 1_000);
+        assert_eq!(closed.pending.len(), 1);
+        closed.settle(Some(20));
+        assert_eq!(closed.satisfied_ms, 1_500);
+        assert!(closed.pending.is_empty());
+        // An older claim reached later never moves the closed time back.
+        closed.pending.push_back((5, 900));
+        closed.settle(Some(20));
+        assert_eq!(closed.satisfied_ms, 1_500);
+        closed.settle(None);
+        assert_eq!(closed.satisfied_ms, 1_500);
     }
 }
