@@ -26,6 +26,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::cache;
+use crate::freshness::{self, Level, Plan};
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, dto, event_id, parse_id, read,
     render, request_id,
@@ -351,6 +352,10 @@ pub(crate) struct SearchQuery {
     to_ms: Option<u64>,
     cursor: Option<String>,
     limit: Option<u32>,
+    /// Default `bounded`: this node's replica answers when within the bound.
+    consistency: Option<String>,
+    max_staleness_ms: Option<u64>,
+    fallback: Option<String>,
 }
 
 fn parse_cursor(cursor: &str) -> Result<(u64, EventId), Problem> {
@@ -368,6 +373,18 @@ pub(crate) async fn search(
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult {
     let limit = check_limit(query.limit)?;
+    let level = Level::asked(
+        &ReadOptions {
+            consistency: query.consistency.clone(),
+            max_staleness_ms: query.max_staleness_ms,
+            fallback: query.fallback.clone(),
+            currency: None,
+        },
+        Level::Bounded {
+            max_staleness_ms: crate::freshness::DEFAULT_MAX_STALENESS_MS,
+            fallback_to_leader: true,
+        },
+    )?;
     if let (Some(from), Some(to)) = (query.from_ms, query.to_ms)
         && from >= to
     {
@@ -397,9 +414,15 @@ pub(crate) async fn search(
         // answer (a listing shows `ended` up to a second late).
         now_ms: now_ms() / 1000 * 1000,
     };
-    // The index is read before the query runs: the answer reflects it or a
-    // later one, so the cached answer is never older than its key (`cache`).
-    let applied = as_of_index(&state);
+    let query = Query::Catalog(CatalogQuery::Search(search.clone()));
+    let plan = freshness::plan(&state, level, &query)?;
+    // From this node's replica, the index is read before the query runs:
+    // the answer reflects it or a later one, so the cached answer is never
+    // older than its key (`cache`). The leader's answers are not cached.
+    let applied = match &plan {
+        Plan::Here(..) => as_of_index(&state),
+        _ => None,
+    };
     let key = applied.map(|applied| cache::Key {
         kind: "search",
         group: META_GROUP,
@@ -407,12 +430,17 @@ pub(crate) async fn search(
         also: (0, 0),
         request: serde_json::to_string(&search).unwrap_or_default(),
     });
-    if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
-        return Ok(cache::json_response(body));
-    }
-    let QueryResult::Catalog(CatalogAnswer::Search(page)) =
-        local(&state, Query::Catalog(CatalogQuery::Search(search))).await?
-    else {
+    let (answer, freshness) = match plan {
+        Plan::Here(replica, freshness) => {
+            if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
+                return Ok(freshness.respond(cache::json_response(body)));
+            }
+            (replica.state.query(&query), freshness)
+        }
+        Plan::Leader(freshness) => (state.router.query(query).await?, freshness),
+        Plan::Nothing(freshness) => (query.nothing(), freshness),
+    };
+    let QueryResult::Catalog(CatalogAnswer::Search(page)) = answer else {
         return Err(Problem::internal("unexpected answer to a search"));
     };
     let next = page.next.map(|(start, event)| format!("{start}.{}", event.0));
@@ -421,7 +449,7 @@ pub(crate) async fn search(
     if let Some(key) = key {
         state.cache.put(key, body.clone());
     }
-    Ok(cache::json_response(body))
+    Ok(freshness.respond(cache::json_response(body)))
 }
 
 /// `GET /v1/me/orders`: the caller's orders in every group, newest first.

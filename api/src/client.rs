@@ -62,9 +62,16 @@ pub struct Answer {
     pub retries: u32,
     /// The node index that answered.
     pub node: usize,
+    /// Every header of the answer (the read-freshness ones, for example).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Answer {
+    /// A header's value as a number (`Boxoffice-Staleness-Ms`, ...).
+    pub fn header_number(&self, name: &str) -> Option<u64> {
+        self.headers.get(name)?.to_str().ok()?.parse().ok()
+    }
+
     /// The problem's stable code, or `""` for a success.
     pub fn code(&self) -> &str {
         self.body.get("code").and_then(Value::as_str).unwrap_or("")
@@ -392,10 +399,12 @@ impl<'a> RequestBuilder<'a> {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let headers = response.headers().clone();
         match response.text().await {
             Ok(text) => Try::Answered(Answer {
                 status,
                 content_type,
+                headers,
                 body: serde_json::from_str(&text).unwrap_or(Value::Null),
                 text,
                 retries: 0,
@@ -435,6 +444,7 @@ mod tests {
             body,
             retries: 0,
             node: 0,
+            headers: reqwest::header::HeaderMap::new(),
         }
     }
 

@@ -6,10 +6,11 @@ use booking::{Command, EventAnswer, EventCommand, EventId, EventQuery, Query, Qu
 use serde::Deserialize;
 
 use crate::cache;
+use crate::freshness::{self, Level, Plan};
 use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, applied_index, catalog,
-    dto, event_id, read, render, request_id,
+    dto, event_id, render, request_id,
 };
 
 #[derive(Deserialize)]
@@ -110,23 +111,33 @@ pub(crate) async fn get_event(
 ) -> ApiResult {
     let event = event_id(&raw_event)?;
     let query = Query::Event(event, EventQuery::View);
+    let level = Level::asked(&options, Level::Linearizable)?;
+    let plan = freshness::plan(&state, level, &query)?;
     // A seat map from this node's own replica is cached (`cache`); one read
     // through the leader is not, since it answers for the leader's index.
     // The key's indexes are read before anything the answer is made of.
-    let key = (options.consistency.as_deref() == Some("local"))
-        .then(|| seat_map_key(&state, event, options.currency.as_deref()))
-        .flatten();
-    if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
-        return Ok(cache::json_response(body));
-    }
+    let key = match &plan {
+        Plan::Here(..) => seat_map_key(&state, event, options.currency.as_deref()),
+        _ => None,
+    };
+    let (answer, freshness) = match plan {
+        Plan::Here(replica, freshness) => {
+            if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
+                return Ok(freshness.respond(cache::json_response(body)));
+            }
+            (replica.state.query(&query), freshness)
+        }
+        Plan::Leader(freshness) => (state.router.query(query).await?, freshness),
+        Plan::Nothing(freshness) => (query.nothing(), freshness),
+    };
     let display = Display::asked(&state, options.currency.as_deref()).await?;
-    match read(&state, &options, query).await? {
+    match answer {
         QueryResult::Event(EventAnswer::View(Some(view))) => {
             let mut event = dto::Event::from(view);
             if let Some(display) = &display {
                 display.event(&mut event)?;
             }
-            Ok(cached(&state, key, &event))
+            Ok(freshness.respond(cached(&state, key, &event)))
         }
         _ => Err(Problem::not_found("unknown_event", "no such event")),
     }

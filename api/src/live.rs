@@ -184,16 +184,9 @@ pub(crate) async fn live(
         let nodes: Vec<String> = state
             .router
             .with_local_map(|map| {
-                map.groups
-                    .get(&group)
-                    .map(|info| {
-                        info.voters
-                            .values()
-                            .chain(info.learners.values())
-                            .filter_map(|node| map.nodes.get(node).map(|n| n.http_addr.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                map.replicas_of(group)
+                    .filter_map(|(_, node)| map.nodes.get(&node).map(|n| n.http_addr.clone()))
+                    .collect()
             })
             .unwrap_or_default();
         return Err(Problem::new(

@@ -108,8 +108,8 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
         .with_local_map(|map| {
             let carried = map
                 .groups
-                .values()
-                .filter(|g| g.replica_on(node_id).is_some())
+                .keys()
+                .filter(|g| map.replica_on(**g, node_id).is_some())
                 .count();
             (map.is_initialised(), map.epoch(), carried + 1)
         })
@@ -300,6 +300,10 @@ fn cluster_view(state: &AppState, internal: bool) -> Value {
                 "group_id": id,
                 "home_region": g.home_region,
                 "voters": g.voters.iter().map(|(r, n)| json!({ "replica_id": r, "node_id": n })).collect::<Vec<_>>(),
+                "read_replicas": map
+                    .read_replicas_of(*id)
+                    .map(|(r, n)| json!({ "replica_id": r, "node_id": n }))
+                    .collect::<Vec<_>>(),
                 "dedicated_to": g.dedicated_to,
                 "events": g.events,
             })
@@ -327,6 +331,7 @@ fn cluster_view(state: &AppState, internal: bool) -> Value {
         "map_epoch": map.epoch(),
         "nodes": nodes,
         "groups": groups,
+        "read_replicas": map.policy().read_replicas,
         "events_placed": map.placements.len(),
         "replicas": local,
     })

@@ -12,6 +12,7 @@ use booking::{
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::freshness::Level;
 use crate::{AppState, Caller, Problem, auth, dto};
 
 pub(crate) type ApiResult = Result<HttpResponse, Problem>;
@@ -204,7 +205,12 @@ pub(crate) fn render(response: Response) -> ApiResult {
 
 #[derive(Deserialize, Default)]
 pub(crate) struct ReadOptions {
+    /// `linearizable`, `bounded` or `local` (see `freshness`).
     pub(crate) consistency: Option<String>,
+    /// With `consistency=bounded`: how far behind the leader an answer may be.
+    pub(crate) max_staleness_ms: Option<u64>,
+    /// With `consistency=bounded`: `leader` (default) or `none`.
+    pub(crate) fallback: Option<String>,
     /// Show prices also in this currency (`?currency=JPY`).
     pub(crate) currency: Option<String>,
 }
@@ -218,20 +224,15 @@ pub(crate) fn applied_index(state: &AppState, group: booking::GroupId) -> Option
     metrics.borrow_watched().last_applied.map(|log_id| log_id.index)
 }
 
-/// Runs a read: linearizable through the leader by default, or this node's
-/// replica with `?consistency=local`.
+/// Runs a read: linearizable through the leader by default, or at the
+/// level `?consistency=` asks for (see `freshness`).
 pub(crate) async fn read(
     state: &AppState,
     options: &ReadOptions,
     query: Query,
 ) -> Result<QueryResult, Problem> {
-    match options.consistency.as_deref() {
-        None | Some("linearizable") => Ok(state.router.query(query).await?),
-        Some("local") => Ok(state.router.query_local(query).await?),
-        Some(other) => Err(Problem::invalid(format!(
-            "consistency must be 'linearizable' or 'local', got {other:?}"
-        ))),
-    }
+    let level = Level::asked(options, Level::Linearizable)?;
+    Ok(crate::freshness::read(state, level, query).await?.0)
 }
 
 pub(crate) fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, what: &str) -> ApiResult {

@@ -34,8 +34,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
+    /// Number of nodes (node i in the i-th region, round robin: the default is
+    /// three regions of three nodes, as `cockroach demo --global`).
+    #[arg(long, default_value_t = 9)]
     pub nodes: usize,
     /// Directory for configs, data and logs; an old demo in it is wiped on start.
     #[arg(long, default_value = "./.demo")]
@@ -80,13 +81,13 @@ pub async fn run(opts: DemoOptions, binary: PathBuf) -> anyhow::Result<()> {
     }
     eprintln!("starting {} nodes; logs in {}", opts.nodes, base_dir.display());
 
-    let outcome = serve_until_signal(&mut cluster).await;
+    let outcome = serve_until_signal(&mut cluster, &regions).await;
     eprintln!("stopping the demo cluster");
     cluster.stop_all().await?;
     outcome
 }
 
-async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
+async fn serve_until_signal(cluster: &mut LocalCluster, regions: &[RegionId]) -> anyhow::Result<()> {
     let leader = cluster.wait_ready(READY_TIMEOUT).await?;
     // The sample event is homed by its venue's country, which the region
     // table decides: wait until the nodes have put the table in the map.
@@ -98,7 +99,7 @@ async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         launcher::regions_described,
     )
     .await?;
-    create_demo_event(&cluster.http_url(leader)).await?;
+    create_demo_event(&cluster.http_url(leader), regions).await?;
     print_instructions(cluster, leader);
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -126,7 +127,7 @@ async fn serve_until_signal(cluster: &mut LocalCluster) -> anyhow::Result<()> {
 /// The demo's sample accounts (local demo only).
 const DEMO_PASSWORD: &str = "demo-password";
 
-async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
+async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Result<()> {
     let venue = json!({
         "name": "Demo Hall", "address": "1 Example Street", "city": "Dublin", "country": "IE", "time_zone": "Europe/Dublin",
     });
@@ -141,6 +142,39 @@ async fn create_demo_event(leader_url: &str) -> anyhow::Result<()> {
     });
     let body = json!({ "event_id": DEMO_EVENT_ID, "spec": api::dto::EventSpec::from(booking::EventSpec::demo_venue()), "listing": listing });
     demo_post(leader_url, "/v1/events", "demo-create-event-1", body).await?;
+    // One more show homed in each other demo region the cluster has.
+    for (event_id, region, venue) in [
+        (
+            2,
+            "us-east",
+            json!({ "name": "Harbor Stage", "address": "2 Pier Road", "city": "New York", "country": "US", "time_zone": "America/New_York" }),
+        ),
+        (
+            3,
+            "ap-south",
+            json!({ "name": "Marine Drive Arena", "address": "3 Sea Face", "city": "Mumbai", "country": "IN", "time_zone": "Asia/Kolkata" }),
+        ),
+    ] {
+        if !regions.iter().any(|r| r.as_str() == region) {
+            continue;
+        }
+        let venue_id =
+            demo_post(leader_url, "/v1/venues", &format!("demo-venue-{event_id}"), venue).await?["venue_id"]
+                .clone();
+        let listing = json!({
+            "description": format!("A sample show homed in {region}"), "category": "concert", "performers": ["The Demo Band"],
+            "venue_id": venue_id, "starts_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000,
+            "ends_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000 + 3 * 3600 * 1000,
+        });
+        let body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(booking::EventSpec::demo_venue()), "listing": listing });
+        demo_post(
+            leader_url,
+            "/v1/events",
+            &format!("demo-create-event-{event_id}"),
+            body,
+        )
+        .await?;
+    }
     let organiser = json!({
         "email": "organiser@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Demo Organiser", "role": "admin",
     });
@@ -202,7 +236,8 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
     );
     for id in cluster.node_ids() {
         println!(
-            "  node {id}: {}   (log: {})",
+            "  node {id} ({}): {}   (log: {})",
+            cluster.config(id).region,
             cluster.http_url(id),
             cluster.log_path(id).display()
         );
@@ -275,8 +310,11 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
     println!();
     println!("  # the organiser is organiser@demo.boxoffice.dev with the same password");
     println!();
-    println!("  # compare one replica's own state with the leader's");
-    println!("  curl -s '{third}/v1/events/{DEMO_EVENT_ID}?consistency=local'");
+    println!("  # the Dublin seat map from another region's own replica, and how fresh it is");
+    println!(
+        "  curl -s -D - -o /dev/null '{third}/v1/events/{DEMO_EVENT_ID}?consistency=bounded&max_staleness_ms=2000' | grep -i '^boxoffice-'"
+    );
+    println!("  curl -s '{third}/v1/events/{DEMO_EVENT_ID}?consistency=local'   # whatever that replica has");
     println!();
     println!("Press Ctrl-C to stop the cluster.");
 }

@@ -5,7 +5,8 @@
 //! in the first region (a venue in its country), and then, while an on-sale
 //! books seats through the home region, reads from every region's own node:
 //! searches (the catalog replica, through the read cache) and seat maps with
-//! `?consistency=local` (the node's replica of the event group). It also
+//! `?consistency=bounded` (the node's replica of the event group, a voter at
+//! home and a read replica abroad, while it is within the default bound). It also
 //! books one seat at a time through a home node and through a node of each
 //! other region. It prints, per region, read latency p50/p99, the read
 //! cache's hit ratio over the run, and booking latency; nothing is compared
@@ -34,8 +35,9 @@ pub struct RegionBenchOptions {
     /// Regions, comma separated; the event is homed in the first.
     #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east,ap-south")]
     pub regions: Vec<String>,
-    /// Nodes in each region.
-    #[arg(long, default_value_t = 1)]
+    /// Nodes in each region (with three or more, a group's voters all sit at
+    /// home and the other regions read from its read replicas).
+    #[arg(long, default_value_t = 3)]
     pub nodes_per_region: usize,
     /// Simulated one-way delay between regions, ms.
     #[arg(long, default_value_t = 150)]
@@ -67,8 +69,10 @@ pub async fn run(opts: RegionBenchOptions, binary: PathBuf) -> anyhow::Result<()
     let base_dir = launcher::prepare_base_dir(&opts.base_dir)?;
     let addrs = launcher::ephemeral_addrs(nodes)?;
     let tuning = RaftTuning::default().over_wan(opts.wan_ms);
+    // Two groups per region: the first keeps the region's accounts (and no
+    // replica abroad), the event goes to the second.
     let layout = ClusterLayout {
-        groups_per_region: 1,
+        groups_per_region: 2,
         ..ClusterLayout::default()
     };
     let wan_ms = opts.wan_ms;
@@ -203,6 +207,9 @@ async fn measure(
         let hits_before = cache_counters(&node).await?;
         let mut search = new_histogram();
         let mut seat_map = new_histogram();
+        // Observed staleness of the seat maps served by the node's own replica, ms.
+        let mut staleness = hdrhistogram::Histogram::<u64>::new(3)?;
+        let mut served_here = 0u32;
         let mut currency = String::new();
         for _ in 0..opts.reads {
             let started = Instant::now();
@@ -214,13 +221,19 @@ async fn measure(
             );
             record(&mut search, started.elapsed());
             let started = Instant::now();
-            let answer = node.get("/v1/events/1?consistency=local").send().await?;
+            let answer = node.get("/v1/events/1?consistency=bounded").send().await?;
             ensure!(
                 answer.status.is_success(),
                 "seat map in {region}: {}",
                 answer.status
             );
             record(&mut seat_map, started.elapsed());
+            if answer.header_number("boxoffice-served-by") == Some(id) {
+                served_here += 1;
+            }
+            if let Some(ms) = answer.header_number("boxoffice-staleness-ms") {
+                staleness.saturating_record(ms);
+            }
             currency = answer.body["tiers"][0]["display_price"]["currency"]
                 .as_str()
                 .unwrap_or("EUR")
@@ -228,14 +241,22 @@ async fn measure(
         }
         let (hits, misses) = cache_counters(&node).await?;
         let hit_ratio = ratio(hits - hits_before.0, misses - hits_before.1);
+        let (stale_p50, stale_p99) = (
+            staleness.value_at_quantile(0.5),
+            staleness.value_at_quantile(0.99),
+        );
         println!(
-            "  {region:<14} node {id}: search {}; seat map {}; shown in {currency}; cache hits {:.0}%",
+            "  {region:<14} node {id}: search {}; seat map {} ({served_here}/{} from its own replica, \
+             staleness p50 {stale_p50} ms p99 {stale_p99} ms); shown in {currency}; cache hits {:.0}%",
             line(&search),
             line(&seat_map),
+            opts.reads,
             hit_ratio * 100.0
         );
         report.push(json!({
             "region": region, "node": id, "search": summary(&search), "seat_map": summary(&seat_map),
+            "seat_map_served_here": served_here,
+            "staleness_ms": { "p50": stale_p50, "p99": stale_p99 },
             "display_currency": currency, "cache_hit_ratio": (hit_ratio * 1000.0).round() / 1000.0,
         }));
     }

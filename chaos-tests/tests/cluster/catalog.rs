@@ -41,6 +41,7 @@ async fn scenario() -> anyhow::Result<()> {
     let layout = ClusterLayout {
         groups_per_region: 1,
         replication: 3,
+        ..ClusterLayout::default()
     };
     let regions = [RegionId::new("eu-west")?, RegionId::new("us-east")?];
     let test =

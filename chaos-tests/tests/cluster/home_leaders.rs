@@ -1,7 +1,9 @@
 //! Leaders live in their group's home region, and come home after a failover.
 //!
-//! Three nodes in three regions, one data group homed in each. Every group must be
-//! led from its home region. An event homed in `us-east` is booked; the `us-east` node
+//! Three nodes in three regions, two data groups homed in each. Every group must be
+//! led from its home region. (The first of each region keeps its accounts, whose
+//! only voter stays in the region; the event goes to the second, whose voters
+//! span all three.) An event homed in `us-east` is booked; the `us-east` node
 //! is killed, so its group's leadership moves abroad and bookings continue through the
 //! other regions; when the node is back and caught up, leadership must return to it
 //! without an operator, and the bookings made meanwhile must be intact.
@@ -30,8 +32,9 @@ async fn scenario() -> anyhow::Result<()> {
         .map(|r| RegionId::new(r).expect("a valid region"))
         .to_vec();
     let layout = ClusterLayout {
-        groups_per_region: 1,
+        groups_per_region: 2,
         replication: 3,
+        ..ClusterLayout::default()
     };
     let mut test =
         TestCluster::start_in_regions(3, RaftTuning::default(), layout, &regions, READY_TIMEOUT).await?;
@@ -51,7 +54,7 @@ async fn scenario() -> anyhow::Result<()> {
             )
         })
         .collect();
-    ensure!(groups.len() == 3, "groups: {groups:?}");
+    ensure!(groups.len() == 6, "groups: {groups:?}");
     for (group, home) in &groups {
         eventually("a leader at home", Duration::from_secs(30), async || {
             Ok(test
@@ -70,11 +73,13 @@ async fn scenario() -> anyhow::Result<()> {
             .await?,
         "create",
     )?;
-    let group = groups
+    let group = client.cluster(1).await?["groups"]
+        .as_array()
+        .context("groups")?
         .iter()
-        .find(|(_, home)| home == HOME)
-        .map(|(g, _)| *g)
-        .context("no group homed in us-east")?;
+        .find(|g| g["home_region"] == HOME && g["events"] == 1)
+        .and_then(|g| g["group_id"].as_u64())
+        .context("no us-east group holds the event")?;
     let home_node: NodeId = 2;
     ensure!(
         test.cluster.group_leader(group).await == Some(home_node),

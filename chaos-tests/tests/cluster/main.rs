@@ -15,6 +15,7 @@ mod membership;
 mod multi_group;
 mod prices;
 mod quiet_groups;
+mod read_replicas;
 mod restart_all;
 mod security;
 mod snapshot_catchup;

@@ -32,6 +32,7 @@ async fn scenario() -> anyhow::Result<()> {
     let layout = ClusterLayout {
         groups_per_region: GROUPS,
         replication: 3,
+        ..ClusterLayout::default()
     };
     let mut test = TestCluster::start_with_layout(3, RaftTuning::default(), layout, READY_WITHIN).await?;
     let client = test.client.clone();

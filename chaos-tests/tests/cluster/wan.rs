@@ -34,8 +34,10 @@ async fn scenario() -> anyhow::Result<()> {
         RegionId::new("us-east")?,
         RegionId::new("ap-south")?,
     ];
+    // Two groups per region: the first keeps the region's accounts on its
+    // one node there; the event goes to the second, whose voters span the regions.
     let layout = ClusterLayout {
-        groups_per_region: 1,
+        groups_per_region: 2,
         ..ClusterLayout::default()
     };
     let tuning = RaftTuning::default().over_wan(ONE_WAY_MS);
