@@ -437,8 +437,7 @@ pub(crate) async fn search(
             }
             (replica.state.query(&query), freshness)
         }
-        Plan::Leader(freshness) => (state.router.query(query).await?, freshness),
-        Plan::Nothing(freshness) => (query.nothing(), freshness),
+        other => freshness::answer(&state, other, query).await?,
     };
     let QueryResult::Catalog(CatalogAnswer::Search(page)) = answer else {
         return Err(Problem::internal("unexpected answer to a search"));

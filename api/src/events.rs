@@ -127,8 +127,7 @@ pub(crate) async fn get_event(
             }
             (replica.state.query(&query), freshness)
         }
-        Plan::Leader(freshness) => (state.router.query(query).await?, freshness),
-        Plan::Nothing(freshness) => (query.nothing(), freshness),
+        other => freshness::answer(&state, other, query).await?,
     };
     let display = Display::asked(&state, options.currency.as_deref()).await?;
     match answer {

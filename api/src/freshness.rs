@@ -159,13 +159,27 @@ impl Freshness {
 /// What this node's replica of `group` can say about itself now.
 fn local_freshness(state: &AppState, replica: &transport::replicas::GroupReplica, level: Level) -> Freshness {
     let (closed_ms, index) = replica.closed();
+    replica_freshness(state.router.node_id(), closed_ms, index, level)
+}
+
+fn replica_freshness(node: u64, closed_ms: u64, index: Option<u64>, level: Level) -> Freshness {
     let closed_ms = (closed_ms > 0).then_some(closed_ms);
     Freshness {
         level: level.name(),
-        served_by: Some(state.router.node_id()),
+        served_by: Some(node),
         index,
         closed_ms,
         staleness_ms: closed_ms.map(|closed| transport::wall_clock_ms().saturating_sub(closed)),
+    }
+}
+
+/// Whether `freshness` passes `level`'s bound (always, but for `bounded`).
+fn within(level: Level, freshness: &Freshness) -> bool {
+    match level {
+        Level::Bounded { max_staleness_ms, .. } => {
+            freshness.staleness_ms.is_some_and(|s| s <= max_staleness_ms)
+        }
+        Level::Linearizable | Level::Local => true,
     }
 }
 
@@ -173,6 +187,10 @@ fn local_freshness(state: &AppState, replica: &transport::replicas::GroupReplica
 pub(crate) enum Plan {
     /// By this node's replica, which is fresh enough for the level.
     Here(transport::replicas::GroupReplica, Freshness),
+    /// By the replica of a node in this node's region (lowest id first),
+    /// while this node has none: a region's read replica of a group sits on
+    /// one of its nodes.
+    Neighbour(Vec<u64>, booking::GroupId, Level),
     /// By the group's leader (through the router).
     Leader(Freshness),
     /// By nobody: the query has an empty answer (`Query::nothing`).
@@ -185,50 +203,77 @@ pub(crate) fn plan(state: &AppState, level: Level, query: &Query) -> Result<Plan
     let Some(group) = router.local_group(query) else {
         return Ok(Plan::Nothing(Freshness::leader(level)));
     };
-    let replica = match (level, group.and_then(|g| router.groups().get(g))) {
-        (Level::Linearizable, _) => None,
-        (_, Some(replica)) => Some(replica),
-        (
-            Level::Bounded {
-                max_staleness_ms,
-                fallback_to_leader: false,
-            },
-            None,
-        ) => {
-            // (An event this node's map has not placed yet is the leader's to answer.)
-            if let Some(group) = group {
-                return Err(too_stale(
-                    group,
-                    None,
-                    max_staleness_ms,
-                    "this node has no replica of the group",
-                ));
-            }
-            None
-        }
-        (_, None) => None,
-    };
-    let Some(replica) = replica else {
-        return Ok(Plan::Leader(Freshness::leader(level)));
-    };
-    let freshness = local_freshness(state, &replica, level);
-    if let Level::Bounded {
-        max_staleness_ms,
-        fallback_to_leader,
-    } = level
-        && freshness.staleness_ms.is_none_or(|s| s > max_staleness_ms)
-    {
-        if !fallback_to_leader {
-            return Err(too_stale(
-                replica.group_id,
-                freshness.staleness_ms,
-                max_staleness_ms,
-                "this node's replica cannot show it is within the bound",
-            ));
-        }
+    if level == Level::Linearizable {
         return Ok(Plan::Leader(Freshness::leader(level)));
     }
+    // (An event this node's map has not placed yet is the leader's to answer.)
+    let Some(group) = group else {
+        return Ok(Plan::Leader(Freshness::leader(level)));
+    };
+    let Some(replica) = router.groups().get(group) else {
+        let neighbours = router.neighbours_with(group);
+        if !neighbours.is_empty() {
+            return Ok(Plan::Neighbour(neighbours, group, level));
+        }
+        let nobody = Freshness::leader(level);
+        return beyond_bound(level, group, &nobody, "no replica in this region").map(Plan::Leader);
+    };
+    let freshness = local_freshness(state, &replica, level);
+    if !within(level, &freshness) {
+        return beyond_bound(level, group, &freshness, "this node's replica").map(Plan::Leader);
+    }
     Ok(Plan::Here(replica, freshness))
+}
+
+/// A replica missed a bounded read's bound: the leader's turn, or (with
+/// `fallback=none`) a refusal.
+fn beyond_bound(
+    level: Level,
+    group: booking::GroupId,
+    freshness: &Freshness,
+    whose: &str,
+) -> Result<Freshness, Problem> {
+    match level {
+        Level::Bounded {
+            max_staleness_ms,
+            fallback_to_leader: false,
+        } => Err(too_stale(
+            group,
+            freshness.staleness_ms,
+            max_staleness_ms,
+            &format!("{whose} cannot show it is within the bound"),
+        )),
+        _ => Ok(Freshness::leader(level)),
+    }
+}
+
+/// Answers `query` the way `plan` says.
+pub(crate) async fn answer(
+    state: &AppState,
+    plan: Plan,
+    query: Query,
+) -> Result<(QueryResult, Freshness), Problem> {
+    match plan {
+        Plan::Here(replica, freshness) => Ok((replica.state.query(&query), freshness)),
+        Plan::Nothing(freshness) => Ok((query.nothing(), freshness)),
+        Plan::Leader(freshness) => Ok((state.router.query(query).await?, freshness)),
+        Plan::Neighbour(nodes, group, level) => {
+            let mut last = Freshness::leader(level);
+            for node in nodes {
+                // A neighbour that cannot answer is skipped; the leader is the last resort.
+                let Ok(Some(reply)) = state.router.read_from_replica_on(node, group, &query).await else {
+                    continue;
+                };
+                let freshness = replica_freshness(node, reply.closed_ms, reply.index, level);
+                if within(level, &freshness) {
+                    return Ok((reply.result, freshness));
+                }
+                last = freshness;
+            }
+            let freshness = beyond_bound(level, group, &last, "the region's replicas")?;
+            Ok((state.router.query(query).await?, freshness))
+        }
+    }
 }
 
 /// Runs `query` at `level` and says where its answer came from.
@@ -237,11 +282,8 @@ pub(crate) async fn read(
     level: Level,
     query: Query,
 ) -> Result<(QueryResult, Freshness), Problem> {
-    match plan(state, level, &query)? {
-        Plan::Here(replica, freshness) => Ok((replica.state.query(&query), freshness)),
-        Plan::Leader(freshness) => Ok((state.router.query(query).await?, freshness)),
-        Plan::Nothing(freshness) => Ok((query.nothing(), freshness)),
-    }
+    let plan = plan(state, level, &query)?;
+    answer(state, plan, query).await
 }
 
 fn too_stale(group: booking::GroupId, staleness: Option<u64>, max: u64, why: &str) -> Problem {

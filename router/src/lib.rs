@@ -29,12 +29,12 @@ use std::time::Duration;
 
 use booking::{
     AccountQuery, CatalogQuery, ClusterMap, Command, CustomerId, EventCommand, EventId, GroupId, META_GROUP,
-    MapAnswer, MapCommand, MapQuery, MapSuccess, Query, QueryResult, RegionId, Rejection, ReplicaId,
+    MapAnswer, MapCommand, MapQuery, MapSuccess, NodeId, Query, QueryResult, RegionId, Rejection, ReplicaId,
     RequestId, Response, Success,
 };
 use openraft::async_runtime::WatchReceiver;
 use transport::booking_service::{
-    BookingPeer, ForwardedWrite, LeaderReply, ManageOp, ManageOutcome, PeerError,
+    BookingPeer, ForwardedWrite, LeaderReply, ManageOp, ManageOutcome, PeerError, ReplicaAnswer,
 };
 use transport::channels::ChannelPool;
 use transport::replicas::{GroupReplica, Groups};
@@ -309,6 +309,45 @@ impl Router {
         Some(group)
     }
 
+    /// The nodes of this node's region, other than itself, with a replica of
+    /// `group` (voter or read replica), lowest id first: where a read that
+    /// may be served by a replica goes when this node has none.
+    pub fn neighbours_with(&self, group: GroupId) -> Vec<NodeId> {
+        self.with_local_map(|map| {
+            let mut nodes: Vec<NodeId> = map
+                .replicas_of(group)
+                .map(|(_, node)| node)
+                .filter(|node| {
+                    *node != self.node_id && map.nodes.get(node).is_some_and(|n| n.region == self.region)
+                })
+                .collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            nodes
+        })
+        .unwrap_or_default()
+    }
+
+    /// Reads `query` from node `node`'s own replica of `group`: `Ok(None)`
+    /// if it has none (it was moved away since this node's map).
+    pub async fn read_from_replica_on(
+        &self,
+        node: NodeId,
+        group: GroupId,
+        query: &Query,
+    ) -> Result<Option<ReplicaAnswer>, RouteError> {
+        let unavailable = |reason: String| RouteError::Unavailable { reason };
+        let addr = self
+            .with_local_map(|map| map.nodes.get(&node).map(|n| n.grpc_addr.clone()))
+            .flatten()
+            .ok_or_else(|| unavailable(format!("node {node} is not in the map")))?;
+        BookingPeer::new(&self.pool, &addr)
+            .map_err(|e| unavailable(e.to_string()))?
+            .read_replica(group, query, self.retrier.policy.attempt_timeout)
+            .await
+            .map_err(|e| unavailable(e.to_string()))
+    }
+
     /// Has the leader of `group` carry out a membership or leadership change.
     /// The outer error: no leader gave a definitive answer; the inner: the
     /// leader refused (for example, the change would lose quorum).
@@ -482,6 +521,16 @@ impl transport::booking_service::LeaderService for Router {
                 reason: format!("node {} has no replica of group {group_id}", self.node_id),
             },
         }
+    }
+
+    fn read_replica(&self, group_id: u64, query: &Query) -> Option<ReplicaAnswer> {
+        let replica = self.groups.get(group_id)?;
+        let (closed_ms, index) = replica.closed();
+        Some(ReplicaAnswer {
+            result: replica.state.query(query),
+            closed_ms,
+            index,
+        })
     }
 
     async fn query_as_leader(&self, group_id: u64, query: Query) -> LeaderReply<QueryResult> {

@@ -46,6 +46,17 @@ pub enum ManageOp {
     HandOffFrom { leaving: u64, to: u64 },
 }
 
+/// What a node's own replica answers to a read (the `ReadReplica` call).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaAnswer {
+    pub result: QueryResult,
+    /// The replica's closed time (Unix ms; 0: none known), see
+    /// `replicas::GroupReplica::closed`.
+    pub closed_ms: u64,
+    /// The log index it had applied before the query ran.
+    pub index: Option<u64>,
+}
+
 /// A leader's definitive answer to a [`ManageOp`]: done, or refused and why.
 pub type ManageOutcome = Result<(), String>;
 
@@ -82,6 +93,10 @@ pub trait LeaderService: Send + Sync + 'static {
         group_id: u64,
         op: ManageOp,
     ) -> impl Future<Output = LeaderReply<ManageOutcome>> + Send;
+
+    /// Answers from this node's replica of `group_id`, whatever its role;
+    /// `None` if the node has none.
+    fn read_replica(&self, group_id: u64, query: &Query) -> Option<ReplicaAnswer>;
 }
 
 pub struct BookingService<H> {
@@ -111,6 +126,17 @@ impl<H: LeaderService> Booking for BookingService<H> {
 
     async fn manage(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
         self.serve_manage(request.into_inner()).await
+    }
+
+    async fn read_replica(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+        let envelope = request.into_inner();
+        let query: Query = decode(&envelope.payload)?;
+        let answer = self.handler.read_replica(envelope.group_id, &query);
+        Ok(tonic::Response::new(Envelope {
+            group_id: envelope.group_id,
+            payload: encode(&answer),
+            target_replica: 0,
+        }))
     }
 
     async fn query(&self, request: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
@@ -180,6 +206,23 @@ impl BookingPeer {
         };
         let mut client = self.client.clone();
         let reply = call(timeout, async move { client.submit(envelope).await }).await?;
+        decode(&reply.payload).map_err(|s| PeerError::NoReply(s.message().to_owned()))
+    }
+
+    /// Reads from the peer's own replica of `group_id` (`None`: it has none).
+    pub async fn read_replica(
+        &mut self,
+        group_id: u64,
+        query: &Query,
+        timeout: Duration,
+    ) -> Result<Option<ReplicaAnswer>, PeerError> {
+        let envelope = Envelope {
+            group_id,
+            payload: encode(query),
+            target_replica: 0,
+        };
+        let mut client = self.client.clone();
+        let reply = call(timeout, async move { client.read_replica(envelope).await }).await?;
         decode(&reply.payload).map_err(|s| PeerError::NoReply(s.message().to_owned()))
     }
 

@@ -1,10 +1,10 @@
 //! Read replicas: a region without a voter of an event's group reads its
 //! seat map from a learner of its own, and says how fresh the answer is.
 //!
-//! Four nodes: three in eu-west, one in ap-south, 60 ms one way between the
-//! regions. The groups homed in eu-west have all their voters there, so the
+//! Five nodes: three in eu-west, two in ap-south, 60 ms one way between the
+//! regions. The groups homed in eu-west have all their voters there, so one
 //! ap-south node carries a non-voting read replica of each (but of none of
-//! the accounts group: personal data stays home). The test books in eu-west,
+//! the accounts group: personal data stays home), and the other reads from it. The test books in eu-west,
 //! reads the seat map in ap-south from that node's own replica (well under a
 //! round trip, served-by and as-of headers saying so), then cuts ap-south
 //! off from its home (the eu-west nodes die) and checks the three read
@@ -25,6 +25,9 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 const ONE_WAY_MS: u64 = 60;
 const EVENT: u64 = 1;
 const ABROAD: u64 = 4;
+/// The other ap-south node: it has no replica of the event's group and
+/// reads from its neighbour's.
+const NEIGHBOUR: u64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_without_voters_reads_from_its_own_replica_and_knows_how_stale() -> anyhow::Result<()> {
@@ -74,13 +77,13 @@ async fn get(http: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<R
 async fn scenario() -> anyhow::Result<()> {
     let eu = RegionId::new("eu-west")?;
     let ap = RegionId::new("ap-south")?;
-    let regions = [eu.clone(), eu.clone(), eu, ap];
+    let regions = [eu.clone(), eu.clone(), eu, ap.clone(), ap];
     let layout = ClusterLayout {
         groups_per_region: 2,
         ..ClusterLayout::default()
     };
     let tuning = RaftTuning::default().over_wan(ONE_WAY_MS);
-    let mut test = TestCluster::launch(4, tuning, layout, &regions, READY_TIMEOUT, &|config| {
+    let mut test = TestCluster::launch(5, tuning, layout, &regions, READY_TIMEOUT, &|config| {
         config.wan.one_way_ms = ONE_WAY_MS;
     })
     .await?;
@@ -207,6 +210,31 @@ async fn scenario() -> anyhow::Result<()> {
     let staleness = bounded.staleness_ms.context("no staleness")?;
     ensure!(staleness <= 3000, "staleness {staleness} ms");
 
+    // The other ap-south node has no replica of the group: it asks its
+    // neighbour's (still well under a round trip), not the leader abroad.
+    let beside = get(
+        &http,
+        &test.cluster.http_url(NEIGHBOUR),
+        &format!("/v1/events/{EVENT}?consistency=bounded&max_staleness_ms=3000&fallback=none"),
+    )
+    .await?;
+    ensure!(
+        beside.status == StatusCode::OK,
+        "{} {}",
+        beside.status,
+        beside.body
+    );
+    ensure!(
+        beside.served_by == Some(ABROAD),
+        "node {NEIGHBOUR}'s read served by {:?}",
+        beside.served_by
+    );
+    ensure!(
+        beside.took < round_trip,
+        "a neighbour's read took {:?}",
+        beside.took
+    );
+
     // Personal data stays home: a customer of ap-south registers there and
     // books the eu-west event; no eu-west node's files hold their address
     // or name (the event group keeps only the opaque customer id), while the
@@ -248,9 +276,9 @@ async fn scenario() -> anyhow::Result<()> {
         },
     )
     .await?;
-    for node in [1, 2, 3, ABROAD] {
+    for node in [1, 2, 3, ABROAD, NEIGHBOUR] {
         let hits = files_mentioning(&test, node, &[email.as_bytes(), name.as_bytes()])?;
-        if node == ABROAD {
+        if node == ABROAD || node == NEIGHBOUR {
             ensure!(
                 !hits.is_empty(),
                 "the scan finds nothing even at home: it cannot be trusted"
