@@ -23,6 +23,11 @@ pub(crate) struct CreateEventBody {
     /// Give the event a Raft group of its own (a big on-sale).
     #[serde(default)]
     dedicated_group: bool,
+    /// What the event's voters must survive: `node` (default: all at home,
+    /// fast writes) or `region` (spread over three regions, on a group of its
+    /// own: a write pays a WAN round trip, and the sale goes on when its home
+    /// region is lost).
+    survive: Option<booking::Survive>,
     /// What the catalog says about it (searchable in every region).
     listing: Option<catalog::ListingBody>,
     /// Create it as a draft: no holds, not searchable, until published.
@@ -88,7 +93,10 @@ pub(crate) async fn create_event(
                 },
             ),
             Some(home_region),
-            body.dedicated_group,
+            match body.survive {
+                Some(booking::Survive::Region) => Some(booking::Survive::Region),
+                _ => body.dedicated_group.then_some(booking::Survive::Node),
+            },
         )
         .await?;
     if response.is_ok()

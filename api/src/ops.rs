@@ -305,6 +305,7 @@ fn cluster_view(state: &AppState, internal: bool) -> Value {
                     .map(|(r, n)| json!({ "replica_id": r, "node_id": n }))
                     .collect::<Vec<_>>(),
                 "dedicated_to": g.dedicated_to,
+                "survive": if map.survive_region.contains(id) { "region" } else { "node" },
                 "events": g.events,
             })
         })

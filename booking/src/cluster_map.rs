@@ -186,6 +186,19 @@ pub enum ReadReplicas {
     None,
 }
 
+/// What a group's voters must survive (CockroachDB's ZONE and REGION goals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Survive {
+    /// All voters in the home region (when it has enough nodes): a write
+    /// needs no WAN round trip; losing the home region stops the group.
+    #[default]
+    Node,
+    /// Voters in three regions, the leader at home: a write pays one WAN
+    /// round trip, and the group keeps its quorum when any one region is lost.
+    Region,
+}
+
 /// Cluster-wide placement rules, stored as one record. A map without the
 /// record (written before placement rules existed) places as it always did,
 /// so replaying an old log gives the old answers; read replicas still
@@ -256,6 +269,13 @@ pub enum MapCommand {
         replication: u8,
         policy: PlacementPolicy,
     },
+    /// Places an event on a group of its own whose voters meet `survive`
+    /// (`Survive::Node` is `PlaceEvent` with `dedicated`).
+    PlaceDedicated {
+        event_id: EventId,
+        home_region: RegionId,
+        survive: Survive,
+    },
 }
 
 /// What a map command answers.
@@ -316,6 +336,8 @@ pub enum MapKey {
     ReadReplicas(GroupId),
     /// The placement rules.
     Policy,
+    /// A group that must survive the loss of a region.
+    SurvivesRegion(GroupId),
 }
 
 /// The map's stored records.
@@ -328,6 +350,7 @@ pub enum MapValue {
     Region(RegionInfo),
     ReadReplicas(BTreeMap<ReplicaId, NodeId>),
     Policy(PlacementPolicy),
+    SurvivesRegion,
 }
 
 /// Why the map can be in a bad state after loading records.
@@ -346,6 +369,8 @@ pub struct ClusterMap {
     pub read_replicas: BTreeMap<GroupId, BTreeMap<ReplicaId, NodeId>>,
     /// `None`: written before placement rules were recorded.
     pub policy: Option<PlacementPolicy>,
+    /// Groups whose voters span three regions ([`Survive::Region`]).
+    pub survive_region: std::collections::BTreeSet<GroupId>,
 }
 
 impl ClusterMap {
@@ -639,6 +664,11 @@ impl ClusterMap {
                 })
             }
             MapCommand::PlaceReadReplicas { adds, drops } => self.place_read_replicas(adds, drops, dirty),
+            MapCommand::PlaceDedicated {
+                event_id,
+                home_region,
+                survive,
+            } => self.place_event_surviving(*event_id, home_region, *survive, dirty),
             MapCommand::CreateGroup { home_region } => {
                 self.require_initialised()?;
                 self.require_region(home_region.as_str())?;
@@ -818,7 +848,17 @@ impl ClusterMap {
             .filter(|(id, info)| {
                 !info.draining && self.replica_on(group_id, **id).is_none() && self.may_carry(group_id, **id)
             })
-            .min_by_key(|(id, info)| (info.region != group.home_region, load[*id], **id))
+            .min_by_key(|(id, info)| {
+                // A group surviving a region's loss keeps its voters spread:
+                // regions without a voter on an open node come first.
+                let spread = self.survive_region.contains(&group_id)
+                    && group.voters.values().any(|n| {
+                        self.nodes
+                            .get(n)
+                            .is_some_and(|v| !v.draining && v.region == info.region)
+                    });
+                (spread, info.region != group.home_region, load[*id], **id)
+            })
             .map(|(id, _)| *id)
     }
 
@@ -905,6 +945,29 @@ impl ClusterMap {
         dedicated: bool,
         dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> MapResponse {
+        let survive = dedicated.then_some(Survive::Node);
+        self.place(event_id, home_region, survive, dirty)
+    }
+
+    fn place_event_surviving(
+        &mut self,
+        event_id: EventId,
+        home_region: &RegionId,
+        survive: Survive,
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
+        self.place(event_id, home_region, Some(survive), dirty)
+    }
+
+    /// Places `event_id`: on a shared group (`dedicated: None`) or a new group
+    /// of its own whose voters meet the goal.
+    fn place(
+        &mut self,
+        event_id: EventId,
+        home_region: &RegionId,
+        dedicated: Option<Survive>,
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> MapResponse {
         self.require_initialised()?;
         if let Some(group_id) = self.group_of(event_id) {
             return Ok(MapSuccess::Placed {
@@ -914,11 +977,12 @@ impl ClusterMap {
             });
         }
         self.require_region(home_region.as_str())?;
-        let group_id = if dedicated {
-            self.create_group(home_region, Some(event_id), dirty)?
-        } else {
-            self.choose_group(home_region.as_str())
-                .ok_or(Rejection::NoGroupAvailable)?
+        let group_id = match dedicated {
+            Some(Survive::Node) => self.create_group(home_region, Some(event_id), dirty)?,
+            Some(Survive::Region) => self.create_region_surviving_group(home_region, event_id, dirty)?,
+            None => self
+                .choose_group(home_region.as_str())
+                .ok_or(Rejection::NoGroupAvailable)?,
         };
         self.placements.insert(event_id, group_id);
         dirty.insert(MapKey::Placement(event_id));
@@ -990,6 +1054,91 @@ impl ClusterMap {
         chosen
     }
 
+    /// The voters of a group that survives a region's loss: the home
+    /// region's preferred node first, then the least-loaded open node of each
+    /// other region (most nodes first), until the replication factor; the
+    /// group needs open nodes in three regions.
+    pub fn choose_region_surviving_nodes(&self, home_region: &str) -> Result<Vec<NodeId>, Rejection> {
+        let ranked = self.choose_nodes(home_region);
+        let Some(&first) = ranked.first() else {
+            return Err(Rejection::NotEnoughNodes {
+                needed: 3,
+                available: 0,
+            });
+        };
+        let load = self.replica_counts();
+        let mut by_region: BTreeMap<&RegionId, Vec<NodeId>> = BTreeMap::new();
+        for (id, info) in self.nodes.iter().filter(|(_, n)| !n.draining) {
+            by_region.entry(&info.region).or_default().push(*id);
+        }
+        if by_region.len() < 3 {
+            return Err(Rejection::InvalidRequest(format!(
+                "surviving a region's loss needs open nodes in three regions; the cluster has {}",
+                by_region.len()
+            )));
+        }
+        let home = self.nodes[&first].region.clone();
+        let mut chosen = vec![first];
+        let mut covered: std::collections::BTreeSet<RegionId> = [home].into();
+        // One per other region, the least-loaded node of each, until full;
+        // then, for a replication factor above the region count, any node.
+        let mut candidates: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(id, n)| !n.draining && **id != first)
+            .map(|(id, _)| *id)
+            .collect();
+        candidates.sort_by_key(|id| (load.get(id).copied().unwrap_or(0), *id));
+        for id in &candidates {
+            if chosen.len() == usize::from(self.meta.replication).max(3) {
+                break;
+            }
+            if covered.insert(self.nodes[id].region.clone()) {
+                chosen.push(*id);
+            }
+        }
+        for id in &candidates {
+            if chosen.len() >= usize::from(self.meta.replication) {
+                break;
+            }
+            if !chosen.contains(id) {
+                chosen.push(*id);
+            }
+        }
+        Ok(chosen)
+    }
+
+    fn create_region_surviving_group(
+        &mut self,
+        home_region: &RegionId,
+        event_id: EventId,
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> Result<GroupId, Rejection> {
+        let nodes = self.choose_region_surviving_nodes(home_region.as_str())?;
+        let group_id = self.meta.next_group_id;
+        self.meta.next_group_id += 1;
+        let mut voters = BTreeMap::new();
+        for node in nodes {
+            voters.insert(self.meta.next_replica_id, node);
+            self.meta.next_replica_id += 1;
+        }
+        self.groups.insert(
+            group_id,
+            GroupInfo {
+                home_region: home_region.clone(),
+                voters,
+                learners: BTreeMap::new(),
+                dedicated_to: Some(event_id),
+                events: 0,
+            },
+        );
+        self.survive_region.insert(group_id);
+        dirty.insert(MapKey::Group(group_id));
+        dirty.insert(MapKey::SurvivesRegion(group_id));
+        dirty.insert(MapKey::Meta);
+        Ok(group_id)
+    }
+
     fn create_group(
         &mut self,
         home_region: &RegionId,
@@ -1052,6 +1201,10 @@ impl ClusterMap {
             MapKey::Region(region) => self.regions.get(region).cloned().map(MapValue::Region),
             MapKey::ReadReplicas(group) => self.read_replicas.get(group).cloned().map(MapValue::ReadReplicas),
             MapKey::Policy => self.policy.map(MapValue::Policy),
+            MapKey::SurvivesRegion(group) => self
+                .survive_region
+                .contains(group)
+                .then_some(MapValue::SurvivesRegion),
         }
     }
 
@@ -1079,6 +1232,9 @@ impl ClusterMap {
         }
         if let Some(policy) = self.policy {
             out.push((MapKey::Policy, MapValue::Policy(policy)));
+        }
+        for group in &self.survive_region {
+            out.push((MapKey::SurvivesRegion(*group), MapValue::SurvivesRegion));
         }
     }
 
@@ -1109,6 +1265,9 @@ impl ClusterMap {
             (MapKey::Policy, MapValue::Policy(policy)) => {
                 self.policy = Some(policy);
             }
+            (MapKey::SurvivesRegion(group), MapValue::SurvivesRegion) => {
+                self.survive_region.insert(*group);
+            }
             (key, _) => return Err(format!("the record under {key:?} is of another kind")),
         }
         Ok(())
@@ -1131,6 +1290,7 @@ impl ClusterMap {
                 && self.regions.is_empty()
                 && self.read_replicas.is_empty()
                 && self.policy.is_none()
+                && self.survive_region.is_empty()
             {
                 return Ok(());
             }
@@ -1170,6 +1330,9 @@ impl ClusterMap {
                     return Err(format!("group {id} has a replica on missing node {node}"));
                 }
             }
+        }
+        if let Some(missing) = self.survive_region.iter().find(|g| !self.groups.contains_key(g)) {
+            return Err(format!("missing group {missing} is marked to survive a region"));
         }
         for (id, replicas) in &self.read_replicas {
             let Some(group) = self.groups.get(id) else {
@@ -1756,5 +1919,96 @@ mod tests {
         )
         .unwrap();
         assert_eq!(old.groups[&old.accounts_group("ap").unwrap()].voters.len(), 3);
+    }
+
+    #[test]
+    fn a_region_surviving_group_spreads_its_voters_and_keeps_them_spread() {
+        let mut map = ClusterMap::default();
+        let nodes = vec![
+            (1, node("eu")),
+            (2, node("eu")),
+            (3, node("eu")),
+            (4, node("us")),
+            (5, node("us")),
+            (6, node("ap")),
+        ];
+        map.apply(
+            &MapCommand::Bootstrap {
+                nodes,
+                groups_per_region: 1,
+                replication: 3,
+                policy: PlacementPolicy::default(),
+            },
+            &mut BTreeSet::new(),
+        )
+        .unwrap();
+        let placed = map.apply(
+            &MapCommand::PlaceDedicated {
+                event_id: EventId(7),
+                home_region: RegionId::new("eu").unwrap(),
+                survive: Survive::Region,
+            },
+            &mut BTreeSet::new(),
+        );
+        let Ok(MapSuccess::Placed { group_id, .. }) = placed else {
+            panic!("{placed:?}")
+        };
+        map.check_invariants().unwrap();
+        let group = &map.groups[&group_id];
+        let regions: Vec<&str> = group.voters.values().map(|n| region_of(&map, *n)).collect();
+        assert_eq!(regions[0], "eu", "the preferred leader is at home");
+        let spread: BTreeSet<&str> = regions.iter().copied().collect();
+        assert_eq!(spread, ["eu", "us", "ap"].into());
+        assert!(map.survive_region.contains(&group_id));
+        assert_eq!(group.dedicated_to, Some(EventId(7)));
+
+        // Its us voter's node drains: the replacement stays in us, not at home.
+        let us_voter = *group
+            .voters
+            .values()
+            .find(|n| region_of(&map, **n) == "us")
+            .unwrap();
+        map.apply(&MapCommand::DrainNode { node_id: us_voter }, &mut BTreeSet::new())
+            .unwrap();
+        let target = map.choose_move_target(group_id).unwrap();
+        assert_eq!(region_of(&map, target), "us");
+
+        let mut records = Vec::new();
+        map.append_records(&mut records);
+        let mut loaded = ClusterMap::default();
+        for (key, value) in records {
+            loaded.load(&key, value).unwrap();
+        }
+        assert_eq!(loaded, map);
+
+        // Two regions cannot survive the loss of one.
+        let two = three_regions_minus_ap();
+        let refused = two.clone().apply(
+            &MapCommand::PlaceDedicated {
+                event_id: EventId(8),
+                home_region: RegionId::new("eu").unwrap(),
+                survive: Survive::Region,
+            },
+            &mut BTreeSet::new(),
+        );
+        assert!(
+            matches!(refused, Err(Rejection::InvalidRequest(_))),
+            "{refused:?}"
+        );
+    }
+
+    fn three_regions_minus_ap() -> ClusterMap {
+        let mut map = ClusterMap::default();
+        let nodes = vec![(1, node("eu")), (2, node("us")), (3, node("eu"))];
+        map.apply(
+            &MapCommand::Initialise {
+                nodes,
+                groups_per_region: 1,
+                replication: 3,
+            },
+            &mut BTreeSet::new(),
+        )
+        .unwrap();
+        map
     }
 }

@@ -78,6 +78,7 @@ pub use catalog::{
 pub use cluster_map::{
     ClusterMap, FIRST_DATA_REPLICA_ID, GroupId, GroupInfo, META_GROUP, MapAnswer, MapCommand, MapKey,
     MapMeta, MapQuery, MapSuccess, MapValue, NodeInfo, PlacementPolicy, ReadReplicas, RegionInfo, ReplicaId,
+    Survive,
 };
 pub use command::{Command, Request, Response, Success};
 pub use events::feed::{AreaAvailability, AvailabilityChange, ChangeCause, SeatChange, TierAvailability};

@@ -115,6 +115,7 @@ impl Record {
                     | (MapKey::Region(_), MapValue::Region(_))
                     | (MapKey::ReadReplicas(_), MapValue::ReadReplicas(_))
                     | (MapKey::Policy, MapValue::Policy(_))
+                    | (MapKey::SurvivesRegion(_), MapValue::SurvivesRegion)
             ),
             (RecordKey::Catalog(key), Record::Catalog(value)) => matches!(
                 (key, value),

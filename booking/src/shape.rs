@@ -147,7 +147,8 @@ fn map_shape(command: &MapCommand) -> Result<(), Rejection> {
         | MapCommand::PromoteLearner { .. }
         | MapCommand::DrainNode { .. }
         | MapCommand::RemoveNode { .. }
-        | MapCommand::SetPlacementPolicy { .. } => Ok(()),
+        | MapCommand::SetPlacementPolicy { .. }
+        | MapCommand::PlaceDedicated { .. } => Ok(()),
         MapCommand::PlaceReadReplicas { adds, drops } => {
             if adds.len() + drops.len() > MAX_READ_REPLICA_CHANGES {
                 return Err(Rejection::InvalidRequest(format!(

@@ -92,6 +92,14 @@ fn map(f: &mut fmt::Formatter<'_>, command: &MapCommand) -> fmt::Result {
                 policy.read_replicas
             )
         }
+        MapCommand::PlaceDedicated {
+            event_id, survive, ..
+        } => {
+            write!(
+                f,
+                "place event {event_id} on a group of its own (survive: {survive:?})"
+            )
+        }
         MapCommand::PlaceReadReplicas { adds, drops } => {
             write!(f, "place {} read replicas, drop {}", adds.len(), drops.len())
         }

@@ -101,6 +101,7 @@ pub fn encode_record(key: &RecordKey, record: &Record) -> Vec<u8> {
             MapValue::Region(r) => body(version, r),
             MapValue::ReadReplicas(r) => body(version, r),
             MapValue::Policy(r) => body(version, r),
+            MapValue::SurvivesRegion => body(version, &()),
         },
         Record::Catalog(value) => match value {
             CatalogValue::Venue(r) => body(version, r),
@@ -153,6 +154,10 @@ pub fn decode_record(key: &RecordKey, bytes: &[u8]) -> io::Result<Record> {
             booking::MapKey::Region(_) => MapValue::Region(parse(rest)?),
             booking::MapKey::ReadReplicas(_) => MapValue::ReadReplicas(parse(rest)?),
             booking::MapKey::Policy => MapValue::Policy(parse(rest)?),
+            booking::MapKey::SurvivesRegion(_) => {
+                parse::<()>(rest)?;
+                MapValue::SurvivesRegion
+            }
         }),
         RecordKey::Catalog(kind) => Record::Catalog(match kind {
             booking::CatalogKey::Venue(_) => CatalogValue::Venue(parse(rest)?),

@@ -107,6 +107,7 @@ const TAG_FX_RATE: u8 = 0x36;
 const TAG_MAP_REGION: u8 = 0x37;
 const TAG_READ_REPLICAS: u8 = 0x38;
 const TAG_MAP_POLICY: u8 = 0x39;
+const TAG_SURVIVES_REGION: u8 = 0x3a;
 const TAG_ACCOUNT: u8 = 0x40;
 const TAG_SESSION: u8 = 0x41;
 const TAG_EMAIL_CLAIM: u8 = 0x42;
@@ -196,6 +197,10 @@ pub fn record_key(key: &RecordKey) -> Vec<u8> {
             out.extend_from_slice(&group.to_be_bytes());
         }
         RecordKey::Map(MapKey::Policy) => out.push(TAG_MAP_POLICY),
+        RecordKey::Map(MapKey::SurvivesRegion(group)) => {
+            out.push(TAG_SURVIVES_REGION);
+            out.extend_from_slice(&group.to_be_bytes());
+        }
         RecordKey::Catalog(CatalogKey::Venue(id)) => {
             out.push(TAG_VENUE);
             out.extend_from_slice(&id.to_be_bytes());
@@ -333,6 +338,10 @@ pub fn decode_record_key(key: &[u8]) -> io::Result<RecordKey> {
             exact(0)?;
             RecordKey::Map(MapKey::Policy)
         }
+        TAG_SURVIVES_REGION => {
+            exact(8)?;
+            RecordKey::Map(MapKey::SurvivesRegion(u64_at(rest, 0)?))
+        }
         TAG_VENUE => {
             exact(8)?;
             RecordKey::Catalog(CatalogKey::Venue(u64_at(rest, 0)?))
@@ -414,6 +423,7 @@ mod tests {
             RecordKey::Map(MapKey::Region(booking::RegionId::new("eu-west").unwrap())),
             RecordKey::Map(MapKey::ReadReplicas(4)),
             RecordKey::Map(MapKey::Policy),
+            RecordKey::Map(MapKey::SurvivesRegion(9)),
             RecordKey::Account(AccountKey::Account(CustomerId::new("u.1.abc").unwrap())),
             RecordKey::Account(AccountKey::Session(5)),
             RecordKey::Account(AccountKey::Session(1 << 33)),

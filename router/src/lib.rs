@@ -174,7 +174,7 @@ impl Router {
             }
             Command::Event(event_id, EventCommand::Create { .. }) => {
                 let region = self.region.clone();
-                match self.place_event(&request_id, *event_id, region, false).await? {
+                match self.place_event(&request_id, *event_id, region, None).await? {
                     Ok(group) => group,
                     Err(rejection) => return Ok(Err(rejection)),
                 }
@@ -190,15 +190,15 @@ impl Router {
         self.submit_to_group(group, request_id, command).await
     }
 
-    /// Creates an event: placed on a group (a new one of its own if
-    /// `dedicated`) homed in `home_region`, then created there. `create` must
-    /// be a `Command::CreateEvent`.
+    /// Creates an event: placed on a shared group homed in `home_region`, or
+    /// (`dedicated`) on a new group of its own whose voters meet the survival
+    /// goal, then created there. `create` must be a `Command::CreateEvent`.
     pub async fn create_event(
         &self,
         request_id: RequestId,
         create: Command,
         home_region: Option<RegionId>,
-        dedicated: bool,
+        dedicated: Option<booking::Survive>,
     ) -> Result<Response, RouteError> {
         let Command::Event(event_id, EventCommand::Create { .. }) = create else {
             return Ok(Err(Rejection::InvalidRequest("not an event creation".to_owned())));
@@ -220,7 +220,7 @@ impl Router {
         request_id: &RequestId,
         event_id: EventId,
         home_region: RegionId,
-        dedicated: bool,
+        dedicated: Option<booking::Survive>,
     ) -> Result<Result<GroupId, Rejection>, RouteError> {
         if let Some(group) = self.local_placement(event_id) {
             return Ok(Ok(group));
@@ -237,10 +237,19 @@ impl Router {
                 ))
             })
             .expect("a short ASCII id is valid");
-        let command = Command::Map(MapCommand::PlaceEvent {
-            event_id,
-            home_region,
-            dedicated,
+        // A node-surviving placement keeps the older command, so a cluster
+        // part-way through an upgrade still understands it.
+        let command = Command::Map(match dedicated {
+            Some(booking::Survive::Region) => MapCommand::PlaceDedicated {
+                event_id,
+                home_region,
+                survive: booking::Survive::Region,
+            },
+            other => MapCommand::PlaceEvent {
+                event_id,
+                home_region,
+                dedicated: other.is_some(),
+            },
         });
         match self.submit_to_group(META_GROUP, place_id, command).await? {
             Ok(Success::Map(MapSuccess::Placed { group_id, .. })) => Ok(Ok(group_id)),

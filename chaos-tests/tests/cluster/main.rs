@@ -19,5 +19,6 @@ mod read_replicas;
 mod restart_all;
 mod security;
 mod snapshot_catchup;
+mod survive;
 mod upgrade;
 mod wan;
