@@ -1115,6 +1115,21 @@ impl ClusterMap {
         dirty: &mut std::collections::BTreeSet<MapKey>,
     ) -> Result<GroupId, Rejection> {
         let nodes = self.choose_region_surviving_nodes(home_region.as_str())?;
+        let group_id = self.insert_group(home_region, nodes, Some(event_id), dirty);
+        self.survive_region.insert(group_id);
+        dirty.insert(MapKey::SurvivesRegion(group_id));
+        Ok(group_id)
+    }
+
+    /// Adds a group with voters on `nodes` (the preferred leader first:
+    /// replica ids are allocated in that order).
+    fn insert_group(
+        &mut self,
+        home_region: &RegionId,
+        nodes: Vec<NodeId>,
+        dedicated_to: Option<EventId>,
+        dirty: &mut std::collections::BTreeSet<MapKey>,
+    ) -> GroupId {
         let group_id = self.meta.next_group_id;
         self.meta.next_group_id += 1;
         let mut voters = BTreeMap::new();
@@ -1128,15 +1143,13 @@ impl ClusterMap {
                 home_region: home_region.clone(),
                 voters,
                 learners: BTreeMap::new(),
-                dedicated_to: Some(event_id),
+                dedicated_to,
                 events: 0,
             },
         );
-        self.survive_region.insert(group_id);
         dirty.insert(MapKey::Group(group_id));
-        dirty.insert(MapKey::SurvivesRegion(group_id));
         dirty.insert(MapKey::Meta);
-        Ok(group_id)
+        group_id
     }
 
     fn create_group(
@@ -1161,26 +1174,7 @@ impl ClusterMap {
                 available: nodes.len() as u32,
             });
         }
-        let group_id = self.meta.next_group_id;
-        self.meta.next_group_id += 1;
-        let mut voters = BTreeMap::new();
-        for node in nodes {
-            voters.insert(self.meta.next_replica_id, node);
-            self.meta.next_replica_id += 1;
-        }
-        self.groups.insert(
-            group_id,
-            GroupInfo {
-                home_region: home_region.clone(),
-                voters,
-                learners: BTreeMap::new(),
-                dedicated_to,
-                events: 0,
-            },
-        );
-        dirty.insert(MapKey::Group(group_id));
-        dirty.insert(MapKey::Meta);
-        Ok(group_id)
+        Ok(self.insert_group(home_region, nodes, dedicated_to, dirty))
     }
 
     pub fn query(&self, query: &MapQuery) -> MapAnswer {
