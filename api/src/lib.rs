@@ -34,7 +34,7 @@ pub mod client;
 pub mod dto;
 mod events;
 mod extract;
-mod freshness;
+pub mod freshness;
 pub mod limits;
 mod live;
 pub mod logins;

@@ -373,6 +373,19 @@ async fn scenario() -> anyhow::Result<()> {
     )
     .await?;
     expect("a dollar rate", &set, StatusCode::OK, None)?;
+    // A rate change reaches every region within the default read bound
+    // (what a bounded read may lag), counted from its acknowledgement.
+    let acked = std::time::Instant::now();
+    let bound = Duration::from_millis(api::freshness::DEFAULT_MAX_STALENESS_MS);
+    for node in [1, 2, 3] {
+        let left = bound.saturating_sub(acked.elapsed());
+        eventually("the dollar rate within the bound", left, async || {
+            let listed = get(&client, node, "/v1/fx-rates").await?;
+            let rates = listed.1["rates"].as_array().cloned().unwrap_or_default();
+            Ok(rates.iter().any(|r| r["quote"] == "USD").then_some(()))
+        })
+        .await?;
+    }
     for node in [1, 2, 3] {
         eventually(
             "the new description on every node",
