@@ -29,7 +29,7 @@ const WAKE_PER_INTERVAL: usize = 64;
 /// Pings peers until `shutdown`; wakes parked followers of peers that went quiet.
 ///
 /// Each ping also carries this node's closed-time claims for the peer's
-/// replicas (`quiescence::closed_claims`); `lease` is how recently a leader
+/// replicas (`quiescence::leader_claims`); `lease` is how recently a leader
 /// must have heard from its quorum to make one.
 pub async fn run_liveness(
     node_id: u64,
@@ -63,10 +63,12 @@ pub async fn run_liveness(
             .collect();
         let at_ms = transport::wall_clock_ms();
         let answered = |node: u64| answered_at.get(&node).is_some_and(|t| t.elapsed() < lease.parked);
-        quiescence::claim_own(&groups, at_ms, &lease, &answered);
+        // One pass over the groups this node leads, then each peer its share.
+        let leading = quiescence::leader_claims(&groups, &lease, &answered);
+        quiescence::claim_own(&groups, &leading, at_ms);
         let claims: Vec<quiescence::ClosedClaims> = peers
             .iter()
-            .map(|(peer, _)| quiescence::closed_claims(&groups, *peer, at_ms, &lease, &answered))
+            .map(|(peer, _)| quiescence::ClosedClaims::for_peer(at_ms, &leading, *peer))
             .collect();
         let answers = futures::future::join_all(
             peers

@@ -212,7 +212,7 @@ async fn ask_to_park(
 /// this group was `commit`". A replica that has applied `commit` knows it
 /// reflects every write committed before `at_ms` (its closed time, see
 /// `replicas::GroupReplica::closed`). Only a leader that holds a lease makes
-/// the claim (see [`closed_claims`]).
+/// the claim (see [`leader_claims`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClosedClaims {
     pub at_ms: u64,
@@ -234,62 +234,65 @@ pub struct Leases {
     pub parked: Duration,
 }
 
-/// The claims this node can make to `peer` now: for each data or metadata
-/// group it leads with a replica on `peer`, its commit index, provided no
-/// other leader can have been elected meanwhile. An awake leader must have
-/// heard from a quorum within `lease` (shorter than the election timeout, so
-/// no voter has voted for a rival since); a parked leader sends no
-/// heartbeats, and its parked followers only campaign after node liveness
-/// has missed this node for `node_down_after`, so it needs a majority of its
-/// voters on nodes that answered its pings within `lease` (`answered`).
-pub fn closed_claims(
-    groups: &Groups,
-    peer: u64,
-    at_ms: u64,
-    lease: &Leases,
-    answered: &dyn Fn(u64) -> bool,
-) -> ClosedClaims {
-    let mut claims = ClosedClaims {
-        at_ms,
-        groups: Vec::new(),
-    };
-    for replica in groups.list() {
-        let has_peer = {
-            let watch = replica.raft.metrics();
-            let m = watch.borrow_watched();
-            m.membership_config
-                .membership()
-                .nodes()
-                .any(|(_, node)| node.node_id == peer)
-        };
-        if !has_peer {
-            continue;
-        }
-        if let Some((leader, term, commit)) = leased_commit(&replica, lease, answered) {
-            claims.groups.push((replica.group_id, leader, term, commit));
-        }
-    }
-    claims
+/// A group this node leads under a lease: what it may claim, and the
+/// nodes of its other members, who are told.
+#[derive(Debug, Clone)]
+pub struct LeaderClaim {
+    pub group_id: u64,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub member_nodes: Vec<u64>,
 }
 
-/// The same claim a leader makes to its peers, made to its own replicas:
-/// a leader holding a lease that has applied its commit index is current
-/// as of now.
-pub fn claim_own(groups: &Groups, at_ms: u64, lease: &Leases, answered: &dyn Fn(u64) -> bool) {
-    for replica in groups.list() {
-        if let Some((_, _, commit)) = leased_commit(&replica, lease, answered) {
-            replica.note_claim(commit, at_ms);
+/// One pass over this node's replicas: for every group it leads, its commit
+/// index, provided no other leader can have been elected meanwhile. An
+/// awake leader must have heard from a quorum within its lease (shorter than
+/// the election timeout, so no voter has voted for a rival since); a parked
+/// leader sends no heartbeats, and its parked followers only campaign after
+/// node liveness has missed this node for `node_down_after`, so it needs a
+/// majority of its voters on nodes that answered its pings within the
+/// parked lease (`answered`).
+pub fn leader_claims(groups: &Groups, lease: &Leases, answered: &dyn Fn(u64) -> bool) -> Vec<LeaderClaim> {
+    groups
+        .list()
+        .iter()
+        .filter_map(|replica| leased_commit(replica, lease, answered))
+        .collect()
+}
+
+impl ClosedClaims {
+    /// What to tell `peer` of `claims` at `at_ms`: those of groups with a
+    /// replica on it.
+    pub fn for_peer(at_ms: u64, claims: &[LeaderClaim], peer: u64) -> ClosedClaims {
+        ClosedClaims {
+            at_ms,
+            groups: claims
+                .iter()
+                .filter(|c| c.member_nodes.contains(&peer))
+                .map(|c| (c.group_id, c.leader, c.term, c.commit))
+                .collect(),
         }
     }
 }
 
-/// (leader replica, term, commit index) if `replica` leads its group and no
-/// rival can have been elected (see [`closed_claims`]).
+/// The same claims, made to this node's own leader replicas: a leader
+/// holding a lease that has applied its commit index is current as of now.
+pub fn claim_own(groups: &Groups, claims: &[LeaderClaim], at_ms: u64) {
+    for claim in claims {
+        if let Some(replica) = groups.get(claim.group_id) {
+            replica.note_claim(claim.commit, at_ms);
+        }
+    }
+}
+
+/// `replica`'s claim if it leads its group and no rival can have been
+/// elected (see [`leader_claims`]).
 fn leased_commit(
     replica: &GroupReplica,
     lease: &Leases,
     answered: &dyn Fn(u64) -> bool,
-) -> Option<(u64, u64, u64)> {
+) -> Option<LeaderClaim> {
     let watch = replica.raft.metrics();
     let m = watch.borrow_watched();
     if m.state != ServerState::Leader {
@@ -314,7 +317,17 @@ fn leased_commit(
             .is_some_and(|acked| acked.elapsed() < lease)
     };
     let commit = m.cluster_committed.as_ref()?.index;
-    leased.then_some((m.id, m.current_term, commit))
+    leased.then(|| LeaderClaim {
+        group_id: replica.group_id,
+        leader: m.id,
+        term: m.current_term,
+        commit,
+        member_nodes: membership
+            .nodes()
+            .filter(|(id, _)| **id != m.id)
+            .map(|(_, node)| node.node_id)
+            .collect(),
+    })
 }
 
 /// Follower side: records each claim for the replica it names.
