@@ -218,10 +218,7 @@ pub(crate) struct ReadOptions {
 /// The log index this node's replica of `group` has applied (`None`: it
 /// hosts none, or it has applied nothing yet).
 pub(crate) fn applied_index(state: &AppState, group: booking::GroupId) -> Option<u64> {
-    use openraft::async_runtime::WatchReceiver;
-    let replica = state.router.groups().get(group)?;
-    let metrics = replica.raft.metrics();
-    metrics.borrow_watched().last_applied.map(|log_id| log_id.index)
+    state.router.groups().get(group)?.applied_index()
 }
 
 /// Runs a read: linearizable through the leader by default, or at the

@@ -84,7 +84,8 @@ impl GroupReplica {
         }
     }
 
-    fn applied_index(&self) -> Option<u64> {
+    /// The log index this replica has applied (`None`: nothing yet).
+    pub fn applied_index(&self) -> Option<u64> {
         use openraft::async_runtime::WatchReceiver;
         self.raft
             .metrics()
