@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::cache;
-use crate::freshness::{self, Level, Plan};
+use crate::freshness::{self, Level, Plan, Served};
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, dto, event_id, parse_id, read,
     render, request_id,
@@ -414,7 +414,8 @@ pub(crate) async fn search(
         // answer (a listing shows `ended` up to a second late).
         now_ms: now_ms() / 1000 * 1000,
     };
-    let query = Query::Catalog(CatalogQuery::Search(search.clone()));
+    let request = serde_json::to_string(&search).unwrap_or_default();
+    let query = Query::Catalog(CatalogQuery::Search(search));
     let plan = freshness::plan(&state, level, &query)?;
     // From this node's replica, the index is read before the query runs:
     // the answer reflects it or a later one, so the cached answer is never
@@ -428,16 +429,12 @@ pub(crate) async fn search(
         group: META_GROUP,
         applied,
         also: (0, 0),
-        request: serde_json::to_string(&search).unwrap_or_default(),
+        request,
     });
-    let (answer, freshness) = match plan {
-        Plan::Here(replica, freshness) => {
-            if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
-                return Ok(freshness.respond(cache::json_response(body)));
-            }
-            (replica.state.query(&query), freshness)
-        }
-        other => freshness::answer(&state, other, query).await?,
+    let (answer, freshness) = match freshness::answer_unless_cached(&state, plan, query, key.as_ref()).await?
+    {
+        Served::Cached(response) => return Ok(response),
+        Served::Answer(answer, freshness) => (answer, freshness),
     };
     let QueryResult::Catalog(CatalogAnswer::Search(page)) = answer else {
         return Err(Problem::internal("unexpected answer to a search"));

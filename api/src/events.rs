@@ -6,7 +6,7 @@ use booking::{Command, EventAnswer, EventCommand, EventId, EventQuery, Query, Qu
 use serde::Deserialize;
 
 use crate::cache;
-use crate::freshness::{self, Level, Plan};
+use crate::freshness::{self, Level, Plan, Served};
 use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, Problem, ReadOptions, applied_index, catalog,
@@ -128,14 +128,10 @@ pub(crate) async fn get_event(
         Plan::Here(..) => seat_map_key(&state, event, options.currency.as_deref()),
         _ => None,
     };
-    let (answer, freshness) = match plan {
-        Plan::Here(replica, freshness) => {
-            if let Some(body) = key.as_ref().and_then(|key| state.cache.get(key)) {
-                return Ok(freshness.respond(cache::json_response(body)));
-            }
-            (replica.state.query(&query), freshness)
-        }
-        other => freshness::answer(&state, other, query).await?,
+    let (answer, freshness) = match freshness::answer_unless_cached(&state, plan, query, key.as_ref()).await?
+    {
+        Served::Cached(response) => return Ok(response),
+        Served::Answer(answer, freshness) => (answer, freshness),
     };
     let display = Display::asked(&state, options.currency.as_deref()).await?;
     match answer {

@@ -216,11 +216,23 @@ pub(crate) fn plan(state: &AppState, level: Level, query: &Query) -> Result<Plan
             return Ok(Plan::Neighbour(neighbours, group, level));
         }
         let nobody = Freshness::leader(level);
-        return beyond_bound(level, group, &nobody, "no replica in this region").map(Plan::Leader);
+        return beyond_bound(
+            level,
+            group,
+            &nobody,
+            "this node's region has no replica of the group",
+        )
+        .map(Plan::Leader);
     };
     let freshness = local_freshness(state, &replica, level);
     if !within(level, &freshness) {
-        return beyond_bound(level, group, &freshness, "this node's replica").map(Plan::Leader);
+        return beyond_bound(
+            level,
+            group,
+            &freshness,
+            "this node's replica cannot show it is within the bound",
+        )
+        .map(Plan::Leader);
     }
     Ok(Plan::Here(replica, freshness))
 }
@@ -231,18 +243,13 @@ fn beyond_bound(
     level: Level,
     group: booking::GroupId,
     freshness: &Freshness,
-    whose: &str,
+    why: &str,
 ) -> Result<Freshness, Problem> {
     match level {
         Level::Bounded {
             max_staleness_ms,
             fallback_to_leader: false,
-        } => Err(too_stale(
-            group,
-            freshness.staleness_ms,
-            max_staleness_ms,
-            &format!("{whose} cannot show it is within the bound"),
-        )),
+        } => Err(too_stale(group, freshness.staleness_ms, max_staleness_ms, why)),
         _ => Ok(Freshness::leader(level)),
     }
 }
@@ -270,10 +277,41 @@ pub(crate) async fn answer(
                 }
                 last = freshness;
             }
-            let freshness = beyond_bound(level, group, &last, "the region's replicas")?;
+            let freshness = beyond_bound(
+                level,
+                group,
+                &last,
+                "no replica in this node's region can show it is within the bound",
+            )?;
             Ok((state.router.query(query).await?, freshness))
         }
     }
+}
+
+/// A read's outcome when cached answers may stand in.
+pub(crate) enum Served {
+    /// This node's replica answered before and `key` still names that answer.
+    Cached(Response),
+    Answer(QueryResult, Freshness),
+}
+
+/// Like [`answer`], but a `Here` plan whose `key` is in the read cache is
+/// answered from it, with this moment's freshness headers.
+pub(crate) async fn answer_unless_cached(
+    state: &AppState,
+    plan: Plan,
+    query: Query,
+    key: Option<&crate::cache::Key>,
+) -> Result<Served, Problem> {
+    if let Plan::Here(_, freshness) = &plan
+        && let Some(body) = key.and_then(|key| state.cache.get(key))
+    {
+        return Ok(Served::Cached(
+            freshness.respond(crate::cache::json_response(body)),
+        ));
+    }
+    let (answer, freshness) = answer(state, plan, query).await?;
+    Ok(Served::Answer(answer, freshness))
 }
 
 /// Runs `query` at `level` and says where its answer came from.

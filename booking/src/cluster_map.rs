@@ -758,7 +758,7 @@ impl ClusterMap {
             .ok_or(Rejection::UnknownGroup { group_id })?;
         if self.read_replicas_of(group_id).any(|(_, n)| n == node_id) {
             return Err(Rejection::InvalidRequest(format!(
-                "node {node_id} carries a read replica of group {group_id}: drop it before moving a voter there"
+                "node {node_id} carries a read replica of group {group_id}; move the voter to another node (the read replica goes by itself once its region holds a voter)"
             )));
         }
         if let Some(replica_id) = group.replica_on(node_id) {
@@ -1374,20 +1374,34 @@ mod tests {
         }
     }
 
-    fn three_regions() -> ClusterMap {
-        let mut map = ClusterMap::default();
-        let nodes = vec![(1, node("eu")), (2, node("us")), (3, node("eu")), (4, node("ap"))];
-        let mut dirty = BTreeSet::new();
-        map.apply(
-            &MapCommand::Initialise {
+    /// A map founded on `nodes` (id, region) with 3 voters per group: by
+    /// `Bootstrap` under `policy`, or by the older `Initialise` without one.
+    fn founded(
+        nodes: &[(NodeId, &str)],
+        groups_per_region: u32,
+        policy: Option<PlacementPolicy>,
+    ) -> ClusterMap {
+        let nodes = nodes.iter().map(|(id, region)| (*id, node(region))).collect();
+        let command = match policy {
+            Some(policy) => MapCommand::Bootstrap {
                 nodes,
-                groups_per_region: 2,
+                groups_per_region,
+                replication: 3,
+                policy,
+            },
+            None => MapCommand::Initialise {
+                nodes,
+                groups_per_region,
                 replication: 3,
             },
-            &mut dirty,
-        )
-        .unwrap();
+        };
+        let mut map = ClusterMap::default();
+        map.apply(&command, &mut BTreeSet::new()).unwrap();
         map
+    }
+
+    fn three_regions() -> ClusterMap {
+        founded(&[(1, "eu"), (2, "us"), (3, "eu"), (4, "ap")], 2, None)
     }
 
     #[test]
@@ -1676,21 +1690,10 @@ mod tests {
     /// Three regions of three nodes each, two groups homed in each region,
     /// under recorded placement rules.
     fn nine_nodes(read_replicas: ReadReplicas) -> ClusterMap {
-        let mut map = ClusterMap::default();
         let regions = ["eu", "us", "ap"];
-        let nodes = (1..=9)
-            .map(|id| (id, node(regions[(id as usize - 1) / 3])))
-            .collect();
+        let nodes: Vec<(NodeId, &str)> = (1..=9).map(|id| (id, regions[(id as usize - 1) / 3])).collect();
+        let mut map = founded(&nodes, 2, None);
         let mut dirty = BTreeSet::new();
-        map.apply(
-            &MapCommand::Initialise {
-                nodes,
-                groups_per_region: 2,
-                replication: 3,
-            },
-            &mut dirty,
-        )
-        .unwrap();
         map.apply(
             &MapCommand::SetPlacementPolicy {
                 policy: PlacementPolicy { read_replicas },
@@ -1855,18 +1858,8 @@ mod tests {
 
     #[test]
     fn under_placement_rules_an_accounts_group_keeps_its_voters_at_home() {
-        let mut map = ClusterMap::default();
-        let nodes = vec![(1, node("eu")), (2, node("eu")), (3, node("eu")), (4, node("ap"))];
-        map.apply(
-            &MapCommand::Bootstrap {
-                nodes,
-                groups_per_region: 2,
-                replication: 3,
-                policy: PlacementPolicy::default(),
-            },
-            &mut BTreeSet::new(),
-        )
-        .unwrap();
+        let four = [(1, "eu"), (2, "eu"), (3, "eu"), (4, "ap")];
+        let mut map = founded(&four, 2, Some(PlacementPolicy::default()));
         map.check_invariants().unwrap();
         let ap_accounts = map.accounts_group("ap").unwrap();
         let voters: Vec<NodeId> = map.groups[&ap_accounts].voters.values().copied().collect();
@@ -1901,41 +1894,14 @@ mod tests {
 
         // The same founding list without rules places as before: ap's first
         // group fills its voters from abroad.
-        let mut old = ClusterMap::default();
-        let nodes = vec![(1, node("eu")), (2, node("eu")), (3, node("eu")), (4, node("ap"))];
-        old.apply(
-            &MapCommand::Initialise {
-                nodes,
-                groups_per_region: 2,
-                replication: 3,
-            },
-            &mut BTreeSet::new(),
-        )
-        .unwrap();
+        let old = founded(&four, 2, None);
         assert_eq!(old.groups[&old.accounts_group("ap").unwrap()].voters.len(), 3);
     }
 
     #[test]
     fn a_region_surviving_group_spreads_its_voters_and_keeps_them_spread() {
-        let mut map = ClusterMap::default();
-        let nodes = vec![
-            (1, node("eu")),
-            (2, node("eu")),
-            (3, node("eu")),
-            (4, node("us")),
-            (5, node("us")),
-            (6, node("ap")),
-        ];
-        map.apply(
-            &MapCommand::Bootstrap {
-                nodes,
-                groups_per_region: 1,
-                replication: 3,
-                policy: PlacementPolicy::default(),
-            },
-            &mut BTreeSet::new(),
-        )
-        .unwrap();
+        let six = [(1, "eu"), (2, "eu"), (3, "eu"), (4, "us"), (5, "us"), (6, "ap")];
+        let mut map = founded(&six, 1, Some(PlacementPolicy::default()));
         let placed = map.apply(
             &MapCommand::PlaceDedicated {
                 event_id: EventId(7),
@@ -1992,17 +1958,6 @@ mod tests {
     }
 
     fn three_regions_minus_ap() -> ClusterMap {
-        let mut map = ClusterMap::default();
-        let nodes = vec![(1, node("eu")), (2, node("us")), (3, node("eu"))];
-        map.apply(
-            &MapCommand::Initialise {
-                nodes,
-                groups_per_region: 1,
-                replication: 3,
-            },
-            &mut BTreeSet::new(),
-        )
-        .unwrap();
-        map
+        founded(&[(1, "eu"), (2, "us"), (3, "eu")], 1, None)
     }
 }
