@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, OptionalJson, Problem, ReadOptions, dto,
-    event_id, limits, parse_id, read, require_caller, submit,
+    event_id, in_zone, limits, parse_id, read, require_caller, submit, venue_zone,
 };
 
 #[derive(Deserialize)]
@@ -108,13 +108,17 @@ pub(crate) async fn get_hold(
     );
     require_caller(&caller)?;
     let display = Display::asked(&state, options.currency.as_deref()).await?;
+    let zone = match query.event_id() {
+        Some(event) => venue_zone(&state, event).await,
+        None => None,
+    };
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::Hold(Some(view))) if caller.may_see(&view.holder) => {
             // The countdown a checkout page shows, from this node's clock.
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let mut hold = dto::Hold::from(view);
+            let mut hold = in_zone(dto::Hold::from(view), zone.as_deref());
             if hold.status == dto::HoldStatus::Active {
                 hold.expires_in_ms = Some(hold.expires_at_ms.saturating_sub(now_ms));
             }
@@ -187,9 +191,13 @@ pub(crate) async fn get_order(
     );
     require_caller(&caller)?;
     let display = Display::asked(&state, options.currency.as_deref()).await?;
+    let zone = match query.event_id() {
+        Some(event) => venue_zone(&state, event).await,
+        None => None,
+    };
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::Order(Some(view))) if caller.may_see(&view.holder) => {
-            let mut order = dto::Order::from(view);
+            let mut order = in_zone(dto::Order::from(view), zone.as_deref());
             if let Some(display) = &display {
                 display.order(&mut order)?;
             }

@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::cache;
 use crate::freshness::{self, Level, Plan, Served};
+use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Problem, ReadOptions, dto, event_id, parse_id, read,
     render, request_id,
@@ -336,7 +337,8 @@ pub(crate) async fn get_listing(
     .await?
     {
         QueryResult::Catalog(CatalogAnswer::Listing(Some(view))) => {
-            Ok(Json(dto::Listing::from(view)).into_response())
+            let display = Display::asked(&state, options.currency.as_deref()).await?;
+            Ok(Json(priced(&state, display.as_ref(), dto::Listing::from(view))?).into_response())
         }
         _ => Err(Problem::not_found("unknown_event", "no listing for this event")),
     }
@@ -356,6 +358,17 @@ pub(crate) struct SearchQuery {
     consistency: Option<String>,
     max_staleness_ms: Option<u64>,
     fallback: Option<String>,
+    /// Show prices also in this currency (default: the region's).
+    currency: Option<String>,
+}
+
+/// `listing` with its "from" price, charged and displayed.
+fn priced(state: &AppState, display: Option<&Display>, mut listing: dto::Listing) -> Result<dto::Listing, Problem> {
+    listing.price_from = crate::prices::lowest_price(state, listing.event_id);
+    if let Some(display) = display {
+        display.listing(&mut listing)?;
+    }
+    Ok(listing)
 }
 
 fn parse_cursor(cursor: &str) -> Result<(u64, EventId), Problem> {
@@ -414,7 +427,13 @@ pub(crate) async fn search(
         // answer (a listing shows `ended` up to a second late).
         now_ms: now_ms() / 1000 * 1000,
     };
-    let request = serde_json::to_string(&search).unwrap_or_default();
+    // Checked before the cache is asked: a bad currency is an error, cached or not.
+    let display = Display::asked(&state, query.currency.as_deref()).await?;
+    let request = format!(
+        "{}|{}",
+        serde_json::to_string(&search).unwrap_or_default(),
+        query.currency.as_deref().unwrap_or("")
+    );
     let query = Query::Catalog(CatalogQuery::Search(search));
     let plan = freshness::plan(&state, level, &query)?;
     // From this node's replica, the index is read before the query runs:
@@ -440,7 +459,11 @@ pub(crate) async fn search(
         return Err(Problem::internal("unexpected answer to a search"));
     };
     let next = page.next.map(|(start, event)| format!("{start}.{}", event.0));
-    let events: Vec<dto::Listing> = page.events.into_iter().map(dto::Listing::from).collect();
+    let events = page
+        .events
+        .into_iter()
+        .map(|view| priced(&state, display.as_ref(), dto::Listing::from(view)))
+        .collect::<Result<Vec<_>, _>>()?;
     let body = cache::to_body(&json!({ "events": events, "next_cursor": next, "as_of_index": applied }));
     if let Some(key) = key {
         state.cache.put(key, body.clone());
@@ -484,6 +507,16 @@ pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> 
             .cmp(&a.created_at_ms)
             .then(b.order_id.cmp(&a.order_id))
     });
-    let orders: Vec<dto::Order> = orders.into_iter().map(dto::Order::from).collect();
-    Ok(Json(json!({ "orders": orders })).into_response())
+    // Each event's venue zone, looked up once per event.
+    let mut zones: BTreeMap<EventId, Option<String>> = BTreeMap::new();
+    let mut shown = Vec::with_capacity(orders.len());
+    for order in orders {
+        if !zones.contains_key(&order.event_id) {
+            let zone = crate::venue_zone(&state, order.event_id).await;
+            zones.insert(order.event_id, zone);
+        }
+        let zone = zones.get(&order.event_id).cloned().flatten();
+        shown.push(crate::in_zone(dto::Order::from(order), zone.as_deref()));
+    }
+    Ok(Json(json!({ "orders": shown })).into_response())
 }

@@ -78,19 +78,36 @@ macro_rules! convert {
         $(; each: $($each:ident),+)?
         $(; map: $($map:ident),+)?
         $(; none: $($none:ident),+)?
+        $(; zoned: $zoned:tt)?
     }) => {
         impl From<$from> for $to {
             fn from(v: $from) -> Self {
-                Self {
+                #[allow(unused_mut)]
+                let mut out = Self {
                     $($same: v.$same,)*
                     $($($into: v.$into.into(),)+)?
                     $($($each: v.$each.into_iter().map(Into::into).collect(),)+)?
                     $($($map: v.$map.map(Into::into),)+)?
                     $($($none: None,)+)?
-                }
+                };
+                // Times start in UTC, until the venue's zone is known.
+                $( let _ = stringify!($zoned); out.set_zone("UTC"); )?
+                out
             }
         }
     };
+}
+
+/// Something that shows times as RFC 3339 beside its epoch milliseconds:
+/// in UTC when built, in the venue's zone once [`Zoned::set_zone`] is given
+/// it (an IANA name; an unknown one leaves the UTC times).
+pub trait Zoned {
+    fn set_zone(&mut self, zone: &str);
+}
+
+/// `ms` in `zone`, falling back to UTC for a zone the database lacks.
+fn zoned(ms: Millis, zone: &str) -> Option<String> {
+    local_time(ms, zone).or_else(|| local_time(ms, "UTC"))
 }
 
 /// An amount in integer minor units of one ISO 4217 currency.
@@ -133,6 +150,11 @@ pub struct Event {
     pub status: String,
     pub published_at_ms: Option<Millis>,
     pub cancelled_at_ms: Option<Millis>,
+    /// The `_ms` times above in RFC 3339 at the venue's local time.
+    pub sales_start: Option<String>,
+    pub sales_end: Option<String>,
+    pub published_at: Option<String>,
+    pub cancelled_at: Option<String>,
     pub tiers: Vec<Tier>,
     pub sections: Vec<Section>,
     pub ga_areas: Vec<GaArea>,
@@ -226,8 +248,20 @@ pub struct GaArea {
 convert!(booking::EventView => Event {
     event_id, name, currency, capacity, available, held, sold, max_tickets_per_customer,
     sales_start_ms, sales_end_ms, status, published_at_ms, cancelled_at_ms;
-    each: tiers, sections, ga_areas
+    each: tiers, sections, ga_areas;
+    none: sales_start, sales_end, published_at, cancelled_at;
+    zoned: yes
 });
+
+impl Zoned for Event {
+    fn set_zone(&mut self, zone: &str) {
+        let at = |ms: Option<Millis>| ms.and_then(|ms| zoned(ms, zone));
+        self.sales_start = at(self.sales_start_ms);
+        self.sales_end = at(self.sales_end_ms);
+        self.published_at = at(self.published_at_ms);
+        self.cancelled_at = at(self.cancelled_at_ms);
+    }
+}
 convert!(booking::TierView => Tier { name, capacity, available; into: price; none: display_price });
 convert!(booking::SectionView => Section { name; each: rows });
 convert!(booking::RowView => Row { name; each: seats });
@@ -323,6 +357,9 @@ pub struct Hold {
     pub ga: Option<GaSelection>,
     pub created_at_ms: Millis,
     pub expires_at_ms: Millis,
+    /// `created_at_ms` and `expires_at_ms` in RFC 3339 at the venue's local time.
+    pub created_at: Option<String>,
+    pub expires_at: Option<String>,
     pub extended: bool,
     pub status: HoldStatus,
     pub order_id: Option<OrderId>,
@@ -350,6 +387,9 @@ pub struct Order {
     pub status: OrderStatus,
     pub created_at_ms: Millis,
     pub cancelled_at_ms: Option<Millis>,
+    /// The `_ms` times above in RFC 3339 at the venue's local time.
+    pub created_at: Option<String>,
+    pub cancelled_at: Option<String>,
     pub total: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_total: Option<DisplayPrice>,
@@ -367,6 +407,8 @@ pub struct Ticket {
     pub price: Money,
     pub status: TicketStatus,
     pub checked_in_at_ms: Option<Millis>,
+    /// `checked_in_at_ms` in RFC 3339 at the venue's local time.
+    pub checked_in_at: Option<String>,
     /// The signed payload its QR code carries (`GET` of one ticket, when the
     /// node signs tickets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -377,20 +419,46 @@ convert!(booking::HoldView => Hold {
     hold_id, event_id, holder, seats, created_at_ms, expires_at_ms, extended, order_id;
     into: status, total;
     map: ga;
-    none: expires_in_ms, display_total
+    none: expires_in_ms, display_total, created_at, expires_at;
+    zoned: yes
 });
+
+impl Zoned for Hold {
+    fn set_zone(&mut self, zone: &str) {
+        self.created_at = zoned(self.created_at_ms, zone);
+        self.expires_at = zoned(self.expires_at_ms, zone);
+    }
+}
 convert!(booking::GaSelectionView => GaSelection { area, quantity });
 convert!(booking::OrderView => Order {
     order_id, event_id, holder, hold_id, created_at_ms, cancelled_at_ms;
     into: status, total;
     each: tickets;
-    none: display_total
+    none: display_total, created_at, cancelled_at;
+    zoned: yes
 });
 convert!(booking::TicketView => Ticket {
     code, event_id, order_id, seat, ga_area, tier, checked_in_at_ms;
     into: price, status;
-    none: qr_payload
+    none: qr_payload, checked_in_at;
+    zoned: yes
 });
+
+impl Zoned for Order {
+    fn set_zone(&mut self, zone: &str) {
+        self.created_at = zoned(self.created_at_ms, zone);
+        self.cancelled_at = self.cancelled_at_ms.and_then(|ms| zoned(ms, zone));
+        for ticket in &mut self.tickets {
+            ticket.set_zone(zone);
+        }
+    }
+}
+
+impl Zoned for Ticket {
+    fn set_zone(&mut self, zone: &str) {
+        self.checked_in_at = self.checked_in_at_ms.and_then(|ms| zoned(ms, zone));
+    }
+}
 
 // ---------------------------------------------------------------- payments
 
@@ -407,12 +475,15 @@ pub struct Payment {
     pub status: PaymentStatus,
     pub order_id: Option<OrderId>,
     pub created_at_ms: Millis,
+    /// `created_at_ms` in RFC 3339 at the venue's local time.
+    pub created_at: Option<String>,
     pub history: Vec<PaymentStep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentStep {
     pub at_ms: Millis,
+    pub at: Option<String>,
     pub status: PaymentStatus,
     pub detail: Option<String>,
 }
@@ -420,9 +491,20 @@ pub struct PaymentStep {
 convert!(booking::PaymentView => Payment {
     payment_id, event_id, reference, hold_id, holder, method, order_id, created_at_ms;
     into: amount, status;
-    each: history
+    each: history;
+    none: created_at;
+    zoned: yes
 });
-convert!(booking::PaymentStep => PaymentStep { at_ms, detail; into: status });
+convert!(booking::PaymentStep => PaymentStep { at_ms, detail; into: status; none: at });
+
+impl Zoned for Payment {
+    fn set_zone(&mut self, zone: &str) {
+        self.created_at = zoned(self.created_at_ms, zone);
+        for step in &mut self.history {
+            step.at = zoned(step.at_ms, zone);
+        }
+    }
+}
 
 // ---------------------------------------------------------------- accounts
 
@@ -479,6 +561,12 @@ pub struct Listing {
     pub ends_at: Option<String>,
     pub home_region: RegionId,
     pub currency: Currency,
+    /// The cheapest ticket, in the event's currency (what a card is
+    /// charged); `null` when this node has no replica of the event's group.
+    pub price_from: Option<Money>,
+    /// `price_from` in the request's display currency (see `Tier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_price_from: Option<DisplayPrice>,
     /// `on_sale`, `cancelled`, or `ended` once `ends_at_ms` has passed.
     pub status: String,
     pub updated_at_ms: Millis,
@@ -499,6 +587,8 @@ impl From<booking::ListingView> for Listing {
             ends_at_ms: v.ends_at_ms,
             home_region: v.home_region,
             currency: v.currency,
+            price_from: None,
+            display_price_from: None,
             status: v.status,
             updated_at_ms: v.updated_at_ms,
             venue: v.venue.into(),
@@ -664,6 +754,8 @@ pub struct Notice {
     pub kind: NoticeKind,
     pub channel: Option<Channel>,
     pub created_at_ms: Millis,
+    /// `created_at_ms` in RFC 3339 at the venue's local time.
+    pub created_at: Option<String>,
     pub delivery: Delivery,
 }
 
@@ -680,17 +772,35 @@ pub struct WaitlistEntry {
     pub tier: Option<String>,
     pub quantity: u32,
     pub joined_at_ms: Millis,
+    /// `joined_at_ms` in RFC 3339 at the venue's local time.
+    pub joined_at: Option<String>,
 }
 
 convert!(booking::NoticeId => NoticeId { log_index, ordinal });
 convert!(booking::NoticeView => Notice {
     event_id, recipient, created_at_ms;
     into: notice_id, kind, delivery;
-    map: channel
+    map: channel;
+    none: created_at;
+    zoned: yes
 });
 convert!(booking::WaitlistView => WaitlistEntry {
-    event_id, customer_id, position, waiting, tier, quantity, joined_at_ms
+    event_id, customer_id, position, waiting, tier, quantity, joined_at_ms;
+    none: joined_at;
+    zoned: yes
 });
+
+impl Zoned for Notice {
+    fn set_zone(&mut self, zone: &str) {
+        self.created_at = zoned(self.created_at_ms, zone);
+    }
+}
+
+impl Zoned for WaitlistEntry {
+    fn set_zone(&mut self, zone: &str) {
+        self.joined_at = zoned(self.joined_at_ms, zone);
+    }
+}
 
 // ---------------------------------------------------------------- live seat maps
 
@@ -810,6 +920,7 @@ mod tests {
         let expected = serde_json::json!({
             "hold_id": 3, "event_id": 1, "holder": "bob", "seats": [],
             "ga": {"area": "floor", "quantity": 2}, "created_at_ms": 10, "expires_at_ms": 20,
+            "created_at": "1970-01-01T00:00:00.010+00:00", "expires_at": "1970-01-01T00:00:00.020+00:00",
             "extended": false, "status": "active", "order_id": null,
             "total": {"amount_minor": 6000, "currency": "EUR"}
         });

@@ -134,9 +134,10 @@ pub(crate) async fn get_event(
         Served::Answer(answer, freshness) => (answer, freshness),
     };
     let display = Display::asked(&state, options.currency.as_deref()).await?;
+    let zone = crate::venue_zone(&state, event).await;
     match answer {
         QueryResult::Event(EventAnswer::View(Some(view))) => {
-            let mut event = dto::Event::from(view);
+            let mut event = crate::in_zone(dto::Event::from(view), zone.as_deref());
             if let Some(display) = &display {
                 display.event(&mut event)?;
             }

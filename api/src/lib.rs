@@ -35,6 +35,7 @@ pub mod dto;
 mod events;
 mod extract;
 pub mod freshness;
+pub mod i18n;
 pub mod limits;
 mod live;
 pub mod logins;
@@ -60,8 +61,8 @@ pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use openapi::openapi;
 pub use problem::Problem;
 pub(crate) use respond::{
-    ApiResult, ReadOptions, applied_index, event_id, parse_id, read, read_and_render, render, request_id,
-    require_caller, scoped_request_id, submit,
+    ApiResult, ReadOptions, applied_index, event_id, in_zone, parse_id, read, read_and_render, render,
+    render_in, request_id, require_caller, scoped_request_id, submit, venue_zone,
 };
 pub use routes::{Endpoint, app, endpoints};
 pub use tickets::TicketSigner;

@@ -282,12 +282,7 @@ pub(crate) async fn join_waitlist(
             quantity: body.quantity,
         },
     );
-    render(
-        state
-            .router
-            .submit(request_id(&headers, &caller)?, command)
-            .await?,
-    )
+    crate::submit(&state, &caller, &headers, command).await
 }
 
 #[derive(Deserialize, Default)]
@@ -313,12 +308,7 @@ async fn for_holder(
 ) -> ApiResult {
     let event_id = event_id(raw_event)?;
     let customer = caller.holder(body.0.unwrap_or_default().holder.as_deref())?;
-    render(
-        state
-            .router
-            .submit(request_id(headers, caller)?, make(event_id, customer))
-            .await?,
-    )
+    crate::submit(state, caller, headers, make(event_id, customer)).await
 }
 
 pub(crate) async fn leave_waitlist(
@@ -413,12 +403,7 @@ pub(crate) async fn subscribe_reminder(
             remind_at_ms: listing.starts_at_ms.saturating_sub(before_ms),
         },
     );
-    render(
-        state
-            .router
-            .submit(request_id(&headers, &caller)?, command)
-            .await?,
-    )
+    crate::submit(&state, &caller, &headers, command).await
 }
 
 pub(crate) async fn unsubscribe_reminder(

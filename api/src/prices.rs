@@ -86,6 +86,14 @@ impl Display {
         Ok(())
     }
 
+    pub(crate) fn listing(&self, listing: &mut dto::Listing) -> Result<(), Problem> {
+        listing.display_price_from = match listing.price_from {
+            Some(price) => self.price(price)?,
+            None => None,
+        };
+        Ok(())
+    }
+
     pub(crate) fn hold(&self, hold: &mut dto::Hold) -> Result<(), Problem> {
         hold.display_total = self.price(hold.total)?;
         Ok(())
@@ -95,4 +103,17 @@ impl Display {
         order.display_total = self.price(order.total)?;
         Ok(())
     }
+}
+
+/// An event's cheapest price from this node's replica of its group (`None`:
+/// no replica here, or no such event). Tier prices never change once an
+/// event exists, so any replica's copy is exact, however far behind.
+pub(crate) fn lowest_price(state: &AppState, event_id: booking::EventId) -> Option<dto::Money> {
+    let group = state
+        .router
+        .with_local_map(|map| map.placements.get(&event_id).copied())
+        .flatten()?;
+    let replica = state.router.groups().get(group)?;
+    let price = replica.state.read().lowest_price(event_id)?;
+    Some(price.into())
 }

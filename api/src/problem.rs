@@ -17,6 +17,8 @@ pub struct Problem {
     pub extra: Map<String, Value>,
     /// Seconds for a `Retry-After` header (rate limits).
     pub retry_after: Option<u64>,
+    /// Values the translated detail names (`{seats}`), besides `extra`.
+    pub params: Vec<(&'static str, String)>,
 }
 
 impl Problem {
@@ -27,6 +29,7 @@ impl Problem {
             detail: detail.into(),
             extra: Map::new(),
             retry_after: None,
+            params: Vec::new(),
         }
     }
 
@@ -71,6 +74,53 @@ impl Problem {
     }
 }
 
+/// Members of a problem document that a translated detail may name.
+const KNOWN_PARAMS: &[&str] = &[
+    "seats",
+    "limit",
+    "current",
+    "position",
+    "payment_id",
+    "retry_after_secs",
+    "field",
+];
+
+/// The values a rejection's translated detail names, by template name.
+fn rejection_params(rejection: &Rejection) -> Vec<(&'static str, String)> {
+    let utc = |ms: u64| crate::dto::local_time(ms, "UTC").unwrap_or_else(|| ms.to_string());
+    match rejection {
+        Rejection::UnknownSeat { seat } => vec![("seat", seat.clone())],
+        Rejection::UnknownSection { section } => vec![("section", section.clone())],
+        Rejection::UnknownTier { tier } => vec![("tier", tier.clone())],
+        Rejection::UnknownArea { area } => vec![("area", area.clone())],
+        Rejection::SeatUnavailable { seats } => vec![("seats", seats.join(", "))],
+        Rejection::NotEnoughSeats { requested } => vec![("requested", requested.to_string())],
+        Rejection::CustomerLimit { limit, current } => {
+            vec![("limit", limit.to_string()), ("current", current.to_string())]
+        }
+        Rejection::AlreadyCheckedIn {
+            first_checked_in_at_ms,
+        } => vec![("first_checked_in_at", utc(*first_checked_in_at_ms))],
+        Rejection::UnknownRegion { region } => vec![("region", region.clone())],
+        Rejection::NotEnoughNodes { needed, available } => {
+            vec![("needed", needed.to_string()), ("available", available.to_string())]
+        }
+        Rejection::NodeExists { node_id } | Rejection::NodeDraining { node_id } => {
+            vec![("node_id", node_id.to_string())]
+        }
+        Rejection::NodeHasReplicas { node_id, replicas } => {
+            vec![("node_id", node_id.to_string()), ("replicas", replicas.to_string())]
+        }
+        Rejection::TooManyHolds { limit } => vec![("limit", limit.to_string())],
+        Rejection::SalesNotOpen { opens_at_ms } => vec![("opens_at", utc(*opens_at_ms))],
+        Rejection::SalesClosed { closed_at_ms } => vec![("closed_at", utc(*closed_at_ms))],
+        Rejection::PaymentInProgress { payment_id } => vec![("payment_id", payment_id.to_string())],
+        Rejection::AlreadyWaitlisted { position } => vec![("position", position.to_string())],
+        Rejection::FxRateMissing { from, to } => vec![("from", from.clone()), ("to", to.clone())],
+        _ => Vec::new(),
+    }
+}
+
 fn title(code: &str) -> String {
     let mut words = code.replace('_', " ").replace("json", "JSON");
     if let Some(first) = words.get_mut(0..1) {
@@ -79,16 +129,40 @@ fn title(code: &str) -> String {
     words
 }
 
+/// A member of the problem document as text for a translated detail.
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(items) => Some(items.iter().filter_map(as_text).collect::<Vec<_>>().join(", ")),
+        _ => None,
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let lang = crate::i18n::current();
+        let mut params = self.params;
+        for (key, value) in &self.extra {
+            if let (Some(key), Some(text)) = (KNOWN_PARAMS.iter().find(|k| **k == key), as_text(value)) {
+                params.push((*key, text));
+            }
+        }
+        let (title, detail, detail_en) = match crate::i18n::problem_text(self.code, lang, &params) {
+            Some((title, detail)) => (title.to_owned(), detail, Some(self.detail)),
+            None => (title(self.code), self.detail, None),
+        };
         let mut body = json!({
             "type": format!("https://boxoffice.dev/problems/{}", self.code),
-            "title": title(self.code),
+            "title": title,
             "status": self.status.as_u16(),
             "code": self.code,
-            "detail": self.detail,
+            "detail": detail,
         });
         if let Value::Object(map) = &mut body {
+            if let Some(english) = detail_en {
+                map.insert("detail_en".to_owned(), Value::String(english));
+            }
             map.extend(self.extra);
             if let Some(id) = crate::request_ids::current() {
                 map.insert("request_id".to_owned(), Value::String(id));
@@ -168,6 +242,7 @@ impl From<Rejection> for Problem {
             Rejection::FxRateMissing { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut problem = Problem::new(status, code, rejection.to_string());
+        problem.params = rejection_params(&rejection);
         match &rejection {
             Rejection::SeatUnavailable { seats } => problem = problem.with("seats", json!(seats)),
             Rejection::AlreadyCheckedIn {

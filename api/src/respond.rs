@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use booking::{
-    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogSuccess, Command, EventAnswer, EventId,
+    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogQuery, CatalogSuccess, Command, EventAnswer, EventId,
     EventSuccess, MapSuccess, Query, QueryResult, Rejection, RequestId, Response, Success,
 };
 use serde::Deserialize;
@@ -68,19 +68,50 @@ pub(crate) async fn submit(
     command: Command,
 ) -> ApiResult {
     let id = request_id(headers, caller)?;
+    let zone = match &command {
+        Command::Event(event_id, _) => venue_zone(state, *event_id).await,
+        _ => None,
+    };
     let response: Response = state.router.submit(id, command).await?;
-    render(response)
+    render_in(response, zone.as_deref())
+}
+
+/// The IANA time zone of event `event_id`'s venue, from this node's replica
+/// of the catalog (`None`: the event has no listing).
+pub(crate) async fn venue_zone(state: &AppState, event_id: EventId) -> Option<String> {
+    match state
+        .router
+        .query_local(Query::Catalog(CatalogQuery::Listing(event_id, 0)))
+        .await
+    {
+        Ok(QueryResult::Catalog(CatalogAnswer::Listing(Some(listing)))) => Some(listing.venue.time_zone),
+        _ => None,
+    }
+}
+
+/// `value` with its times in `zone` (left in UTC without one).
+pub(crate) fn in_zone<T: dto::Zoned>(mut value: T, zone: Option<&str>) -> T {
+    if let Some(zone) = zone {
+        value.set_zone(zone);
+    }
+    value
 }
 
 /// Renders a write's outcome: its success body or its rejection's problem.
 pub(crate) fn render(response: Response) -> ApiResult {
+    render_in(response, None)
+}
+
+/// [`render`], showing times in `zone` (the event's venue's).
+pub(crate) fn render_in(response: Response, zone: Option<&str>) -> ApiResult {
+    let z = zone;
     let success = response?;
     let (status, body) = match success {
         Success::Event(EventSuccess::PaymentStarted(payment)) => {
-            (StatusCode::ACCEPTED, json!(dto::Payment::from(payment)))
+            (StatusCode::ACCEPTED, json!(in_zone(dto::Payment::from(payment), z)))
         }
         Success::Event(EventSuccess::PaymentUpdated(payment)) => {
-            (StatusCode::OK, json!(dto::Payment::from(payment)))
+            (StatusCode::OK, json!(in_zone(dto::Payment::from(payment), z)))
         }
         Success::Event(EventSuccess::Published { event_id, at_ms }) => (
             StatusCode::OK,
@@ -98,14 +129,14 @@ pub(crate) fn render(response: Response) -> ApiResult {
             StatusCode::CREATED,
             json!({ "event_id": event_id, "capacity": capacity }),
         ),
-        Success::Event(EventSuccess::Held(hold)) => (StatusCode::CREATED, json!(dto::Hold::from(hold))),
-        Success::Event(EventSuccess::Extended(hold)) => (StatusCode::OK, json!(dto::Hold::from(hold))),
+        Success::Event(EventSuccess::Held(hold)) => (StatusCode::CREATED, json!(in_zone(dto::Hold::from(hold), z))),
+        Success::Event(EventSuccess::Extended(hold)) => (StatusCode::OK, json!(in_zone(dto::Hold::from(hold), z))),
         Success::Event(EventSuccess::Released { hold_id }) => (StatusCode::OK, json!({ "hold_id": hold_id })),
         Success::Event(EventSuccess::Confirmed(order)) => {
-            (StatusCode::CREATED, json!(dto::Order::from(order)))
+            (StatusCode::CREATED, json!(in_zone(dto::Order::from(order), z)))
         }
         Success::Event(EventSuccess::OrderCancelled(order)) => {
-            (StatusCode::OK, json!(dto::Order::from(order)))
+            (StatusCode::OK, json!(in_zone(dto::Order::from(order), z)))
         }
         Success::Event(EventSuccess::CheckedIn { code, at_ms }) => {
             (StatusCode::OK, json!({ "code": code, "checked_in_at_ms": at_ms }))
@@ -171,20 +202,20 @@ pub(crate) fn render(response: Response) -> ApiResult {
             (StatusCode::OK, json!({ "session_id": session_id }))
         }
         Success::Event(EventSuccess::ReminderSet(notice)) => {
-            (StatusCode::CREATED, json!(dto::Notice::from(notice)))
+            (StatusCode::CREATED, json!(in_zone(dto::Notice::from(notice), z)))
         }
         Success::Event(EventSuccess::ReminderCancelled { event_id })
         | Success::Event(EventSuccess::LeftWaitlist { event_id }) => {
             (StatusCode::OK, json!({ "event_id": event_id }))
         }
         Success::Event(EventSuccess::Waitlisted(view)) => {
-            (StatusCode::CREATED, json!(dto::WaitlistEntry::from(view)))
+            (StatusCode::CREATED, json!(in_zone(dto::WaitlistEntry::from(view), z)))
         }
         Success::Event(EventSuccess::WaitlistOffered { hold }) => {
-            (StatusCode::OK, json!({ "hold": hold.map(dto::Hold::from) }))
+            (StatusCode::OK, json!({ "hold": hold.map(|h| in_zone(dto::Hold::from(h), z)) }))
         }
         Success::Event(EventSuccess::NoticeUpdated(notice)) => {
-            (StatusCode::OK, json!(dto::Notice::from(notice)))
+            (StatusCode::OK, json!(in_zone(dto::Notice::from(notice), z)))
         }
         Success::Account(AccountSuccess::GuestChallenge {
             challenge_id,
@@ -241,24 +272,29 @@ pub(crate) fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, w
 
 /// Reads `query` and renders its answer, or the matching `unknown_*` problem.
 pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) -> ApiResult {
+    let zone = match &query {
+        Query::Event(event_id, _) => venue_zone(state, *event_id).await,
+        _ => None,
+    };
+    let z = zone.as_deref();
     match read(state, options, query).await? {
         QueryResult::Event(EventAnswer::View(view)) => {
-            found(view.map(dto::Event::from), "unknown_event", "event")
+            found(view.map(|v| in_zone(dto::Event::from(v), z)), "unknown_event", "event")
         }
         QueryResult::Event(EventAnswer::Hold(view)) => {
-            found(view.map(dto::Hold::from), "unknown_hold", "hold")
+            found(view.map(|v| in_zone(dto::Hold::from(v), z)), "unknown_hold", "hold")
         }
         QueryResult::Event(EventAnswer::Order(view)) => {
-            found(view.map(dto::Order::from), "unknown_order", "order")
+            found(view.map(|v| in_zone(dto::Order::from(v), z)), "unknown_order", "order")
         }
         QueryResult::Event(EventAnswer::Ticket(view)) => {
-            found(view.map(dto::Ticket::from), "unknown_ticket", "ticket")
+            found(view.map(|v| in_zone(dto::Ticket::from(v), z)), "unknown_ticket", "ticket")
         }
         QueryResult::Account(AccountAnswer::Account(view)) => {
             found(view.map(dto::Account::from), "unknown_account", "account")
         }
         QueryResult::Event(EventAnswer::Payment(view)) => {
-            found(view.map(dto::Payment::from), "unknown_payment", "payment")
+            found(view.map(|v| in_zone(dto::Payment::from(v), z)), "unknown_payment", "payment")
         }
         QueryResult::Catalog(CatalogAnswer::Venue(view)) => {
             found(view.map(dto::Venue::from), "unknown_venue", "venue")
@@ -267,12 +303,12 @@ pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, que
             found(view.map(dto::Listing::from), "unknown_event", "listing")
         }
         QueryResult::Event(EventAnswer::Waitlist(view)) => found(
-            view.map(dto::WaitlistEntry::from),
+            view.map(|v| in_zone(dto::WaitlistEntry::from(v), z)),
             "not_waitlisted",
             "waitlist entry",
         ),
         QueryResult::Event(EventAnswer::Notices(notices)) => Ok(Json(
-            serde_json::json!({ "notices": notices.into_iter().map(dto::Notice::from).collect::<Vec<_>>() }),
+            serde_json::json!({ "notices": notices.into_iter().map(|n| in_zone(dto::Notice::from(n), z)).collect::<Vec<_>>() }),
         )
         .into_response()),
         QueryResult::Map(_)

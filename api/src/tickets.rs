@@ -146,9 +146,10 @@ pub(crate) async fn get_ticket(
         .tickets
         .as_deref()
         .map(|signer| signer.payload(event_id, &ticket.code));
+    let zone = crate::venue_zone(&state, event_id).await;
     let ticket = dto::Ticket {
         qr_payload,
-        ..dto::Ticket::from(ticket)
+        ..crate::in_zone(dto::Ticket::from(ticket), zone.as_deref())
     };
     Ok(Json(ticket).into_response())
 }

@@ -51,7 +51,7 @@ use crate::events::payments::PaymentView;
 use crate::events::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
 use crate::events::vocab::{EventAnswer, EventQuery, EventSuccess};
 use crate::events::{Events, LoadIssue};
-use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, RequestId, TicketCode};
+use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId, RequestId, TicketCode};
 use crate::query::{Query, QueryResult};
 use crate::records::{Record, RecordKey, RequestRecord};
 use crate::rejection::Rejection;
@@ -535,6 +535,11 @@ impl BookingState {
     /// An event's name (cheaper than its view, which lists every seat).
     pub fn event_name(&self, event_id: EventId) -> Option<String> {
         self.events.event_name(event_id)
+    }
+
+    /// An event's cheapest tier price (a spec's prices never change).
+    pub fn lowest_price(&self, event_id: EventId) -> Option<Money> {
+        self.events.lowest_price(event_id)
     }
 
     pub fn hold_view(&self, event_id: EventId, hold_id: HoldId) -> Option<HoldView> {

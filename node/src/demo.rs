@@ -47,7 +47,7 @@ pub struct DemoOptions {
     pub base_http_port: u16,
     /// Regions, comma separated; node i is in the i-th (round robin). Each region
     /// gets its own data groups, led from inside it.
-    #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east,ap-south")]
+    #[arg(long, value_delimiter = ',', default_value = "eu-central,us-east,ap-northeast")]
     pub regions: Vec<String>,
     /// Simulate a wide-area network: this one-way delay (milliseconds)
     /// between nodes of different regions, with Raft timeouts stretched to match.
@@ -129,7 +129,7 @@ const DEMO_PASSWORD: &str = "demo-password";
 
 async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Result<()> {
     let venue = json!({
-        "name": "Demo Hall", "address": "1 Example Street", "city": "Dublin", "country": "IE", "time_zone": "Europe/Dublin",
+        "name": "Demo Hall", "address": "1 Beispielstraße", "city": "Berlin", "country": "DE", "time_zone": "Europe/Berlin",
     });
     let venue_id = demo_post(leader_url, "/v1/venues", "demo-venue-1", venue).await?["venue_id"].clone();
     let now_ms = std::time::SystemTime::now()
@@ -142,17 +142,20 @@ async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Re
     });
     let body = json!({ "event_id": DEMO_EVENT_ID, "spec": api::dto::EventSpec::from(booking::EventSpec::demo_venue()), "listing": listing });
     demo_post(leader_url, "/v1/events", "demo-create-event-1", body).await?;
-    // One more show homed in each other demo region the cluster has.
-    for (event_id, region, venue) in [
+    // One more show homed in each other demo region the cluster has, priced
+    // in that region's own currency.
+    for (event_id, region, currency, venue) in [
         (
             2,
             "us-east",
+            "USD",
             json!({ "name": "Harbor Stage", "address": "2 Pier Road", "city": "New York", "country": "US", "time_zone": "America/New_York" }),
         ),
         (
             3,
-            "ap-south",
-            json!({ "name": "Marine Drive Arena", "address": "3 Sea Face", "city": "Mumbai", "country": "IN", "time_zone": "Asia/Kolkata" }),
+            "ap-northeast",
+            "JPY",
+            json!({ "name": "Bayside Hall", "address": "3-1 Kaigan", "city": "Tokyo", "country": "JP", "time_zone": "Asia/Tokyo" }),
         ),
     ] {
         if !regions.iter().any(|r| r.as_str() == region) {
@@ -166,7 +169,8 @@ async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Re
             "venue_id": venue_id, "starts_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000,
             "ends_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000 + 3 * 3600 * 1000,
         });
-        let body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(booking::EventSpec::demo_venue()), "listing": listing });
+        let spec = demo_spec_in(booking::Currency::new(currency)?);
+        let body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec), "listing": listing });
         demo_post(
             leader_url,
             "/v1/events",
@@ -188,6 +192,26 @@ async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Re
     let rates = json!({ "base": "EUR", "rates": { "USD": "1.0842", "INR": "90.12", "JPY": "157.43", "BRL": "5.87" } });
     demo_send(leader_url, Method::PUT, "/v1/admin/fx-rates", "demo-fx-1", rates).await?;
     Ok(())
+}
+
+/// The demo venue priced in `currency`: the euro prices at the sample
+/// rates below, rounded to whole units of `currency`.
+fn demo_spec_in(currency: booking::Currency) -> booking::EventSpec {
+    let mut spec = booking::EventSpec::demo_venue();
+    let (rate_num, rate_den): (i64, i64) = match currency.as_str() {
+        "USD" => (108, 100),
+        "JPY" => (15743, 100),
+        _ => (1, 1),
+    };
+    let units = i64::from(currency.minor_units().unwrap_or(2));
+    let scale = 10i64.pow(units as u32);
+    spec.currency = currency;
+    for tier in &mut spec.tiers {
+        // Euro cents → whole units of `currency` → its minor units.
+        let whole = tier.price.amount_minor * rate_num / rate_den / 100;
+        tier.price = booking::Money::new(whole * scale, currency);
+    }
+    spec
 }
 
 /// One setup call as the operator; the fixed key makes a restarted demo
@@ -310,7 +334,13 @@ fn print_instructions(cluster: &LocalCluster, leader: u64) {
     println!();
     println!("  # the organiser is organiser@demo.boxoffice.dev with the same password");
     println!();
-    println!("  # the Dublin seat map from another region's own replica, and how fresh it is");
+    println!("  # each region answers in its language: German in Frankfurt, Japanese in Tokyo;");
+    println!("  # Accept-Language overrides it; the problem code stays the same");
+    println!("  curl -s {first}/v1/events/999");
+    println!("  curl -s {third}/v1/events/999");
+    println!("  curl -s -H 'Accept-Language: en' {third}/v1/events/999");
+    println!();
+    println!("  # the Berlin seat map from another region's own replica, and how fresh it is");
     println!(
         "  curl -s -D - -o /dev/null '{third}/v1/events/{DEMO_EVENT_ID}?consistency=bounded&max_staleness_ms=2000' | grep -i '^boxoffice-'"
     );

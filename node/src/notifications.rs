@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use booking::{
-    AccountAnswer, AccountQuery, AccountView, Channel, Command, EventCommand, EventId, META_GROUP, NoticeId,
+    AccountAnswer, AccountQuery, AccountView, CatalogAnswer, CatalogQuery, Channel, Command, EventCommand, EventId, META_GROUP, NoticeId,
     NoticeKind, NoticeView, RequestId,
 };
 use booking::{Query, QueryResult};
@@ -39,6 +39,8 @@ use router::Router;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use transport::replicas::Groups;
+
+use api::i18n::Lang;
 
 use crate::periodic::Periodic;
 
@@ -114,6 +116,7 @@ impl Channels {
         account: &AccountView,
         channel: Channel,
         event_name: &str,
+        words: &Words,
     ) -> Result<Channel, Failure> {
         match channel {
             Channel::Email => match &self.smtp {
@@ -122,7 +125,7 @@ impl Channels {
                         .email
                         .parse()
                         .map_err(|e| Failure::permanent(format!("the account's address is unusable: {e}")))?;
-                    let (subject, body) = render_text(notice, event_name);
+                    let (subject, body) = render_text(notice, event_name, words.lang, words.zone.as_deref());
                     let message = Message::builder()
                         .from(from.clone())
                         .to(to)
@@ -138,7 +141,7 @@ impl Channels {
                     Ok(Channel::Email)
                 }
                 None => {
-                    log_notice(notice, event_name, "e-mail (no SMTP relay configured)");
+                    log_notice(notice, event_name, words, "e-mail (no SMTP relay configured)");
                     Ok(Channel::Log)
                 }
             },
@@ -195,7 +198,7 @@ impl Channels {
                 }
             }
             Channel::Log => {
-                log_notice(notice, event_name, "log");
+                log_notice(notice, event_name, words, "log");
                 Ok(Channel::Log)
             }
         }
@@ -241,8 +244,38 @@ impl api::CodeSender for Channels {
     }
 }
 
-fn log_notice(notice: &NoticeView, event_name: &str, via: &str) {
-    let (subject, _) = render_text(notice, event_name);
+/// How a notice is written for its recipient: the language of their home
+/// region and the time zone of the event's venue.
+struct Words {
+    lang: Lang,
+    zone: Option<String>,
+}
+
+impl Words {
+    /// The recipient's home-region language (English when the region table
+    /// has no locale we speak) and the venue's zone from this node's catalog.
+    async fn for_notice(router: &Router, account: &AccountView, event_id: EventId) -> Words {
+        let lang = router
+            .with_local_map(|map| {
+                map.regions
+                    .get(&account.region)
+                    .and_then(|info| Lang::of_tag(&info.locale))
+            })
+            .flatten()
+            .unwrap_or(Lang::En);
+        let zone = match router
+            .query_local(Query::Catalog(CatalogQuery::Listing(event_id, 0)))
+            .await
+        {
+            Ok(QueryResult::Catalog(CatalogAnswer::Listing(Some(listing)))) => Some(listing.venue.time_zone),
+            _ => None,
+        };
+        Words { lang, zone }
+    }
+}
+
+fn log_notice(notice: &NoticeView, event_name: &str, words: &Words, via: &str) {
+    let (subject, _) = render_text(notice, event_name, words.lang, words.zone.as_deref());
     tracing::info!(
         target: "boxoffice::notices",
         message_id = %notice.message_id(),
@@ -253,59 +286,148 @@ fn log_notice(notice: &NoticeView, event_name: &str, via: &str) {
     );
 }
 
-/// The subject and plain-text body of a notice.
-pub fn render_text(notice: &NoticeView, event_name: &str) -> (String, String) {
-    let event = format!("{event_name} (event {})", notice.event_id);
-    let (subject, detail) = match &notice.kind {
-        NoticeKind::OrderConfirmed {
-            order_id,
-            total,
-            tickets,
-        } => (
-            format!("Order {order_id} confirmed: {event_name}"),
-            format!("Your order {order_id} for {event} is confirmed: {tickets} ticket(s), {total} in all."),
-        ),
-        NoticeKind::PaymentFailed { hold_id, reason } => (
+/// `money` for people: whole units with the currency's real minor units,
+/// spelled as `lang` writes numbers (`EUR 42.50`, `42,50 EUR`, `42.50 EUR`).
+pub fn format_money(money: booking::Money, lang: Lang) -> String {
+    let units = money.currency.minor_units().unwrap_or(2);
+    let negative = money.amount_minor < 0;
+    let magnitude = money.amount_minor.unsigned_abs();
+    let scale = 10u64.pow(u32::from(units));
+    let sign = if negative { "-" } else { "" };
+    let separator = if lang == Lang::De { "," } else { "." };
+    let number = if units == 0 {
+        format!("{sign}{magnitude}")
+    } else {
+        format!(
+            "{sign}{}{separator}{:0width$}",
+            magnitude / scale,
+            magnitude % scale,
+            width = usize::from(units)
+        )
+    };
+    match lang {
+        Lang::En => format!("{} {number}", money.currency),
+        Lang::De | Lang::Ja => format!("{number} {}", money.currency),
+    }
+}
+
+/// The subject and plain-text body of a notice, in `lang`, with times in
+/// RFC 3339 at the venue's time zone `zone` (UTC when the venue is unknown).
+pub fn render_text(notice: &NoticeView, event_name: &str, lang: Lang, zone: Option<&str>) -> (String, String) {
+    let time = |ms: u64| {
+        zone.and_then(|z| api::dto::local_time(ms, z))
+            .or_else(|| api::dto::local_time(ms, "UTC"))
+            .unwrap_or_else(|| ms.to_string())
+    };
+    let id = notice.event_id;
+    let (subject, detail) = match (&notice.kind, lang) {
+        (NoticeKind::OrderConfirmed { order_id, total, tickets }, _) => {
+            let total = format_money(*total, lang);
+            match lang {
+                Lang::En => (
+                    format!("Order {order_id} confirmed: {event_name}"),
+                    format!("Your order {order_id} for {event_name} (event {id}) is confirmed: {tickets} ticket(s), {total} in all."),
+                ),
+                Lang::De => (
+                    format!("Bestellung {order_id} bestätigt: {event_name}"),
+                    format!("Ihre Bestellung {order_id} für {event_name} (Veranstaltung {id}) ist bestätigt: {tickets} Ticket(s), insgesamt {total}."),
+                ),
+                Lang::Ja => (
+                    format!("ご注文 {order_id} が確定しました: {event_name}"),
+                    format!("{event_name}（イベント {id}）のご注文 {order_id} が確定しました。チケット {tickets} 枚、合計 {total} です。"),
+                ),
+            }
+        }
+        (NoticeKind::PaymentFailed { hold_id, reason }, Lang::En) => (
             format!("Payment failed: {event_name}"),
             format!(
-                "The payment for hold {hold_id} of {event} failed: {reason}. The hold stays yours until it expires; you may try again."
+                "The payment for hold {hold_id} of {event_name} (event {id}) failed: {reason}. The hold stays yours until it expires; you may try again."
             ),
         ),
-        NoticeKind::HoldExpiring {
-            hold_id,
-            expires_at_ms,
-        } => (
-            format!("Your hold for {event_name} is about to expire"),
+        (NoticeKind::PaymentFailed { hold_id, reason }, Lang::De) => (
+            format!("Zahlung fehlgeschlagen: {event_name}"),
             format!(
-                "Hold {hold_id} for {event} expires at {expires_at_ms} (ms since the epoch). Check out before then to keep the seats."
+                "Die Zahlung für die Reservierung {hold_id} für {event_name} (Veranstaltung {id}) ist fehlgeschlagen ({reason}). Die Reservierung bleibt Ihnen bis zu ihrem Ablauf; Sie können es erneut versuchen."
             ),
         ),
-        NoticeKind::EventReminder => (
+        (NoticeKind::PaymentFailed { hold_id, reason }, Lang::Ja) => (
+            format!("お支払いができませんでした: {event_name}"),
+            format!(
+                "{event_name}（イベント {id}）の仮押さえ {hold_id} のお支払いができませんでした（{reason}）。仮押さえは期限まで有効です。もう一度お試しください。"
+            ),
+        ),
+        (NoticeKind::HoldExpiring { hold_id, expires_at_ms }, _) => {
+            let at = time(*expires_at_ms);
+            match lang {
+                Lang::En => (
+                    format!("Your hold for {event_name} is about to expire"),
+                    format!("Hold {hold_id} for {event_name} (event {id}) expires at {at}. Check out before then to keep the seats."),
+                ),
+                Lang::De => (
+                    format!("Ihre Reservierung für {event_name} läuft bald ab"),
+                    format!("Die Reservierung {hold_id} für {event_name} (Veranstaltung {id}) läuft um {at} ab. Schließen Sie den Kauf vorher ab, um die Plätze zu behalten."),
+                ),
+                Lang::Ja => (
+                    format!("{event_name} の仮押さえの期限が近づいています"),
+                    format!("{event_name}（イベント {id}）の仮押さえ {hold_id} は {at} に期限切れになります。座席を確保するには、それまでに購入手続きを完了してください。"),
+                ),
+            }
+        }
+        (NoticeKind::EventReminder, Lang::En) => (
             format!("Reminder: {event_name}"),
-            format!("This is your reminder for {event}."),
+            format!("This is your reminder for {event_name} (event {id})."),
         ),
-        NoticeKind::EventCancelled { order_id, refunded } => (
-            format!("Cancelled: {event_name}"),
-            match (order_id, refunded) {
-                (Some(order), true) => {
-                    format!("{event} was cancelled. Order {order} is cancelled and refunded.")
-                }
-                (Some(order), false) => format!("{event} was cancelled. Order {order} is cancelled."),
-                (None, _) => format!("{event} was cancelled."),
-            },
+        (NoticeKind::EventReminder, Lang::De) => (
+            format!("Erinnerung: {event_name}"),
+            format!("Dies ist Ihre Erinnerung an {event_name} (Veranstaltung {id})."),
         ),
-        NoticeKind::WaitlistOffer {
-            hold_id,
-            expires_at_ms,
-            places,
-        } => (
-            format!("Places for {event_name} are yours to buy"),
-            format!(
-                "{places} place(s) for {event} freed up and are held for you as hold {hold_id} until {expires_at_ms} (ms since the epoch). Check out before then."
-            ),
+        (NoticeKind::EventReminder, Lang::Ja) => (
+            format!("リマインダー: {event_name}"),
+            format!("{event_name}（イベント {id}）のリマインダーです。"),
         ),
+        (NoticeKind::EventCancelled { order_id, refunded }, _) => {
+            let subject = match lang {
+                Lang::En => format!("Cancelled: {event_name}"),
+                Lang::De => format!("Abgesagt: {event_name}"),
+                Lang::Ja => format!("中止のお知らせ: {event_name}"),
+            };
+            let detail = match (lang, order_id, refunded) {
+                (Lang::En, Some(order), true) => format!("{event_name} (event {id}) was cancelled. Order {order} is cancelled and refunded."),
+                (Lang::En, Some(order), false) => format!("{event_name} (event {id}) was cancelled. Order {order} is cancelled."),
+                (Lang::En, None, _) => format!("{event_name} (event {id}) was cancelled."),
+                (Lang::De, Some(order), true) => format!("{event_name} (Veranstaltung {id}) wurde abgesagt. Die Bestellung {order} ist storniert und erstattet."),
+                (Lang::De, Some(order), false) => format!("{event_name} (Veranstaltung {id}) wurde abgesagt. Die Bestellung {order} ist storniert."),
+                (Lang::De, None, _) => format!("{event_name} (Veranstaltung {id}) wurde abgesagt."),
+                (Lang::Ja, Some(order), true) => format!("{event_name}（イベント {id}）は中止になりました。ご注文 {order} はキャンセルされ、返金されました。"),
+                (Lang::Ja, Some(order), false) => format!("{event_name}（イベント {id}）は中止になりました。ご注文 {order} はキャンセルされました。"),
+                (Lang::Ja, None, _) => format!("{event_name}（イベント {id}）は中止になりました。"),
+            };
+            (subject, detail)
+        }
+        (NoticeKind::WaitlistOffer { hold_id, expires_at_ms, places }, _) => {
+            let at = time(*expires_at_ms);
+            match lang {
+                Lang::En => (
+                    format!("Places for {event_name} are yours to buy"),
+                    format!("{places} place(s) for {event_name} (event {id}) freed up and are held for you as hold {hold_id} until {at}. Check out before then."),
+                ),
+                Lang::De => (
+                    format!("Plätze für {event_name} sind für Sie reserviert"),
+                    format!("{places} Platz/Plätze für {event_name} (Veranstaltung {id}) sind frei geworden und bis {at} als Reservierung {hold_id} für Sie zurückgelegt. Schließen Sie den Kauf vorher ab."),
+                ),
+                Lang::Ja => (
+                    format!("{event_name} の座席をご購入いただけます"),
+                    format!("{event_name}（イベント {id}）の座席 {places} 席が空き、仮押さえ {hold_id} として {at} まで確保されています。それまでに購入手続きを完了してください。"),
+                ),
+            }
+        }
     };
-    let body = format!("{detail}\r\n\r\nNotification id: {}\r\n", notice.message_id());
+    let footer = match lang {
+        Lang::En => "Notification id",
+        Lang::De => "Benachrichtigungs-ID",
+        Lang::Ja => "通知ID",
+    };
+    let body = format!("{detail}\r\n\r\n{footer}: {}\r\n", notice.message_id());
     (subject, body)
 }
 
@@ -361,7 +483,8 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
     {
         Ok(QueryResult::Account(AccountAnswer::Account(Some(account)))) => {
             let channel = notice.channel.unwrap_or(account.notify.channel);
-            channels.deliver(notice, &account, channel, event_name).await
+            let words = Words::for_notice(router, &account, notice.event_id).await;
+            channels.deliver(notice, &account, channel, event_name, &words).await
         }
         Ok(_) => Err(Failure::permanent("the recipient has no account")),
         Err(e) => Err(Failure::retry(format!(
@@ -409,5 +532,70 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
         Err(e) => {
             tracing::warn!(message_id = %notice.message_id(), error = %e, "notice outcome not recorded")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use booking::{Currency, CustomerId, Delivery, HoldId, Money, OrderId};
+
+    fn notice(kind: NoticeKind) -> NoticeView {
+        NoticeView {
+            event_id: EventId(7),
+            notice_id: NoticeId {
+                log_index: 12,
+                ordinal: 0,
+            },
+            recipient: CustomerId::new("c1").unwrap(),
+            kind,
+            channel: None,
+            created_at_ms: 0,
+            delivery: Delivery::Pending {
+                attempts: 0,
+                next_attempt_ms: 0,
+                last_error: None,
+            },
+        }
+    }
+
+    #[test]
+    fn money_is_written_in_whole_units_of_its_currency() {
+        let eur = Money::new(4250, Currency::EUR);
+        let jpy = Money::new(4250, Currency::new("JPY").unwrap());
+        let kwd = Money::new(-1234, Currency::new("KWD").unwrap());
+        assert_eq!(format_money(eur, Lang::En), "EUR 42.50");
+        assert_eq!(format_money(eur, Lang::De), "42,50 EUR");
+        assert_eq!(format_money(jpy, Lang::Ja), "4250 JPY");
+        assert_eq!(format_money(kwd, Lang::En), "KWD -1.234");
+    }
+
+    #[test]
+    fn a_notice_speaks_its_recipients_language_with_local_times() {
+        let confirmed = notice(NoticeKind::OrderConfirmed {
+            order_id: OrderId(3),
+            total: Money::new(9000, Currency::EUR),
+            tickets: 2,
+        });
+        let (subject, body) = render_text(&confirmed, "Gala", Lang::De, Some("Europe/Berlin"));
+        assert_eq!(subject, "Bestellung 3 bestätigt: Gala");
+        assert!(body.contains("insgesamt 90,00 EUR"), "{body}");
+        assert!(body.contains("Benachrichtigungs-ID: notice.7.12.0@boxoffice"), "{body}");
+        let (subject, _) = render_text(&confirmed, "Gala", Lang::Ja, None);
+        assert_eq!(subject, "ご注文 3 が確定しました: Gala");
+        let (subject, _) = render_text(&confirmed, "Gala", Lang::En, None);
+        assert_eq!(subject, "Order 3 confirmed: Gala");
+
+        // 2026-07-01T18:00:00Z: 20:00 in Berlin in summer, 03:00 next day in Tokyo.
+        let expiring = notice(NoticeKind::HoldExpiring {
+            hold_id: HoldId(5),
+            expires_at_ms: 1_782_928_800_000,
+        });
+        let (_, body) = render_text(&expiring, "Gala", Lang::De, Some("Europe/Berlin"));
+        assert!(body.contains("um 2026-07-01T20:00:00+02:00 ab"), "{body}");
+        let (_, body) = render_text(&expiring, "Gala", Lang::Ja, Some("Asia/Tokyo"));
+        assert!(body.contains("2026-07-02T03:00:00+09:00 に期限切れ"), "{body}");
+        let (_, body) = render_text(&expiring, "Gala", Lang::En, None);
+        assert!(body.contains("expires at 2026-07-01T18:00:00+00:00"), "{body}");
     }
 }

@@ -144,6 +144,16 @@ impl EventState {
         &self.record.spec.name
     }
 
+    /// The cheapest tier's price: what a listing shows as "from".
+    pub fn lowest_price(&self) -> Option<Money> {
+        self.record
+            .spec
+            .tiers
+            .iter()
+            .map(|tier| tier.price)
+            .min_by_key(|price| price.amount_minor)
+    }
+
     pub fn capacity(&self) -> u32 {
         self.map.capacity()
     }

@@ -44,7 +44,7 @@ use self::payments::{
 use self::records::{EventRecord, EventValue, TicketPlace};
 use self::views::{HoldView, OrderView};
 use self::vocab::{EventAnswer, EventCommand, EventQuery, EventSuccess, WAITLIST_OFFER_TTL_MS};
-use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId};
+use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId};
 use crate::rejection::Rejection;
 
 pub type EventResponse = Result<EventSuccess, Rejection>;
@@ -669,6 +669,11 @@ impl Events {
     /// An event's name (cheaper than its view, which lists every seat).
     pub fn event_name(&self, event_id: EventId) -> Option<String> {
         Some(self.events.get(&event_id)?.name().to_owned())
+    }
+
+    /// The cheapest tier price of an event.
+    pub fn lowest_price(&self, event_id: EventId) -> Option<Money> {
+        self.events.get(&event_id)?.lowest_price()
     }
 
     /// The earliest `expires_at_ms` among active holds. Once the leader's clock

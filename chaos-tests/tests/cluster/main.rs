@@ -10,6 +10,7 @@ mod home_leaders;
 mod http_errors;
 mod kill_leader;
 mod live;
+mod localized;
 mod many_groups_restart;
 mod membership;
 mod multi_group;
