@@ -483,11 +483,14 @@ mod tests {
                         codes.push(rest[..rest.find('"').unwrap()].to_owned());
                     }
                 }
-                // Problem::new(status, "code", ...), possibly over lines.
+                // Problem::new(status, "code", ...), possibly over lines; a
+                // code passed in a variable is checked where it is written.
                 for (at, _) in text.match_indices("Problem::new(") {
-                    let rest = &text[at..];
-                    let Some(open) = rest.find('"') else { continue };
-                    let code = &rest[open + 1..];
+                    let rest = &text[at + "Problem::new(".len()..];
+                    let Some(comma) = rest.find(',') else { continue };
+                    let Some(code) = rest[comma + 1..].trim_start().strip_prefix('"') else {
+                        continue;
+                    };
                     let code = &code[..code.find('"').unwrap()];
                     if code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !code.is_empty() {
                         codes.push(code.to_owned());
