@@ -363,7 +363,11 @@ pub(crate) struct SearchQuery {
 }
 
 /// `listing` with its "from" price, charged and displayed.
-fn priced(state: &AppState, display: Option<&Display>, mut listing: dto::Listing) -> Result<dto::Listing, Problem> {
+fn priced(
+    state: &AppState,
+    display: Option<&Display>,
+    mut listing: dto::Listing,
+) -> Result<dto::Listing, Problem> {
     listing.price_from = crate::prices::lowest_price(state, listing.event_id);
     if let Some(display) = display {
         display.listing(&mut listing)?;
@@ -511,11 +515,14 @@ pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> 
     let mut zones: BTreeMap<EventId, Option<String>> = BTreeMap::new();
     let mut shown = Vec::with_capacity(orders.len());
     for order in orders {
-        if !zones.contains_key(&order.event_id) {
-            let zone = crate::venue_zone(&state, order.event_id).await;
-            zones.insert(order.event_id, zone);
-        }
-        let zone = zones.get(&order.event_id).cloned().flatten();
+        let zone = match zones.get(&order.event_id) {
+            Some(zone) => zone.clone(),
+            None => {
+                let zone = crate::venue_zone(&state, order.event_id).await;
+                zones.insert(order.event_id, zone.clone());
+                zone
+            }
+        };
         shown.push(crate::in_zone(dto::Order::from(order), zone.as_deref()));
     }
     Ok(Json(json!({ "orders": shown })).into_response())

@@ -454,7 +454,11 @@ mod tests {
                 .split('/')
                 .map(|part| part.trim().trim_matches('`'))
                 .collect();
-            if names.iter().all(|n| is_code(n)) && line.split('|').nth(2).is_some_and(|s| s.trim().parse::<u16>().is_ok())
+            if names.iter().all(|n| is_code(n))
+                && line
+                    .split('|')
+                    .nth(2)
+                    .is_some_and(|s| s.trim().parse::<u16>().is_ok())
             {
                 codes.extend(names.into_iter().map(str::to_owned));
             }
@@ -504,7 +508,10 @@ mod tests {
     #[test]
     fn every_problem_code_speaks_every_language() {
         let documented = documented_codes();
-        assert!(documented.len() > 60, "the problem table was not found: {documented:?}");
+        assert!(
+            documented.len() > 60,
+            "the problem table was not found: {documented:?}"
+        );
         let mut missing: Vec<String> = documented
             .into_iter()
             .chain(codes_in_sources())

@@ -308,7 +308,8 @@ async fn for_holder(
 ) -> ApiResult {
     let event_id = event_id(raw_event)?;
     let customer = caller.holder(body.0.unwrap_or_default().holder.as_deref())?;
-    crate::submit(state, caller, headers, make(event_id, customer)).await
+    // Boxed: the generic caller's future is otherwise too deep to lay out.
+    Box::pin(crate::submit(state, caller, headers, make(event_id, customer))).await
 }
 
 pub(crate) async fn leave_waitlist(

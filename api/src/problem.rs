@@ -103,13 +103,19 @@ fn rejection_params(rejection: &Rejection) -> Vec<(&'static str, String)> {
         } => vec![("first_checked_in_at", utc(*first_checked_in_at_ms))],
         Rejection::UnknownRegion { region } => vec![("region", region.clone())],
         Rejection::NotEnoughNodes { needed, available } => {
-            vec![("needed", needed.to_string()), ("available", available.to_string())]
+            vec![
+                ("needed", needed.to_string()),
+                ("available", available.to_string()),
+            ]
         }
         Rejection::NodeExists { node_id } | Rejection::NodeDraining { node_id } => {
             vec![("node_id", node_id.to_string())]
         }
         Rejection::NodeHasReplicas { node_id, replicas } => {
-            vec![("node_id", node_id.to_string()), ("replicas", replicas.to_string())]
+            vec![
+                ("node_id", node_id.to_string()),
+                ("replicas", replicas.to_string()),
+            ]
         }
         Rejection::TooManyHolds { limit } => vec![("limit", limit.to_string())],
         Rejection::SalesNotOpen { opens_at_ms } => vec![("opens_at", utc(*opens_at_ms))],

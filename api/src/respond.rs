@@ -6,8 +6,8 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use booking::{
-    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogQuery, CatalogSuccess, Command, EventAnswer, EventId,
-    EventSuccess, MapSuccess, Query, QueryResult, Rejection, RequestId, Response, Success,
+    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogQuery, CatalogSuccess, Command, EventAnswer,
+    EventId, EventSuccess, MapSuccess, Query, QueryResult, Rejection, RequestId, Response, Success,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -107,9 +107,10 @@ pub(crate) fn render_in(response: Response, zone: Option<&str>) -> ApiResult {
     let z = zone;
     let success = response?;
     let (status, body) = match success {
-        Success::Event(EventSuccess::PaymentStarted(payment)) => {
-            (StatusCode::ACCEPTED, json!(in_zone(dto::Payment::from(payment), z)))
-        }
+        Success::Event(EventSuccess::PaymentStarted(payment)) => (
+            StatusCode::ACCEPTED,
+            json!(in_zone(dto::Payment::from(payment), z)),
+        ),
         Success::Event(EventSuccess::PaymentUpdated(payment)) => {
             (StatusCode::OK, json!(in_zone(dto::Payment::from(payment), z)))
         }
@@ -129,8 +130,12 @@ pub(crate) fn render_in(response: Response, zone: Option<&str>) -> ApiResult {
             StatusCode::CREATED,
             json!({ "event_id": event_id, "capacity": capacity }),
         ),
-        Success::Event(EventSuccess::Held(hold)) => (StatusCode::CREATED, json!(in_zone(dto::Hold::from(hold), z))),
-        Success::Event(EventSuccess::Extended(hold)) => (StatusCode::OK, json!(in_zone(dto::Hold::from(hold), z))),
+        Success::Event(EventSuccess::Held(hold)) => {
+            (StatusCode::CREATED, json!(in_zone(dto::Hold::from(hold), z)))
+        }
+        Success::Event(EventSuccess::Extended(hold)) => {
+            (StatusCode::OK, json!(in_zone(dto::Hold::from(hold), z)))
+        }
         Success::Event(EventSuccess::Released { hold_id }) => (StatusCode::OK, json!({ "hold_id": hold_id })),
         Success::Event(EventSuccess::Confirmed(order)) => {
             (StatusCode::CREATED, json!(in_zone(dto::Order::from(order), z)))
@@ -208,12 +213,14 @@ pub(crate) fn render_in(response: Response, zone: Option<&str>) -> ApiResult {
         | Success::Event(EventSuccess::LeftWaitlist { event_id }) => {
             (StatusCode::OK, json!({ "event_id": event_id }))
         }
-        Success::Event(EventSuccess::Waitlisted(view)) => {
-            (StatusCode::CREATED, json!(in_zone(dto::WaitlistEntry::from(view), z)))
-        }
-        Success::Event(EventSuccess::WaitlistOffered { hold }) => {
-            (StatusCode::OK, json!({ "hold": hold.map(|h| in_zone(dto::Hold::from(h), z)) }))
-        }
+        Success::Event(EventSuccess::Waitlisted(view)) => (
+            StatusCode::CREATED,
+            json!(in_zone(dto::WaitlistEntry::from(view), z)),
+        ),
+        Success::Event(EventSuccess::WaitlistOffered { hold }) => (
+            StatusCode::OK,
+            json!({ "hold": hold.map(|h| in_zone(dto::Hold::from(h), z)) }),
+        ),
         Success::Event(EventSuccess::NoticeUpdated(notice)) => {
             (StatusCode::OK, json!(in_zone(dto::Notice::from(notice), z)))
         }

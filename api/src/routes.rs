@@ -517,7 +517,10 @@ pub fn app(state: AppState) -> HttpRouter {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::i18n::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::i18n::middleware,
+        ))
         .layer(axum::middleware::from_fn(request_ids::middleware))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

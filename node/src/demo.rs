@@ -47,7 +47,11 @@ pub struct DemoOptions {
     pub base_http_port: u16,
     /// Regions, comma separated; node i is in the i-th (round robin). Each region
     /// gets its own data groups, led from inside it.
-    #[arg(long, value_delimiter = ',', default_value = "eu-central,us-east,ap-northeast")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "eu-central,us-east,ap-northeast"
+    )]
     pub regions: Vec<String>,
     /// Simulate a wide-area network: this one-way delay (milliseconds)
     /// between nodes of different regions, with Raft timeouts stretched to match.
@@ -170,7 +174,8 @@ async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Re
             "ends_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000 + 3 * 3600 * 1000,
         });
         let spec = demo_spec_in(booking::Currency::new(currency)?);
-        let body = json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec), "listing": listing });
+        let body =
+            json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec), "listing": listing });
         demo_post(
             leader_url,
             "/v1/events",

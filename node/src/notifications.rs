@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use booking::{
-    AccountAnswer, AccountQuery, AccountView, CatalogAnswer, CatalogQuery, Channel, Command, EventCommand, EventId, META_GROUP, NoticeId,
-    NoticeKind, NoticeView, RequestId,
+    AccountAnswer, AccountQuery, AccountView, CatalogAnswer, CatalogQuery, Channel, Command, EventCommand,
+    EventId, META_GROUP, NoticeId, NoticeKind, NoticeView, RequestId,
 };
 use booking::{Query, QueryResult};
 use lettre::message::header::ContentType;
@@ -313,7 +313,12 @@ pub fn format_money(money: booking::Money, lang: Lang) -> String {
 
 /// The subject and plain-text body of a notice, in `lang`, with times in
 /// RFC 3339 at the venue's time zone `zone` (UTC when the venue is unknown).
-pub fn render_text(notice: &NoticeView, event_name: &str, lang: Lang, zone: Option<&str>) -> (String, String) {
+pub fn render_text(
+    notice: &NoticeView,
+    event_name: &str,
+    lang: Lang,
+    zone: Option<&str>,
+) -> (String, String) {
     let time = |ms: u64| {
         zone.and_then(|z| api::dto::local_time(ms, z))
             .or_else(|| api::dto::local_time(ms, "UTC"))
@@ -321,20 +326,33 @@ pub fn render_text(notice: &NoticeView, event_name: &str, lang: Lang, zone: Opti
     };
     let id = notice.event_id;
     let (subject, detail) = match (&notice.kind, lang) {
-        (NoticeKind::OrderConfirmed { order_id, total, tickets }, _) => {
+        (
+            NoticeKind::OrderConfirmed {
+                order_id,
+                total,
+                tickets,
+            },
+            _,
+        ) => {
             let total = format_money(*total, lang);
             match lang {
                 Lang::En => (
                     format!("Order {order_id} confirmed: {event_name}"),
-                    format!("Your order {order_id} for {event_name} (event {id}) is confirmed: {tickets} ticket(s), {total} in all."),
+                    format!(
+                        "Your order {order_id} for {event_name} (event {id}) is confirmed: {tickets} ticket(s), {total} in all."
+                    ),
                 ),
                 Lang::De => (
                     format!("Bestellung {order_id} bestätigt: {event_name}"),
-                    format!("Ihre Bestellung {order_id} für {event_name} (Veranstaltung {id}) ist bestätigt: {tickets} Ticket(s), insgesamt {total}."),
+                    format!(
+                        "Ihre Bestellung {order_id} für {event_name} (Veranstaltung {id}) ist bestätigt: {tickets} Ticket(s), insgesamt {total}."
+                    ),
                 ),
                 Lang::Ja => (
                     format!("ご注文 {order_id} が確定しました: {event_name}"),
-                    format!("{event_name}（イベント {id}）のご注文 {order_id} が確定しました。チケット {tickets} 枚、合計 {total} です。"),
+                    format!(
+                        "{event_name}（イベント {id}）のご注文 {order_id} が確定しました。チケット {tickets} 枚、合計 {total} です。"
+                    ),
                 ),
             }
         }
@@ -356,20 +374,32 @@ pub fn render_text(notice: &NoticeView, event_name: &str, lang: Lang, zone: Opti
                 "{event_name}（イベント {id}）の仮押さえ {hold_id} のお支払いができませんでした（{reason}）。仮押さえは期限まで有効です。もう一度お試しください。"
             ),
         ),
-        (NoticeKind::HoldExpiring { hold_id, expires_at_ms }, _) => {
+        (
+            NoticeKind::HoldExpiring {
+                hold_id,
+                expires_at_ms,
+            },
+            _,
+        ) => {
             let at = time(*expires_at_ms);
             match lang {
                 Lang::En => (
                     format!("Your hold for {event_name} is about to expire"),
-                    format!("Hold {hold_id} for {event_name} (event {id}) expires at {at}. Check out before then to keep the seats."),
+                    format!(
+                        "Hold {hold_id} for {event_name} (event {id}) expires at {at}. Check out before then to keep the seats."
+                    ),
                 ),
                 Lang::De => (
                     format!("Ihre Reservierung für {event_name} läuft bald ab"),
-                    format!("Die Reservierung {hold_id} für {event_name} (Veranstaltung {id}) läuft um {at} ab. Schließen Sie den Kauf vorher ab, um die Plätze zu behalten."),
+                    format!(
+                        "Die Reservierung {hold_id} für {event_name} (Veranstaltung {id}) läuft um {at} ab. Schließen Sie den Kauf vorher ab, um die Plätze zu behalten."
+                    ),
                 ),
                 Lang::Ja => (
                     format!("{event_name} の仮押さえの期限が近づいています"),
-                    format!("{event_name}（イベント {id}）の仮押さえ {hold_id} は {at} に期限切れになります。座席を確保するには、それまでに購入手続きを完了してください。"),
+                    format!(
+                        "{event_name}（イベント {id}）の仮押さえ {hold_id} は {at} に期限切れになります。座席を確保するには、それまでに購入手続きを完了してください。"
+                    ),
                 ),
             }
         }
@@ -392,32 +422,57 @@ pub fn render_text(notice: &NoticeView, event_name: &str, lang: Lang, zone: Opti
                 Lang::Ja => format!("中止のお知らせ: {event_name}"),
             };
             let detail = match (lang, order_id, refunded) {
-                (Lang::En, Some(order), true) => format!("{event_name} (event {id}) was cancelled. Order {order} is cancelled and refunded."),
-                (Lang::En, Some(order), false) => format!("{event_name} (event {id}) was cancelled. Order {order} is cancelled."),
+                (Lang::En, Some(order), true) => format!(
+                    "{event_name} (event {id}) was cancelled. Order {order} is cancelled and refunded."
+                ),
+                (Lang::En, Some(order), false) => {
+                    format!("{event_name} (event {id}) was cancelled. Order {order} is cancelled.")
+                }
                 (Lang::En, None, _) => format!("{event_name} (event {id}) was cancelled."),
-                (Lang::De, Some(order), true) => format!("{event_name} (Veranstaltung {id}) wurde abgesagt. Die Bestellung {order} ist storniert und erstattet."),
-                (Lang::De, Some(order), false) => format!("{event_name} (Veranstaltung {id}) wurde abgesagt. Die Bestellung {order} ist storniert."),
+                (Lang::De, Some(order), true) => format!(
+                    "{event_name} (Veranstaltung {id}) wurde abgesagt. Die Bestellung {order} ist storniert und erstattet."
+                ),
+                (Lang::De, Some(order), false) => format!(
+                    "{event_name} (Veranstaltung {id}) wurde abgesagt. Die Bestellung {order} ist storniert."
+                ),
                 (Lang::De, None, _) => format!("{event_name} (Veranstaltung {id}) wurde abgesagt."),
-                (Lang::Ja, Some(order), true) => format!("{event_name}（イベント {id}）は中止になりました。ご注文 {order} はキャンセルされ、返金されました。"),
-                (Lang::Ja, Some(order), false) => format!("{event_name}（イベント {id}）は中止になりました。ご注文 {order} はキャンセルされました。"),
+                (Lang::Ja, Some(order), true) => format!(
+                    "{event_name}（イベント {id}）は中止になりました。ご注文 {order} はキャンセルされ、返金されました。"
+                ),
+                (Lang::Ja, Some(order), false) => format!(
+                    "{event_name}（イベント {id}）は中止になりました。ご注文 {order} はキャンセルされました。"
+                ),
                 (Lang::Ja, None, _) => format!("{event_name}（イベント {id}）は中止になりました。"),
             };
             (subject, detail)
         }
-        (NoticeKind::WaitlistOffer { hold_id, expires_at_ms, places }, _) => {
+        (
+            NoticeKind::WaitlistOffer {
+                hold_id,
+                expires_at_ms,
+                places,
+            },
+            _,
+        ) => {
             let at = time(*expires_at_ms);
             match lang {
                 Lang::En => (
                     format!("Places for {event_name} are yours to buy"),
-                    format!("{places} place(s) for {event_name} (event {id}) freed up and are held for you as hold {hold_id} until {at}. Check out before then."),
+                    format!(
+                        "{places} place(s) for {event_name} (event {id}) freed up and are held for you as hold {hold_id} until {at}. Check out before then."
+                    ),
                 ),
                 Lang::De => (
                     format!("Plätze für {event_name} sind für Sie reserviert"),
-                    format!("{places} Platz/Plätze für {event_name} (Veranstaltung {id}) sind frei geworden und bis {at} als Reservierung {hold_id} für Sie zurückgelegt. Schließen Sie den Kauf vorher ab."),
+                    format!(
+                        "{places} Platz/Plätze für {event_name} (Veranstaltung {id}) sind frei geworden und bis {at} als Reservierung {hold_id} für Sie zurückgelegt. Schließen Sie den Kauf vorher ab."
+                    ),
                 ),
                 Lang::Ja => (
                     format!("{event_name} の座席をご購入いただけます"),
-                    format!("{event_name}（イベント {id}）の座席 {places} 席が空き、仮押さえ {hold_id} として {at} まで確保されています。それまでに購入手続きを完了してください。"),
+                    format!(
+                        "{event_name}（イベント {id}）の座席 {places} 席が空き、仮押さえ {hold_id} として {at} まで確保されています。それまでに購入手続きを完了してください。"
+                    ),
                 ),
             }
         }
@@ -484,7 +539,9 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
         Ok(QueryResult::Account(AccountAnswer::Account(Some(account)))) => {
             let channel = notice.channel.unwrap_or(account.notify.channel);
             let words = Words::for_notice(router, &account, notice.event_id).await;
-            channels.deliver(notice, &account, channel, event_name, &words).await
+            channels
+                .deliver(notice, &account, channel, event_name, &words)
+                .await
         }
         Ok(_) => Err(Failure::permanent("the recipient has no account")),
         Err(e) => Err(Failure::retry(format!(
@@ -580,7 +637,10 @@ mod tests {
         let (subject, body) = render_text(&confirmed, "Gala", Lang::De, Some("Europe/Berlin"));
         assert_eq!(subject, "Bestellung 3 bestätigt: Gala");
         assert!(body.contains("insgesamt 90,00 EUR"), "{body}");
-        assert!(body.contains("Benachrichtigungs-ID: notice.7.12.0@boxoffice"), "{body}");
+        assert!(
+            body.contains("Benachrichtigungs-ID: notice.7.12.0@boxoffice"),
+            "{body}"
+        );
         let (subject, _) = render_text(&confirmed, "Gala", Lang::Ja, None);
         assert_eq!(subject, "ご注文 3 が確定しました: Gala");
         let (subject, _) = render_text(&confirmed, "Gala", Lang::En, None);
