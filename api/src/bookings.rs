@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, OptionalJson, Problem, ReadOptions, dto,
-    event_id, in_zone, limits, parse_id, read, require_caller, submit, venue_zone,
+    event_id, in_zone, limits, parse_id, query_zone, read, require_caller, submit,
 };
 
 #[derive(Deserialize)]
@@ -108,10 +108,7 @@ pub(crate) async fn get_hold(
     );
     require_caller(&caller)?;
     let display = Display::asked(&state, options.currency.as_deref()).await?;
-    let zone = match query.event_id() {
-        Some(event) => venue_zone(&state, event).await,
-        None => None,
-    };
+    let zone = query_zone(&state, &query);
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::Hold(Some(view))) if caller.may_see(&view.holder) => {
             // The countdown a checkout page shows, from this node's clock.
@@ -191,10 +188,7 @@ pub(crate) async fn get_order(
     );
     require_caller(&caller)?;
     let display = Display::asked(&state, options.currency.as_deref()).await?;
-    let zone = match query.event_id() {
-        Some(event) => venue_zone(&state, event).await,
-        None => None,
-    };
+    let zone = query_zone(&state, &query);
     match read(&state, &options, query).await? {
         QueryResult::Event(EventAnswer::Order(Some(view))) if caller.may_see(&view.holder) => {
             let mut order = in_zone(dto::Order::from(view), zone.as_deref());

@@ -511,19 +511,12 @@ pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> 
             .cmp(&a.created_at_ms)
             .then(b.order_id.cmp(&a.order_id))
     });
-    // Each event's venue zone, looked up once per event.
-    let mut zones: BTreeMap<EventId, Option<String>> = BTreeMap::new();
-    let mut shown = Vec::with_capacity(orders.len());
-    for order in orders {
-        let zone = match zones.get(&order.event_id) {
-            Some(zone) => zone.clone(),
-            None => {
-                let zone = crate::venue_zone(&state, order.event_id).await;
-                zones.insert(order.event_id, zone.clone());
-                zone
-            }
-        };
-        shown.push(crate::in_zone(dto::Order::from(order), zone.as_deref()));
-    }
+    let shown: Vec<dto::Order> = orders
+        .into_iter()
+        .map(|order| {
+            let zone = crate::venue_zone(&state, order.event_id);
+            crate::in_zone(dto::Order::from(order), zone.as_deref())
+        })
+        .collect();
     Ok(Json(json!({ "orders": shown })).into_response())
 }

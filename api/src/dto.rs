@@ -78,7 +78,7 @@ macro_rules! convert {
         $(; each: $($each:ident),+)?
         $(; map: $($map:ident),+)?
         $(; none: $($none:ident),+)?
-        $(; zoned: $zoned:tt)?
+        $(; zoned: $zone:literal)?
     }) => {
         impl From<$from> for $to {
             fn from(v: $from) -> Self {
@@ -90,8 +90,8 @@ macro_rules! convert {
                     $($($map: v.$map.map(Into::into),)+)?
                     $($($none: None,)+)?
                 };
-                // Times start in UTC, until the venue's zone is known.
-                $( let _ = stringify!($zoned); out.set_zone("UTC"); )?
+                // Times start in this zone (UTC), until the venue's is known.
+                $( out.set_zone($zone); )?
                 out
             }
         }
@@ -250,7 +250,7 @@ convert!(booking::EventView => Event {
     sales_start_ms, sales_end_ms, status, published_at_ms, cancelled_at_ms;
     each: tiers, sections, ga_areas;
     none: sales_start, sales_end, published_at, cancelled_at;
-    zoned: yes
+    zoned: "UTC"
 });
 
 impl Zoned for Event {
@@ -420,7 +420,7 @@ convert!(booking::HoldView => Hold {
     into: status, total;
     map: ga;
     none: expires_in_ms, display_total, created_at, expires_at;
-    zoned: yes
+    zoned: "UTC"
 });
 
 impl Zoned for Hold {
@@ -435,13 +435,13 @@ convert!(booking::OrderView => Order {
     into: status, total;
     each: tickets;
     none: display_total, created_at, cancelled_at;
-    zoned: yes
+    zoned: "UTC"
 });
 convert!(booking::TicketView => Ticket {
     code, event_id, order_id, seat, ga_area, tier, checked_in_at_ms;
     into: price, status;
     none: qr_payload, checked_in_at;
-    zoned: yes
+    zoned: "UTC"
 });
 
 impl Zoned for Order {
@@ -493,7 +493,7 @@ convert!(booking::PaymentView => Payment {
     into: amount, status;
     each: history;
     none: created_at;
-    zoned: yes
+    zoned: "UTC"
 });
 convert!(booking::PaymentStep => PaymentStep { at_ms, detail; into: status; none: at });
 
@@ -782,12 +782,12 @@ convert!(booking::NoticeView => Notice {
     into: notice_id, kind, delivery;
     map: channel;
     none: created_at;
-    zoned: yes
+    zoned: "UTC"
 });
 convert!(booking::WaitlistView => WaitlistEntry {
     event_id, customer_id, position, waiting, tier, quantity, joined_at_ms;
     none: joined_at;
-    zoned: yes
+    zoned: "UTC"
 });
 
 impl Zoned for Notice {

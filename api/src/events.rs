@@ -134,7 +134,7 @@ pub(crate) async fn get_event(
         Served::Answer(answer, freshness) => (answer, freshness),
     };
     let display = Display::asked(&state, options.currency.as_deref()).await?;
-    let zone = crate::venue_zone(&state, event).await;
+    let zone = crate::venue_zone(&state, event);
     match answer {
         QueryResult::Event(EventAnswer::View(Some(view))) => {
             let mut event = crate::in_zone(dto::Event::from(view), zone.as_deref());

@@ -129,11 +129,7 @@ pub async fn scope<F: std::future::Future>(lang: Lang, future: F) -> F::Output {
 
 /// Negotiates the request's language and serves it in that language.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let region = state.router.region().clone();
-    let locale = state
-        .router
-        .with_local_map(|map| map.regions.get(&region).map(|info| info.locale.clone()))
-        .flatten();
+    let locale = crate::regions::local_locale(&state);
     let accept = request
         .headers()
         .get(header::ACCEPT_LANGUAGE)

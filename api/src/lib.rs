@@ -61,8 +61,8 @@ pub use extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use openapi::openapi;
 pub use problem::Problem;
 pub(crate) use respond::{
-    ApiResult, ReadOptions, applied_index, event_id, in_zone, parse_id, read, read_and_render, render,
-    request_id, require_caller, scoped_request_id, submit, venue_zone,
+    ApiResult, ReadOptions, applied_index, event_id, in_zone, parse_id, query_zone, read, read_and_render,
+    render, request_id, require_caller, scoped_request_id, submit, venue_zone,
 };
 pub use routes::{Endpoint, app, endpoints};
 pub use tickets::TicketSigner;

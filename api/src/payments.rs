@@ -447,7 +447,7 @@ pub(crate) async fn checkout(
     if let Err(e) = payments.authorise(&payment).await {
         tracing::warn!(reference = %payment.reference, error = %e, "authorisation not requested; the worker retries");
     }
-    let zone = crate::venue_zone(&state, payment.event_id).await;
+    let zone = crate::venue_zone(&state, payment.event_id);
     let payment = crate::in_zone(dto::Payment::from(payment), zone.as_deref());
     Ok((StatusCode::ACCEPTED, Json(payment)).into_response())
 }
@@ -468,7 +468,7 @@ pub(crate) async fn get_payment(
         .await?
     {
         QueryResult::Event(EventAnswer::Payment(Some(view))) if caller.may_see(&view.holder) => {
-            let zone = crate::venue_zone(&state, event_id).await;
+            let zone = crate::venue_zone(&state, event_id);
             Ok(Json(crate::in_zone(dto::Payment::from(view), zone.as_deref())).into_response())
         }
         _ => Err(Problem::not_found("unknown_payment", "no such payment")),

@@ -144,3 +144,12 @@ pub(crate) fn local_currency(state: &AppState) -> Option<Currency> {
         .with_local_map(|map| map.regions.get(&region).map(|info| info.currency))
         .flatten()
 }
+
+/// The default locale of this node's region (`None`: not described yet).
+pub(crate) fn local_locale(state: &AppState) -> Option<String> {
+    let region = state.router.region().clone();
+    state
+        .router
+        .with_local_map(|map| map.regions.get(&region).map(|info| info.locale.clone()))
+        .flatten()
+}

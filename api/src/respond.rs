@@ -6,8 +6,8 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use booking::{
-    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogQuery, CatalogSuccess, Command, EventAnswer,
-    EventId, EventSuccess, MapSuccess, Query, QueryResult, Rejection, RequestId, Response, Success,
+    AccountAnswer, AccountSuccess, CatalogAnswer, CatalogSuccess, Command, EventAnswer, EventId,
+    EventSuccess, MapSuccess, Query, QueryResult, Rejection, RequestId, Response, Success,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -68,25 +68,31 @@ pub(crate) async fn submit(
     command: Command,
 ) -> ApiResult {
     let id = request_id(headers, caller)?;
-    let zone = match &command {
-        Command::Event(event_id, _) => venue_zone(state, *event_id).await,
+    let event = command.event_id();
+    let response: Response = state.router.submit(id, command).await?;
+    // Only a success shows times; a rejection needs no zone.
+    let zone = match (&response, event) {
+        (Ok(_), Some(event)) => venue_zone(state, event),
         _ => None,
     };
-    let response: Response = state.router.submit(id, command).await?;
     render_in(response, zone.as_deref())
 }
 
 /// The IANA time zone of event `event_id`'s venue, from this node's replica
-/// of the catalog (`None`: the event has no listing).
-pub(crate) async fn venue_zone(state: &AppState, event_id: EventId) -> Option<String> {
-    match state
+/// of the catalog (`None`: no listing, or no catalog replica yet).
+pub(crate) fn venue_zone(state: &AppState, event_id: EventId) -> Option<String> {
+    state
         .router
-        .query_local(Query::Catalog(CatalogQuery::Listing(event_id, 0)))
-        .await
-    {
-        Ok(QueryResult::Catalog(CatalogAnswer::Listing(Some(listing)))) => Some(listing.venue.time_zone),
-        _ => None,
-    }
+        .groups()
+        .get(booking::META_GROUP)?
+        .state
+        .read()
+        .venue_zone(event_id)
+}
+
+/// The venue zone of the event a query is about, if it is about one.
+pub(crate) fn query_zone(state: &AppState, query: &Query) -> Option<String> {
+    venue_zone(state, query.event_id()?)
 }
 
 /// `value` with its times in `zone` (left in UTC without one).
@@ -103,8 +109,7 @@ pub(crate) fn render(response: Response) -> ApiResult {
 }
 
 /// [`render`], showing times in `zone` (the event's venue's).
-pub(crate) fn render_in(response: Response, zone: Option<&str>) -> ApiResult {
-    let z = zone;
+pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
     let success = response?;
     let (status, body) = match success {
         Success::Event(EventSuccess::PaymentStarted(payment)) => (
@@ -279,10 +284,7 @@ pub(crate) fn found<T: serde::Serialize>(value: Option<T>, code: &'static str, w
 
 /// Reads `query` and renders its answer, or the matching `unknown_*` problem.
 pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, query: Query) -> ApiResult {
-    let zone = match &query {
-        Query::Event(event_id, _) => venue_zone(state, *event_id).await,
-        _ => None,
-    };
+    let zone = query_zone(state, &query);
     let z = zone.as_deref();
     match read(state, options, query).await? {
         QueryResult::Event(EventAnswer::View(view)) => {

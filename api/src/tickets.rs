@@ -146,7 +146,7 @@ pub(crate) async fn get_ticket(
         .tickets
         .as_deref()
         .map(|signer| signer.payload(event_id, &ticket.code));
-    let zone = crate::venue_zone(&state, event_id).await;
+    let zone = crate::venue_zone(&state, event_id);
     let ticket = dto::Ticket {
         qr_payload,
         ..crate::in_zone(dto::Ticket::from(ticket), zone.as_deref())

@@ -477,6 +477,13 @@ impl Catalog {
             .collect()
     }
 
+    /// The IANA time zone of an event's venue (its listing's), without
+    /// building the whole listing.
+    pub fn venue_zone(&self, event_id: EventId) -> Option<&str> {
+        let listing = &self.listings.get(&event_id)?.listing;
+        Some(&self.venues.get(&listing.venue_id)?.venue.time_zone)
+    }
+
     pub fn listing_view(&self, event_id: EventId, now_ms: Millis) -> Option<ListingView> {
         let record = self.listings.get(&event_id)?;
         let l = &record.listing;

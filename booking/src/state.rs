@@ -644,6 +644,11 @@ impl BookingState {
         self.catalog.listing_view(event_id, now_ms)
     }
 
+    /// The time zone of an event's venue (metadata group only).
+    pub fn venue_zone(&self, event_id: EventId) -> Option<String> {
+        self.catalog.venue_zone(event_id).map(str::to_owned)
+    }
+
     pub fn search(&self, search: &Search) -> SearchPage {
         self.catalog.search(search)
     }

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use booking::{
-    AccountAnswer, AccountQuery, AccountView, CatalogAnswer, CatalogQuery, Channel, Command, EventCommand,
-    EventId, META_GROUP, NoticeId, NoticeKind, NoticeView, RequestId,
+    AccountAnswer, AccountQuery, AccountView, Channel, Command, EventCommand, EventId, META_GROUP, NoticeId,
+    NoticeKind, NoticeView, RequestId,
 };
 use booking::{Query, QueryResult};
 use lettre::message::header::ContentType;
@@ -254,7 +254,7 @@ struct Words {
 impl Words {
     /// The recipient's home-region language (English when the region table
     /// has no locale we speak) and the venue's zone from this node's catalog.
-    async fn for_notice(router: &Router, account: &AccountView, event_id: EventId) -> Words {
+    fn for_notice(router: &Router, account: &AccountView, event_id: EventId) -> Words {
         let lang = router
             .with_local_map(|map| {
                 map.regions
@@ -263,13 +263,10 @@ impl Words {
             })
             .flatten()
             .unwrap_or(Lang::En);
-        let zone = match router
-            .query_local(Query::Catalog(CatalogQuery::Listing(event_id, 0)))
-            .await
-        {
-            Ok(QueryResult::Catalog(CatalogAnswer::Listing(Some(listing)))) => Some(listing.venue.time_zone),
-            _ => None,
-        };
+        let zone = router
+            .groups()
+            .get(META_GROUP)
+            .and_then(|meta| meta.state.read().venue_zone(event_id));
         Words { lang, zone }
     }
 }
@@ -538,7 +535,7 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
     {
         Ok(QueryResult::Account(AccountAnswer::Account(Some(account)))) => {
             let channel = notice.channel.unwrap_or(account.notify.channel);
-            let words = Words::for_notice(router, &account, notice.event_id).await;
+            let words = Words::for_notice(router, &account, notice.event_id);
             channels
                 .deliver(notice, &account, channel, event_name, &words)
                 .await
