@@ -173,7 +173,7 @@ async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Re
             "venue_id": venue_id, "starts_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000,
             "ends_at_ms": starts_at_ms + event_id * 24 * 3600 * 1000 + 3 * 3600 * 1000,
         });
-        let spec = demo_spec_in(booking::Currency::new(currency)?);
+        let spec = demo_spec_in(booking::Currency::new(currency)?)?;
         let body =
             json!({ "event_id": event_id, "spec": api::dto::EventSpec::from(spec), "listing": listing });
         demo_post(
@@ -192,31 +192,51 @@ async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Re
         "email": "alice@demo.boxoffice.dev", "password": DEMO_PASSWORD, "name": "Alice", "role": "customer",
     });
     demo_post(leader_url, "/v1/admin/users", "demo-alice-1", alice).await?;
-    // Sample exchange rates (not live ones), so that each region's node shows
-    // prices in its own currency.
-    let rates = json!({ "base": "EUR", "rates": { "USD": "1.0842", "INR": "90.12", "JPY": "157.43", "BRL": "5.87" } });
+    let rates: serde_json::Map<String, serde_json::Value> = DEMO_RATES
+        .iter()
+        .map(|(quote, rate)| ((*quote).to_owned(), json!(rate)))
+        .collect();
+    let rates = json!({ "base": "EUR", "rates": rates });
     demo_send(leader_url, Method::PUT, "/v1/admin/fx-rates", "demo-fx-1", rates).await?;
     Ok(())
 }
 
-/// The demo venue priced in `currency`: the euro prices at the sample
-/// rates below, rounded to whole units of `currency`.
-fn demo_spec_in(currency: booking::Currency) -> booking::EventSpec {
+/// The demo's sample exchange rates from the euro (not live ones): what
+/// each region's node shows prices in, and what the events abroad are
+/// priced at.
+const DEMO_RATES: [(&str, &str); 4] = [
+    ("USD", "1.0842"),
+    ("INR", "90.12"),
+    ("JPY", "157.43"),
+    ("BRL", "5.87"),
+];
+
+/// The demo venue priced in `currency`: its euro prices converted at
+/// [`DEMO_RATES`] (as `booking::fx` converts) and rounded down to whole units.
+fn demo_spec_in(currency: booking::Currency) -> anyhow::Result<booking::EventSpec> {
+    let rates = DEMO_RATES
+        .iter()
+        .map(|(quote, rate)| {
+            Ok(booking::FxRate {
+                base: booking::Currency::EUR,
+                quote: booking::Currency::new(quote)?,
+                rate: booking::Rate::parse(rate)?,
+                as_of_ms: 0,
+                set_at_ms: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, booking::Rejection>>()?;
+    let find = |base, quote| rates.iter().find(|r| r.base == base && r.quote == quote).cloned();
     let mut spec = booking::EventSpec::demo_venue();
-    let (rate_num, rate_den): (i64, i64) = match currency.as_str() {
-        "USD" => (108, 100),
-        "JPY" => (15743, 100),
-        _ => (1, 1),
-    };
-    let units = i64::from(currency.minor_units().unwrap_or(2));
-    let scale = 10i64.pow(units as u32);
+    let scale = 10i64.pow(u32::from(currency.minor_units().unwrap_or(2)));
     spec.currency = currency;
     for tier in &mut spec.tiers {
-        // Euro cents → whole units of `currency` → its minor units.
-        let whole = tier.price.amount_minor * rate_num / rate_den / 100;
-        tier.price = booking::Money::new(whole * scale, currency);
+        let converted = booking::fx::convert(tier.price, currency, find)?
+            .amount
+            .amount_minor;
+        tier.price = booking::Money::new(converted / scale * scale, currency);
     }
-    spec
+    Ok(spec)
 }
 
 /// One setup call as the operator; the fixed key makes a restarted demo
