@@ -7,7 +7,9 @@
 //! `Accept-Language` names a language we speak; the `code` and every
 //! machine-read member never change, and a translated problem keeps the
 //! English detail beside it. A rejection's translated detail names its
-//! values (the taken seat). A hold shows its times in RFC 3339 at Berlin's offset, equal to
+//! values (the taken seat). Search lists the event with its cheapest price,
+//! charged in euros and shown in yen in Tokyo, from the Tokyo node's own
+//! replica. A hold shows its times in RFC 3339 at Berlin's offset, equal to
 //! its epoch milliseconds.
 
 use std::time::Duration;
@@ -64,8 +66,11 @@ async fn scenario() -> anyhow::Result<()> {
         RegionId::new("ap-northeast")?,
         RegionId::new("us-east")?,
     ];
+    // Two groups a region: the first holds the region's accounts and never
+    // gets a replica abroad, the second takes the event and gets its read
+    // replicas in the other regions.
     let layout = ClusterLayout {
-        groups_per_region: 1,
+        groups_per_region: 2,
         ..ClusterLayout::default()
     };
     let mut test = TestCluster::start_in_regions(
@@ -229,5 +234,50 @@ async fn scenario() -> anyhow::Result<()> {
         );
     }
 
+    // Search in Tokyo lists the Berlin event from the Tokyo replica, priced
+    // from 45.00 EUR, shown as 7084 yen (45 × 157.43 = 7084.35).
+    let listing = eventually(
+        "the listing priced in Tokyo",
+        Duration::from_secs(30),
+        async || {
+            let answer = get(&http, &url(TOKYO), "/v1/events?q=localized", None).await?;
+            ensure!(
+                answer.status == StatusCode::OK,
+                "search: {} {}",
+                answer.status,
+                answer.body
+            );
+            let found = answer.body["events"]
+                .as_array()
+                .and_then(|events| events.iter().find(|e| e["event_id"] == EVENT))
+                .cloned();
+            Ok(found.filter(|l| !l["price_from"].is_null() && l.get("display_price_from").is_some()))
+        },
+    )
+    .await?;
+    ensure!(
+        listing["price_from"] == json!({ "amount_minor": 4500, "currency": "EUR" })
+            && listing["display_price_from"]["amount_minor"] == 7084
+            && listing["display_price_from"]["currency"] == "JPY"
+            && listing["display_price_from"]["rate"] == "157.43"
+            && listing["starts_at"] == "2026-07-01T20:00:00+02:00",
+        "the Berlin listing in Tokyo: {listing}"
+    );
+    // Asked for a currency, and for one without a rate.
+    let dollars = get(&http, &url(TOKYO), "/v1/events?q=localized&currency=USD", None).await?;
+    ensure!(
+        dollars.body["events"][0]["display_price_from"]["amount_minor"] == 4879,
+        "45.00 EUR at 1.0842 is 48.79 USD: {}",
+        dollars.body
+    );
+    let no_rate = get(&http, &url(TOKYO), "/v1/events?q=localized&currency=KWD", None).await?;
+    ensure!(
+        no_rate.status == StatusCode::UNPROCESSABLE_ENTITY
+            && no_rate.body["code"] == "fx_rate_missing"
+            && no_rate.body["title"] == "為替レートがありません"
+            && no_rate.body["detail"] == "EUR から KWD への為替レートが設定されていません。",
+        "no dinar rate, in Japanese: {}",
+        no_rate.body
+    );
     Ok(())
 }
