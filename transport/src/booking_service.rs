@@ -268,12 +268,7 @@ async fn call(
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(PeerError::NoReply(format!("no reply within {timeout:?}"))),
         Ok(Ok(reply)) => Ok(reply.into_inner()),
-        // tonic reports a refused connection as Unavailable before anything
-        // was sent; a broken stream mid-call is also Unavailable, so we can
-        // only call it undelivered when the message says so.
-        Ok(Err(status)) if status.code() == tonic::Code::Unavailable && is_connect_failure(&status) => {
-            Err(PeerError::Unreachable(status.message().to_owned()))
-        }
+        Ok(Err(status)) if never_sent(&status) => Err(PeerError::Unreachable(status.message().to_owned())),
         Ok(Err(status)) => Err(PeerError::NoReply(format!(
             "{}: {}",
             status.code(),
@@ -282,7 +277,162 @@ async fn call(
     }
 }
 
-fn is_connect_failure(status: &Status) -> bool {
-    let text = format!("{status:?}").to_ascii_lowercase();
-    text.contains("connect") && !text.contains("reset")
+/// Whether a failed call certainly never reached the peer: no connection
+/// could be made (refused, unroutable, the TLS handshake failed), which
+/// tonic's channel reports with a [`tonic::ConnectError`] in the status's
+/// source chain. Decided by the error's type, never by its text: a stream
+/// reset or a connection closed mid-call is also `Unavailable`, and its
+/// request may have been applied; a peer's own `Unavailable` answer was
+/// delivered by definition.
+fn never_sent(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::Notify;
+    use tonic::transport::{Channel, Endpoint};
+
+    use super::*;
+
+    /// A leader that takes every request and never answers: the test
+    /// decides what happens to the connection meanwhile.
+    struct Silent {
+        received: Arc<Notify>,
+    }
+
+    impl LeaderService for Silent {
+        async fn submit_as_leader(&self, _: u64, _: ForwardedWrite) -> LeaderReply<Response> {
+            self.received.notify_one();
+            std::future::pending().await
+        }
+        async fn query_as_leader(&self, _: u64, _: Query) -> LeaderReply<QueryResult> {
+            std::future::pending().await
+        }
+        async fn manage_as_leader(&self, _: u64, _: ManageOp) -> LeaderReply<ManageOutcome> {
+            std::future::pending().await
+        }
+        fn read_replica(&self, _: u64, _: &Query) -> Option<ReplicaAnswer> {
+            None
+        }
+    }
+
+    /// A leader whose own answer is an `Unavailable` status naming a
+    /// connection: delivered, whatever the words say.
+    struct Refusing;
+
+    #[tonic::async_trait]
+    impl Booking for Refusing {
+        async fn submit(&self, _: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+            Err(Status::unavailable("could not connect to the group's leader"))
+        }
+        async fn manage(&self, _: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+            Err(Status::unimplemented("manage"))
+        }
+        async fn read_replica(&self, _: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+            Err(Status::unimplemented("read_replica"))
+        }
+        async fn query(&self, _: Request<Envelope>) -> Result<tonic::Response<Envelope>, Status> {
+            Err(Status::unimplemented("query"))
+        }
+    }
+
+    fn write() -> Envelope {
+        let write = ForwardedWrite {
+            request_id: RequestId::new("dropped-after-sending").unwrap(),
+            command: Command::Map(booking::MapCommand::DrainNode { node_id: 1 }),
+        };
+        Envelope {
+            group_id: 7,
+            payload: encode(&write),
+            target_replica: 0,
+        }
+    }
+
+    fn client(addr: std::net::SocketAddr) -> BookingClient<Channel> {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        BookingClient::new(channel)
+    }
+
+    async fn serve<S: Booking>(service: BookingServer<S>) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_never_sent() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let mut client = client(addr);
+        let outcome = call(
+            Duration::from_secs(5),
+            async move { client.submit(write()).await },
+        )
+        .await;
+        assert!(matches!(outcome, Err(PeerError::Unreachable(_))), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_after_the_request_was_sent_is_no_reply() {
+        let received = Arc::new(Notify::new());
+        let server = serve(BookingService::server(Arc::new(Silent {
+            received: received.clone(),
+        })))
+        .await;
+        // A proxy in between, so that the test can cut the connection with
+        // the request already at the leader.
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = proxy.local_addr().unwrap();
+        let relay = tokio::spawn(async move {
+            let (mut inbound, _) = proxy.accept().await.unwrap();
+            let mut outbound = TcpStream::connect(server).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+        let mut client = client(proxy_addr);
+        let call = tokio::spawn(async move {
+            call(
+                Duration::from_secs(10),
+                async move { client.submit(write()).await },
+            )
+            .await
+        });
+        received.notified().await;
+        relay.abort();
+        let outcome = call.await.unwrap();
+        assert!(
+            matches!(&outcome, Err(PeerError::NoReply(_))),
+            "a write that reached the leader may have been applied: {outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peers_own_unavailable_answer_was_delivered() {
+        let addr = serve(BookingServer::new(Refusing)).await;
+        let mut client = client(addr);
+        let outcome = call(
+            Duration::from_secs(5),
+            async move { client.submit(write()).await },
+        )
+        .await;
+        assert!(matches!(&outcome, Err(PeerError::NoReply(_))), "{outcome:?}");
+    }
 }
