@@ -862,6 +862,22 @@ impl ClusterMap {
             .map(|(id, _)| *id)
     }
 
+    /// The metadata group's voters this map calls for, keeping `current`
+    /// ones where it can (`crate::meta_voters`): nodes being drained give
+    /// up their votes.
+    pub fn meta_voter_plan(
+        &self,
+        current: &std::collections::BTreeSet<NodeId>,
+    ) -> std::collections::BTreeSet<NodeId> {
+        crate::meta_voters::meta_voters(
+            current,
+            self.nodes
+                .iter()
+                .filter(|(_, n)| !n.draining)
+                .map(|(id, n)| (*id, n.region.as_str())),
+        )
+    }
+
     /// Replicas each node carries (voters and learners), for balancing.
     pub fn replica_counts(&self) -> BTreeMap<NodeId, usize> {
         let mut load: BTreeMap<NodeId, usize> = self.nodes.keys().map(|&id| (id, 0)).collect();

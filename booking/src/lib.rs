@@ -56,6 +56,7 @@ pub mod events;
 pub mod fx;
 pub mod ids;
 pub mod layout;
+pub mod meta_voters;
 pub mod places;
 pub mod query;
 pub mod records;

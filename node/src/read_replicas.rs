@@ -19,6 +19,15 @@
 //!   longer lists. The node a read replica is assigned to starts it from the
 //!   map (`replicas.rs`), and the leader streams it the log or a snapshot.
 //!
+//! - **The metadata group** (on its leader): every node in the map gets a
+//!   replica, but only a few vote (`booking::meta_voters`: up to five,
+//!   spread over the regions); the rest follow as learners. Nodes new to the
+//!   map join as learners, nodes gone from it leave, and when the voters the
+//!   map calls for differ from the group's (a voter's node drained or
+//!   removed, a new region, a cluster grown to five), the voters change
+//!   once every newcomer has caught up. A leader that loses its own vote
+//!   hands its leadership to a voter that keeps one first.
+//!
 //! A learner the map does not list is removed only if the map has already
 //! allocated its id (`next_replica_id` is past it): a learner added a moment
 //! ago by a replica move, recorded in a newer map than this node's copy, is
@@ -114,6 +123,14 @@ pub async fn run(router: Arc<Router>, wanted: ReadReplicas, shutdown: Cancellati
         if let Some(plan) = plan {
             propose(&router, plan).await;
         }
+        if leads_meta {
+            let change = router
+                .with_local_map(|map| meta_change(&meta.raft.metrics().borrow_watched(), map))
+                .flatten();
+            if let Some(change) = change {
+                apply_meta_change(&meta, change).await;
+            }
+        }
         let jobs = router
             .with_local_map(|map| membership_changes(&router.groups().list(), map))
             .unwrap_or_default();
@@ -189,6 +206,115 @@ fn membership_changes(replicas: &[GroupReplica], map: &ClusterMap) -> Vec<(Group
         }
     }
     out
+}
+
+/// How far behind the leader's log a replica may be and still take a vote.
+const META_CAUGHT_UP_LAG: u64 = 64;
+
+/// One step toward the metadata group's membership the map calls for.
+#[derive(Debug, PartialEq, Eq)]
+enum MetaChange {
+    /// Nodes in the map without a replica join as learners; replicas of
+    /// nodes gone from the map, not voting, leave.
+    Learners(LearnerChange),
+    /// This leader loses its vote: `to`, a voter that keeps one, leads first.
+    HandOff { to: u64 },
+    /// The new voter set; replaced voters stay as learners until their
+    /// node leaves the map.
+    Voters(BTreeSet<u64>),
+}
+
+/// What the metadata leader (`m`) should change next, if anything.
+fn meta_change(m: &openraft::RaftMetrics<raft_store::TypeConfig>, map: &ClusterMap) -> Option<MetaChange> {
+    if m.state != ServerState::Leader || !map.is_initialised() || map.nodes.is_empty() {
+        return None;
+    }
+    let membership = m.membership_config.membership();
+    if membership.get_joint_config().len() > 1 {
+        return None; // a change is half-way; the next pass looks again
+    }
+    let present: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let mut learners = LearnerChange::default();
+    for (&node, info) in &map.nodes {
+        // A draining node is on its way out: it keeps what it has.
+        if !present.contains(&node) && !info.draining {
+            learners.add.insert(
+                node,
+                NodeAddr {
+                    node_id: node,
+                    region: info.region.to_string(),
+                    grpc_addr: info.grpc_addr.clone(),
+                    http_addr: info.http_addr.clone(),
+                },
+            );
+        }
+    }
+    learners.remove = present
+        .iter()
+        .filter(|id| !voters.contains(id) && !map.nodes.contains_key(id))
+        .copied()
+        .collect();
+    if learners != LearnerChange::default() {
+        return Some(MetaChange::Learners(learners));
+    }
+    let plan = map.meta_voter_plan(&voters);
+    if plan == voters || plan.is_empty() {
+        return None;
+    }
+    let last = m.last_log_index.unwrap_or(0);
+    let caught_up = |id: &u64| {
+        *id == m.id
+            || m.replication
+                .as_ref()
+                .and_then(|r| r.get(id))
+                .and_then(|matched| matched.as_ref())
+                .is_some_and(|matched| matched.index + META_CAUGHT_UP_LAG >= last)
+    };
+    if !plan.iter().all(|id| present.contains(id) && caught_up(id)) {
+        return None;
+    }
+    if !plan.contains(&m.id) {
+        let to = *plan.intersection(&voters).next().or(plan.iter().next())?;
+        return Some(MetaChange::HandOff { to });
+    }
+    Some(MetaChange::Voters(plan))
+}
+
+async fn apply_meta_change(meta: &GroupReplica, change: MetaChange) {
+    meta.wake();
+    let result = match &change {
+        MetaChange::Learners(learners) => {
+            let mut steps = Vec::new();
+            if !learners.add.is_empty() {
+                steps.push(ChangeMembers::AddNodes(learners.add.clone()));
+            }
+            if !learners.remove.is_empty() {
+                steps.push(ChangeMembers::RemoveNodes(learners.remove.clone()));
+            }
+            meta.raft
+                .change_membership(ChangeMembers::Batch(steps), true)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        MetaChange::HandOff { to } => meta
+            .raft
+            .trigger()
+            .transfer_leader(*to)
+            .await
+            .map_err(|e| e.to_string()),
+        MetaChange::Voters(voters) => meta
+            .raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters.clone()), true)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => tracing::info!(?change, "metadata group membership changed"),
+        Err(e) => tracing::debug!(?change, error = %e, "metadata membership change failed; retrying"),
+    }
 }
 
 async fn apply_membership(replica: &GroupReplica, change: LearnerChange) {

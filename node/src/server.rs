@@ -333,13 +333,29 @@ fn simulated_wan(config: &NodeConfig) -> transport::wan::Wan {
 }
 
 /// Initialises the metadata group from the configured members if this
-/// node's storage is empty. Every bootstrapping node proposes the same
-/// membership, which openraft accepts from any number of them.
+/// node's storage is empty. Every bootstrapping node computes the same
+/// voters (`booking::meta_voters`: up to five, spread over the regions),
+/// which openraft accepts from any number of them; a member that does not
+/// vote waits for the leader to add it as a learner
+/// (`read_replicas::meta_membership`).
 async fn bootstrap(raft: &Raft, config: &NodeConfig) -> anyhow::Result<()> {
     if raft.is_initialized().await? {
         return Ok(());
     }
-    let members: BTreeMap<u64, NodeAddr> = config.members.iter().map(|m| (m.node_id, node_addr(m))).collect();
+    let voters = booking::meta_voters::meta_voters(
+        &Default::default(),
+        config.members.iter().map(|m| (m.node_id, m.region.as_str())),
+    );
+    if !voters.contains(&config.node_id) {
+        tracing::info!(?voters, "this node follows the metadata group as a learner");
+        return Ok(());
+    }
+    let members: BTreeMap<u64, NodeAddr> = config
+        .members
+        .iter()
+        .filter(|m| voters.contains(&m.node_id))
+        .map(|m| (m.node_id, node_addr(m)))
+        .collect();
     match raft.initialize(members).await {
         Ok(()) => tracing::info!("cluster initialised"),
         // Another member initialised first and already reached us: fine.

@@ -9,12 +9,13 @@
 //! throughout: at every step a majority of the group's current configuration
 //! is up to date.
 //!
-//! Adding a node: register it, make it a voter of the metadata group (as a
-//! learner first), then move replicas to it from the most loaded nodes until
+//! Adding a node: register it, add it to the metadata group as a learner
+//! (whether it also votes is the metadata leader's call: a few voters
+//! spread over the regions, `booking::meta_voters`), then move replicas to it from the most loaded nodes until
 //! it carries its share. Removing a node: refuse if the rest could not carry
 //! its replicas, mark it draining, move each of its replicas to the least
-//! loaded other node (home region first), drop it from the metadata group, and
-//! forget it.
+//! loaded other node (home region first), give its metadata vote (if any) to
+//! another node, and forget it.
 //!
 //! Each step is idempotent in its target state, so an operation cut short
 //! (a timeout, a crash of the node driving it) can simply be run again.
@@ -208,9 +209,8 @@ pub async fn add_node(
         },
     )
     .await?;
-    let mut voters = meta_voters(router)?;
-    voters.insert(node_id);
-    manage(router, META_GROUP, ManageOp::SetVoters { voters }).await?;
+    // Whether it also votes there is the metadata leader's call
+    // (`booking::meta_voters`): a few voters over the regions, not all.
 
     let mut moves = Vec::new();
     loop {
@@ -311,9 +311,23 @@ pub async fn remove_node(router: &Router, node_id: NodeId) -> Result<Vec<Move>, 
                 }))?;
         moves.push(move_replica(router, group_id, node_id, to).await?);
     }
-    let mut voters = meta_voters(router)?;
-    if voters.remove(&node_id) {
-        manage(router, META_GROUP, ManageOp::SetVoters { voters }).await?;
+    let voters = meta_voters(router)?;
+    if voters.contains(&node_id) {
+        // The node is draining, so the voters the map calls for leave it
+        // out; a learner elsewhere takes its vote.
+        let plan = fresh_map(router).await?.meta_voter_plan(&voters);
+        if let Some(&successor) = plan.intersection(&voters).next() {
+            manage(
+                router,
+                META_GROUP,
+                ManageOp::HandOffFrom {
+                    leaving: node_id,
+                    to: successor,
+                },
+            )
+            .await?;
+        }
+        manage(router, META_GROUP, ManageOp::SetVoters { voters: plan }).await?;
     }
     map_command(router, "remove-node", MapCommand::RemoveNode { node_id }).await?;
     Ok(moves)

@@ -17,6 +17,7 @@ mod multi_group;
 mod prices;
 mod quiet_groups;
 mod read_replicas;
+mod replica_repair;
 mod restart_all;
 mod security;
 mod snapshot_catchup;
