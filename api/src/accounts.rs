@@ -446,7 +446,10 @@ pub(crate) async fn guest(
             other => return Err(Problem::unexpected(&other)),
         };
     state.logins.code_sent(&email, ip);
-    if let Err(e) = sender.send_code(&email, &code, GUEST_CODE_TTL).await {
+    if let Err(e) = sender
+        .send_code(&email, &code, GUEST_CODE_TTL, crate::i18n::current())
+        .await
+    {
         tracing::warn!(error = %e, "guest code not sent");
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

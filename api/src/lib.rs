@@ -99,13 +99,15 @@ pub struct AppState {
 }
 
 /// Sends a guest's one-time code to their address (the node's e-mail
-/// channel: SMTP, or the log when no relay is configured).
+/// channel: SMTP, or the log when no relay is configured), written in
+/// `lang`, the language the request was answered in.
 pub trait CodeSender: Send + Sync + 'static {
     fn send_code<'a>(
         &'a self,
         email: &'a str,
         code: &'a str,
         valid_for: std::time::Duration,
+        lang: i18n::Lang,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 }
 

@@ -213,14 +213,10 @@ impl api::CodeSender for Channels {
         email: &'a str,
         code: &'a str,
         valid_for: Duration,
+        lang: Lang,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
-            let minutes = valid_for.as_secs().div_ceil(60);
-            let subject = format!("Your boxoffice code: {code}");
-            let body = format!(
-                "Your code is {code}. Enter it to buy tickets as a guest; it is valid for {minutes} minutes.\r\n\r\n\
-                 If you did not ask for it, ignore this message: nobody can use your address without it.\r\n"
-            );
+            let (subject, body) = guest_code_text(code, valid_for, lang);
             match &self.smtp {
                 Some((transport, from)) => {
                     let to = email.parse().map_err(|e| format!("unusable address: {e}"))?;
@@ -236,11 +232,49 @@ impl api::CodeSender for Channels {
                 }
                 None => {
                     // No relay: the demo's way of showing what would be mailed.
-                    tracing::info!(target: "boxoffice::notices", kind = "guest_code", via = "e-mail (no SMTP relay configured)", "{subject}");
+                    // The message stays English and parseable for operators
+                    // and scripts; the guest's own subject goes beside it.
+                    tracing::info!(
+                        target: "boxoffice::notices",
+                        kind = "guest_code",
+                        via = "e-mail (no SMTP relay configured)",
+                        lang = lang.tag(),
+                        subject,
+                        "Your boxoffice code: {code}"
+                    );
                     Ok(())
                 }
             }
         })
+    }
+}
+
+/// A guest code's e-mail subject and body in `lang`.
+fn guest_code_text(code: &str, valid_for: Duration, lang: Lang) -> (String, String) {
+    let minutes = valid_for.as_secs().div_ceil(60);
+    match lang {
+        Lang::En => (
+            format!("Your boxoffice code: {code}"),
+            format!(
+                "Your code is {code}. Enter it to buy tickets as a guest; it is valid for {minutes} minutes.\r\n\r\n\
+                 If you did not ask for it, ignore this message: nobody can use your address without it.\r\n"
+            ),
+        ),
+        Lang::De => (
+            format!("Ihr boxoffice-Code: {code}"),
+            format!(
+                "Ihr Code lautet {code}. Geben Sie ihn ein, um als Gast Tickets zu kaufen; er gilt {minutes} Minuten.\r\n\r\n\
+                 Falls Sie ihn nicht angefordert haben, ignorieren Sie diese Nachricht: ohne den Code kann niemand \
+                 Ihre Adresse verwenden.\r\n"
+            ),
+        ),
+        Lang::Ja => (
+            format!("boxoffice 確認コード: {code}"),
+            format!(
+                "確認コードは {code} です。ゲストとしてチケットを購入するには、このコードを入力してください（有効期間 {minutes} 分）。\r\n\r\n\
+                 お心当たりのない場合は、このメールを無視してください。コードがなければ、あなたのアドレスは誰にも使えません。\r\n"
+            ),
+        ),
     }
 }
 
@@ -593,6 +627,22 @@ async fn handle(router: &Router, channels: &Channels, group: u64, notice: &Notic
 mod tests {
     use super::*;
     use booking::{Currency, CustomerId, Delivery, HoldId, Money, OrderId};
+
+    #[test]
+    fn guest_codes_are_written_in_the_requests_language() {
+        let ttl = Duration::from_secs(600);
+        let texts: Vec<(String, String)> = [Lang::En, Lang::De, Lang::Ja]
+            .into_iter()
+            .map(|lang| guest_code_text("482913", ttl, lang))
+            .collect();
+        for (subject, body) in &texts {
+            assert!(subject.ends_with(": 482913"), "{subject}");
+            assert!(body.contains("482913") && body.contains("10"), "{body}");
+        }
+        assert!(texts[0].1.starts_with("Your code is 482913."));
+        assert!(texts[1].1.starts_with("Ihr Code lautet 482913."));
+        assert!(texts[2].1.starts_with("確認コードは 482913 です。"));
+    }
 
     fn notice(kind: NoticeKind) -> NoticeView {
         NoticeView {
