@@ -16,6 +16,8 @@
 
 pub mod checks;
 pub mod client;
+pub mod history;
+pub mod linearizability;
 pub mod shop;
 pub mod smtp_sink;
 pub mod sse;

@@ -55,12 +55,14 @@ async fn scenario() -> anyhow::Result<()> {
     let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
 
     let confirms = Arc::new(AtomicU64::new(0));
+    let history = Arc::new(chaos_tests::history::Recorder::default());
     let booker = Booker {
         client: client.clone(),
         event_id: EVENT,
         picker,
         confirms: confirms.clone(),
         nodes: test.cluster.node_ids(),
+        history: history.clone(),
     };
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| tokio::spawn(booker.clone().book(c, HOLDS_PER_CLIENT, seed.wrapping_add(c))))
@@ -122,6 +124,12 @@ async fn scenario() -> anyhow::Result<()> {
         "view",
     )?;
     checks::sold_seats_match_orders(&view, &orders)?;
+    let report = history.check(&view)?;
+    eprintln!(
+        "linearizable: {} operations on {} seats",
+        history.history().entries.len(),
+        report.seats.len()
+    );
 
     test.cluster.restart(old_leader)?;
     let leader = test.leader().await?;

@@ -57,12 +57,14 @@ async fn scenario() -> anyhow::Result<()> {
         "view",
     )?;
     let confirms = Arc::new(AtomicU64::new(0));
+    let history = Arc::new(chaos_tests::history::Recorder::default());
     let booker = Booker {
         client: client.clone(),
         event_id: EVENT,
         picker: Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect())),
         confirms: confirms.clone(),
         nodes: vec![2, 3],
+        history: history.clone(),
     };
     let seed = test_seed();
     let clients: Vec<_> = (0..CLIENTS)
@@ -154,6 +156,12 @@ async fn scenario() -> anyhow::Result<()> {
         "view",
     )?;
     checks::sold_seats_match_orders(&view, &orders)?;
+    let report = history.check(&view)?;
+    eprintln!(
+        "linearizable: {} operations on {} seats",
+        history.history().entries.len(),
+        report.seats.len()
+    );
     eprintln!("{} acknowledged orders intact", orders.len());
 
     // The map: node 1 gone, three voters per group on live nodes.

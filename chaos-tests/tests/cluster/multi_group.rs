@@ -129,12 +129,14 @@ async fn scenario() -> anyhow::Result<()> {
         "view",
     )?;
     let confirms = Arc::new(AtomicU64::new(0));
+    let history = Arc::new(chaos_tests::history::Recorder::default());
     let booker = Booker {
         client: client.clone(),
         event_id: STREAM_EVENT,
         picker: Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect())),
         confirms: confirms.clone(),
         nodes: nodes.clone(),
+        history: history.clone(),
     };
     let seed = test_seed();
     let clients: Vec<_> = (0..CLIENTS)
@@ -219,6 +221,12 @@ async fn scenario() -> anyhow::Result<()> {
         "view",
     )?;
     checks::sold_seats_match_orders(&view, &orders)?;
+    let report = history.check(&view)?;
+    eprintln!(
+        "linearizable: {} operations on {} seats",
+        history.history().entries.len(),
+        report.seats.len()
+    );
     eprintln!("{} acknowledged orders intact after the transfer", orders.len());
 
     // A big on-sale gets a group of its own, started on every node.
