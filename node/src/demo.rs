@@ -131,7 +131,7 @@ async fn serve_until_signal(cluster: &mut LocalCluster, regions: &[RegionId]) ->
 /// The demo's sample accounts (local demo only).
 const DEMO_PASSWORD: &str = "demo-password";
 
-async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Result<()> {
+pub(crate) async fn create_demo_event(leader_url: &str, regions: &[RegionId]) -> anyhow::Result<()> {
     let venue = json!({
         "name": "Demo Hall", "address": "1 Beispielstraße", "city": "Berlin", "country": "DE", "time_zone": "Europe/Berlin",
     });

@@ -167,7 +167,7 @@ impl Health {
 /// currencies, languages, zones and countries, any other region plain
 /// (euros, English, UTC); each region's endpoint is its first node's HTTP
 /// address.
-fn region_table(
+pub(crate) fn region_table(
     regions: &[RegionId],
     members: &[MemberConfig],
 ) -> anyhow::Result<Vec<region_config::RegionConfig>> {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod bench;
 pub mod certs;
+pub mod compose;
 pub mod demo;
 pub mod faults;
 pub mod home_leaders;

@@ -36,6 +36,11 @@ enum Cmd {
     BenchRegions(node::region_bench::RegionBenchOptions),
     /// Operate a running cluster: status, groups, placement, leadership.
     Admin(node::admin::AdminOptions),
+    /// Write the node configs, TLS certificates and Prometheus config of the
+    /// docker-compose cluster.
+    ComposeConfig(node::compose::ComposeOptions),
+    /// Wait for a cluster and create the demo's sample data in it.
+    SeedDemo(node::compose::SeedOptions),
 }
 
 fn init_tracing() {
@@ -77,6 +82,13 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Cmd::Node { config } => run_node(config).await,
             Cmd::Demo(options) => node::demo::run(options, binary).await,
+            Cmd::ComposeConfig(options) => {
+                for path in node::compose::write(&options)? {
+                    eprintln!("wrote {}", path.display());
+                }
+                Ok(())
+            }
+            Cmd::SeedDemo(options) => node::compose::seed(&options).await,
             Cmd::Bench(options) => node::bench::run(options, binary).await,
             Cmd::Admin(options) => node::admin::run(options).await,
             Cmd::BenchIdle(options) => node::idle_bench::run(options, binary).await,
