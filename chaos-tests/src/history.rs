@@ -86,6 +86,21 @@ impl Recorder {
         }
     }
 
+    /// A release of `hold` by `client`, invoked now.
+    pub fn invoke_release(&self, client: u64, hold: HoldId) -> Pending {
+        Pending {
+            client,
+            invoke_us: self.now_us(),
+            op: Op::Release { hold },
+        }
+    }
+
+    /// Milliseconds since the recorder started: the clock of every entry
+    /// (`invoke_us`, `complete_us` are in microseconds of it).
+    pub fn now_ms(&self) -> u64 {
+        self.now_us() / 1000
+    }
+
     /// The answer to `pending` came now: `Some(true)` acknowledged,
     /// `Some(false)` a definite failure, `None` unknown.
     pub fn complete(&self, pending: Pending, acknowledged: Option<bool>) {

@@ -14,6 +14,7 @@
 //! What it does not do: it does not build the binary (see [`node::launcher::find_binary`])
 //! and it never talks to anything but the nodes it started on 127.0.0.1.
 
+pub mod chaos;
 pub mod checks;
 pub mod client;
 pub mod history;

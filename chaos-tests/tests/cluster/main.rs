@@ -5,6 +5,7 @@
 
 mod accounts;
 mod catalog;
+mod chaos;
 mod checkout;
 mod home_leaders;
 mod http_errors;

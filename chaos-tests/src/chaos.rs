@@ -1,0 +1,383 @@
+//! The chaos harness: a booking workload against a local cluster while a
+//! seeded nemesis breaks it, then a settled final read, the linearizability
+//! checker over everything the clients saw, and a JSON report.
+//!
+//! One seed gives one schedule: the order and timing of the faults, which
+//! node each one hits, and every client's choice of seats and of confirm or
+//! release. (What the cluster answers under those faults still depends on
+//! timing; the checker does not.) The faults, each a named nemesis:
+//!
+//! - `kill-leader`: `kill -9` of the metadata leader, restarted 3–5 s later;
+//! - `kill-node`: `kill -9` of a random node, restarted 3–5 s later;
+//! - `pause`: `SIGSTOP` of a random node for longer than the election
+//!   timeout (4–6 s), then `SIGCONT`: a leader frozen mid-term comes back
+//!   believing it still leads;
+//! - `restart-all`: every node killed at once and started again.
+//!
+//! The nemesis goes through the faults in a seeded order, each at least
+//! once before any repeats, with a calm spell of 2–4 s between them. When
+//! the time is up every node is running again, the clients stop, and the
+//! harness waits for a leader, reads the seat map through it and checks the
+//! history (`history::Recorder::check`). The report holds the operations by
+//! outcome, each fault with its window and recovery time (the first
+//! acknowledged write that was invoked after the fault began), and the
+//! verdict.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use region_config::{NodeId, RaftTuning};
+use serde::Serialize;
+
+use crate::history::Recorder;
+use crate::linearizability::Outcome;
+use crate::{ApiClient, Consistency, SeatPicker, TestCluster, expect_ok, grid_event};
+
+const EVENT: u64 = 1;
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    KillLeader,
+    KillNode,
+    Pause,
+    RestartAll,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 4] = [
+        Fault::KillLeader,
+        Fault::KillNode,
+        Fault::Pause,
+        Fault::RestartAll,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::KillLeader => "kill-leader",
+            Fault::KillNode => "kill-node",
+            Fault::Pause => "pause",
+            Fault::RestartAll => "restart-all",
+        }
+    }
+
+    /// `kill-leader,pause` or `all`.
+    pub fn parse_list(list: &str) -> anyhow::Result<Vec<Fault>> {
+        if list == "all" {
+            return Ok(Fault::ALL.to_vec());
+        }
+        list.split(',')
+            .map(|name| {
+                Fault::ALL
+                    .into_iter()
+                    .find(|f| f.name() == name.trim())
+                    .with_context(|| {
+                        let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                        format!("unknown fault {name:?}; known: {}", known.join(", "))
+                    })
+            })
+            .collect()
+    }
+}
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    pub faults: Vec<Fault>,
+    pub seed: u64,
+    /// How long the workload runs with faults.
+    pub duration: Duration,
+    pub clients: u64,
+    pub nodes: usize,
+}
+
+/// One fault as it happened, in milliseconds of the run's clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultWindow {
+    pub fault: Fault,
+    pub nodes: Vec<NodeId>,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// From the fault's start to the first acknowledged write invoked after
+    /// it; `None`: no write was acknowledged afterwards.
+    pub recovery_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpCounts {
+    pub ok: usize,
+    pub failed: usize,
+    pub unknown: usize,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosReport {
+    pub seed: u64,
+    pub nodes: usize,
+    pub clients: u64,
+    pub duration_ms: u64,
+    pub ops: OpCounts,
+    pub faults: Vec<FaultWindow>,
+    pub seats_checked: usize,
+    pub linearizable: bool,
+    /// The checker's summary when the history failed it.
+    pub violation: Option<String>,
+    pub final_sold: u64,
+    pub final_held: u64,
+}
+
+/// Runs one chaos run (see the module doc).
+pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
+    if opts.faults.is_empty() || opts.nodes < 3 || opts.clients == 0 {
+        bail!("a chaos run needs at least one fault, three nodes and one client");
+    }
+    let mut test = TestCluster::start(opts.nodes, RaftTuning::default()).await?;
+    let leader = test.leader().await?;
+    let client = test.client.clone();
+    let spec = grid_event("chaos", 4, 10, 25)?;
+    expect_ok(
+        client.create_event(leader, EVENT, &spec, "chaos-event").await?,
+        "create",
+    )?;
+    let view = expect_ok(
+        client
+            .event_view(leader, EVENT, Consistency::Linearizable)
+            .await?,
+        "view",
+    )?;
+    let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
+
+    let history = Arc::new(Recorder::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    // Short budgets, so that a request caught in a fault ends as an unknown
+    // outcome and the client goes on, as a real one would.
+    let impatient = client.clone().with_retry_budget(Duration::from_secs(3));
+    let nodes = test.cluster.node_ids();
+    let clients: Vec<_> = (0..opts.clients)
+        .map(|c| {
+            let worker = Worker {
+                client: impatient.clone(),
+                picker: picker.clone(),
+                history: history.clone(),
+                stop: stop.clone(),
+                nodes: nodes.clone(),
+            };
+            tokio::spawn(worker.run(c, opts.seed.wrapping_add(c + 1)))
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut windows = Vec::new();
+    let mut order = Vec::new();
+    // One full round of the faults at least, then until the time is up.
+    while windows.len() < opts.faults.len() || started.elapsed() < opts.duration {
+        if order.is_empty() {
+            order = opts.faults.clone();
+            order.shuffle(&mut rng);
+        }
+        let fault = order.pop().expect("refilled above");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..4_000))).await;
+        windows.push(inject(&mut test, fault, &mut rng, &history).await?);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in clients {
+        task.await.context("a client panicked")??;
+    }
+
+    // Settled: every node runs, a leader answers, the final read is its.
+    let leader = test.leader().await?;
+    let settled = client.clone().with_retry_budget(Duration::from_secs(30));
+    let view = expect_ok(
+        settled
+            .event_view(leader, EVENT, Consistency::Linearizable)
+            .await?,
+        "final view",
+    )?;
+    let entries = history.history().entries;
+    for window in &mut windows {
+        window.recovery_ms = entries
+            .iter()
+            .filter(|e| e.outcome == Outcome::Ok(None) && e.invoke_us / 1000 >= window.start_ms)
+            .filter_map(|e| e.complete_us)
+            .min()
+            .map(|done| done / 1000 - window.start_ms);
+    }
+    let mut ops = OpCounts::default();
+    for entry in &entries {
+        match entry.outcome {
+            Outcome::Ok(_) => ops.ok += 1,
+            Outcome::Failed => ops.failed += 1,
+            Outcome::Unknown => ops.unknown += 1,
+        }
+    }
+    let (linearizable, violation, seats_checked) = match history.check(&view) {
+        Ok(report) => (true, None, report.seats.len()),
+        Err(e) => (false, Some(format!("{e:#}")), 0),
+    };
+    let report = ChaosReport {
+        seed: opts.seed,
+        nodes: opts.nodes,
+        clients: opts.clients,
+        duration_ms: started.elapsed().as_millis() as u64,
+        ops,
+        faults: windows,
+        seats_checked,
+        linearizable,
+        violation,
+        final_sold: view.sold,
+        final_held: view.held,
+    };
+    if report.linearizable {
+        test.finish().await?;
+    }
+    Ok(report)
+}
+
+/// Applies `fault`, waits it out and heals it; its window.
+async fn inject(
+    test: &mut TestCluster,
+    fault: Fault,
+    rng: &mut StdRng,
+    history: &Recorder,
+) -> anyhow::Result<FaultWindow> {
+    let running = test.cluster.running_ids();
+    let victim = running[rng.random_range(0..running.len())];
+    let start_ms = history.now_ms();
+    let nodes = match fault {
+        Fault::KillLeader | Fault::KillNode => {
+            let node = if fault == Fault::KillLeader {
+                test.leader().await?
+            } else {
+                victim
+            };
+            test.cluster.kill(node)?;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..5_000))).await;
+            test.cluster.restart(node)?;
+            vec![node]
+        }
+        Fault::Pause => {
+            let pid = test.cluster.pid(victim).context("no pid")?;
+            signal(pid, "STOP")?;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
+            signal(pid, "CONT")?;
+            vec![victim]
+        }
+        Fault::RestartAll => {
+            for node in &running {
+                test.cluster.kill(*node)?;
+            }
+            for node in &running {
+                test.cluster.restart(*node)?;
+            }
+            running.clone()
+        }
+    };
+    let end_ms = history.now_ms();
+    eprintln!(
+        "chaos: {} of {nodes:?} from {start_ms} ms to {end_ms} ms",
+        fault.name()
+    );
+    Ok(FaultWindow {
+        fault,
+        nodes,
+        start_ms,
+        end_ms,
+        recovery_ms: None,
+    })
+}
+
+fn signal(pid: u32, which: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{which}"))
+        .arg(pid.to_string())
+        .status()
+        .context("cannot run kill")?;
+    if !status.success() {
+        bail!("kill -{which} {pid} failed: {status}");
+    }
+    Ok(())
+}
+
+/// What a problem answer says about the outcome: a definite failure (a
+/// 4xx, or 503 "nothing was changed"), or nothing known (504
+/// `outcome_unknown`, any other server error).
+fn definite(problem: &crate::Problem) -> Option<bool> {
+    (problem.status < 500 || problem.status == 503).then_some(false)
+}
+
+/// One booking client: hold a free seat, then confirm it (seven times in
+/// ten) or release it, until told to stop. Every operation is recorded; an
+/// error is an unknown outcome, and the client moves on.
+struct Worker {
+    client: ApiClient,
+    picker: Arc<SeatPicker>,
+    history: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+    nodes: Vec<NodeId>,
+}
+
+impl Worker {
+    async fn run(self, number: u64, seed: u64) -> anyhow::Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let holder = format!("chaos-{number}");
+        let mut attempt = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            attempt += 1;
+            let Some((index, seat)) = self.picker.pick(&mut rng) else {
+                break;
+            };
+            let node = self.nodes[rng.random_range(0..self.nodes.len())];
+            let seats = vec![seat.to_owned()];
+            let key = format!("chaos-c{number}-a{attempt}");
+            let (checked, pending) = self.history.invoke_hold(number, &seats);
+            let answer = self
+                .client
+                .hold_seats(node, EVENT, &holder, &seats, &format!("{key}-hold"))
+                .await;
+            self.picker.mark_taken(index);
+            let hold = match answer {
+                Ok(Ok(hold)) => {
+                    self.history.complete(pending, Some(true));
+                    hold
+                }
+                Ok(Err(problem)) => {
+                    self.history.complete(pending, definite(&problem));
+                    continue;
+                }
+                Err(_) => {
+                    self.history.complete(pending, None);
+                    continue;
+                }
+            };
+            let confirm = rng.random_range(0..10) < 7;
+            let pending = if confirm {
+                self.history.invoke_confirm(number, checked)
+            } else {
+                self.history.invoke_release(number, checked)
+            };
+            let outcome = if confirm {
+                let answer = self
+                    .client
+                    .confirm(node, EVENT, &hold.hold_id, &holder, &format!("{key}-confirm"))
+                    .await;
+                answer.map(|reply| reply.map_or_else(|p| definite(&p), |_| Some(true)))
+            } else {
+                let answer = self
+                    .client
+                    .release(node, EVENT, &hold.hold_id, &holder, &format!("{key}-release"))
+                    .await;
+                answer.map(|reply| reply.map_or_else(|p| definite(&p), |_| Some(true)))
+            };
+            self.history.complete(pending, outcome.ok().flatten());
+        }
+        Ok(())
+    }
+}

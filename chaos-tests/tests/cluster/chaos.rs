@@ -1,0 +1,65 @@
+//! A short randomized chaos run in CI: two seeds, every fault kind at least
+//! once in each, the linearizability checker over everything the clients
+//! saw. A longer run is `cargo run --bin chaos -- --duration 120 --seed N`.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use chaos_tests::chaos::{self, ChaosOptions, Fault};
+use chaos_tests::test_seed;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_kind_leaves_a_linearizable_history() -> anyhow::Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, scenario())
+        .await
+        .context("the chaos runs did not finish in time")?
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let first = test_seed();
+    for seed in [first, first.wrapping_add(1)] {
+        let opts = ChaosOptions {
+            faults: Fault::ALL.to_vec(),
+            seed,
+            // Four faults of at most ~10 s each with calm spells between.
+            duration: Duration::from_secs(30),
+            clients: 4,
+            nodes: 3,
+        };
+        let report = chaos::run(&opts).await?;
+        eprintln!("{}", serde_json::to_string(&report)?);
+        ensure!(
+            report.linearizable,
+            "seed {seed}: {}",
+            report.violation.unwrap_or_default()
+        );
+        for fault in Fault::ALL {
+            ensure!(
+                report.faults.iter().any(|w| w.fault == fault),
+                "seed {seed}: {} never ran",
+                fault.name()
+            );
+        }
+        ensure!(
+            report.ops.ok > 50,
+            "seed {seed}: only {} operations succeeded",
+            report.ops.ok
+        );
+        ensure!(
+            report.seats_checked > 50,
+            "seed {seed}: {} seats checked",
+            report.seats_checked
+        );
+        for window in &report.faults {
+            ensure!(
+                window.recovery_ms.is_some(),
+                "seed {seed}: no write succeeded after {} at {} ms",
+                window.fault.name(),
+                window.start_ms
+            );
+        }
+    }
+    Ok(())
+}
