@@ -131,6 +131,10 @@ pub struct ChaosReport {
     pub violation: Option<String>,
     pub final_sold: u64,
     pub final_held: u64,
+    /// The run as a picture: one row per client, one bar per operation
+    /// coloured by outcome, fault windows shaded (`timeline_svg`).
+    #[serde(skip)]
+    pub timeline_svg: String,
 }
 
 /// Runs one chaos run (see the module doc).
@@ -234,6 +238,11 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         violation,
         final_sold: view.sold,
         final_held: view.held,
+        timeline_svg: String::new(),
+    };
+    let report = ChaosReport {
+        timeline_svg: timeline_svg(&report, &entries),
+        ..report
     };
     if report.linearizable {
         test.finish().await?;
@@ -380,4 +389,75 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// An SVG timeline of `entries` under the fault windows of `report`.
+pub fn timeline_svg(report: &ChaosReport, entries: &[crate::linearizability::Entry]) -> String {
+    const WIDTH: f64 = 1200.0;
+    const ROW: f64 = 22.0;
+    const TOP: f64 = 40.0;
+    const LEFT: f64 = 80.0;
+    let end_ms = entries
+        .iter()
+        .filter_map(|e| e.complete_us.map(|c| c / 1000))
+        .chain(report.faults.iter().map(|w| w.end_ms))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let x = |ms: f64| LEFT + ms / end_ms * (WIDTH - LEFT - 20.0);
+    let height = TOP + ROW * report.clients as f64 + 40.0;
+    let mut svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' font-family='sans-serif' font-size='12'>\n\
+         <text x='{LEFT}' y='18'>seed {} · {} ok (green), {} failed (grey), {} unknown (orange) · faults shaded · {}</text>\n",
+        report.seed,
+        report.ops.ok,
+        report.ops.failed,
+        report.ops.unknown,
+        if report.linearizable {
+            "linearizable"
+        } else {
+            "VIOLATION"
+        }
+    );
+    for window in &report.faults {
+        let (x0, x1) = (
+            x(window.start_ms as f64),
+            x(window.end_ms.max(window.start_ms + 50) as f64),
+        );
+        svg.push_str(&format!(
+            "<rect x='{x0:.1}' y='{}' width='{:.1}' height='{}' fill='#e33' fill-opacity='0.15'/>\n\
+             <text x='{x0:.1}' y='{}' fill='#a00'>{} {:?}</text>\n",
+            TOP - 10.0,
+            x1 - x0,
+            ROW * report.clients as f64 + 10.0,
+            height - 12.0,
+            window.fault.name(),
+            window.nodes
+        ));
+    }
+    for client in 0..report.clients {
+        let y = TOP + ROW * client as f64;
+        svg.push_str(&format!(
+            "<text x='8' y='{:.1}'>client {client}</text>\n",
+            y + 14.0
+        ));
+    }
+    for entry in entries {
+        let y = TOP + ROW * entry.client as f64 + 3.0;
+        let start = entry.invoke_us as f64 / 1000.0;
+        let done = entry.complete_us.map_or(end_ms, |c| c as f64 / 1000.0);
+        let colour = match entry.outcome {
+            Outcome::Ok(_) => "#2a2",
+            Outcome::Failed => "#999",
+            Outcome::Unknown => "#f90",
+        };
+        svg.push_str(&format!(
+            "<rect x='{:.1}' y='{y:.1}' width='{:.1}' height='{}' fill='{colour}'/>\n",
+            x(start),
+            (x(done) - x(start)).max(0.5),
+            ROW - 6.0
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
 }

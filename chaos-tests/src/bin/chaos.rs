@@ -1,6 +1,7 @@
 //! `chaos`: one chaos run from the command line (see `chaos_tests::chaos`).
 //!
-//!   cargo run --bin chaos -- --faults all --seed 7 --duration 60 --clients 6 --nodes 3 --report run.json
+//!   cargo run --bin chaos -- --faults all --seed 7 --duration 60 --clients 6 --nodes 3 \
+//!       --report run.json --timeline run.svg
 //!
 //! Exits 1 when the checker finds a violation; the JSON report says which.
 
@@ -36,6 +37,9 @@ struct Args {
     /// Where to write the JSON report (default: print it).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Where to write the SVG timeline of the run.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -60,6 +64,10 @@ async fn main() -> anyhow::Result<()> {
             std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?
         }
         None => println!("{json}"),
+    }
+    if let Some(path) = &args.timeline {
+        std::fs::write(path, &report.timeline_svg)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     eprintln!(
         "seed {}: {} ok, {} failed, {} unknown; {} faults; {}",

@@ -31,6 +31,10 @@ async fn scenario() -> anyhow::Result<()> {
         let report = chaos::run(&opts).await?;
         eprintln!("{}", serde_json::to_string(&report)?);
         ensure!(
+            report.timeline_svg.starts_with("<svg") && report.timeline_svg.matches("<rect").count() > 50,
+            "seed {seed}: no timeline"
+        );
+        ensure!(
             report.linearizable,
             "seed {seed}: {}",
             report.violation.unwrap_or_default()
