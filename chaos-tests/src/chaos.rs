@@ -16,7 +16,8 @@
 //!
 //! The nemesis goes through the faults in a seeded order, each at least
 //! once before any repeats, with a calm spell of 2–4 s between them. When
-//! the time is up every node is running again, the clients stop, and the
+//! the time is up every node is running again, the clients go on for 8 s
+//! more (so that the last fault's recovery is seen) and stop, and the
 //! harness waits for a leader, reads the seat map through it and checks the
 //! history (`history::Recorder::check`). The report holds the operations by
 //! outcome, each fault with its window and recovery time (the first
@@ -39,6 +40,9 @@ use crate::linearizability::Outcome;
 use crate::{ApiClient, Consistency, SeatPicker, TestCluster, expect_ok, grid_event};
 
 const EVENT: u64 = 1;
+
+/// How long the clients go on after the last fault healed.
+const CALM_TAIL: Duration = Duration::from_secs(8);
 
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,17 +149,9 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let mut test = TestCluster::start(opts.nodes, RaftTuning::default()).await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
-    let spec = grid_event("chaos", 4, 10, 25)?;
-    expect_ok(
-        client.create_event(leader, EVENT, &spec, "chaos-event").await?,
-        "create",
-    )?;
-    let view = expect_ok(
-        client
-            .event_view(leader, EVENT, Consistency::Linearizable)
-            .await?,
-        "view",
-    )?;
+    let view = test
+        .create_event(leader, EVENT, &grid_event("chaos", 4, 10, 25)?)
+        .await?;
     let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
 
     let history = Arc::new(Recorder::default());
@@ -191,6 +187,9 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..4_000))).await;
         windows.push(inject(&mut test, fault, &mut rng, &history).await?);
     }
+    // A calm spell before the clients stop, so that the last fault's
+    // recovery shows in the history too.
+    tokio::time::sleep(CALM_TAIL).await;
     stop.store(true, Ordering::Relaxed);
     for task in clients {
         task.await.context("a client panicked")??;

@@ -172,6 +172,60 @@ impl TestCluster {
         self.cluster.wait_ready(READY_TIMEOUT).await
     }
 
+    /// Starts one more node (in the region of the highest-numbered one) and
+    /// adds it through node `via`'s admin API; its id and the API's answer
+    /// (`moves`: the replicas it took).
+    pub async fn join_node(
+        &mut self,
+        via: region_config::NodeId,
+    ) -> anyhow::Result<(region_config::NodeId, serde_json::Value)> {
+        let joining = self.cluster.add_node()?;
+        let config = self.cluster.config(joining).clone();
+        let body = serde_json::json!({
+            "node_id": joining,
+            "region": config.region.to_string(),
+            "grpc_addr": config.grpc_addr.to_string(),
+            "http_addr": config.http_addr.to_string(),
+        });
+        let (status, answer) = self
+            .client
+            .admin(
+                reqwest::Method::POST,
+                via,
+                "/v1/admin/nodes",
+                Some(LOCAL_ADMIN_TOKEN),
+                Some(&body),
+            )
+            .await?;
+        anyhow::ensure!(
+            status == reqwest::StatusCode::OK,
+            "adding node {joining}: {status} {answer}"
+        );
+        Ok((joining, answer))
+    }
+
+    /// Creates event `event_id` from `spec` through `node` and reads it back
+    /// through the leader: the seat map the clients pick from.
+    pub async fn create_event(
+        &self,
+        node: region_config::NodeId,
+        event_id: u64,
+        spec: &booking::EventSpec,
+    ) -> anyhow::Result<EventView> {
+        expect_ok(
+            self.client
+                .create_event(node, event_id, spec, &format!("create-event-{event_id}"))
+                .await?,
+            "create",
+        )?;
+        expect_ok(
+            self.client
+                .event_view(node, event_id, Consistency::Linearizable)
+                .await?,
+            "view",
+        )
+    }
+
     /// Stops the nodes and removes the directory: call this at the end of a passing test.
     pub async fn finish(mut self) -> anyhow::Result<()> {
         self.cluster.stop_all().await?;

@@ -24,7 +24,7 @@ use chaos_tests::{
 };
 use region_config::{ClusterLayout, RaftTuning};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const EVENT: u64 = 1;
 const CLIENTS: u64 = 6;
@@ -76,27 +76,7 @@ async fn scenario() -> anyhow::Result<()> {
     .await?;
 
     // A fourth node joins under load.
-    let joining = test.cluster.add_node()?;
-    let config = test.cluster.config(joining).clone();
-    let body = json!({
-        "node_id": joining,
-        "region": config.region.to_string(),
-        "grpc_addr": config.grpc_addr.to_string(),
-        "http_addr": config.http_addr.to_string(),
-    });
-    let (status, answer) = client
-        .admin(
-            Method::POST,
-            2,
-            "/v1/admin/nodes",
-            Some(LOCAL_ADMIN_TOKEN),
-            Some(&body),
-        )
-        .await?;
-    ensure!(
-        status == StatusCode::OK,
-        "adding node {joining}: {status} {answer}"
-    );
+    let (joining, answer) = test.join_node(2).await?;
     let moves = answer["moves"].as_array().map_or(0, Vec::len);
     ensure!(moves >= 2, "node {joining} took only {moves} replicas: {answer}");
     eprintln!(

@@ -153,28 +153,9 @@ async fn scenario() -> anyhow::Result<()> {
     reads_locally(&test, reader, 1).await?;
 
     // A sixth node joins ap-south: a metadata learner, not a sixth voter.
-    let joining = test.cluster.add_node()?;
-    let config = test.cluster.config(joining).clone();
-    ensure!(config.region == ap, "the new node is in {}", config.region);
-    let body = json!({
-        "node_id": joining,
-        "region": config.region.to_string(),
-        "grpc_addr": config.grpc_addr.to_string(),
-        "http_addr": config.http_addr.to_string(),
-    });
-    let (status, answer) = client
-        .admin(
-            Method::POST,
-            2,
-            "/v1/admin/nodes",
-            Some(LOCAL_ADMIN_TOKEN),
-            Some(&body),
-        )
-        .await?;
-    ensure!(
-        status == StatusCode::OK,
-        "adding node {joining}: {status} {answer}"
-    );
+    let (joining, _) = test.join_node(2).await?;
+    let region = test.cluster.config(joining).region.clone();
+    ensure!(region == ap, "the new node is in {region}");
     eventually("the new node ready", Duration::from_secs(60), async || {
         Ok(client.health(joining).await?.ready.then_some(()))
     })

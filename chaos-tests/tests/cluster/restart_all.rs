@@ -43,17 +43,9 @@ async fn scenario() -> anyhow::Result<()> {
     let mut test = TestCluster::start(3, RaftTuning::default()).await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
-    let spec = grid_event("restart everything", 2, 10, 20)?;
-    expect_ok(
-        client.create_event(leader, EVENT, &spec, "create-event").await?,
-        "create",
-    )?;
-    let view = expect_ok(
-        client
-            .event_view(leader, EVENT, Consistency::Linearizable)
-            .await?,
-        "view",
-    )?;
+    let view = test
+        .create_event(leader, EVENT, &grid_event("restart everything", 2, 10, 20)?)
+        .await?;
     let seats: Vec<String> = view.seats().map(|s| s.id.clone()).collect();
     ensure!(seats.len() == 400, "event has {} seats", seats.len());
 

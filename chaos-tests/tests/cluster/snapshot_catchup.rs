@@ -38,17 +38,9 @@ async fn scenario() -> anyhow::Result<()> {
     let mut test = TestCluster::start(3, raft).await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
-    let spec = grid_event("snapshot catch-up", 4, 20, 25)?;
-    expect_ok(
-        client.create_event(leader, EVENT, &spec, "create-event").await?,
-        "create",
-    )?;
-    let view = expect_ok(
-        client
-            .event_view(leader, EVENT, Consistency::Linearizable)
-            .await?,
-        "view",
-    )?;
+    let view = test
+        .create_event(leader, EVENT, &grid_event("snapshot catch-up", 4, 20, 25)?)
+        .await?;
     let seats: Vec<String> = view.seats().map(|s| s.id.clone()).collect();
 
     let lagging: NodeId = if leader == 3 { 2 } else { 3 };
