@@ -149,8 +149,10 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let mut test = TestCluster::start(opts.nodes, RaftTuning::default()).await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
+    // Enough seats that the clients never run out (a client stops when no
+    // seat is left, and a fault after that would show no recovery).
     let view = test
-        .create_event(leader, EVENT, &grid_event("chaos", 4, 10, 25)?)
+        .create_event(leader, EVENT, &grid_event("chaos", 4, 40, 40)?)
         .await?;
     let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
 
