@@ -48,6 +48,11 @@ base_image() {
     if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
         return
     fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "building $BASE_IMAGE needs root (debootstrap): run this once with sudo," >&2
+        echo "or, where images can be pulled, use: docker compose up --build" >&2
+        exit 1
+    fi
     if ! command -v debootstrap >/dev/null; then
         apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null
     fi

@@ -96,13 +96,16 @@ fn members(regions: &[RegionId], nodes_per_region: u8) -> Vec<MemberConfig> {
     members
 }
 
-/// Writes the cluster's configuration into `opts.out` (see the module doc).
-pub fn write(opts: &ComposeOptions) -> anyhow::Result<Vec<PathBuf>> {
-    let regions = opts
-        .regions
+fn parse_regions(names: &[String]) -> anyhow::Result<Vec<RegionId>> {
+    Ok(names
         .iter()
         .map(|r| RegionId::new(r))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Writes the cluster's configuration into `opts.out` (see the module doc).
+pub fn write(opts: &ComposeOptions) -> anyhow::Result<Vec<PathBuf>> {
+    let regions = parse_regions(&opts.regions)?;
     ensure!(
         (1..=9).contains(&regions.len()),
         "one to nine regions, not {}",
@@ -219,11 +222,7 @@ pub struct SeedOptions {
 /// venues, events, accounts and exchange rates (idempotent: a second run
 /// changes nothing).
 pub async fn seed(opts: &SeedOptions) -> anyhow::Result<()> {
-    let regions = opts
-        .regions
-        .iter()
-        .map(|r| RegionId::new(r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let regions = parse_regions(&opts.regions)?;
     let client = api::client::Client::new(vec![opts.url.clone()])?;
     let wait = Duration::from_secs(opts.wait_secs);
     launcher::wait_for_answer(&client, "/health", wait, |h| h["ready"] == true).await?;

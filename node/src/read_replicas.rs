@@ -185,15 +185,7 @@ fn membership_changes(replicas: &[GroupReplica], map: &ClusterMap) -> Vec<(Group
                 continue;
             }
             if let Some(info) = map.nodes.get(&node) {
-                change.add.insert(
-                    id,
-                    NodeAddr {
-                        node_id: node,
-                        region: info.region.to_string(),
-                        grpc_addr: info.grpc_addr.clone(),
-                        http_addr: info.http_addr.clone(),
-                    },
-                );
+                change.add.insert(id, router::membership::node_addr(node, info));
             }
         }
         change.remove = present
@@ -239,15 +231,9 @@ fn meta_change(m: &openraft::RaftMetrics<raft_store::TypeConfig>, map: &ClusterM
     for (&node, info) in &map.nodes {
         // A draining node is on its way out: it keeps what it has.
         if !present.contains(&node) && !info.draining {
-            learners.add.insert(
-                node,
-                NodeAddr {
-                    node_id: node,
-                    region: info.region.to_string(),
-                    grpc_addr: info.grpc_addr.clone(),
-                    http_addr: info.http_addr.clone(),
-                },
-            );
+            learners
+                .add
+                .insert(node, router::membership::node_addr(node, info));
         }
     }
     learners.remove = present

@@ -87,7 +87,8 @@ async fn manage(router: &Router, group_id: GroupId, op: ManageOp) -> Result<(), 
         .map_err(|reason| MembershipError::Refused { group_id, reason })
 }
 
-fn node_addr(node_id: NodeId, info: &NodeInfo) -> NodeAddr {
+/// The Raft membership entry of node `node_id` as the map describes it.
+pub fn node_addr(node_id: NodeId, info: &NodeInfo) -> NodeAddr {
     NodeAddr {
         node_id,
         region: info.region.to_string(),
