@@ -52,14 +52,18 @@ pub enum Fault {
     KillNode,
     Pause,
     RestartAll,
+    /// SIGSTOP of the event group's leader past the election timeout: the
+    /// requests it holds must move to its successor.
+    PauseLeader,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 4] = [
+    pub const ALL: [Fault; 5] = [
         Fault::KillLeader,
         Fault::KillNode,
         Fault::Pause,
         Fault::RestartAll,
+        Fault::PauseLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl Fault {
             Fault::KillNode => "kill-node",
             Fault::Pause => "pause",
             Fault::RestartAll => "restart-all",
+            Fault::PauseLeader => "pause-leader",
         }
     }
 
@@ -260,7 +265,10 @@ async fn inject(
 ) -> anyhow::Result<FaultWindow> {
     let running = test.cluster.running_ids();
     let victim = running[rng.random_range(0..running.len())];
-    let start_ms = history.now_ms();
+    // The window starts when the fault strikes, not when the victim is
+    // looked for: finding the leader takes a round of health checks, and
+    // writes acknowledged meanwhile say nothing about recovery.
+    let mut start_ms = history.now_ms();
     let nodes = match fault {
         Fault::KillLeader | Fault::KillNode => {
             let node = if fault == Fault::KillLeader {
@@ -268,13 +276,20 @@ async fn inject(
             } else {
                 victim
             };
+            start_ms = history.now_ms();
             test.cluster.kill(node)?;
             tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..5_000))).await;
             test.cluster.restart(node)?;
             vec![node]
         }
-        Fault::Pause => {
+        Fault::Pause | Fault::PauseLeader => {
+            let victim = if fault == Fault::PauseLeader {
+                test.leader().await?
+            } else {
+                victim
+            };
             let pid = test.cluster.pid(victim).context("no pid")?;
+            start_ms = history.now_ms();
             signal(pid, "STOP")?;
             tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
             signal(pid, "CONT")?;

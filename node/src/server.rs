@@ -434,7 +434,9 @@ fn closed_time_lease(raft: &region_config::RaftTuning) -> transport::quiescence:
     let half = |ms: u64| Duration::from_millis(ms / 2);
     transport::quiescence::Leases {
         meta: half(raft.election_timeout_min_ms),
-        data: half(raft.group_election_timeout_min_ms),
+        // A voter grants no rival its vote before the lease (the maximum)
+        // plus the shortest timeout has passed since it last heard the leader.
+        data: half(raft.group_election_timeout_min_ms + raft.group_election_timeout_max_ms),
         parked: half(raft.node_down_after_ms),
     }
 }

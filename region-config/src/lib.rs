@@ -83,8 +83,12 @@ impl Default for RaftTuning {
             snapshot_after_logs: 20_000,
             logs_to_keep_after_snapshot: 5_000,
             group_heartbeat_interval_ms: 250,
-            group_election_timeout_min_ms: 1_500,
-            group_election_timeout_max_ms: 3_000,
+            // A follower campaigns after its leader's lease (openraft: the
+            // maximum below) plus a timeout drawn from [min, max), so a dead
+            // leader is replaced 2.0–2.6 s after its last heartbeat: writes
+            // resume within 3 s.
+            group_election_timeout_min_ms: 700,
+            group_election_timeout_max_ms: 1_300,
             quiesce_after_ms: 2_000,
             node_down_after_ms: 1_500,
         }

@@ -40,7 +40,7 @@ use transport::channels::ChannelPool;
 use transport::replicas::{GroupReplica, Groups};
 
 pub use expiry::run_expiry_ticker;
-use retry::{LeaderClient, Retrier};
+use retry::{LeaderClient, LeaderMoved, Retrier};
 
 /// How hard the router tries before giving up on a request.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub struct Router {
 /// Where one attempt goes.
 enum Target {
     Local(GroupReplica),
-    Remote { addr: String },
+    Remote { addr: String, replica: ReplicaId },
 }
 
 impl Router {
@@ -444,9 +444,36 @@ impl LeaderClient for Router {
             .flatten()
         });
         match addr {
-            Some(addr) => Ok(Target::Remote { addr }),
+            Some(addr) => Ok(Target::Remote { addr, replica }),
             None => Err(format!("no address known for replica {replica} of group {group}")),
         }
+    }
+
+    /// Only an attempt sent to another node can be held by a leader that is
+    /// no more, and only this node's own replica of the group can tell.
+    fn leader_moved(&self, group: GroupId, target: &Target) -> LeaderMoved {
+        let (Target::Remote { replica, .. }, Some(local)) = (target, self.groups.get(group)) else {
+            return LeaderMoved::never();
+        };
+        let tried = *replica;
+        // The server metrics change on elections and membership only, not on
+        // every entry, so that a busy group's waiters are not woken for each.
+        let mut server = local.raft.server_metrics();
+        let known = server.borrow_watched().current_leader;
+        LeaderMoved::when(async move {
+            loop {
+                if server.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+                let leader = server.borrow_watched().current_leader;
+                if let Some(leader) = leader
+                    && leader != tried
+                    && Some(leader) != known
+                {
+                    return leader;
+                }
+            }
+        })
     }
 
     async fn submit(
@@ -458,7 +485,7 @@ impl LeaderClient for Router {
         let timeout = self.retrier.policy.attempt_timeout;
         match target {
             Target::Local(replica) => Ok(leader::submit(&replica, write, timeout).await),
-            Target::Remote { addr } => {
+            Target::Remote { addr, .. } => {
                 BookingPeer::new(&self.pool, &addr)?
                     .submit(group, &write, timeout)
                     .await
@@ -474,7 +501,7 @@ impl LeaderClient for Router {
     ) -> Result<LeaderReply<QueryResult>, PeerError> {
         match target {
             Target::Local(replica) => Ok(leader::query(&replica, query).await),
-            Target::Remote { addr } => {
+            Target::Remote { addr, .. } => {
                 BookingPeer::new(&self.pool, &addr)?
                     .query(group, &query, self.retrier.policy.attempt_timeout)
                     .await
@@ -493,7 +520,7 @@ impl LeaderClient for Router {
                 Ok(leader::manage(&replica, op, self.retrier.policy.attempt_timeout).await)
             }
             // A learner catching up may take long: allow for it.
-            Target::Remote { addr } => {
+            Target::Remote { addr, .. } => {
                 BookingPeer::new(&self.pool, &addr)?
                     .manage(group, &op, Duration::from_secs(150))
                     .await

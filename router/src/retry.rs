@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use booking::{GroupId, Query, QueryResult, ReplicaId, Response};
@@ -57,6 +58,11 @@ pub(crate) trait LeaderClient: Sync {
         group: GroupId,
         op: ManageOp,
     ) -> impl Future<Output = Result<LeaderReply<ManageOutcome>, PeerError>> + Send;
+
+    /// Watches for the group's leader moving away from `target` (see
+    /// [`LeaderMoved`]). Called before the attempt, so that no change made
+    /// while it is in flight is missed.
+    fn leader_moved(&self, group: GroupId, target: &Self::Target) -> LeaderMoved;
 }
 
 /// What one attempt came to.
@@ -191,6 +197,13 @@ impl Retrier {
 
     /// Runs `attempt` against successive targets until it is done or the
     /// deadline passes. Returns `(uncertain, last reason)` on giving up.
+    ///
+    /// The deadline is hard: an attempt still in flight when it passes is
+    /// abandoned (a write's outcome is then unknown), and no backoff sleeps
+    /// past it. An attempt is also abandoned as soon as this node learns that
+    /// the group's leader moved away from the replica it went to (a leader
+    /// paused or cut off holds requests until they time out); the write is
+    /// then retried on the new leader at once, with the same request id.
     async fn with_retries<C, T, F, Fut>(
         &self,
         client: &C,
@@ -202,38 +215,108 @@ impl Retrier {
         F: FnMut(C::Target) -> Fut,
         Fut: Future<Output = Attempt<T>>,
     {
-        let started = Instant::now();
+        let deadline = Instant::now() + self.policy.deadline;
         let mut backoff = self.policy.first_backoff;
         let mut uncertain = false;
         let mut reason;
         let mut redirects = 0;
         let mut round = 0;
         loop {
+            // Resolves if the leader moves away from this round's target.
+            let mut moved: Option<LeaderMoved> = None;
             match client.target(group, round, self.take_hint(group)) {
-                Ok(target) => match attempt(target).await {
-                    Attempt::Done(value) => return Ok(value),
-                    Attempt::Retry {
-                        uncertain: maybe,
-                        reason: why,
-                    } => {
-                        uncertain |= maybe;
-                        reason = why;
-                        if self.has_hint(group) && redirects < 3 && started.elapsed() < self.policy.deadline {
-                            redirects += 1;
-                            continue;
+                Ok(target) => {
+                    let mut watch = client.leader_moved(group, &target);
+                    let outcome = tokio::select! {
+                        biased;
+                        outcome = tokio::time::timeout_at(deadline, attempt(target)) => match outcome {
+                            Ok(outcome) => outcome,
+                            Err(_) => Attempt::Retry {
+                                uncertain: true,
+                                reason: "the request deadline passed with an attempt in flight".into(),
+                            },
+                        },
+                        leader = watch.wait() => {
+                            self.hint(group, leader);
+                            Attempt::Retry {
+                                uncertain: true,
+                                reason: format!("the leader moved to replica {leader} with the request in flight"),
+                            }
                         }
-                        redirects = 0;
+                    };
+                    match outcome {
+                        Attempt::Done(value) => return Ok(value),
+                        Attempt::Retry {
+                            uncertain: maybe,
+                            reason: why,
+                        } => {
+                            uncertain |= maybe;
+                            reason = why;
+                            if self.has_hint(group) && redirects < 3 && Instant::now() < deadline {
+                                redirects += 1;
+                                continue;
+                            }
+                            redirects = 0;
+                            moved = Some(watch);
+                        }
                     }
-                },
+                }
                 Err(why) => reason = why,
             }
             round += 1;
-            if started.elapsed() >= self.policy.deadline {
+            if Instant::now() >= deadline {
                 return Err((uncertain, reason));
             }
             let jitter = rand::random_range(0.5..1.5);
-            tokio::time::sleep(backoff.mul_f64(jitter)).await;
+            let pause = tokio::time::sleep_until(deadline.min(Instant::now() + backoff.mul_f64(jitter)));
+            match moved {
+                // A leader elected while backing off is tried at once.
+                Some(mut watch) => {
+                    tokio::select! {
+                        _ = pause => {}
+                        leader = watch.wait() => self.hint(group, leader),
+                    }
+                }
+                None => pause.await,
+            }
+            if Instant::now() >= deadline {
+                return Err((uncertain, reason));
+            }
             backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+
+    fn hint(&self, group: GroupId, leader: ReplicaId) {
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group, leader);
+    }
+}
+
+/// Resolves with the new leader once this node learns that a group's leader
+/// is a replica other than the one an attempt went to; never resolves when
+/// this node cannot tell (it hosts no replica of the group).
+pub(crate) struct LeaderMoved(Option<Pin<Box<dyn Future<Output = ReplicaId> + Send>>>);
+
+impl LeaderMoved {
+    pub(crate) fn never() -> Self {
+        LeaderMoved(None)
+    }
+
+    pub(crate) fn when(future: impl Future<Output = ReplicaId> + Send + 'static) -> Self {
+        LeaderMoved(Some(Box::pin(future)))
+    }
+
+    /// Resolves once; pending forever after that.
+    async fn wait(&mut self) -> ReplicaId {
+        match self.0.as_mut() {
+            Some(future) => {
+                let leader = future.await;
+                self.0 = None;
+                leader
+            }
+            None => std::future::pending().await,
         }
     }
 }
@@ -271,6 +354,8 @@ mod tests {
         attempt_time: Duration,
         /// Per attempt: the replica tried and the request id it carried.
         seen: Mutex<Vec<(ReplicaId, Option<RequestId>)>>,
+        /// When (virtual time) this node learns that the leader moved, and where.
+        moves: Option<(Instant, ReplicaId)>,
     }
 
     impl Scripted {
@@ -281,6 +366,7 @@ mod tests {
                 then,
                 attempt_time: Duration::ZERO,
                 seen: Mutex::new(Vec::new()),
+                moves: None,
             }
         }
 
@@ -350,6 +436,18 @@ mod tests {
             _op: ManageOp,
         ) -> Result<LeaderReply<ManageOutcome>, PeerError> {
             self.answer(target, None, Ok(())).await
+        }
+
+        fn leader_moved(&self, _group: GroupId, target: &ReplicaId) -> LeaderMoved {
+            match self.moves {
+                Some((at, leader)) if leader != *target && Instant::now() < at => {
+                    LeaderMoved::when(async move {
+                        tokio::time::sleep_until(at).await;
+                        leader
+                    })
+                }
+                _ => LeaderMoved::never(),
+            }
         }
     }
 
@@ -581,13 +679,9 @@ mod tests {
                 assert_eq!(elapsed, attempts_alone, "{name}: expected no backoff");
             }
             if case.expect != Expect::Done {
-                // Gave up at the deadline: not before, and not long after.
-                let latest = POLICY.deadline + case.attempt_time + POLICY.max_backoff.mul_f64(1.5);
-                assert!(
-                    elapsed >= POLICY.deadline && elapsed <= latest,
-                    "{name}: gave up after {elapsed:?}, deadline {:?}",
-                    POLICY.deadline
-                );
+                // Gave up at the deadline: not before, and not after (the
+                // deadline is hard, even with an attempt in flight).
+                assert_eq!(elapsed, POLICY.deadline, "{name}: gave up after {elapsed:?}");
             }
             if case.kind == Kind::Write {
                 let ids = cluster.seen.lock().unwrap();
@@ -597,5 +691,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_held_by_a_leader_that_is_no_more_moves_to_the_new_one() {
+        let write = ForwardedWrite {
+            request_id: RequestId::new("client-key-2").unwrap(),
+            command: Command::Tick,
+        };
+        // Replica 1 (paused) holds the write for the whole attempt timeout;
+        // one second in, this node sees replica 3 elected.
+        let mut cluster = Scripted::new(&[Step::NoReply], Step::Done);
+        cluster.attempt_time = POLICY.attempt_timeout;
+        let started = Instant::now();
+        cluster.moves = Some((started + Duration::from_secs(1), 3));
+        let retrier = Retrier::new(POLICY);
+        assert!(retrier.submit(&cluster, 1, write.clone()).await.is_ok());
+        assert_eq!(cluster.targets(), [1, 3], "the write went to the new leader");
+        // One second waiting on 1, then 3's own (scripted) attempt time:
+        // not the old leader's full timeout first.
+        assert_eq!(started.elapsed(), Duration::from_secs(1) + POLICY.attempt_timeout);
+
+        // A leader elected while the loop backs off is tried at once.
+        let mut cluster = Scripted::new(&[Step::Unreachable], Step::Done);
+        cluster.moves = Some((Instant::now() + Duration::from_millis(5), 2));
+        let started = Instant::now();
+        assert!(retrier.submit(&cluster, 1, write).await.is_ok());
+        assert_eq!(cluster.targets(), [1, 2]);
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_cuts_an_attempt_in_flight() {
+        let write = ForwardedWrite {
+            request_id: RequestId::new("client-key-3").unwrap(),
+            command: Command::Tick,
+        };
+        // Each attempt would take 7 s: the second is cut at the deadline.
+        let mut cluster = Scripted::new(&[], Step::NoReply);
+        cluster.attempt_time = Duration::from_secs(7);
+        let started = Instant::now();
+        let got = Retrier::new(POLICY).submit(&cluster, 1, write).await;
+        assert!(matches!(got, Err(RouteError::OutcomeUnknown { .. })), "{got:?}");
+        assert_eq!(started.elapsed(), POLICY.deadline);
+        assert_eq!(cluster.targets().len(), 2);
     }
 }

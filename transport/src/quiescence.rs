@@ -227,7 +227,9 @@ pub struct ClosedClaims {
 pub struct Leases {
     /// The metadata group (always ticking): half its election timeout.
     pub meta: Duration,
-    /// An awake data group: half the data groups' election timeout.
+    /// An awake data group: half of the leader lease plus the shortest
+    /// election timeout (openraft's voters refuse a rival for the lease,
+    /// the election timeout's maximum, and only then campaign).
     pub data: Duration,
     /// A parked group: half of `node_down_after`, after which its parked
     /// followers wake; measured on ping answers from its voters' nodes.

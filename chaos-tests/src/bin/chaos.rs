@@ -18,7 +18,7 @@ use clap::Parser;
     about = "Break a local boxoffice cluster under load and check what clients saw"
 )]
 struct Args {
-    /// Comma-separated faults (kill-leader, kill-node, pause, restart-all) or `all`.
+    /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all) or `all`.
     #[arg(long, default_value = "all")]
     faults: String,
     /// The seed of the fault schedule and the workload.
