@@ -155,11 +155,10 @@ impl Retrier {
         match reply {
             Ok(LeaderReply::Done(value)) => Attempt::Done(value),
             Ok(LeaderReply::NotLeader { leader_id }) => {
-                let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
                 match leader_id {
-                    Some(leader) => hints.insert(group, leader),
-                    None => hints.remove(&group),
-                };
+                    Some(leader) => self.hint(group, leader),
+                    None => drop(self.take_hint(group)),
+                }
                 retry(false, "leader changed".into())
             }
             Ok(LeaderReply::OutcomeUnknown { reason }) => retry(true, reason),
@@ -264,10 +263,8 @@ impl Retrier {
                 Err(why) => reason = why,
             }
             round += 1;
-            if Instant::now() >= deadline {
-                return Err((uncertain, reason));
-            }
             let jitter = rand::random_range(0.5..1.5);
+            // Never past the deadline: at it, the sleep ends at once.
             let pause = tokio::time::sleep_until(deadline.min(Instant::now() + backoff.mul_f64(jitter)));
             match moved {
                 // A leader elected while backing off is tried at once.
