@@ -135,6 +135,18 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
         .all(|r| r.raft.metrics().borrow_watched().current_leader.is_some());
     body["region"] = json!(router.region());
     body["map_epoch"] = json!(epoch);
+    let clock = router.groups().clock().snapshot();
+    body["clock"] = json!({
+        "suspect": clock.suspect,
+        "reason": clock.reason,
+        "max_offset_ms": router.groups().clock().max_offset_ms(),
+        // Each peer's clock minus this node's, measured on the liveness pings.
+        "peer_offsets_ms": clock
+            .offsets
+            .iter()
+            .map(|(peer, o)| (peer.to_string(), json!({ "offset_ms": o.offset_ms, "uncertainty_ms": o.uncertainty_ms })))
+            .collect::<serde_json::Map<String, Value>>(),
+    });
     body["ready"] = json!(initialised && replicas.len() == expected && every_group_led);
     body["groups"] = json!(
         replicas
@@ -179,6 +191,24 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
         "gauge",
         "Replicas whose timers are parked because their group is idle.",
         replicas.iter().filter(|r| r.is_quiet()).count() as u64,
+    );
+    let clock = state.router.groups().clock().snapshot();
+    metric(
+        "boxoffice_clock_suspect",
+        "gauge",
+        "1 while this node's clock is beyond the maximum offset from its peers or just jumped: it stamps no write.",
+        u64::from(clock.suspect),
+    );
+    metric(
+        "boxoffice_clock_offset_max_ms",
+        "gauge",
+        "The largest clock offset measured to a peer, in ms (either sign).",
+        clock
+            .offsets
+            .iter()
+            .map(|(_, o)| o.offset_ms.unsigned_abs())
+            .max()
+            .unwrap_or(0),
     );
     metric(
         "boxoffice_wal_syncs_total",

@@ -71,7 +71,10 @@ fn handoffs(groups: &Groups, region: &booking::RegionId) -> Vec<(transport::repl
                 .and_then(|r| r.get(&voter))
                 .and_then(|matched| matched.as_ref())
                 .is_some_and(|matched| matched.index + CAUGHT_UP_LAG >= last);
-            (at_home && caught_up).then_some(voter)
+            // Not to a node whose clock is off: it would hand the group
+            // straight back (see `transport::clock`).
+            let clock_ok = !groups.clock().is_far(*node);
+            (at_home && caught_up && clock_ok).then_some(voter)
         });
         if let Some(target) = target {
             out.push((replica.clone(), target));

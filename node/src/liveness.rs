@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use booking::META_GROUP;
+use openraft::async_runtime::WatchReceiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::periodic::Periodic;
@@ -64,7 +65,12 @@ pub async fn run_liveness(
         let at_ms = transport::wall_clock_ms();
         let answered = |node: u64| answered_at.get(&node).is_some_and(|t| t.elapsed() < lease.parked);
         // One pass over the groups this node leads, then each peer its share.
-        let leading = quiescence::leader_claims(&groups, &lease, &answered);
+        // A node whose clock is suspect claims nothing: a claim is a time.
+        let leading = if groups.clock().check().is_ok() {
+            quiescence::leader_claims(&groups, &lease, &answered)
+        } else {
+            Vec::new()
+        };
         quiescence::claim_own(&groups, &leading, at_ms);
         let claims: Vec<quiescence::ClosedClaims> = peers
             .iter()
@@ -78,9 +84,12 @@ pub async fn run_liveness(
         )
         .await;
         let now = Instant::now();
-        for ((peer, _), alive) in peers.iter().zip(answers) {
+        for ((peer, _), answer) in peers.iter().zip(answers) {
             let seen = *last_ok.entry(*peer).or_insert(now);
-            if alive {
+            if let Some(answer) = answer {
+                if let Some(offset) = answer.offset {
+                    groups.clock().record(*peer, offset);
+                }
                 last_ok.insert(*peer, now);
                 answered_at.insert(*peer, now);
                 if down.insert(*peer, false) == Some(true) {
@@ -100,6 +109,46 @@ pub async fn run_liveness(
             if woken > 0 {
                 tracing::info!(peer, woken, "woke parked followers of a silent node");
             }
+        }
+        let peer_ids: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
+        if groups.clock().evaluate(&peer_ids).suspect {
+            hand_over_leadership(&groups).await;
+        }
+    }
+}
+
+/// While this node's clock is suspect its leaders refuse writes (see
+/// `router::leader`); this moves each group it leads to the voter with the
+/// longest log, so that writes resume there within an election's time.
+async fn hand_over_leadership(groups: &Groups) {
+    for replica in groups.list() {
+        let target = {
+            let watch = replica.raft.metrics();
+            let m = watch.borrow_watched();
+            if m.state != openraft::ServerState::Leader {
+                continue;
+            }
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            let replication = m.replication.as_ref();
+            voters.into_iter().filter(|&v| v != m.id).max_by_key(|v| {
+                replication
+                    .and_then(|r| r.get(v))
+                    .and_then(|l| l.as_ref())
+                    .map(|l| l.index)
+            })
+        };
+        let Some(target) = target else {
+            // The only voter: there is no one to hand over to.
+            continue;
+        };
+        replica.wake();
+        match replica.raft.trigger().transfer_leader(target).await {
+            Ok(()) => tracing::info!(
+                group = replica.group_id,
+                to = target,
+                "handing leadership over: this node's clock is suspect"
+            ),
+            Err(e) => tracing::warn!(group = replica.group_id, error = %e, "leadership hand-off failed"),
         }
     }
 }

@@ -122,7 +122,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let wal_stats = store.wal_stats().clone();
 
     let pool = ChannelPool::new(tls.client.clone()).with_wan(simulated_wan(&config));
-    let groups = Groups::default();
+    let groups = Groups::new(transport::clock::ClockGuard::new(config.raft.max_clock_offset_ms));
     let feed = raft_store::FeedHub::new(FEED_BUFFER);
     let replicas = ReplicaManager::new(
         node_id,

@@ -72,6 +72,12 @@ pub struct RaftTuning {
     /// A peer node that has not answered a liveness ping for this long counts
     /// as down, and parked followers of its leaders wake to elect new ones.
     pub node_down_after_ms: u64,
+    /// A node whose wall clock is more than this far from a majority of its
+    /// peers' (measured on the liveness pings), or that jumps by more,
+    /// stamps no write: its leaders refuse writes and hand their groups
+    /// over until it agrees again. CockroachDB's `max-offset` rule; 0 turns
+    /// it off.
+    pub max_clock_offset_ms: u64,
 }
 
 impl Default for RaftTuning {
@@ -91,6 +97,7 @@ impl Default for RaftTuning {
             group_election_timeout_max_ms: 1_300,
             quiesce_after_ms: 2_000,
             node_down_after_ms: 1_500,
+            max_clock_offset_ms: 500,
         }
     }
 }

@@ -57,8 +57,13 @@ pub async fn run_expiry_ticker(router: std::sync::Arc<Router>, shutdown: Cancell
                     continue;
                 };
                 let write = ForwardedWrite { request_id, command };
-                let reply =
-                    crate::leader::submit(&replica, write, router.retrier.policy.attempt_timeout).await;
+                let reply = crate::leader::submit(
+                    &replica,
+                    router.groups().clock(),
+                    write,
+                    router.retrier.policy.attempt_timeout,
+                )
+                .await;
                 if !matches!(reply, LeaderReply::Done(_)) {
                     tracing::debug!(group = replica.group_id, ?reply, "housekeeping entry not applied");
                 }

@@ -33,11 +33,17 @@ pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> u64 {
 
 pub(crate) async fn submit(
     replica: &GroupReplica,
+    clock: &transport::clock::ClockGuard,
     write: ForwardedWrite,
     timeout: Duration,
 ) -> LeaderReply<Response> {
     // A parked group needs its timers for replication retries and leases.
     replica.wake();
+    // A clock the peers disagree with must not stamp an entry: its time
+    // would expire holds early and move the log's clock for good.
+    if let Err(why) = clock.check() {
+        return LeaderReply::Unavailable { reason: why };
+    }
     let raft = &replica.raft;
     let request = Request {
         request_id: write.request_id,

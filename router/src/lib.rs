@@ -484,7 +484,7 @@ impl LeaderClient for Router {
     ) -> Result<LeaderReply<Response>, PeerError> {
         let timeout = self.retrier.policy.attempt_timeout;
         match target {
-            Target::Local(replica) => Ok(leader::submit(&replica, write, timeout).await),
+            Target::Local(replica) => Ok(leader::submit(&replica, self.groups.clock(), write, timeout).await),
             Target::Remote { addr, .. } => {
                 BookingPeer::new(&self.pool, &addr)?
                     .submit(group, &write, timeout)
@@ -543,7 +543,15 @@ impl transport::booking_service::LeaderService for Router {
             return LeaderReply::Done(Err(rejection));
         }
         match self.groups.get(group_id) {
-            Some(replica) => leader::submit(&replica, write, self.retrier.policy.attempt_timeout).await,
+            Some(replica) => {
+                leader::submit(
+                    &replica,
+                    self.groups.clock(),
+                    write,
+                    self.retrier.policy.attempt_timeout,
+                )
+                .await
+            }
             None => LeaderReply::Unavailable {
                 reason: format!("node {} has no replica of group {group_id}", self.node_id),
             },

@@ -15,6 +15,7 @@
 
 pub mod booking_service;
 pub mod channels;
+pub mod clock;
 pub mod codec;
 pub mod network;
 pub mod quiescence;

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::MAX_MESSAGE_BYTES;
 use crate::channels::ChannelPool;
+use crate::clock::Offset;
 use crate::codec::{decode, encode};
 use crate::proto::Envelope;
 use crate::proto::raft_client::RaftClient;
@@ -353,10 +354,13 @@ pub fn take_claims(groups: &Groups, claims: &ClosedClaims) {
 
 /// Node liveness: whether the node at `addr` answers a ping within `timeout`.
 /// The ping carries this node's closed-time `claims` for it.
-pub async fn ping(pool: &ChannelPool, addr: &str, timeout: Duration, claims: &ClosedClaims) -> bool {
-    let Some(mut client) = client(pool, addr) else {
-        return false;
-    };
+pub async fn ping(
+    pool: &ChannelPool,
+    addr: &str,
+    timeout: Duration,
+    claims: &ClosedClaims,
+) -> Option<Pinged> {
+    let mut client = client(pool, addr)?;
     let envelope = Envelope {
         group_id: 0,
         payload: if claims.groups.is_empty() {
@@ -366,10 +370,36 @@ pub async fn ping(pool: &ChannelPool, addr: &str, timeout: Duration, claims: &Cl
         },
         target_replica: 0,
     };
-    matches!(
-        tokio::time::timeout(timeout, client.ping(envelope)).await,
-        Ok(Ok(_))
-    )
+    let sent_wall_ms = crate::wall_clock_ms();
+    let sent = Instant::now();
+    let answer = tokio::time::timeout(timeout, client.ping(envelope))
+        .await
+        .ok()?
+        .ok()?;
+    let rtt = sent.elapsed();
+    // A node of an older version answers with its replica count alone: it
+    // is alive, but its clock is not measured.
+    let offset = decode::<Result<PingAnswer, String>>(&answer.into_inner().payload)
+        .ok()
+        .and_then(Result::ok)
+        .map(|answer| Offset::measure(sent_wall_ms, rtt, answer.wall_ms));
+    Some(Pinged { offset })
+}
+
+/// What a node answers a liveness ping with.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PingAnswer {
+    /// How many replicas it hosts.
+    pub replicas: u64,
+    /// Its wall clock when it answered, Unix ms.
+    pub wall_ms: u64,
+}
+
+/// A ping that was answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinged {
+    /// The peer's clock against this node's, when its answer carried it.
+    pub offset: Option<Offset>,
 }
 
 /// Wakes every parked follower whose leader lives on `node`, so that its

@@ -154,9 +154,14 @@ impl RaftRpc for RaftService {
             let claims: crate::quiescence::ClosedClaims = decode(&envelope.payload)?;
             crate::quiescence::take_claims(&self.groups, &claims);
         }
-        Ok(reply::<u64, String>(
+        // The answer carries this node's wall clock, read now: the pinger
+        // measures its offset from it (`crate::clock`).
+        Ok(reply::<crate::quiescence::PingAnswer, String>(
             envelope.group_id,
-            Ok(self.groups.len() as u64),
+            Ok(crate::quiescence::PingAnswer {
+                replicas: self.groups.len() as u64,
+                wall_ms: crate::wall_clock_ms(),
+            }),
         ))
     }
 }

@@ -158,9 +158,24 @@ impl GroupReplica {
 #[derive(Clone, Default)]
 pub struct Groups {
     inner: Arc<RwLock<HashMap<u64, GroupReplica>>>,
+    /// Whether this node's clock may stamp writes (see [`crate::clock`]).
+    clock: crate::clock::ClockGuard,
 }
 
 impl Groups {
+    /// An empty registry whose leaders ask `clock` before stamping a write.
+    pub fn new(clock: crate::clock::ClockGuard) -> Self {
+        Self {
+            inner: Arc::default(),
+            clock,
+        }
+    }
+
+    /// The node's clock check, shared by all its replicas.
+    pub fn clock(&self) -> &crate::clock::ClockGuard {
+        &self.clock
+    }
+
     pub fn insert(&self, group_id: u64, replica: GroupReplica) {
         self.inner
             .write()
