@@ -7,12 +7,31 @@
 //! release. (What the cluster answers under those faults still depends on
 //! timing; the checker does not.) The faults, each a named nemesis:
 //!
-//! - `kill-leader`: `kill -9` of the metadata leader, restarted 3–5 s later;
+//! - `kill-leader`: `kill -9` of the event group's leader, restarted 3–5 s later;
 //! - `kill-node`: `kill -9` of a random node, restarted 3–5 s later;
 //! - `pause`: `SIGSTOP` of a random node for longer than the election
 //!   timeout (4–6 s), then `SIGCONT`: a leader frozen mid-term comes back
 //!   believing it still leads;
-//! - `restart-all`: every node killed at once and started again.
+//! - `pause-leader`: the same done to the event group's leader;
+//! - `restart-all`: every node killed at once and started again;
+//! - `isolate-leader`: the leader cut off from every other node, both ways,
+//!   for 4–6 s while the clients still reach it;
+//! - `split`: a minority cut off from the majority for 3–4 s, then another
+//!   minority for 3–4 s (the split moves), then healed;
+//! - `one-way-cut`: for 4–6 s the leader's packets to the others are
+//!   dropped, or theirs to it (the seed picks), but not both;
+//! - `drop-responses`: for 3–5 s a random node's answers to the clients
+//!   vanish while it still receives and applies their requests: outcomes
+//!   become unknown, and the clients retry them elsewhere with the same
+//!   idempotency key;
+//! - `clock-jump`: the leader's wall clock jumps an hour forward or ten
+//!   minutes back (the seed picks) for 4–6 s, then is put right: it must
+//!   stamp nothing with it and hand its group over (the max-offset rule,
+//!   `transport::clock`).
+//!
+//! The four cuts need real links: the run then puts every node in a
+//! network namespace of its own ([`crate::netlab`], root only). The clock
+//! jump runs every node under libfaketime ([`crate::fake_clock`]).
 //!
 //! The nemesis goes through the faults in a seeded order, each at least
 //! once before any repeats, with a calm spell of 2–4 s between them. When
@@ -55,15 +74,35 @@ pub enum Fault {
     /// SIGSTOP of the event group's leader past the election timeout: the
     /// requests it holds must move to its successor.
     PauseLeader,
+    /// The event group's leader cut off from every other node, both ways,
+    /// while clients still reach it: it must not acknowledge what it cannot
+    /// commit, and the majority must elect another.
+    IsolateLeader,
+    /// A minority cut off from the majority, then another minority (the
+    /// split moves), then healed.
+    Split,
+    /// The leader's links cut one way only: either it cannot send to the
+    /// others, or it cannot hear them.
+    OneWayCut,
+    /// The leader's wall clock jumps forward or back, then is put right.
+    ClockJump,
+    /// A node's answers to the clients dropped after it applied their
+    /// requests: ambiguous outcomes, retried with the same key.
+    DropResponses,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 10] = [
         Fault::KillLeader,
         Fault::KillNode,
         Fault::Pause,
         Fault::RestartAll,
         Fault::PauseLeader,
+        Fault::IsolateLeader,
+        Fault::Split,
+        Fault::OneWayCut,
+        Fault::ClockJump,
+        Fault::DropResponses,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,7 +112,27 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::RestartAll => "restart-all",
             Fault::PauseLeader => "pause-leader",
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::Split => "split",
+            Fault::OneWayCut => "one-way-cut",
+            Fault::ClockJump => "clock-jump",
+            Fault::DropResponses => "drop-responses",
         }
+    }
+
+    /// Whether the fault cuts links, so that the run needs a
+    /// [`crate::netlab::NetLab`] (root).
+    pub fn needs_network(self) -> bool {
+        matches!(
+            self,
+            Fault::IsolateLeader | Fault::Split | Fault::OneWayCut | Fault::DropResponses
+        )
+    }
+
+    /// Whether the fault sets clocks, so that the nodes run under
+    /// libfaketime ([`crate::fake_clock::FakeClock`]).
+    pub fn needs_fake_clock(self) -> bool {
+        self == Fault::ClockJump
     }
 
     /// `kill-leader,pause` or `all`.
@@ -151,7 +210,29 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     if opts.faults.is_empty() || opts.nodes < 3 || opts.clients == 0 {
         bail!("a chaos run needs at least one fault, three nodes and one client");
     }
-    let mut test = TestCluster::start(opts.nodes, RaftTuning::default()).await?;
+    let network = opts.faults.iter().any(|f| f.needs_network());
+    let fake_clocks = opts.faults.iter().any(|f| f.needs_fake_clock());
+    if network && !crate::netlab::NetLab::available() {
+        bail!(
+            "the faults {} cut links between nodes in network namespaces: run as root with ip and iptables",
+            opts.faults
+                .iter()
+                .filter(|f| f.needs_network())
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if fake_clocks && !crate::fake_clock::FakeClock::available() {
+        bail!("clock-jump runs the nodes under libfaketime: install Debian's faketime package");
+    }
+    let mut test = if network || fake_clocks {
+        let all: Vec<NodeId> = (1..=opts.nodes as NodeId).collect();
+        let clocked = if fake_clocks { &all[..] } else { &[] };
+        TestCluster::start_breakable(opts.nodes, RaftTuning::default(), network, clocked).await?
+    } else {
+        TestCluster::start(opts.nodes, RaftTuning::default()).await?
+    };
     let leader = test.leader().await?;
     let client = test.client.clone();
     // Enough seats that the clients never run out (a client stops when no
@@ -303,6 +384,84 @@ async fn inject(
                 test.cluster.restart(*node)?;
             }
             running.clone()
+        }
+        Fault::IsolateLeader => {
+            let leader = test.leader().await?;
+            let net = test.net.as_mut().context("isolate-leader needs a network lab")?;
+            net.split(&[leader])?;
+            // From when the rules are in force: installing them takes a
+            // few processes' time, and writes meanwhile still go through.
+            start_ms = history.now_ms();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
+            net.heal()?;
+            vec![leader]
+        }
+        Fault::Split => {
+            let net = test.net.as_mut().context("split needs a network lab")?;
+            let minority = (running.len() - 1) / 2;
+            let mut order = running.clone();
+            order.shuffle(rng);
+            let first: Vec<NodeId> = order[..minority].to_vec();
+            // The second minority takes at least one node of the first
+            // majority: the split moves rather than repeats.
+            let second: Vec<NodeId> = order[minority..2 * minority].to_vec();
+            net.split(&first)?;
+            start_ms = history.now_ms();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..4_000))).await;
+            net.heal()?;
+            net.split(&second)?;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..4_000))).await;
+            net.heal()?;
+            first.into_iter().chain(second).collect()
+        }
+        Fault::OneWayCut => {
+            let leader = test.leader().await?;
+            let net = test.net.as_mut().context("one-way-cut needs a network lab")?;
+            let deaf = rng.random_bool(0.5);
+            for &other in running.iter().filter(|&&n| n != leader) {
+                if deaf {
+                    net.cut(other, leader)?;
+                } else {
+                    net.cut(leader, other)?;
+                }
+            }
+            start_ms = history.now_ms();
+            eprintln!(
+                "chaos: leader {leader} {}",
+                if deaf {
+                    "cannot hear the others"
+                } else {
+                    "cannot reach the others"
+                }
+            );
+            tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
+            net.heal()?;
+            vec![leader]
+        }
+        Fault::DropResponses => {
+            let net = test.net.as_mut().context("drop-responses needs a network lab")?;
+            net.cut(victim, crate::netlab::HARNESS)?;
+            start_ms = history.now_ms();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..5_000))).await;
+            net.heal()?;
+            vec![victim]
+        }
+        Fault::ClockJump => {
+            let leader = test.leader().await?;
+            let clock = test
+                .clocks
+                .get(&leader)
+                .context("clock-jump needs the nodes under libfaketime")?;
+            let jump_secs: i64 = if rng.random_bool(0.5) { 3_600 } else { -600 };
+            clock.set_offset_secs(jump_secs)?;
+            // libfaketime reads the new offset within a second: the fault
+            // is surely in force from then on.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            start_ms = history.now_ms();
+            eprintln!("chaos: node {leader}'s clock jumps {jump_secs:+} s");
+            tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
+            clock.set_offset_secs(0)?;
+            vec![leader]
         }
     };
     let end_ms = history.now_ms();

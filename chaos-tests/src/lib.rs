@@ -17,14 +17,17 @@
 pub mod chaos;
 pub mod checks;
 pub mod client;
+pub mod fake_clock;
 pub mod history;
 pub mod linearizability;
+pub mod netlab;
 pub mod shop;
 pub mod smtp_sink;
 pub mod sse;
 pub mod webhook_sink;
 pub mod workload;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -86,6 +89,11 @@ pub async fn eventually<T>(
 pub struct TestCluster {
     // Declared first so that it is dropped (children killed) before the directory goes.
     pub cluster: LocalCluster,
+    /// The private network the nodes run in, when started with
+    /// [`TestCluster::start_breakable`]; dropped after the nodes are.
+    pub net: Option<netlab::NetLab>,
+    /// The nodes whose wall clock the test sets.
+    pub clocks: BTreeMap<region_config::NodeId, fake_clock::FakeClock>,
     pub client: ApiClient,
     dir: Option<TempDir>,
 }
@@ -160,10 +168,74 @@ impl TestCluster {
         let client = ApiClient::for_cluster(&cluster)?;
         let mut test = Self {
             cluster,
+            net: None,
+            clocks: BTreeMap::new(),
             client,
             dir: Some(dir),
         };
         test.cluster.wait_ready(ready_within).await?;
+        Ok(test)
+    }
+
+    /// Like [`TestCluster::start`], ready to be broken in ways that need
+    /// more than signals: with `network`, every node in its own network
+    /// namespace of a [`netlab::NetLab`] (root only), so that links between
+    /// nodes can be cut while the harness still reaches each; the nodes in
+    /// `fake_clocks` under a [`fake_clock::FakeClock`] each (libfaketime),
+    /// found in [`TestCluster::clocks`].
+    pub async fn start_breakable(
+        nodes: usize,
+        raft: RaftTuning,
+        network: bool,
+        fake_clocks: &[region_config::NodeId],
+    ) -> anyhow::Result<Self> {
+        let layout = ClusterLayout {
+            groups_per_region: 1,
+            ..ClusterLayout::default()
+        };
+        let binary = find_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("boxoffice-chaos-")
+            .tempdir()
+            .context("cannot create the test directory")?;
+        let ids: Vec<region_config::NodeId> = (1..=nodes as u64).collect();
+        let net = if network {
+            Some(netlab::NetLab::create(&ids)?)
+        } else {
+            None
+        };
+        let addrs = match &net {
+            // One namespace per node: every node can use the same two ports.
+            Some(net) => ids
+                .iter()
+                .map(|&id| node::launcher::NodeAddrs {
+                    http: std::net::SocketAddr::from((net.addr(id), 7080)),
+                    grpc: std::net::SocketAddr::from((net.addr(id), 7090)),
+                })
+                .collect(),
+            None => node::launcher::ephemeral_addrs(nodes)?,
+        };
+        let mut cluster = LocalCluster::plan(&binary, dir.path(), addrs, raft, layout, &[], &|_| {})?;
+        let mut clocks = BTreeMap::new();
+        for &id in &ids {
+            let mut prefix = net.as_ref().map(|net| net.prefix(id)).unwrap_or_default();
+            if fake_clocks.contains(&id) {
+                let clock = fake_clock::FakeClock::new(dir.path().join(format!("clock-{id}")))?;
+                prefix.extend(clock.prefix());
+                clocks.insert(id, clock);
+            }
+            cluster.set_prefix(id, prefix);
+        }
+        cluster.spawn_all()?;
+        let client = ApiClient::for_cluster(&cluster)?;
+        let mut test = Self {
+            cluster,
+            net,
+            clocks,
+            client,
+            dir: Some(dir),
+        };
+        test.cluster.wait_ready(READY_TIMEOUT).await?;
         Ok(test)
     }
 

@@ -30,6 +30,7 @@
 //! signals the group reaches the nodes too.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -413,6 +414,9 @@ struct LocalNode {
     config_path: PathBuf,
     log_path: PathBuf,
     pid_path: PathBuf,
+    /// Words run before the binary (for example `ip netns exec <ns>`); empty:
+    /// the binary itself is started.
+    prefix: Vec<OsString>,
     /// `Some` from spawn until the child is reaped (killed, stopped or seen exited).
     child: Option<Child>,
 }
@@ -479,6 +483,23 @@ impl LocalCluster {
     /// node's config before it is written (for example to point notifications
     /// at a test's SMTP sink).
     pub fn start_configured(
+        binary: &Path,
+        base_dir: &Path,
+        addrs: Vec<NodeAddrs>,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[RegionId],
+        configure: &dyn Fn(&mut NodeConfig),
+    ) -> anyhow::Result<Self> {
+        let mut cluster = Self::plan(binary, base_dir, addrs, raft, layout, regions, configure)?;
+        cluster.spawn_all()?;
+        Ok(cluster)
+    }
+
+    /// Writes every node's config like [`LocalCluster::start_configured`]
+    /// but starts none: set [`LocalCluster::set_prefix`] first, then
+    /// [`LocalCluster::spawn_all`].
+    pub fn plan(
         binary: &Path,
         base_dir: &Path,
         addrs: Vec<NodeAddrs>,
@@ -565,6 +586,7 @@ impl LocalCluster {
                     config_path,
                     log_path: base_dir.join(format!("node-{id}.log")),
                     pid_path: base_dir.join(format!("node-{id}.pid")),
+                    prefix: Vec::new(),
                     child: None,
                 },
             );
@@ -576,16 +598,29 @@ impl LocalCluster {
             .connect_timeout(Duration::from_secs(1))
             .build()
             .context("cannot build the health-check HTTP client")?;
-        let mut cluster = Self {
+        Ok(Self {
             binary: binary.to_owned(),
             base_dir,
             nodes,
             http,
-        };
-        for id in cluster.node_ids() {
-            cluster.spawn(id)?;
+        })
+    }
+
+    /// Runs node `id` as `prefix... binary node --config ...` from its next
+    /// start on: `ip netns exec <ns>` puts it in a network namespace. The
+    /// prefix must exec the binary, so that the child's pid is the node's.
+    pub fn set_prefix(&mut self, id: NodeId, prefix: Vec<OsString>) {
+        self.node_mut(id).prefix = prefix;
+    }
+
+    /// Starts every planned node that is not running.
+    pub fn spawn_all(&mut self) -> anyhow::Result<()> {
+        for id in self.node_ids() {
+            if self.node(id).child.is_none() {
+                self.spawn(id)?;
+            }
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// Plans and spawns one more node that does not bootstrap: it waits to be
@@ -632,6 +667,7 @@ impl LocalCluster {
                 config_path,
                 log_path: self.base_dir.join(format!("node-{id}.log")),
                 pid_path: self.base_dir.join(format!("node-{id}.pid")),
+                prefix: Vec::new(),
                 child: None,
             },
         );
@@ -881,7 +917,14 @@ impl LocalCluster {
             .with_context(|| format!("cannot open {}", node.log_path.display()))?;
         writeln!(log, "--- launcher: starting node {id} ---")?;
         let stderr = log.try_clone()?;
-        let mut command = Command::new(&binary);
+        let mut command = match node.prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .arg("node")
             .arg("--config")

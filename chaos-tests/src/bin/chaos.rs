@@ -18,7 +18,10 @@ use clap::Parser;
     about = "Break a local boxoffice cluster under load and check what clients saw"
 )]
 struct Args {
-    /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all) or `all`.
+    /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all,
+    /// isolate-leader, split, one-way-cut, drop-responses, clock-jump; the cuts need root,
+    /// clock-jump libfaketime)
+    /// or `all`.
     #[arg(long, default_value = "all")]
     faults: String,
     /// The seed of the fault schedule and the workload.

@@ -7,6 +7,7 @@ mod accounts;
 mod catalog;
 mod chaos;
 mod checkout;
+mod clock;
 mod home_leaders;
 mod http_errors;
 mod kill_leader;
