@@ -24,6 +24,10 @@
 //!   vanish while it still receives and applies their requests: outcomes
 //!   become unknown, and the clients retry them elsewhere with the same
 //!   idempotency key;
+//! - `transfer-crash`: the leader is asked to hand the event group to a
+//!   follower, and within 300 ms the leader or that follower (the seed
+//!   picks) is killed with `kill -9`, restarted 3–5 s later: a membership
+//!   step interrupted by a crash;
 //! - `clock-jump`: the leader's wall clock jumps an hour forward or ten
 //!   minutes back (the seed picks) for 4–6 s, then is put right: it must
 //!   stamp nothing with it and hand its group over (the max-offset rule,
@@ -89,10 +93,13 @@ pub enum Fault {
     /// A node's answers to the clients dropped after it applied their
     /// requests: ambiguous outcomes, retried with the same key.
     DropResponses,
+    /// A leadership transfer interrupted by `kill -9` of the old leader or
+    /// of its successor.
+    TransferCrash,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::KillLeader,
         Fault::KillNode,
         Fault::Pause,
@@ -103,6 +110,7 @@ impl Fault {
         Fault::OneWayCut,
         Fault::ClockJump,
         Fault::DropResponses,
+        Fault::TransferCrash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +125,7 @@ impl Fault {
             Fault::OneWayCut => "one-way-cut",
             Fault::ClockJump => "clock-jump",
             Fault::DropResponses => "drop-responses",
+            Fault::TransferCrash => "transfer-crash",
         }
     }
 
@@ -229,7 +238,11 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let mut test = if network || fake_clocks {
         let all: Vec<NodeId> = (1..=opts.nodes as NodeId).collect();
         let clocked = if fake_clocks { &all[..] } else { &[] };
-        TestCluster::start_breakable(opts.nodes, RaftTuning::default(), network, clocked).await?
+        let breakable = crate::Breakable {
+            network,
+            fake_clocks: clocked.to_vec(),
+        };
+        TestCluster::start_breakable(opts.nodes, RaftTuning::default(), &breakable).await?
     } else {
         TestCluster::start(opts.nodes, RaftTuning::default()).await?
     };
@@ -446,6 +459,36 @@ async fn inject(
             net.heal()?;
             vec![victim]
         }
+        Fault::TransferCrash => {
+            let leader = test.leader().await?;
+            let followers: Vec<NodeId> = running.iter().copied().filter(|&n| n != leader).collect();
+            let to = followers[rng.random_range(0..followers.len())];
+            let victim = if rng.random_bool(0.5) { leader } else { to };
+            let asker = test.client.clone();
+            let path = format!("/v1/admin/groups/{}/transfer-leader", crate::FIRST_DATA_GROUP);
+            start_ms = history.now_ms();
+            // Whatever the transfer answers (it may not, its node dying):
+            // the crash is what is being tested.
+            let transfer = tokio::spawn(async move {
+                let body = serde_json::json!({ "to_node": to });
+                asker
+                    .admin(
+                        reqwest::Method::POST,
+                        leader,
+                        &path,
+                        Some(crate::LOCAL_ADMIN_TOKEN),
+                        Some(&body),
+                    )
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+            test.cluster.kill(victim)?;
+            eprintln!("chaos: transfer of the lead from {leader} to {to}, node {victim} killed");
+            let _ = transfer.await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(3_000..5_000))).await;
+            test.cluster.restart(victim)?;
+            vec![leader, to]
+        }
         Fault::ClockJump => {
             let leader = test.leader().await?;
             let clock = test
@@ -453,11 +496,10 @@ async fn inject(
                 .get(&leader)
                 .context("clock-jump needs the nodes under libfaketime")?;
             let jump_secs: i64 = if rng.random_bool(0.5) { 3_600 } else { -600 };
-            clock.set_offset_secs(jump_secs)?;
-            // libfaketime reads the new offset within a second: the fault
-            // is surely in force from then on.
-            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            // From the write of the offset, which libfaketime reads within
+            // a second: the recovery reported is an upper bound.
             start_ms = history.now_ms();
+            clock.set_offset_secs(jump_secs)?;
             eprintln!("chaos: node {leader}'s clock jumps {jump_secs:+} s");
             tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
             clock.set_offset_secs(0)?;

@@ -94,8 +94,21 @@ pub struct TestCluster {
     pub net: Option<netlab::NetLab>,
     /// The nodes whose wall clock the test sets.
     pub clocks: BTreeMap<region_config::NodeId, fake_clock::FakeClock>,
+
     pub client: ApiClient,
     dir: Option<TempDir>,
+}
+
+/// What [`TestCluster::start_breakable`] prepares, beyond signals.
+#[derive(Debug, Clone, Default)]
+pub struct Breakable {
+    /// Every node in its own network namespace of a [`netlab::NetLab`]
+    /// (root only), so that links between nodes can be cut while the
+    /// harness still reaches each.
+    pub network: bool,
+    /// These nodes under a [`fake_clock::FakeClock`] each (libfaketime),
+    /// found in [`TestCluster::clocks`].
+    pub fake_clocks: Vec<region_config::NodeId>,
 }
 
 impl TestCluster {
@@ -178,16 +191,11 @@ impl TestCluster {
     }
 
     /// Like [`TestCluster::start`], ready to be broken in ways that need
-    /// more than signals: with `network`, every node in its own network
-    /// namespace of a [`netlab::NetLab`] (root only), so that links between
-    /// nodes can be cut while the harness still reaches each; the nodes in
-    /// `fake_clocks` under a [`fake_clock::FakeClock`] each (libfaketime),
-    /// found in [`TestCluster::clocks`].
+    /// more than signals (see [`Breakable`]).
     pub async fn start_breakable(
         nodes: usize,
         raft: RaftTuning,
-        network: bool,
-        fake_clocks: &[region_config::NodeId],
+        breakable: &Breakable,
     ) -> anyhow::Result<Self> {
         let layout = ClusterLayout {
             groups_per_region: 1,
@@ -199,7 +207,7 @@ impl TestCluster {
             .tempdir()
             .context("cannot create the test directory")?;
         let ids: Vec<region_config::NodeId> = (1..=nodes as u64).collect();
-        let net = if network {
+        let net = if breakable.network {
             Some(netlab::NetLab::create(&ids)?)
         } else {
             None
@@ -219,7 +227,7 @@ impl TestCluster {
         let mut clocks = BTreeMap::new();
         for &id in &ids {
             let mut prefix = net.as_ref().map(|net| net.prefix(id)).unwrap_or_default();
-            if fake_clocks.contains(&id) {
+            if breakable.fake_clocks.contains(&id) {
                 let clock = fake_clock::FakeClock::new(dir.path().join(format!("clock-{id}")))?;
                 prefix.extend(clock.prefix());
                 clocks.insert(id, clock);

@@ -49,29 +49,15 @@ pub struct NetLab {
 impl NetLab {
     /// Whether partitions can be made here: root, with `ip` and `iptables`.
     pub fn available() -> bool {
-        let root = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix("Uid:"))
-                    .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-            })
-            .unwrap_or(false);
-        let has = |tool: &str| {
+        let has = |tool: &str, flag: &str| {
             Command::new(tool)
-                .arg("--version")
+                .arg(flag)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        root && Command::new("ip")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            && has("iptables")
+        running_as_root() && has("ip", "-V") && has("iptables", "--version")
     }
 
     /// Makes a namespace for each of `nodes` (ids 1..=253) on a new switch.
@@ -240,6 +226,19 @@ impl Drop for NetLab {
 /// The harness's link to the switch of lab `slot`, in the host's namespace.
 fn uplink(slot: u8) -> String {
     format!("bxc{slot}h")
+}
+
+/// Whether this process's effective user is root.
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
 
 fn switch_ns(slot: u8) -> String {

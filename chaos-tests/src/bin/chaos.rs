@@ -19,7 +19,8 @@ use clap::Parser;
 )]
 struct Args {
     /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all,
-    /// isolate-leader, split, one-way-cut, drop-responses, clock-jump; the cuts need root,
+    /// isolate-leader, split, one-way-cut, drop-responses, transfer-crash, clock-jump; the cuts
+    /// need root,
     /// clock-jump libfaketime)
     /// or `all`.
     #[arg(long, default_value = "all")]

@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use chaos_tests::fake_clock::FakeClock;
 use chaos_tests::{
-    Consistency, FIRST_DATA_GROUP, LOCAL_ADMIN_TOKEN, TestCluster, eventually, expect_ok, grid_event,
+    Breakable, Consistency, FIRST_DATA_GROUP, LOCAL_ADMIN_TOKEN, TestCluster, eventually, expect_ok,
+    grid_event,
 };
 use region_config::{NodeId, RaftTuning};
 use reqwest::{Method, StatusCode};
@@ -43,7 +44,11 @@ async fn scenario() -> anyhow::Result<()> {
         FakeClock::available(),
         "libfaketime is missing: install Debian's faketime package (./dev test does)"
     );
-    let test = TestCluster::start_breakable(3, RaftTuning::default(), false, &[SKEWED]).await?;
+    let breakable = Breakable {
+        fake_clocks: vec![SKEWED],
+        ..Breakable::default()
+    };
+    let test = TestCluster::start_breakable(3, RaftTuning::default(), &breakable).await?;
     let skewed = test.clocks.get(&SKEWED).context("node 3's clock")?;
     let client = test.client.clone();
     let view = test
