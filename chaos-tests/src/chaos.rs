@@ -496,8 +496,7 @@ async fn inject(
                 .get(&leader)
                 .context("clock-jump needs the nodes under libfaketime")?;
             let jump_secs: i64 = if rng.random_bool(0.5) { 3_600 } else { -600 };
-            // From the write of the offset, which libfaketime reads within
-            // a second: the recovery reported is an upper bound.
+            // libfaketime reads the offset at the node's next clock read.
             start_ms = history.now_ms();
             clock.set_offset_secs(jump_secs)?;
             eprintln!("chaos: node {leader}'s clock jumps {jump_secs:+} s");

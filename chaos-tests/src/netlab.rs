@@ -149,20 +149,7 @@ impl NetLab {
             return Ok(());
         }
         let to = self.addr(to).to_string();
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.netns(from),
-            "iptables",
-            "-w",
-            "-A",
-            "OUTPUT",
-            "-d",
-            &to,
-            "-j",
-            "DROP",
-        ])
+        self.iptables(from, &["-A", "OUTPUT", "-d", &to, "-j", "DROP"])
     }
 
     /// Cuts `a` and `b` apart both ways.
@@ -191,19 +178,18 @@ impl NetLab {
     pub fn heal(&mut self) -> anyhow::Result<()> {
         let cut_senders: BTreeSet<NodeId> = self.cuts.iter().map(|(from, _)| *from).collect();
         for from in cut_senders {
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.netns(from),
-                "iptables",
-                "-w",
-                "-F",
-                "OUTPUT",
-            ])?;
+            self.iptables(from, &["-F", "OUTPUT"])?;
         }
         self.cuts.clear();
         Ok(())
+    }
+
+    /// Runs `iptables -w args...` in node `node`'s namespace.
+    fn iptables(&self, node: NodeId, args: &[&str]) -> anyhow::Result<()> {
+        let ns = self.netns(node);
+        let mut argv = vec!["ip", "netns", "exec", &ns, "iptables", "-w"];
+        argv.extend_from_slice(args);
+        run(&argv)
     }
 }
 
