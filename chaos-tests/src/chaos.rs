@@ -496,7 +496,9 @@ async fn inject(
                 .get(&leader)
                 .context("clock-jump needs the nodes under libfaketime")?;
             let jump_secs: i64 = if rng.random_bool(0.5) { 3_600 } else { -600 };
-            // libfaketime reads the offset at the node's next clock read.
+            // libfaketime reads the offset within a second, and writes go
+            // on until it does: this window's recovery is a lower bound
+            // (tests/cluster/clock.rs checks the hand-over itself).
             start_ms = history.now_ms();
             clock.set_offset_secs(jump_secs)?;
             eprintln!("chaos: node {leader}'s clock jumps {jump_secs:+} s");
