@@ -235,17 +235,15 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     if fake_clocks && !crate::fake_clock::FakeClock::available() {
         bail!("clock-jump runs the nodes under libfaketime: install Debian's faketime package");
     }
-    let mut test = if network || fake_clocks {
-        let all: Vec<NodeId> = (1..=opts.nodes as NodeId).collect();
-        let clocked = if fake_clocks { &all[..] } else { &[] };
-        let breakable = crate::Breakable {
-            network,
-            fake_clocks: clocked.to_vec(),
-        };
-        TestCluster::start_breakable(opts.nodes, RaftTuning::default(), &breakable).await?
-    } else {
-        TestCluster::start(opts.nodes, RaftTuning::default()).await?
+    let breakable = crate::Breakable {
+        network,
+        fake_clocks: if fake_clocks {
+            (1..=opts.nodes as NodeId).collect()
+        } else {
+            Vec::new()
+        },
     };
+    let mut test = TestCluster::start_breakable(opts.nodes, RaftTuning::default(), &breakable).await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
     // Enough seats that the clients never run out (a client stops when no

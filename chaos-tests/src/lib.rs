@@ -94,7 +94,6 @@ pub struct TestCluster {
     pub net: Option<netlab::NetLab>,
     /// The nodes whose wall clock the test sets.
     pub clocks: BTreeMap<region_config::NodeId, fake_clock::FakeClock>,
-
     pub client: ApiClient,
     dir: Option<TempDir>,
 }
@@ -170,24 +169,8 @@ impl TestCluster {
         ready_within: Duration,
         configure: &dyn Fn(&mut region_config::NodeConfig),
     ) -> anyhow::Result<Self> {
-        let binary = find_binary()?;
-        let dir = tempfile::Builder::new()
-            .prefix("boxoffice-chaos-")
-            .tempdir()
-            .context("cannot create the test directory")?;
-        let addrs = node::launcher::ephemeral_addrs(nodes)?;
-        let cluster =
-            LocalCluster::start_configured(&binary, dir.path(), addrs, raft, layout, regions, configure)?;
-        let client = ApiClient::for_cluster(&cluster)?;
-        let mut test = Self {
-            cluster,
-            net: None,
-            clocks: BTreeMap::new(),
-            client,
-            dir: Some(dir),
-        };
-        test.cluster.wait_ready(ready_within).await?;
-        Ok(test)
+        let plain = Breakable::default();
+        Self::launch_breakable(nodes, raft, layout, regions, ready_within, configure, &plain).await
     }
 
     /// Like [`TestCluster::start`], ready to be broken in ways that need
@@ -201,6 +184,19 @@ impl TestCluster {
             groups_per_region: 1,
             ..ClusterLayout::default()
         };
+        Self::launch_breakable(nodes, raft, layout, &[], READY_TIMEOUT, &|_| {}, breakable).await
+    }
+
+    /// [`TestCluster::launch`] with `breakable`'s network and clocks.
+    async fn launch_breakable(
+        nodes: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[region_config::RegionId],
+        ready_within: Duration,
+        configure: &dyn Fn(&mut region_config::NodeConfig),
+        breakable: &Breakable,
+    ) -> anyhow::Result<Self> {
         let binary = find_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("boxoffice-chaos-")
@@ -223,7 +219,7 @@ impl TestCluster {
                 .collect(),
             None => node::launcher::ephemeral_addrs(nodes)?,
         };
-        let mut cluster = LocalCluster::plan(&binary, dir.path(), addrs, raft, layout, &[], &|_| {})?;
+        let mut cluster = LocalCluster::plan(&binary, dir.path(), addrs, raft, layout, regions, configure)?;
         let mut clocks = BTreeMap::new();
         for &id in &ids {
             let mut prefix = net.as_ref().map(|net| net.prefix(id)).unwrap_or_default();
@@ -243,7 +239,7 @@ impl TestCluster {
             client,
             dir: Some(dir),
         };
-        test.cluster.wait_ready(READY_TIMEOUT).await?;
+        test.cluster.wait_ready(ready_within).await?;
         Ok(test)
     }
 

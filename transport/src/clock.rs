@@ -73,9 +73,18 @@ struct Sample {
 struct Samples {
     by_peer: HashMap<u64, Sample>,
     /// Set by a jump of this node's clock; cleared by the first sample after it.
-    jumped: Option<Instant>,
-    /// Why the clock is suspect, for the log and `/v1/admin/status`.
+    jumped: bool,
+    /// Why the clock is suspect, for the log and `/health`.
     reason: Option<String>,
+}
+
+impl Samples {
+    /// Every peer's last offset, by peer id.
+    fn offsets(&self) -> Vec<(u64, Offset)> {
+        let mut all: Vec<(u64, Offset)> = self.by_peer.iter().map(|(p, s)| (*p, s.offset)).collect();
+        all.sort_by_key(|(p, _)| *p);
+        all
+    }
 }
 
 /// What an evaluation found (see [`ClockGuard::evaluate`]).
@@ -102,12 +111,6 @@ struct Inner {
     baseline_ms: AtomicI64,
     epoch: Instant,
     samples: Mutex<Samples>,
-}
-
-impl Default for ClockGuard {
-    fn default() -> Self {
-        Self::new(0)
-    }
 }
 
 impl std::fmt::Debug for ClockGuard {
@@ -142,7 +145,7 @@ impl ClockGuard {
     /// Records one peer's offset, measured now.
     pub fn record(&self, peer: u64, offset: Offset) {
         let mut samples = self.samples();
-        samples.jumped = None;
+        samples.jumped = false;
         samples.by_peer.insert(
             peer,
             Sample {
@@ -173,17 +176,13 @@ impl ClockGuard {
         if max > 0 && moved.unsigned_abs() > max {
             // Offsets measured before the jump say nothing about the clock now.
             samples.by_peer.clear();
-            samples.jumped = Some(now);
+            samples.jumped = true;
             tracing::warn!(moved_ms = moved, "this node's wall clock jumped");
         }
         samples
             .by_peer
             .retain(|peer, s| peers.contains(peer) && now.duration_since(s.at) < SAMPLE_FRESH_FOR);
-        let offsets: Vec<(u64, Offset)> = {
-            let mut all: Vec<(u64, Offset)> = samples.by_peer.iter().map(|(p, s)| (*p, s.offset)).collect();
-            all.sort_by_key(|(p, _)| *p);
-            all
-        };
+        let offsets = samples.offsets();
         let far: Vec<&(u64, Offset)> = offsets.iter().filter(|(_, o)| o.beyond(max)).collect();
         let reason = if max == 0 || peers.is_empty() {
             None
@@ -198,7 +197,7 @@ impl ClockGuard {
                 far.len(),
                 peers.len()
             ))
-        } else if samples.jumped.is_some() {
+        } else if samples.jumped {
             Some(format!(
                 "this node's clock jumped by {moved:+} ms; waiting for a peer to confirm it"
             ))
@@ -210,7 +209,9 @@ impl ClockGuard {
         if suspect && (!was || samples.reason != reason) {
             tracing::warn!(
                 reason = reason.as_deref().unwrap_or_default(),
-                "refusing to stamp writes with this node's clock; handing leadership over"
+                "refusing to stamp writes with this node's clock and handing leadership over; \
+                 groups with no other voter refuse writes until it is fixed: check NTP on this \
+                 node (/health shows the offset to each peer)"
             );
         } else if !suspect && was {
             tracing::info!("this node's clock agrees with its peers again; writes resume");
@@ -268,12 +269,10 @@ impl ClockGuard {
     /// The fresh offsets and the verdict, without re-evaluating.
     pub fn snapshot(&self) -> ClockVerdict {
         let samples = self.samples();
-        let mut offsets: Vec<(u64, Offset)> = samples.by_peer.iter().map(|(p, s)| (*p, s.offset)).collect();
-        offsets.sort_by_key(|(p, _)| *p);
         ClockVerdict {
             suspect: self.is_suspect(),
             reason: samples.reason.clone(),
-            offsets,
+            offsets: samples.offsets(),
         }
     }
 

@@ -155,7 +155,7 @@ impl GroupReplica {
 }
 
 /// The replicas this node hosts, by group id.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Groups {
     inner: Arc<RwLock<HashMap<u64, GroupReplica>>>,
     /// Whether this node's clock may stamp writes (see [`crate::clock`]).
