@@ -163,14 +163,17 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let grpc = tonic::transport::Server::builder()
         .tls_config(tls.server.clone())
         .context("the node's TLS certificate or key is unusable")?
-        .tcp_nodelay(true)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_PEER))
         .http2_max_pending_accept_reset_streams(Some(MAX_STREAMS_PER_PEER as usize))
         .http2_max_local_error_reset_streams(Some(MAX_STREAMS_PER_PEER as usize))
         .add_service(RaftService::server(groups.clone()))
         .add_service(BookingService::server(router.clone()))
+        // TCP_NODELAY on every accepted connection: the builder's
+        // `tcp_nodelay` applies only to listeners tonic binds itself, and
+        // without it Nagle holds an answer's last short segment until the
+        // caller's delayed ACK (about 40 ms).
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
             async move { grpc_shutdown.cancelled().await },
         );
     let grpc_task = tasks.spawn(grpc);
