@@ -1030,14 +1030,34 @@ impl ClusterMap {
         let least = |it: &mut dyn Iterator<Item = (&GroupId, &GroupInfo)>| {
             it.min_by_key(|(id, g)| (g.events, **id)).map(|(id, _)| *id)
         };
-        let regions: std::collections::BTreeSet<&RegionId> = self.nodes.values().map(|n| &n.region).collect();
-        let readers_abroad = self
-            .policy
-            .is_some_and(|p| p.read_replicas == ReadReplicas::EveryRegion && regions.len() > 1);
-        let accounts = readers_abroad.then(|| self.accounts_group(home_region)).flatten();
+        let accounts = self
+            .readers_abroad()
+            .then(|| self.accounts_group(home_region))
+            .flatten();
         least(&mut open().filter(|(id, g)| g.home_region == home_region && Some(**id) != accounts))
             .or_else(|| least(&mut open().filter(|(_, g)| g.home_region == home_region)))
             .or_else(|| least(&mut open()))
+    }
+
+    /// Recorded placement rules want read replicas abroad, and there is
+    /// somewhere abroad: several regions.
+    fn readers_abroad(&self) -> bool {
+        let regions: std::collections::BTreeSet<&RegionId> = self.nodes.values().map(|n| &n.region).collect();
+        self.policy
+            .is_some_and(|p| p.read_replicas == ReadReplicas::EveryRegion && regions.len() > 1)
+    }
+
+    /// Whether a new shared event in `home_region` should first get a group
+    /// made for it ([`MapCommand::CreateGroup`]): the region's only open
+    /// group keeps its accounts, which keeps no read replica abroad, so an
+    /// event placed there could not be read in any other region. (Decided by
+    /// whoever proposes the placement, not when it is applied, so that an old
+    /// log's `PlaceEvent` still lands where it did.)
+    pub fn wants_event_group(&self, home_region: &str) -> bool {
+        self.readers_abroad()
+            && self
+                .accounts_group(home_region)
+                .is_some_and(|accounts| self.choose_group(home_region) == Some(accounts))
     }
 
     /// The nodes that carry a new group's replicas, preferred leader first.
@@ -1870,6 +1890,53 @@ mod tests {
         // Without recorded rules (an old map), placement is as it was.
         let old = three_regions();
         assert_eq!(old.choose_group("eu"), old.accounts_group("eu"));
+        assert!(!old.wants_event_group("eu"));
+        assert!(
+            !map.wants_event_group("eu"),
+            "eu has a group besides its accounts one"
+        );
+    }
+
+    #[test]
+    fn a_region_with_only_its_accounts_group_gets_a_group_for_events() {
+        let regions = ["eu", "us", "ap"];
+        let nodes: Vec<(NodeId, &str)> = (1..=9).map(|id| (id, regions[(id as usize - 1) / 3])).collect();
+        let mut map = founded(&nodes, 1, Some(PlacementPolicy::default()));
+        let accounts = map.accounts_group("eu").unwrap();
+        assert!(map.wants_event_group("eu"));
+        let created = map.apply(
+            &MapCommand::CreateGroup {
+                home_region: RegionId::new("eu").unwrap(),
+            },
+            &mut BTreeSet::new(),
+        );
+        let Ok(MapSuccess::GroupCreated { group_id, .. }) = created else {
+            panic!("{created:?}")
+        };
+        assert!(!map.wants_event_group("eu"));
+        assert!(map.wants_event_group("us"), "other regions are unchanged");
+        let placed = map.apply(
+            &MapCommand::PlaceEvent {
+                event_id: EventId(7),
+                home_region: RegionId::new("eu").unwrap(),
+                dedicated: false,
+            },
+            &mut BTreeSet::new(),
+        );
+        assert!(
+            matches!(placed, Ok(MapSuccess::Placed { group_id: placed, .. }) if placed == group_id && placed != accounts),
+            "{placed:?}"
+        );
+        map.check_invariants().unwrap();
+        // Without read replicas abroad there is nothing to gain.
+        let none = founded(
+            &nodes,
+            1,
+            Some(PlacementPolicy {
+                read_replicas: ReadReplicas::None,
+            }),
+        );
+        assert!(!none.wants_event_group("eu"));
     }
 
     #[test]

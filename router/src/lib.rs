@@ -225,18 +225,14 @@ impl Router {
         if let Some(group) = self.local_placement(event_id) {
             return Ok(Ok(group));
         }
-        // Its own request id, derived from the client's so that a retried
-        // creation retries the placement too rather than placing again.
-        // A key too long for the suffix gets a digest of itself instead, so
-        // that two different creations never share a placement request id.
-        let place_id = RequestId::new(&format!("{request_id}/place"))
-            .or_else(|_| {
-                RequestId::new(&format!(
-                    "place/{event_id}/{:016x}",
-                    leader::fingerprint_bytes(request_id.as_str().as_bytes())
-                ))
-            })
-            .expect("a short ASCII id is valid");
+        // Its own request ids, derived from the client's (`derived_id`).
+        let place_id = derived_id(request_id, event_id, "place");
+        if dedicated.is_none()
+            && self.with_local_map(|map| map.wants_event_group(home_region.as_str())) == Some(true)
+        {
+            self.create_event_group(&derived_id(request_id, event_id, "group"), &home_region)
+                .await?;
+        }
         // A node-surviving placement keeps the older command, so a cluster
         // part-way through an upgrade still understands it.
         let command = Command::Map(match dedicated {
@@ -257,6 +253,38 @@ impl Router {
                 reason: format!("placement answered {other:?}"),
             }),
             Err(rejection) => Ok(Err(rejection)),
+        }
+    }
+
+    /// Makes a shared group in `region` for its events, whose only open group
+    /// keeps the region's accounts and so has no read replica abroad
+    /// (`ClusterMap::wants_event_group`). Two first events at once may make
+    /// two; a region that cannot host one (too few nodes) keeps placing on
+    /// its accounts group, which is logged.
+    async fn create_event_group(&self, request_id: &RequestId, region: &RegionId) -> Result<(), RouteError> {
+        let command = Command::Map(MapCommand::CreateGroup {
+            home_region: region.clone(),
+        });
+        match self
+            .submit_to_group(META_GROUP, request_id.clone(), command)
+            .await?
+        {
+            Ok(Success::Map(MapSuccess::GroupCreated { group_id, .. })) => {
+                tracing::info!(%region, group = group_id, "made a group for the region's events, apart from its accounts");
+                Ok(())
+            }
+            Ok(other) => Err(RouteError::Unavailable {
+                reason: format!("creating a group answered {other:?}"),
+            }),
+            Err(rejection) => {
+                tracing::warn!(
+                    %region,
+                    %rejection,
+                    "no group could be made for the region's events: they share its accounts group, \
+                     which keeps no read replicas abroad, so other regions read them from their home"
+                );
+                Ok(())
+            }
         }
     }
 
@@ -585,4 +613,20 @@ impl transport::booking_service::LeaderService for Router {
             },
         }
     }
+}
+
+/// A request id of its own for a step `what` of the client's request
+/// `request_id` about `event_id`, derived from it so that a retried request
+/// retries the step too rather than doing it again. A key too long for the
+/// suffix gets a digest of itself instead, so that two different requests
+/// never share a step's id.
+fn derived_id(request_id: &RequestId, event_id: EventId, what: &str) -> RequestId {
+    RequestId::new(&format!("{request_id}/{what}"))
+        .or_else(|_| {
+            RequestId::new(&format!(
+                "{what}/{event_id}/{:016x}",
+                leader::fingerprint_bytes(request_id.as_str().as_bytes())
+            ))
+        })
+        .expect("a short ASCII id is valid")
 }

@@ -4,7 +4,9 @@
 //! Venues and listings are written once, through one node, and searched
 //! through a node of the other region (from its own replica, so the test
 //! waits for it to catch up): filters by city, category, text and dates,
-//! pages with a cursor, bad cursors and limits refused. An event whose
+//! pages with a cursor, bad cursors and limits refused. With one group a
+//! region, the events get a group apart from the region's accounts, so the
+//! other region holds a replica of it. An event whose
 //! listing names an unknown venue is not created at all. A customer who buys
 //! in two events sees both orders, newest first; another customer sees none.
 //! Cancelling an event cancels its listing.
@@ -191,6 +193,23 @@ async fn scenario() -> anyhow::Result<()> {
     ensure!(
         all["events"][0]["venue"]["city"] == "Paris" && all["events"][0]["status"] == "on_sale",
         "{all}"
+    );
+    // One group a region: the events still keep off eu-west's accounts group
+    // (its lowest-numbered group, which never has a replica abroad), on a
+    // group made for them, so us-east prices them from a replica of its own.
+    let map = client.cluster(EU).await?;
+    let groups = map["groups"].as_array().context("no groups")?;
+    let accounts = groups
+        .iter()
+        .filter(|g| g["home_region"] == "eu-west")
+        .min_by_key(|g| g["group_id"].as_u64())
+        .context("no eu-west group")?;
+    ensure!(accounts["events"] == 0, "events on the accounts group: {map}");
+    ensure!(
+        all["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().all(|e| e["price_from"].is_object())),
+        "us-east has no replica of the events' group: {all}"
     );
     // Times also in RFC 3339 at the venue's local time, with Paris's offset.
     let starts_at = all["events"][0]["starts_at"].as_str().unwrap_or_default();
