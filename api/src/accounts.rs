@@ -106,7 +106,15 @@ fn accounts_group(state: &AppState, region: &RegionId) -> Result<u64, Problem> {
         })
 }
 
-fn token_body(keys: &AuthKeys, grant: &SessionGrant, group: u64, secret: String) -> serde_json::Value {
+/// The token pair; the refresh token's expiry also in RFC 3339 in the
+/// account's home region's zone (`zone`).
+fn token_body(
+    keys: &AuthKeys,
+    grant: &SessionGrant,
+    group: u64,
+    secret: String,
+    zone: Option<&str>,
+) -> serde_json::Value {
     let refresh = RefreshToken {
         group,
         session_id: grant.session_id,
@@ -121,6 +129,7 @@ fn token_body(keys: &AuthKeys, grant: &SessionGrant, group: u64, secret: String)
         "expires_in": keys.access_ttl.as_secs(),
         "refresh_token": refresh.render(),
         "refresh_expires_at_ms": grant.expires_at_ms,
+        "refresh_expires_at": dto::time_in(grant.expires_at_ms, zone),
     })
 }
 
@@ -139,7 +148,8 @@ async fn start_session(
     });
     match state.router.submit_to_group(group, fresh_id(), command).await?? {
         Success::Account(AccountSuccess::SessionStarted(grant)) => {
-            Ok(token_body(keys, &grant, group, secret))
+            let zone = crate::regions::zone_of(state, &grant.region);
+            Ok(token_body(keys, &grant, group, secret, zone.as_deref()))
         }
         other => Err(Problem::unexpected(&other)),
     }
@@ -226,7 +236,7 @@ pub(crate) async fn register(
     let (group, account) = register_account(&state, &headers, body, Role::Customer).await?;
     let keys = keys(&state)?;
     let mut tokens = start_session(&state, keys, group, account.customer_id.clone()).await?;
-    tokens["account"] = json!(dto::Account::from(account));
+    tokens["account"] = json!(crate::regions::account(&state, account));
     Ok((StatusCode::CREATED, Json(tokens)).into_response())
 }
 
@@ -306,7 +316,8 @@ pub(crate) async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJso
         .await??
     {
         Success::Account(AccountSuccess::SessionRotated(grant)) => {
-            Ok(Json(token_body(keys, &grant, presented.group, secret)).into_response())
+            let zone = crate::regions::zone_of(&state, &grant.region);
+            Ok(Json(token_body(keys, &grant, presented.group, secret, zone.as_deref())).into_response())
         }
         Success::Account(AccountSuccess::SessionRevoked { .. }) => Err(Problem::unauthorized(
             "refresh_token_reused",
@@ -365,7 +376,7 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResu
             .await?
         {
             QueryResult::Account(AccountAnswer::Account(Some(view))) => {
-                Ok(Json(dto::Account::from(view)).into_response())
+                Ok(Json(crate::regions::account(&state, view)).into_response())
             }
             _ => Err(Problem::from(Rejection::UnknownAccount)),
         },
@@ -545,7 +556,11 @@ pub(crate) async fn create_user(
         region: body.region,
     };
     let (_, account) = register_account(&state, &headers, register, body.role.into()).await?;
-    Ok((StatusCode::CREATED, Json(dto::Account::from(account))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::regions::account(&state, account)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -576,7 +591,9 @@ pub(crate) async fn set_role(
         .submit_to_group(group, request_id(&headers, &caller)?, command)
         .await??
     {
-        Success::Account(AccountSuccess::Updated(view)) => Ok(Json(dto::Account::from(view)).into_response()),
+        Success::Account(AccountSuccess::Updated(view)) => {
+            Ok(Json(crate::regions::account(&state, view)).into_response())
+        }
         other => Err(Problem::unexpected(&other)),
     }
 }

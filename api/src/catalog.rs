@@ -317,7 +317,12 @@ pub(crate) async fn publish(
     {
         Success::Event(EventSuccess::Published { event_id, at_ms }) => {
             set_listing_status(&state, event_id, ListingStatus::OnSale).await?;
-            Ok(Json(json!({ "event_id": event_id, "published_at_ms": at_ms })).into_response())
+            let zone = crate::respond::venue_zone(&state, event_id);
+            let at = dto::time_in(at_ms, zone.as_deref());
+            Ok(
+                Json(json!({ "event_id": event_id, "published_at_ms": at_ms, "published_at": at }))
+                    .into_response(),
+            )
         }
         other => Err(Problem::unexpected(&other)),
     }

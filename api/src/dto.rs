@@ -110,6 +110,11 @@ fn zoned(ms: Millis, zone: &str) -> Option<String> {
     local_time(ms, zone).or_else(|| local_time(ms, "UTC"))
 }
 
+/// `ms` in `zone` when there is one, else in UTC.
+pub fn time_in(ms: Millis, zone: Option<&str>) -> Option<String> {
+    zoned(ms, zone.unwrap_or("UTC"))
+}
+
 /// An amount in integer minor units of one ISO 4217 currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
@@ -181,6 +186,12 @@ pub struct DisplayPrice {
     /// A decimal string, exact: `157.43`.
     pub rate: String,
     pub rate_as_of_ms: Millis,
+    /// `rate_as_of_ms` in RFC 3339 UTC (a rate belongs to no place).
+    pub rate_as_of: Option<String>,
+    /// The third currency a cross rate went through, when no rate of the
+    /// pair itself (or its opposite) is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_via: Option<Currency>,
 }
 
 impl From<booking::Converted> for DisplayPrice {
@@ -190,6 +201,8 @@ impl From<booking::Converted> for DisplayPrice {
             currency: c.amount.currency,
             rate: c.rate.to_string(),
             rate_as_of_ms: c.as_of_ms,
+            rate_as_of: time_in(c.as_of_ms, None),
+            rate_via: c.via,
         }
     }
 }
@@ -202,7 +215,10 @@ pub struct FxRate {
     /// A decimal string, exact: `157.43`.
     pub rate: String,
     pub as_of_ms: Millis,
+    /// `as_of_ms` and `set_at_ms` in RFC 3339 UTC.
+    pub as_of: Option<String>,
     pub set_at_ms: Millis,
+    pub set_at: Option<String>,
 }
 
 impl From<booking::FxRate> for FxRate {
@@ -212,7 +228,9 @@ impl From<booking::FxRate> for FxRate {
             quote: r.quote,
             rate: r.rate.to_string(),
             as_of_ms: r.as_of_ms,
+            as_of: time_in(r.as_of_ms, None),
             set_at_ms: r.set_at_ms,
+            set_at: time_in(r.set_at_ms, None),
         }
     }
 }
@@ -516,6 +534,8 @@ pub struct Account {
     pub region: RegionId,
     pub role: Role,
     pub created_at_ms: Millis,
+    /// `created_at_ms` in RFC 3339 in the home region's time zone.
+    pub created_at: Option<String>,
     pub notify: NotifyPreference,
 }
 
@@ -528,8 +548,16 @@ pub struct NotifyPreference {
 
 convert!(booking::AccountView => Account {
     customer_id, email, name, region, created_at_ms;
-    into: role, notify
+    into: role, notify;
+    none: created_at;
+    zoned: "UTC"
 });
+
+impl Zoned for Account {
+    fn set_zone(&mut self, zone: &str) {
+        self.created_at = zoned(self.created_at_ms, zone);
+    }
+}
 convert!(booking::NotifyPreference => NotifyPreference { webhook_url; into: channel });
 
 // ---------------------------------------------------------------- catalog
@@ -543,6 +571,8 @@ pub struct Venue {
     pub country: String,
     pub time_zone: String,
     pub created_at_ms: Millis,
+    /// `created_at_ms` in RFC 3339 in the venue's own `time_zone`.
+    pub created_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -570,6 +600,7 @@ pub struct Listing {
     /// `on_sale`, `cancelled`, or `ended` once `ends_at_ms` has passed.
     pub status: String,
     pub updated_at_ms: Millis,
+    pub updated_at: Option<String>,
 }
 
 impl From<booking::ListingView> for Listing {
@@ -578,6 +609,7 @@ impl From<booking::ListingView> for Listing {
         Listing {
             starts_at: local(v.starts_at_ms),
             ends_at: local(v.ends_at_ms),
+            updated_at: local(v.updated_at_ms),
             event_id: v.event_id,
             name: v.name,
             description: v.description,
@@ -615,7 +647,21 @@ pub fn local_time(ms: Millis, zone: &str) -> Option<String> {
     )
 }
 
-convert!(booking::VenueView => Venue { venue_id, name, address, city, country, time_zone, created_at_ms });
+impl From<booking::VenueView> for Venue {
+    fn from(v: booking::VenueView) -> Self {
+        let created_at = zoned(v.created_at_ms, &v.time_zone);
+        Venue {
+            venue_id: v.venue_id,
+            name: v.name,
+            address: v.address,
+            city: v.city,
+            country: v.country,
+            time_zone: v.time_zone,
+            created_at_ms: v.created_at_ms,
+            created_at,
+        }
+    }
+}
 
 // ---------------------------------------------------------------- notices and the waitlist
 
@@ -697,18 +743,38 @@ pub enum Delivery {
     Pending {
         attempts: u32,
         next_attempt_ms: Millis,
+        /// `next_attempt_ms` in RFC 3339 at the venue's local time.
+        next_attempt_at: Option<String>,
         last_error: Option<String>,
     },
     Delivered {
         at_ms: Millis,
+        /// `at_ms` in RFC 3339 at the venue's local time.
+        at: Option<String>,
         attempts: u32,
         channel: Channel,
     },
     Failed {
         at_ms: Millis,
+        at: Option<String>,
         attempts: u32,
         error: String,
     },
+}
+
+impl Delivery {
+    fn set_zone(&mut self, zone: &str) {
+        match self {
+            Delivery::Pending {
+                next_attempt_ms,
+                next_attempt_at,
+                ..
+            } => *next_attempt_at = zoned(*next_attempt_ms, zone),
+            Delivery::Delivered { at_ms, at, .. } | Delivery::Failed { at_ms, at, .. } => {
+                *at = zoned(*at_ms, zone)
+            }
+        }
+    }
 }
 
 impl From<booking::Delivery> for Delivery {
@@ -722,6 +788,7 @@ impl From<booking::Delivery> for Delivery {
             } => Delivery::Pending {
                 attempts,
                 next_attempt_ms,
+                next_attempt_at: None,
                 last_error,
             },
             Core::Delivered {
@@ -730,6 +797,7 @@ impl From<booking::Delivery> for Delivery {
                 channel,
             } => Delivery::Delivered {
                 at_ms,
+                at: None,
                 attempts,
                 channel: channel.into(),
             },
@@ -739,6 +807,7 @@ impl From<booking::Delivery> for Delivery {
                 error,
             } => Delivery::Failed {
                 at_ms,
+                at: None,
                 attempts,
                 error,
             },
@@ -793,6 +862,7 @@ convert!(booking::WaitlistView => WaitlistEntry {
 impl Zoned for Notice {
     fn set_zone(&mut self, zone: &str) {
         self.created_at = zoned(self.created_at_ms, zone);
+        self.delivery.set_zone(zone);
     }
 }
 
@@ -811,6 +881,8 @@ pub struct AvailabilityChange {
     pub log_index: u64,
     pub ordinal: u32,
     pub at_ms: Millis,
+    /// `at_ms` in RFC 3339 at the venue's local time.
+    pub at: Option<String>,
     pub cause: ChangeCause,
     pub seats: Vec<SeatChange>,
     pub areas: Vec<AreaAvailability>,
@@ -839,8 +911,16 @@ pub struct TierAvailability {
 convert!(booking::AvailabilityChange => AvailabilityChange {
     event_id, log_index, ordinal, at_ms, available;
     into: cause;
-    each: seats, areas, tiers
+    each: seats, areas, tiers;
+    none: at;
+    zoned: "UTC"
 });
+
+impl Zoned for AvailabilityChange {
+    fn set_zone(&mut self, zone: &str) {
+        self.at = zoned(self.at_ms, zone);
+    }
+}
 convert!(booking::SeatChange => SeatChange { seat; into: status });
 convert!(booking::AreaAvailability => AreaAvailability { area, available });
 convert!(booking::TierAvailability => TierAvailability { tier, available });

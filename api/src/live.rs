@@ -91,11 +91,14 @@ fn snapshot_event(group: u64, position: Position, view: &EventView) -> Event {
         .data(body.to_string())
 }
 
-fn change_event(group: u64, change: &AvailabilityChange) -> Event {
+/// A change as the stream sends it, its time in `zone` (the venue's; UTC
+/// without one).
+fn change_event(group: u64, change: &AvailabilityChange, zone: Option<&str>) -> Event {
+    let body = crate::respond::in_zone(dto::AvailabilityChange::from(change.clone()), zone);
     Event::default()
         .event("change")
         .id(change_id(group, change))
-        .data(json!(dto::AvailabilityChange::from(change.clone())).to_string())
+        .data(json!(body).to_string())
 }
 
 /// What the stream still has to send before following the channel.
@@ -105,6 +108,8 @@ struct Live {
     group: u64,
     event: EventId,
     receiver: tokio::sync::broadcast::Receiver<FeedItem>,
+    /// The venue's time zone, for the changes' times.
+    zone: Option<String>,
     pending: std::collections::VecDeque<Event>,
     position: Position,
     closed: bool,
@@ -138,7 +143,7 @@ impl Live {
                     }
                     self.position = position_of(&change);
                     self.hub.touch(self.event);
-                    return Some(change_event(self.group, &change));
+                    return Some(change_event(self.group, &change, self.zone.as_deref()));
                 }
                 Ok(FeedItem::Reset) => {
                     if let Some(snapshot) = self.resync() {
@@ -224,13 +229,14 @@ pub(crate) async fn live(
         (subscription, snapshot)
     };
     // Rendered outside the lock: a big seat map takes a while to serialise.
+    let zone = crate::respond::venue_zone(&state, event);
     let pending = match snapshot {
         Some(view) => std::collections::VecDeque::from([snapshot_event(group, subscription.position, &view)]),
         None => subscription
             .backlog
             .iter()
             .flatten()
-            .map(|change| change_event(group, change))
+            .map(|change| change_event(group, change, zone.as_deref()))
             .collect(),
     };
     let live = Live {
@@ -239,6 +245,7 @@ pub(crate) async fn live(
         group,
         event,
         receiver: subscription.receiver,
+        zone,
         pending,
         position: subscription.position,
         closed: false,

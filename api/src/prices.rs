@@ -62,17 +62,11 @@ impl Display {
     /// `money` in the display currency; `None` when no rate reaches it and
     /// the client did not ask for this currency.
     pub(crate) fn price(&self, money: dto::Money) -> Result<Option<dto::DisplayPrice>, Problem> {
-        let find = |base: Currency, quote: Currency| {
-            self.rates
-                .iter()
-                .find(|r| r.base == base && r.quote == quote)
-                .cloned()
-        };
         if !self.asked && money.currency == self.target {
             // Unasked, a price already in the region's currency is shown once.
             return Ok(None);
         }
-        match booking::fx::convert(money.into(), self.target, find) {
+        match booking::fx::convert(money.into(), self.target, &self.rates) {
             Ok(price) => Ok(Some(price.into())),
             Err(_) if !self.asked => Ok(None),
             Err(rejection) => Err(rejection.into()),

@@ -136,6 +136,21 @@ pub(crate) fn of_country(state: &AppState, country: &str) -> Option<RegionId> {
         .flatten()
 }
 
+/// The IANA time zone of `region`, from the region table (`None`: not
+/// described yet).
+pub(crate) fn zone_of(state: &AppState, region: &RegionId) -> Option<String> {
+    state
+        .router
+        .with_local_map(|map| map.regions.get(region).map(|info| info.time_zone.clone()))
+        .flatten()
+}
+
+/// An account as clients see it, its times in its home region's zone.
+pub(crate) fn account(state: &AppState, view: booking::AccountView) -> crate::dto::Account {
+    let zone = zone_of(state, &view.region);
+    crate::respond::in_zone(crate::dto::Account::from(view), zone.as_deref())
+}
+
 /// The currency this node's region shows prices in when a request names none.
 pub(crate) fn local_currency(state: &AppState) -> Option<Currency> {
     let region = state.router.region().clone();

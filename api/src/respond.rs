@@ -70,9 +70,18 @@ pub(crate) async fn submit(
     let id = request_id(headers, caller)?;
     let event = command.event_id();
     let response: Response = state.router.submit(id, command).await?;
-    // Only a success shows times; a rejection needs no zone.
+    // Only a success shows times; a rejection needs no zone. An account's
+    // times are in its home region's zone.
     let zone = match (&response, event) {
         (Ok(_), Some(event)) => venue_zone(state, event),
+        (
+            Ok(Success::Account(
+                AccountSuccess::Registered(account)
+                | AccountSuccess::Updated(account)
+                | AccountSuccess::GuestVerified(account),
+            )),
+            None,
+        ) => crate::regions::zone_of(state, &account.region),
         _ => None,
     };
     render_in(response, zone.as_deref())
@@ -121,7 +130,7 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
         }
         Success::Event(EventSuccess::Published { event_id, at_ms }) => (
             StatusCode::OK,
-            json!({ "event_id": event_id, "published_at_ms": at_ms }),
+            json!({ "event_id": event_id, "published_at_ms": at_ms, "published_at": dto::time_in(at_ms, z) }),
         ),
         Success::Event(EventSuccess::Cancelled {
             event_id,
@@ -189,11 +198,12 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
             StatusCode::OK,
             json!({ "customer_id": claim.customer_id, "region": claim.region, "fresh": fresh }),
         ),
-        Success::Account(AccountSuccess::Registered(account)) => {
-            (StatusCode::CREATED, json!(dto::Account::from(account)))
-        }
+        Success::Account(AccountSuccess::Registered(account)) => (
+            StatusCode::CREATED,
+            json!(in_zone(dto::Account::from(account), z)),
+        ),
         Success::Account(AccountSuccess::Updated(account)) => {
-            (StatusCode::OK, json!(dto::Account::from(account)))
+            (StatusCode::OK, json!(in_zone(dto::Account::from(account), z)))
         }
         Success::Account(AccountSuccess::SessionStarted(grant))
         | Success::Account(AccountSuccess::SessionRotated(grant)) => (
@@ -240,7 +250,7 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
             return Err(Problem::from(Rejection::CodeInvalid).with("attempts_left", json!(attempts_left)));
         }
         Success::Account(AccountSuccess::GuestVerified(account)) => {
-            (StatusCode::OK, json!(dto::Account::from(account)))
+            (StatusCode::OK, json!(in_zone(dto::Account::from(account), z)))
         }
     };
     Ok((status, Json(body)).into_response())
@@ -300,7 +310,11 @@ pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, que
             found(view.map(|v| in_zone(dto::Ticket::from(v), z)), "unknown_ticket", "ticket")
         }
         QueryResult::Account(AccountAnswer::Account(view)) => {
-            found(view.map(dto::Account::from), "unknown_account", "account")
+            found(
+                view.map(|v| crate::regions::account(state, v)),
+                "unknown_account",
+                "account",
+            )
         }
         QueryResult::Event(EventAnswer::Payment(view)) => {
             found(view.map(|v| in_zone(dto::Payment::from(v), z)), "unknown_payment", "payment")

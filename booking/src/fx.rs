@@ -11,7 +11,11 @@
 //! integers, and rounded once, **half to even** (banker's rounding: 0.5 goes
 //! to the even neighbour, so rounding errors do not drift one way over many
 //! prices). A pair is converted with its own rate, or with the exact inverse
-//! of the opposite pair's; with neither, conversion fails (never a zero).
+//! of the opposite pair's. Failing both, it goes through one third currency
+//! (a cross rate: USD→JPY from EUR→USD and EUR→JPY), the two legs multiplied
+//! as exact fractions before the one rounding; of several such currencies the
+//! one whose older leg is the most recent wins (then the lowest code). With no
+//! route at all, conversion fails (never a zero).
 //!
 //! A displayed conversion is a courtesy: what a card is charged is always the
 //! event's own price in its own currency.
@@ -102,11 +106,15 @@ pub struct FxRate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Converted {
     pub amount: Money,
-    /// One unit of the source buys this many of the target.
+    /// One unit of the source buys this many of the target (rounded to
+    /// [`MAX_RATE_SCALE`] decimals when it is not a stored rate as it is).
     pub rate: Rate,
     /// The stored rate it came from: the pair's own, or the inverse of the
     /// opposite pair's.
     pub inverse: bool,
+    /// The third currency a cross rate went through.
+    pub via: Option<Currency>,
+    /// When the rate was observed; for a cross rate, its older leg's time.
     pub as_of_ms: Millis,
 }
 
@@ -124,13 +132,96 @@ fn pow10(exp: u32) -> i128 {
     10_i128.pow(exp)
 }
 
-/// Converts `amount` to `target` with a rate found by `find(base, quote)`:
-/// the pair's own rate, else the exact inverse of the opposite pair's.
-pub fn convert(
-    amount: Money,
-    target: Currency,
-    find: impl Fn(Currency, Currency) -> Option<FxRate>,
-) -> Result<Converted, Rejection> {
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
+}
+
+/// A rate from one currency to another as the exact fraction `num / den` of
+/// target per source unit, with the time it was observed.
+#[derive(Debug, Clone, Copy)]
+struct Leg {
+    num: i128,
+    den: i128,
+    as_of_ms: Millis,
+    /// The stored rate as it is, when the leg is exactly one stored rate.
+    stored: Option<Rate>,
+}
+
+impl Leg {
+    /// `from → to` from the pair's own rate, else the opposite pair's inverted.
+    fn find(rates: &[FxRate], from: Currency, to: Currency) -> Option<Leg> {
+        let stored = |base, quote| rates.iter().find(|r| r.base == base && r.quote == quote);
+        if let Some(direct) = stored(from, to) {
+            let r = direct.rate;
+            return Some(Leg {
+                num: i128::from(r.mantissa),
+                den: pow10(u32::from(r.scale)),
+                as_of_ms: direct.as_of_ms,
+                stored: Some(r),
+            });
+        }
+        stored(to, from).map(|opposite| {
+            let r = opposite.rate;
+            Leg {
+                num: pow10(u32::from(r.scale)),
+                den: i128::from(r.mantissa),
+                as_of_ms: opposite.as_of_ms,
+                stored: None,
+            }
+        })
+    }
+
+    /// This leg followed by `next`, as one reduced fraction (`None`: it
+    /// would not fit, which bounded rates never reach).
+    fn then(self, next: Leg) -> Option<Leg> {
+        let (num, den) = (self.num.checked_mul(next.num)?, self.den.checked_mul(next.den)?);
+        let common = gcd(num, den);
+        Some(Leg {
+            num: num / common,
+            den: den / common,
+            as_of_ms: self.as_of_ms.min(next.as_of_ms),
+            stored: None,
+        })
+    }
+
+    /// The rate to show: the stored one, or this fraction to
+    /// [`MAX_RATE_SCALE`] decimals.
+    fn shown(&self) -> Rate {
+        self.stored.unwrap_or_else(|| {
+            let mantissa = div_half_even(self.num * pow10(u32::from(MAX_RATE_SCALE)), self.den);
+            Rate {
+                mantissa: u64::try_from(mantissa).unwrap_or(u64::MAX),
+                scale: MAX_RATE_SCALE,
+            }
+        })
+    }
+}
+
+/// The cross route from `source` to `target` through one third currency
+/// that both have a rate with: the freshest (its older leg the most recent),
+/// then the lowest code.
+fn cross(rates: &[FxRate], source: Currency, target: Currency) -> Option<(Currency, Leg)> {
+    let pivots: std::collections::BTreeSet<Currency> = rates
+        .iter()
+        .flat_map(|r| [r.base, r.quote])
+        .filter(|&c| c != source && c != target)
+        .collect();
+    pivots
+        .into_iter()
+        .filter_map(|pivot| {
+            let leg = Leg::find(rates, source, pivot)?.then(Leg::find(rates, pivot, target)?)?;
+            Some((pivot, leg))
+        })
+        .min_by_key(|(pivot, leg)| (std::cmp::Reverse(leg.as_of_ms), *pivot))
+}
+
+/// Converts `amount` to `target` with the stored `rates`: the pair's own
+/// rate, else the exact inverse of the opposite pair's, else a cross rate
+/// through one third currency.
+pub fn convert(amount: Money, target: Currency, rates: &[FxRate]) -> Result<Converted, Rejection> {
     let source = amount.currency;
     let units = |c: Currency| {
         c.minor_units().ok_or_else(|| {
@@ -146,46 +237,36 @@ pub fn convert(
                 scale: 0,
             },
             inverse: false,
+            via: None,
             as_of_ms: 0,
         });
     }
-    // The rate as the fraction `num / den` of target per source unit.
-    let (num, den, rate, inverse, as_of_ms) = if let Some(direct) = find(source, target) {
-        let r = direct.rate;
-        (
-            i128::from(r.mantissa),
-            pow10(u32::from(r.scale)),
-            r,
-            false,
-            direct.as_of_ms,
-        )
-    } else if let Some(opposite) = find(target, source) {
-        let r = opposite.rate;
-        let (num, den) = (pow10(u32::from(r.scale)), i128::from(r.mantissa));
-        // The inverse, shown to MAX_RATE_SCALE decimals.
-        let shown = div_half_even(num * pow10(u32::from(MAX_RATE_SCALE)), den);
-        let shown = Rate {
-            mantissa: u64::try_from(shown).unwrap_or(u64::MAX),
-            scale: MAX_RATE_SCALE,
-        };
-        (num, den, shown, true, opposite.as_of_ms)
-    } else {
-        return Err(Rejection::FxRateMissing {
-            from: source.to_string(),
-            to: target.to_string(),
-        });
+    let (leg, via) = match Leg::find(rates, source, target) {
+        Some(leg) => (leg, None),
+        None => match cross(rates, source, target) {
+            Some((pivot, leg)) => (leg, Some(pivot)),
+            None => {
+                return Err(Rejection::FxRateMissing {
+                    from: source.to_string(),
+                    to: target.to_string(),
+                });
+            }
+        },
     };
+    let too_large = || Rejection::InvalidRequest(format!("{amount:?} converted to {target} does not fit"));
     // minor_to = minor_from × rate × 10^to_units / 10^from_units
-    let n = i128::from(amount.amount_minor) * num * pow10(to_units);
-    let d = den * pow10(from_units);
-    let minor = div_half_even(n, d);
-    let amount_minor = i64::try_from(minor)
-        .map_err(|_| Rejection::InvalidRequest(format!("{amount:?} converted to {target} does not fit")))?;
+    let n = i128::from(amount.amount_minor)
+        .checked_mul(leg.num)
+        .and_then(|n| n.checked_mul(pow10(to_units)))
+        .ok_or_else(too_large)?;
+    let d = leg.den.checked_mul(pow10(from_units)).ok_or_else(too_large)?;
+    let amount_minor = i64::try_from(div_half_even(n, d)).map_err(|_| too_large())?;
     Ok(Converted {
         amount: Money::new(amount_minor, target),
-        rate,
-        inverse,
-        as_of_ms,
+        rate: leg.shown(),
+        inverse: via.is_none() && leg.stored.is_none(),
+        via,
+        as_of_ms: leg.as_of_ms,
     })
 }
 
@@ -197,8 +278,8 @@ mod tests {
         Currency::new(code).unwrap()
     }
 
-    fn table(rates: &[(&str, &str, &str)]) -> impl Fn(Currency, Currency) -> Option<FxRate> {
-        let rates: Vec<FxRate> = rates
+    fn table(rates: &[(&str, &str, &str)]) -> Vec<FxRate> {
+        rates
             .iter()
             .map(|(b, q, r)| FxRate {
                 base: c(b),
@@ -207,8 +288,7 @@ mod tests {
                 as_of_ms: 7,
                 set_at_ms: 8,
             })
-            .collect();
-        move |base, quote| rates.iter().find(|r| r.base == base && r.quote == quote).cloned()
+            .collect()
     }
 
     #[test]
@@ -283,6 +363,67 @@ mod tests {
         assert_eq!(eur.rate.to_string(), "0.006250000000");
         let missing = convert(Money::new(100, c("USD")), c("JPY"), &fx).unwrap_err();
         assert!(matches!(missing, Rejection::FxRateMissing { .. }), "{missing:?}");
+    }
+
+    #[test]
+    fn a_pair_without_a_rate_crosses_through_a_third_currency() {
+        // EUR-based rates only: 1 EUR = 1.25 USD = 160 JPY, so 1 USD = 128 JPY.
+        let fx = table(&[("EUR", "USD", "1.25"), ("EUR", "JPY", "160")]);
+        let yen = convert(Money::new(10_000, c("USD")), c("JPY"), &fx).unwrap();
+        assert_eq!(yen.amount, Money::new(12_800, c("JPY")), "100.00 USD");
+        assert_eq!(yen.via, Some(c("EUR")));
+        assert!(!yen.inverse);
+        assert_eq!(yen.rate.to_string(), "128.000000000000");
+        // And back: 12800 JPY = 100.00 USD exactly (1/128 is 0.0078125).
+        let usd = convert(Money::new(12_800, c("JPY")), c("USD"), &fx).unwrap();
+        assert_eq!(usd.amount, Money::new(10_000, c("USD")));
+        assert_eq!(usd.rate.to_string(), "0.007812500000");
+        // The legs are multiplied exactly and rounded once: 1 EUR = 3 GBP,
+        // 1 EUR = 7 CHF, so 1.00 GBP = 7/3 CHF = 2.333… -> 2.33, where
+        // rounding the leg 1/3 first to 0.33 would give 2.31.
+        let fx = table(&[("EUR", "GBP", "3"), ("EUR", "CHF", "7")]);
+        let chf = convert(Money::new(100, c("GBP")), c("CHF"), &fx).unwrap();
+        assert_eq!(chf.amount, Money::new(233, c("CHF")));
+        // A direct rate wins over any cross.
+        let fx = table(&[
+            ("EUR", "USD", "1.25"),
+            ("EUR", "JPY", "160"),
+            ("USD", "JPY", "150"),
+        ]);
+        let yen = convert(Money::new(100, c("USD")), c("JPY"), &fx).unwrap();
+        assert_eq!((yen.amount.amount_minor, yen.via), (150, None));
+    }
+
+    #[test]
+    fn of_several_crosses_the_freshest_wins_and_carries_its_older_legs_time() {
+        let rate = |b: &str, q: &str, r: &str, as_of_ms| FxRate {
+            base: c(b),
+            quote: c(q),
+            rate: Rate::parse(r).unwrap(),
+            as_of_ms,
+            set_at_ms: 0,
+        };
+        let fx = vec![
+            rate("EUR", "USD", "1.25", 100),
+            rate("EUR", "JPY", "160", 900),
+            rate("GBP", "USD", "1.5", 500),
+            rate("GBP", "JPY", "200", 600),
+        ];
+        // Through EUR the older leg is 100; through GBP it is 500: GBP wins.
+        let yen = convert(Money::new(300, c("USD")), c("JPY"), &fx).unwrap();
+        assert_eq!(yen.via, Some(c("GBP")));
+        assert_eq!(yen.as_of_ms, 500);
+        assert_eq!(
+            yen.amount,
+            Money::new(400, c("JPY")),
+            "3.00 USD = 2 GBP = 400 JPY"
+        );
+        // Two hops are not searched: CHF links only to GBP, which has no JPY rate here.
+        let fx = vec![rate("CHF", "GBP", "0.9", 1), rate("EUR", "JPY", "160", 1)];
+        assert!(matches!(
+            convert(Money::new(100, c("CHF")), c("JPY"), &fx),
+            Err(Rejection::FxRateMissing { .. })
+        ));
     }
 
     #[test]

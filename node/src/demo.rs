@@ -226,12 +226,11 @@ fn demo_spec_in(currency: booking::Currency) -> anyhow::Result<booking::EventSpe
             })
         })
         .collect::<Result<Vec<_>, booking::Rejection>>()?;
-    let find = |base, quote| rates.iter().find(|r| r.base == base && r.quote == quote).cloned();
     let mut spec = booking::EventSpec::demo_venue();
     let scale = 10i64.pow(u32::from(currency.minor_units().unwrap_or(2)));
     spec.currency = currency;
     for tier in &mut spec.tiers {
-        let converted = booking::fx::convert(tier.price, currency, find)?
+        let converted = booking::fx::convert(tier.price, currency, &rates)?
             .amount
             .amount_minor;
         tier.price = booking::Money::new(converted / scale * scale, currency);

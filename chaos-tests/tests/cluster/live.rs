@@ -104,6 +104,13 @@ async fn changes(stream: &mut SseStream, count: usize) -> anyhow::Result<Vec<Sse
 fn summary(event: &SseEvent) -> anyhow::Result<(String, String, String)> {
     let change = event.json()?;
     let seat = &change["seats"][0];
+    // Its time twice: epoch milliseconds and the same instant in RFC 3339.
+    let at = change["at"].as_str().context("a change's RFC 3339 time")?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).with_context(|| format!("at {at}"))?;
+    ensure!(
+        Some(at.timestamp_millis()) == change["at_ms"].as_i64(),
+        "at {at} is not at_ms in {change}"
+    );
     Ok((
         change["cause"].as_str().context("cause")?.to_owned(),
         seat["seat"].as_str().context("seat")?.to_owned(),

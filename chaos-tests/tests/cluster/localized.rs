@@ -42,6 +42,25 @@ struct Answer {
     language: Option<String>,
 }
 
+/// Checks that `body[field]` is `body[field + "_ms"]` in RFC 3339 at `zone`,
+/// with the offset that applied then.
+fn local_time_in(body: &Value, field: &str, zone: &str) -> anyhow::Result<()> {
+    let ms_field = format!("{field}_ms");
+    let text = body[field]
+        .as_str()
+        .with_context(|| format!("no RFC 3339 {field} in {body}"))?;
+    let parsed = chrono::DateTime::parse_from_rfc3339(text).with_context(|| format!("{field}: {text}"))?;
+    let tz: chrono_tz::Tz = zone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let expected = chrono::DateTime::from_timestamp_millis(body[&ms_field].as_i64().context("ms")?)
+        .context("a time")?
+        .with_timezone(&tz);
+    ensure!(
+        parsed == expected && parsed.offset().local_minus_utc() == expected.offset().fix().local_minus_utc(),
+        "{field} {text} is not {ms_field} in {zone} ({expected})"
+    );
+    Ok(())
+}
+
 async fn get(http: &reqwest::Client, base: &str, path: &str, accept: Option<&str>) -> anyhow::Result<Answer> {
     let mut request = http.get(format!("{base}{path}"));
     if let Some(accept) = accept {
@@ -217,22 +236,41 @@ async fn scenario() -> anyhow::Result<()> {
     );
 
     // The hold's times at the venue: Berlin's offset, the same instant.
-    let created_hold = &first.1;
-    for (field, ms_field) in [("created_at", "created_at_ms"), ("expires_at", "expires_at_ms")] {
-        let text = created_hold[field].as_str().context("an RFC 3339 time")?;
-        let parsed =
-            chrono::DateTime::parse_from_rfc3339(text).with_context(|| format!("{field}: {text}"))?;
-        let zone: chrono_tz::Tz = "Europe/Berlin".parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let expected =
-            chrono::DateTime::from_timestamp_millis(created_hold[ms_field].as_i64().context("ms")?)
-                .context("a time")?
-                .with_timezone(&zone);
-        ensure!(
-            parsed == expected
-                && parsed.offset().local_minus_utc() == expected.offset().fix().local_minus_utc(),
-            "{field} {text} is not {ms_field} in Berlin ({expected})"
-        );
+    for field in ["created_at", "expires_at"] {
+        local_time_in(&first.1, field, "Europe/Berlin")?;
     }
+    // So is the venue's own time, and the listing's; an account's is in its
+    // home region's zone; an exchange rate's, which has no place, in UTC.
+    local_time_in(&created.1, "created_at", "Europe/Berlin")?;
+    let listing = get(
+        &http,
+        &url(FRANKFURT),
+        &format!("/v1/events/{EVENT}/listing"),
+        None,
+    )
+    .await?;
+    local_time_in(&listing.body, "updated_at", "Europe/Berlin")?;
+    local_time_in(&listing.body["venue"], "created_at", "Europe/Berlin")?;
+    let registered = http
+        .post(format!("{}/v1/auth/register", url(TOKYO)))
+        .header("idempotency-key", "register-tokyo")
+        .json(&json!({ "email": "hanako@example.jp", "password": "correct horse", "name": "Hanako" }))
+        .send()
+        .await?;
+    ensure!(
+        registered.status() == StatusCode::CREATED,
+        "registration in Tokyo: {}",
+        registered.status()
+    );
+    let registered: Value = registered.json().await?;
+    local_time_in(&registered["account"], "created_at", "Asia/Tokyo")?;
+    local_time_in(&registered, "refresh_expires_at", "Asia/Tokyo")?;
+    let rates = get(&http, &url(VIRGINIA), "/v1/fx-rates", None).await?;
+    ensure!(
+        rates.body["rates"][0]["as_of"] == "1970-01-01T00:00:01+00:00",
+        "a rate's time in UTC: {}",
+        rates.body
+    );
 
     // Search in Tokyo lists the Berlin event from the Tokyo replica, priced
     // from 45.00 EUR, shown as 7084 yen (45 × 157.43 = 7084.35).

@@ -6,9 +6,10 @@
 //! event's euros, unchanged) and the converted amount with its rate and the
 //! rate's time, in the target currency's real minor units (yen have none,
 //! dinars three), rounded half to even. A currency without a rate is
-//! `fx_rate_missing`, never a zero; bad codes, bad rates, the opposite pair
-//! of a set one, and callers who are not operators are refused, and a refused
-//! request changes no rate.
+//! `fx_rate_missing`, never a zero; a pair with no rate of its own crosses
+//! through a third currency. Bad codes, bad rates, the opposite pair of a set
+//! one, and callers who are not operators are refused, and a refused request
+//! changes no rate.
 //!
 //! The three nodes are in three regions (Dublin, Tokyo, Virginia). Each
 //! node's config describes them, and the region table reaches the cluster
@@ -412,6 +413,35 @@ async fn scenario() -> anyhow::Result<()> {
     ensure!(
         tier["display_price"]["currency"] == "USD" && tier["display_price"]["amount_minor"] == 4_879,
         "Virginia unasked: {tier}"
+    );
+
+    // A pair with no rate of its own crosses through a third currency: with
+    // only GBP->USD and EUR->USD set, EUR->GBP goes through USD, the legs
+    // multiplied before the one rounding: 45.00 x 1.0842 / 1.27 = 38.4165...
+    // -> 38.42, observed as of the older leg (2000).
+    let pounds = json!({ "base": "GBP", "rates": { "USD": "1.27" }, "as_of_ms": 3_000 });
+    let set = call(
+        &client,
+        operator,
+        Method::PUT,
+        2,
+        "/v1/admin/fx-rates",
+        Some(pounds),
+        Some("fx-3"),
+    )
+    .await?;
+    expect("a pound rate", &set, StatusCode::OK, None)?;
+    let shown = eventually("pounds through dollars", Duration::from_secs(20), async || {
+        let seen = get(&client, 1, &format!("/v1/events/{EVENT}?currency=GBP")).await?;
+        Ok((seen.0 == StatusCode::OK).then(|| seen.1["tiers"][0]["display_price"].clone()))
+    })
+    .await?;
+    ensure!(
+        shown["amount_minor"] == 3_842
+            && shown["currency"] == "GBP"
+            && shown["rate_via"] == "USD"
+            && shown["rate_as_of_ms"] == 2_000,
+        "EUR to GBP through USD: {shown}"
     );
 
     // An event's home defaults to the region that homes its venue's country:
