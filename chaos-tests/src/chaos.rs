@@ -31,11 +31,19 @@
 //! - `clock-jump`: the leader's wall clock jumps an hour forward or ten
 //!   minutes back (the seed picks) for 4–6 s, then is put right: it must
 //!   stamp nothing with it and hand its group over (the max-offset rule,
-//!   `transport::clock`).
+//!   `transport::clock`);
+//! - `disk-fail`: the leader's disk fails every sync (a failpoint,
+//!   `raft_store::disk_health`): the node must acknowledge nothing more and
+//!   exit by itself within 15 s; its disk is then mended and it restarts
+//!   1–3 s later;
+//! - `clock-drift`: the leader's wall clock drifts ahead or behind (the seed
+//!   picks) by 250 ms a second out to 1 s, twice the maximum offset, in
+//!   steps too small to look like a jump, stays there 2 s, then is slewed
+//!   back the same way.
 //!
 //! The four cuts need real links: the run then puts every node in a
 //! network namespace of its own ([`crate::netlab`], root only). The clock
-//! jump runs every node under libfaketime ([`crate::fake_clock`]).
+//! faults run every node under libfaketime ([`crate::fake_clock`]).
 //!
 //! The nemesis goes through the faults in a seeded order, each at least
 //! once before any repeats, with a calm spell of 2–4 s between them. When
@@ -67,6 +75,14 @@ const EVENT: u64 = 1;
 /// How long the clients go on after the last fault healed.
 const CALM_TAIL: Duration = Duration::from_secs(8);
 
+/// How soon a node whose disk failed must have stopped: its replicas stop
+/// at their next write, and the node looks for stopped replicas every second.
+const DISK_FAIL_EXIT_WITHIN: Duration = Duration::from_secs(15);
+
+/// A drift of `DRIFT_STEP_MS` a second for `DRIFT_STEPS` seconds, then back.
+const DRIFT_STEPS: i64 = 4;
+const DRIFT_STEP_MS: i64 = 250;
+
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,10 +112,17 @@ pub enum Fault {
     /// A leadership transfer interrupted by `kill -9` of the old leader or
     /// of its successor.
     TransferCrash,
+    /// The leader's disk fails every sync (a failpoint): it must stop
+    /// acknowledging and exit by itself; it is then mended and restarted.
+    DiskFail,
+    /// The leader's wall clock drifts away from the others' (ahead or
+    /// behind, 250 ms a second, past the maximum offset), then is slewed
+    /// back, as NTP would.
+    ClockDrift,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 13] = [
         Fault::KillLeader,
         Fault::KillNode,
         Fault::Pause,
@@ -111,6 +134,8 @@ impl Fault {
         Fault::ClockJump,
         Fault::DropResponses,
         Fault::TransferCrash,
+        Fault::DiskFail,
+        Fault::ClockDrift,
     ];
 
     pub fn name(self) -> &'static str {
@@ -126,6 +151,8 @@ impl Fault {
             Fault::ClockJump => "clock-jump",
             Fault::DropResponses => "drop-responses",
             Fault::TransferCrash => "transfer-crash",
+            Fault::DiskFail => "disk-fail",
+            Fault::ClockDrift => "clock-drift",
         }
     }
 
@@ -141,7 +168,7 @@ impl Fault {
     /// Whether the fault sets clocks, so that the nodes run under
     /// libfaketime ([`crate::fake_clock::FakeClock`]).
     pub fn needs_fake_clock(self) -> bool {
-        self == Fault::ClockJump
+        matches!(self, Fault::ClockJump | Fault::ClockDrift)
     }
 
     /// `kill-leader,pause` or `all`.
@@ -233,7 +260,9 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         );
     }
     if fake_clocks && !crate::fake_clock::FakeClock::available() {
-        bail!("clock-jump runs the nodes under libfaketime: install Debian's faketime package");
+        bail!(
+            "clock-jump and clock-drift run the nodes under libfaketime: install Debian's faketime package"
+        );
     }
     let breakable = crate::Breakable {
         network,
@@ -242,6 +271,7 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         } else {
             Vec::new()
         },
+        disk_faults: opts.faults.contains(&Fault::DiskFail),
     };
     let mut test = TestCluster::start_breakable(opts.nodes, RaftTuning::default(), &breakable).await?;
     let leader = test.leader().await?;
@@ -502,6 +532,67 @@ async fn inject(
             eprintln!("chaos: node {leader}'s clock jumps {jump_secs:+} s");
             tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
             clock.set_offset_secs(0)?;
+            vec![leader]
+        }
+        Fault::DiskFail => {
+            let leader = test.leader().await?;
+            start_ms = history.now_ms();
+            test.fail_disk(leader, true)?;
+            // Every later sync fails, its replicas stop at their next write,
+            // and the node exits by itself (`node::faults`).
+            let failed_at = Instant::now();
+            let status = loop {
+                if let Some(status) = test.cluster.exit_status(leader)? {
+                    break status;
+                }
+                if failed_at.elapsed() > DISK_FAIL_EXIT_WITHIN {
+                    bail!(
+                        "node {leader} still ran {} s after its disk failed",
+                        DISK_FAIL_EXIT_WITHIN.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            eprintln!(
+                "chaos: node {leader}'s disk failed; it stopped within {} ms ({status})",
+                failed_at.elapsed().as_millis()
+            );
+            test.fail_disk(leader, false)?;
+            test.cluster.kill(leader)?;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..3_000))).await;
+            test.cluster.restart(leader)?;
+            vec![leader]
+        }
+        Fault::ClockDrift => {
+            let leader = test.leader().await?;
+            let clock = test
+                .clocks
+                .get(&leader)
+                .context("clock-drift needs the nodes under libfaketime")?;
+            let sign: i64 = if rng.random_bool(0.5) { 1 } else { -1 };
+            eprintln!(
+                "chaos: node {leader}'s clock drifts {}",
+                if sign > 0 { "ahead" } else { "behind" }
+            );
+            start_ms = history.now_ms();
+            // Out to 1 s (twice the maximum offset) a step a second, each
+            // step too small to look like a jump; held there for 2 s; then
+            // back the same way.
+            for step in 1..=DRIFT_STEPS {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                clock.set_offset_ms(sign * step * DRIFT_STEP_MS)?;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let at_peak = test.cluster.leader_id().await;
+            eprintln!(
+                "chaos: node {leader} {} ms off; the group's leader: {}",
+                sign * DRIFT_STEPS * DRIFT_STEP_MS,
+                at_peak.map_or_else(|| "none agreed".to_owned(), |n| format!("node {n}"))
+            );
+            for step in (0..DRIFT_STEPS).rev() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                clock.set_offset_ms(sign * step * DRIFT_STEP_MS)?;
+            }
             vec![leader]
         }
     };

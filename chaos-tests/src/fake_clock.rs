@@ -62,9 +62,18 @@ impl FakeClock {
     /// From within a second on, the node's wall clock reads the true time
     /// plus `secs` (either sign).
     pub fn set_offset_secs(&self, secs: i64) -> anyhow::Result<()> {
-        // libfaketime's relative form: "+3600" or "-600" seconds.
+        self.set_offset_ms(secs.saturating_mul(1000))
+    }
+
+    /// [`FakeClock::set_offset_secs`] to the millisecond: many small steps
+    /// make a drift.
+    pub fn set_offset_ms(&self, ms: i64) -> anyhow::Result<()> {
+        // libfaketime's relative form, in seconds with a fraction: "+3600",
+        // "-0.250" (the decimal point of the C locale the nodes run in).
+        let sign = if ms < 0 { '-' } else { '+' };
+        let (whole, fraction) = (ms.unsigned_abs() / 1000, ms.unsigned_abs() % 1000);
         let tmp = self.file.with_extension("tmp");
-        std::fs::write(&tmp, format!("{secs:+}\n"))
+        std::fs::write(&tmp, format!("{sign}{whole}.{fraction:03}\n"))
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &self.file).with_context(|| format!("cannot write {}", self.file.display()))
     }

@@ -94,6 +94,9 @@ pub struct TestCluster {
     pub net: Option<netlab::NetLab>,
     /// The nodes whose wall clock the test sets.
     pub clocks: BTreeMap<region_config::NodeId, fake_clock::FakeClock>,
+    /// The failpoint directory of each node whose disk the test can fail
+    /// (`raft_store::disk_health`).
+    failpoints: BTreeMap<region_config::NodeId, std::path::PathBuf>,
     pub client: ApiClient,
     dir: Option<TempDir>,
 }
@@ -108,6 +111,8 @@ pub struct Breakable {
     /// These nodes under a [`fake_clock::FakeClock`] each (libfaketime),
     /// found in [`TestCluster::clocks`].
     pub fake_clocks: Vec<region_config::NodeId>,
+    /// Every node's disk failpoint armed ([`TestCluster::fail_disk`]).
+    pub disk_faults: bool,
 }
 
 impl TestCluster {
@@ -221,8 +226,19 @@ impl TestCluster {
         };
         let mut cluster = LocalCluster::plan(&binary, dir.path(), addrs, raft, layout, regions, configure)?;
         let mut clocks = BTreeMap::new();
+        let mut failpoints = BTreeMap::new();
         for &id in &ids {
             let mut prefix = net.as_ref().map(|net| net.prefix(id)).unwrap_or_default();
+            if breakable.disk_faults {
+                let failpoint_dir = dir.path().join(format!("failpoints-{id}"));
+                std::fs::create_dir_all(&failpoint_dir)
+                    .with_context(|| format!("cannot create {}", failpoint_dir.display()))?;
+                let mut armed =
+                    std::ffi::OsString::from(format!("{}=", raft_store::disk_health::FAILPOINTS_ENV));
+                armed.push(&failpoint_dir);
+                prefix.extend(["env".into(), armed]);
+                failpoints.insert(id, failpoint_dir);
+            }
             if breakable.fake_clocks.contains(&id) {
                 let clock = fake_clock::FakeClock::new(dir.path().join(format!("clock-{id}")))?;
                 prefix.extend(clock.prefix());
@@ -236,11 +252,33 @@ impl TestCluster {
             cluster,
             net,
             clocks,
+            failpoints,
             client,
             dir: Some(dir),
         };
         test.cluster.wait_ready(ready_within).await?;
         Ok(test)
+    }
+
+    /// Fails (or mends) node `id`'s disk: while failed, every sync the node
+    /// attempts fails. Only for a cluster started with
+    /// [`Breakable::disk_faults`].
+    pub fn fail_disk(&self, id: region_config::NodeId, failed: bool) -> anyhow::Result<()> {
+        let dir = self
+            .failpoints
+            .get(&id)
+            .with_context(|| format!("node {id} was started without disk failpoints"))?;
+        let file = dir.join(raft_store::disk_health::WAL_SYNC_FAILPOINT);
+        if failed {
+            std::fs::write(&file, b"").with_context(|| format!("cannot write {}", file.display()))
+        } else {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("cannot remove {}", file.display()))
+                }
+                _ => Ok(()),
+            }
+        }
     }
 
     /// The current leader, once every running node agrees on one.

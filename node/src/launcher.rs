@@ -867,6 +867,17 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// How node `id` exited, if it stopped by itself (`None`: it still runs,
+    /// or was never started).
+    pub fn exit_status(&mut self, id: NodeId) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        match self.node_mut(id).child.as_mut() {
+            Some(child) => child
+                .try_wait()
+                .with_context(|| format!("cannot wait for node {id}")),
+            None => Ok(None),
+        }
+    }
+
     /// Starts node `id` again with the same config and data directory.
     pub fn restart(&mut self, id: NodeId) -> anyhow::Result<()> {
         ensure!(self.node(id).child.is_none(), "node {id} is still running");

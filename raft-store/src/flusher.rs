@@ -11,6 +11,7 @@
 //!
 //! Invariant: a callback is completed only after a WAL sync that began after
 //! the callback's write returned, so nothing is acknowledged before it is on disk.
+//! After one failed sync, none succeeds again ([`DiskHealth`]).
 
 use std::io;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::time::Instant;
 use openraft::storage::IOFlushed;
 use rocksdb::DB;
 
+use crate::disk_health::DiskHealth;
 use crate::types::TypeConfig;
 
 /// Counters of the group commit, for `/metrics` and benchmarks: appends per
@@ -44,6 +46,7 @@ pub struct WalStats {
 pub struct Flusher {
     inner: Arc<Inner>,
     stats: Arc<WalStats>,
+    disk: Arc<DiskHealth>,
 }
 
 struct Inner {
@@ -62,16 +65,17 @@ impl Drop for Inner {
 }
 
 impl Flusher {
-    pub fn start(db: Arc<DB>) -> io::Result<Self> {
+    pub fn start(db: Arc<DB>, disk: Arc<DiskHealth>) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let stats = Arc::new(WalStats::default());
         let thread_stats = stats.clone();
+        let thread_disk = disk.clone();
         let thread = thread::Builder::new().name("wal-sync".into()).spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut waiting = vec![first];
                 waiting.extend(rx.try_iter());
                 let started = Instant::now();
-                let result = db.flush_wal(true);
+                let result = thread_disk.sync(|| db.flush_wal(true));
                 let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 thread_stats.syncs.fetch_add(1, Ordering::Relaxed);
                 thread_stats
@@ -81,7 +85,7 @@ impl Flusher {
                 for callback in waiting {
                     let outcome = match &result {
                         Ok(()) => Ok(()),
-                        Err(e) => Err(io::Error::other(format!("WAL sync failed: {e}"))),
+                        Err(e) => Err(io::Error::other(format!("WAL {e}"))),
                     };
                     callback.io_completed(outcome);
                 }
@@ -93,7 +97,13 @@ impl Flusher {
                 thread: Some(thread),
             }),
             stats,
+            disk,
         })
+    }
+
+    /// The disk's health, which every synced write goes through.
+    pub fn disk(&self) -> &Arc<DiskHealth> {
+        &self.disk
     }
 
     pub fn stats(&self) -> &Arc<WalStats> {

@@ -14,13 +14,15 @@
 //! log has been synced by the single group-commit flusher thread
 //! ([`flusher`]). Because RocksDB has one WAL for all column families, one sync
 //! also covers every earlier state-machine write, so a purge that is durable
-//! implies the state it relies on is durable too.
+//! implies the state it relies on is durable too. One failed sync is final for
+//! the process ([`disk_health`]).
 //!
 //! What this crate does not do: networking (see `transport`), choosing leaders
 //! or routing (see `router`), or any booking rule (see `booking`; the state
 //! machine here is a thin adapter that never decides anything itself).
 
 pub mod codec;
+pub mod disk_health;
 pub mod feed;
 pub mod flusher;
 pub mod keys;

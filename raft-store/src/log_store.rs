@@ -76,9 +76,11 @@ impl LogStore {
     fn put_meta_synced<T: serde::Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf_meta(), prefixed(self.replica, key), encode(value), &opts)
-            .map_err(db_err)
+        // A synced write is a sync: it fails once the disk has failed.
+        self.flusher.disk().sync(|| {
+            self.db
+                .put_cf_opt(self.cf_meta(), prefixed(self.replica, key), encode(value), &opts)
+        })
     }
 
     fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {

@@ -113,7 +113,8 @@ pub fn open(dir: &Path) -> Result<NodeStore, StoreError> {
             }
         })?;
     let db = Arc::new(db);
-    let flusher = Flusher::start(db.clone()).map_err(|source| StoreError::Load {
+    let disk = Arc::new(crate::disk_health::DiskHealth::from_env());
+    let flusher = Flusher::start(db.clone(), disk).map_err(|source| StoreError::Load {
         path: db_path.clone(),
         source,
     })?;

@@ -19,9 +19,8 @@ use clap::Parser;
 )]
 struct Args {
     /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all,
-    /// isolate-leader, split, one-way-cut, drop-responses, transfer-crash, clock-jump; the cuts
-    /// need root,
-    /// clock-jump libfaketime)
+    /// isolate-leader, split, one-way-cut, drop-responses, transfer-crash, clock-jump,
+    /// disk-fail, clock-drift; the cuts need root, the clock faults libfaketime)
     /// or `all`.
     #[arg(long, default_value = "all")]
     faults: String,

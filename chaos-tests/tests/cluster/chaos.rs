@@ -22,14 +22,14 @@ async fn every_fault_kind_leaves_a_linearizable_history() -> anyhow::Result<()> 
 async fn scenario() -> anyhow::Result<()> {
     let first = test_seed();
     // Cutting links needs network namespaces, which need root (CI is);
-    // jumping clocks needs libfaketime (`./dev test` installs it).
+    // setting clocks needs libfaketime (`./dev test` installs it).
     let network = NetLab::available();
     let clocks = FakeClock::available();
     if !network {
         eprintln!("SKIPPED the network faults: network namespaces need root, ip and iptables");
     }
     if !clocks {
-        eprintln!("SKIPPED clock-jump: libfaketime is not installed (Debian's faketime)");
+        eprintln!("SKIPPED clock-jump and clock-drift: libfaketime is not installed (Debian's faketime)");
     }
     let faults: Vec<Fault> = Fault::ALL
         .into_iter()
@@ -40,7 +40,7 @@ async fn scenario() -> anyhow::Result<()> {
             faults: faults.clone(),
             seed,
             // Every fault once (each at most ~10 s, with calm spells
-            // between) is longer than this: one round, ~80 s a seed.
+            // between) is longer than this: one round, ~100 s a seed.
             duration: Duration::from_secs(30),
             clients: 4,
             nodes: 3,
