@@ -39,7 +39,11 @@
 //! - `clock-drift`: the leader's wall clock drifts ahead or behind (the seed
 //!   picks) by 250 ms a second out to 1 s, twice the maximum offset, in
 //!   steps too small to look like a jump, stays there 2 s, then is slewed
-//!   back the same way.
+//!   back the same way;
+//! - `wan-delay`: for 5–7 s every node-to-node call is delayed 40–120 ms
+//!   each way plus up to 60 ms of jitter, and 0–10 % are lost (the seed
+//!   picks): a bad WAN, made in the nodes' transport (`transport::wan`'s
+//!   failpoint), since this machine's kernel has no `netem`.
 //!
 //! The four cuts need real links: the run then puts every node in a
 //! network namespace of its own ([`crate::netlab`], root only). The clock
@@ -119,10 +123,13 @@ pub enum Fault {
     /// behind, 250 ms a second, past the maximum offset), then is slewed
     /// back, as NTP would.
     ClockDrift,
+    /// Every node-to-node link slow, jittery and lossy, as across a bad
+    /// WAN (the `wan` failpoint: this kernel has no netem).
+    WanDelay,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::KillLeader,
         Fault::KillNode,
         Fault::Pause,
@@ -136,6 +143,7 @@ impl Fault {
         Fault::TransferCrash,
         Fault::DiskFail,
         Fault::ClockDrift,
+        Fault::WanDelay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -153,6 +161,7 @@ impl Fault {
             Fault::TransferCrash => "transfer-crash",
             Fault::DiskFail => "disk-fail",
             Fault::ClockDrift => "clock-drift",
+            Fault::WanDelay => "wan-delay",
         }
     }
 
@@ -271,7 +280,10 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         } else {
             Vec::new()
         },
-        disk_faults: opts.faults.contains(&Fault::DiskFail),
+        failpoints: opts
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::DiskFail | Fault::WanDelay)),
     };
     let mut test = TestCluster::start_breakable(opts.nodes, RaftTuning::default(), &breakable).await?;
     let leader = test.leader().await?;
@@ -594,6 +606,23 @@ async fn inject(
                 clock.set_offset_ms(sign * step * DRIFT_STEP_MS)?;
             }
             vec![leader]
+        }
+        Fault::WanDelay => {
+            // 40-120 ms each way plus up to 60 ms of jitter: a round trip of
+            // up to 360 ms against a 250 ms heartbeat; 0-10 % of calls lost.
+            let one_way = rng.random_range(40..=120);
+            let jitter = rng.random_range(0..=60);
+            let loss = rng.random_range(0..=10);
+            eprintln!("chaos: every link {one_way} ms (+{jitter} ms jitter) each way, {loss}% lost");
+            start_ms = history.now_ms();
+            for &node in &running {
+                test.disturb_links(node, Some((one_way, jitter, loss)))?;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.random_range(5_000..7_000))).await;
+            for &node in &running {
+                test.disturb_links(node, None)?;
+            }
+            running.clone()
         }
     };
     let end_ms = history.now_ms();

@@ -94,8 +94,8 @@ pub struct TestCluster {
     pub net: Option<netlab::NetLab>,
     /// The nodes whose wall clock the test sets.
     pub clocks: BTreeMap<region_config::NodeId, fake_clock::FakeClock>,
-    /// The failpoint directory of each node whose disk the test can fail
-    /// (`raft_store::disk_health`).
+    /// The failpoint directory of each node whose disk or links the test can
+    /// break (`raft_store::disk_health`, `transport::wan`).
     failpoints: BTreeMap<region_config::NodeId, std::path::PathBuf>,
     pub client: ApiClient,
     dir: Option<TempDir>,
@@ -111,8 +111,9 @@ pub struct Breakable {
     /// These nodes under a [`fake_clock::FakeClock`] each (libfaketime),
     /// found in [`TestCluster::clocks`].
     pub fake_clocks: Vec<region_config::NodeId>,
-    /// Every node's disk failpoint armed ([`TestCluster::fail_disk`]).
-    pub disk_faults: bool,
+    /// Every node's failpoints armed: its disk ([`TestCluster::fail_disk`])
+    /// and its links ([`TestCluster::disturb_links`]).
+    pub failpoints: bool,
 }
 
 impl TestCluster {
@@ -229,7 +230,7 @@ impl TestCluster {
         let mut failpoints = BTreeMap::new();
         for &id in &ids {
             let mut prefix = net.as_ref().map(|net| net.prefix(id)).unwrap_or_default();
-            if breakable.disk_faults {
+            if breakable.failpoints {
                 let failpoint_dir = dir.path().join(format!("failpoints-{id}"));
                 std::fs::create_dir_all(&failpoint_dir)
                     .with_context(|| format!("cannot create {}", failpoint_dir.display()))?;
@@ -262,22 +263,44 @@ impl TestCluster {
 
     /// Fails (or mends) node `id`'s disk: while failed, every sync the node
     /// attempts fails. Only for a cluster started with
-    /// [`Breakable::disk_faults`].
+    /// [`Breakable::failpoints`].
     pub fn fail_disk(&self, id: region_config::NodeId, failed: bool) -> anyhow::Result<()> {
+        let text = failed.then_some("");
+        self.set_failpoint(id, raft_store::disk_health::WAL_SYNC_FAILPOINT, text)
+    }
+
+    /// Disturbs every call node `id` makes to another node (`None`: mends
+    /// them): each way delayed by `one_way_ms` plus up to `jitter_ms`, and
+    /// `loss_pct` percent lost. The node notices within a quarter second.
+    pub fn disturb_links(
+        &self,
+        id: region_config::NodeId,
+        disturbance: Option<(u32, u32, u32)>,
+    ) -> anyhow::Result<()> {
+        let text = disturbance.map(|(one_way, jitter, loss)| format!("{one_way} {jitter} {loss}\n"));
+        self.set_failpoint(id, transport::wan::WAN_FAILPOINT, text.as_deref())
+    }
+
+    /// Writes node `id`'s failpoint file `name` (`None`: removes it).
+    fn set_failpoint(&self, id: region_config::NodeId, name: &str, text: Option<&str>) -> anyhow::Result<()> {
         let dir = self
             .failpoints
             .get(&id)
-            .with_context(|| format!("node {id} was started without disk failpoints"))?;
-        let file = dir.join(raft_store::disk_health::WAL_SYNC_FAILPOINT);
-        if failed {
-            std::fs::write(&file, b"").with_context(|| format!("cannot write {}", file.display()))
-        } else {
-            match std::fs::remove_file(&file) {
+            .with_context(|| format!("node {id} was started without failpoints"))?;
+        let file = dir.join(name);
+        match text {
+            Some(text) => {
+                // Whole or not at all: the node may read it at any moment.
+                let tmp = dir.join(format!("{name}.tmp"));
+                std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+                std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
+            }
+            None => match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(e).with_context(|| format!("cannot remove {}", file.display()))
                 }
                 _ => Ok(()),
-            }
+            },
         }
     }
 

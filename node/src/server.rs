@@ -121,7 +121,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let store = raft_store::open(&config.data_dir)?;
     let wal_stats = store.wal_stats().clone();
 
-    let pool = ChannelPool::new(tls.client.clone()).with_wan(simulated_wan(&config));
+    let (wan, disturbance) = simulated_wan(&config);
+    let pool = ChannelPool::new(tls.client.clone()).with_wan(wan);
     let groups = Groups::new(transport::clock::ClockGuard::new(config.raft.max_clock_offset_ms));
     let feed = raft_store::FeedHub::new(FEED_BUFFER);
     let replicas = ReplicaManager::new(
@@ -154,6 +155,10 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
 
     let tasks = tokio_util::task::TaskTracker::new();
+    if let Some((disturbance, file)) = disturbance {
+        let stop = shutdown.clone();
+        tasks.spawn(disturbance.follow(file, async move { stop.cancelled().await }));
+    }
     let grpc_shutdown = shutdown.clone();
     // One HTTP/2 connection per peer carries every group's traffic: allow far
     // more concurrent streams than hyper's default of 200, and do not treat
@@ -314,8 +319,14 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 }
 
 /// The simulated WAN of `[wan]` (empty unless configured): a link to each
-/// member in another region.
-fn simulated_wan(config: &NodeConfig) -> transport::wan::Wan {
+/// member in another region; with the failpoints armed, also the disturbance
+/// of every link and the file it follows (`transport::wan`).
+fn simulated_wan(
+    config: &NodeConfig,
+) -> (
+    transport::wan::Wan,
+    Option<(Arc<transport::wan::Disturbance>, std::path::PathBuf)>,
+) {
     let links: std::collections::HashMap<String, transport::wan::Link> = config
         .members
         .iter()
@@ -332,7 +343,14 @@ fn simulated_wan(config: &NodeConfig) -> transport::wan::Wan {
     if config.wan != region_config::WanConfig::default() {
         tracing::warn!(?config.wan, "node-to-node calls cross a SIMULATED wide-area network");
     }
-    wan
+    match std::env::var_os(raft_store::disk_health::FAILPOINTS_ENV) {
+        Some(dir) => {
+            let disturbance = Arc::new(transport::wan::Disturbance::default());
+            let file = std::path::PathBuf::from(dir).join(transport::wan::WAN_FAILPOINT);
+            (wan.disturbed(disturbance.clone()), Some((disturbance, file)))
+        }
+        None => (wan, None),
+    }
 }
 
 /// Initialises the metadata group from the configured members if this

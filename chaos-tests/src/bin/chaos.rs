@@ -20,7 +20,7 @@ use clap::Parser;
 struct Args {
     /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all,
     /// isolate-leader, split, one-way-cut, drop-responses, transfer-crash, clock-jump,
-    /// disk-fail, clock-drift; the cuts need root, the clock faults libfaketime)
+    /// disk-fail, clock-drift, wan-delay; the cuts need root, the clock faults libfaketime)
     /// or `all`.
     #[arg(long, default_value = "all")]
     faults: String,
