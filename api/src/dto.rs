@@ -186,7 +186,8 @@ pub struct DisplayPrice {
     /// A decimal string, exact: `157.43`.
     pub rate: String,
     pub rate_as_of_ms: Millis,
-    /// `rate_as_of_ms` in RFC 3339 UTC (a rate belongs to no place).
+    /// `rate_as_of_ms` in RFC 3339 UTC (a rate belongs to no place); `null`
+    /// for a price already in the asked currency (`rate_as_of_ms` 0).
     pub rate_as_of: Option<String>,
     /// The third currency a cross rate went through, when no rate of the
     /// pair itself (or its opposite) is set.
@@ -201,7 +202,9 @@ impl From<booking::Converted> for DisplayPrice {
             currency: c.amount.currency,
             rate: c.rate.to_string(),
             rate_as_of_ms: c.as_of_ms,
-            rate_as_of: time_in(c.as_of_ms, None),
+            // A price already in the asked currency was converted by no
+            // observed rate: it has no time.
+            rate_as_of: (c.as_of_ms > 0).then(|| time_in(c.as_of_ms, None)).flatten(),
             rate_via: c.via,
         }
     }
