@@ -15,12 +15,17 @@
 //!   leader lost leadership mid-flight) makes the write's outcome unknown if
 //!   the deadline then passes: the caller is told so, never that it failed;
 //! - reads and membership steps can run twice without harm, so for them
-//!   nothing is ever unknown: giving up means "unavailable".
+//!   nothing is ever unknown: giving up means "unavailable";
+//! - while no attempt of a write may have taken effect, no attempt is
+//!   started that could not finish before the deadline (by the longest one
+//!   so far), so that the deadline never makes a write that was never sent
+//!   unknown.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use booking::{GroupId, Query, QueryResult, ReplicaId, Response};
 use tokio::time::Instant;
@@ -65,6 +70,16 @@ pub(crate) trait LeaderClient: Sync {
     fn leader_moved(&self, group: GroupId, target: &Self::Target) -> LeaderMoved;
 }
 
+/// Whether a request's attempts can leave its outcome unknown, so that the
+/// retry loop must take care not to make it so ([`Retrier::with_retries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Certainty {
+    /// A write: an attempt cut in flight may have taken effect.
+    Guard,
+    /// A read or an idempotent step: never unknown.
+    Always,
+}
+
 /// What one attempt came to.
 enum Attempt<T> {
     Done(T),
@@ -99,7 +114,7 @@ impl Retrier {
         write: ForwardedWrite,
     ) -> Result<Response, RouteError> {
         let outcome = self
-            .with_retries(client, group, |target| {
+            .with_retries(client, group, Certainty::Guard, |target| {
                 let write = write.clone();
                 async move { self.interpret(group, client.submit(target, group, write).await) }
             })
@@ -125,7 +140,7 @@ impl Retrier {
         query: Query,
     ) -> Result<QueryResult, RouteError> {
         let outcome = self
-            .with_retries(client, group, |target| {
+            .with_retries(client, group, Certainty::Always, |target| {
                 let query = query.clone();
                 async move { self.certain(self.interpret(group, client.query(target, group, query).await)) }
             })
@@ -142,7 +157,7 @@ impl Retrier {
         op: ManageOp,
     ) -> Result<ManageOutcome, RouteError> {
         let outcome = self
-            .with_retries(client, group, |target| {
+            .with_retries(client, group, Certainty::Always, |target| {
                 let op = op.clone();
                 async move { self.certain(self.interpret(group, client.manage(target, group, op).await)) }
             })
@@ -203,10 +218,17 @@ impl Retrier {
     /// the group's leader moved away from the replica it went to (a leader
     /// paused or cut off holds requests until they time out); the write is
     /// then retried on the new leader at once, with the same request id.
+    ///
+    /// Under [`Certainty::Guard`], while every attempt so far certainly took
+    /// no effect, no attempt is started that could not finish before the
+    /// deadline (judged by the longest attempt so far): cut in flight, it
+    /// would turn a write that was never sent into an unknown outcome. (A
+    /// round trip to a dead peer across a WAN takes that long to be refused.)
     async fn with_retries<C, T, F, Fut>(
         &self,
         client: &C,
         group: GroupId,
+        certainty: Certainty,
         mut attempt: F,
     ) -> Result<T, (bool, String)>
     where
@@ -220,12 +242,14 @@ impl Retrier {
         let mut reason;
         let mut redirects = 0;
         let mut round = 0;
+        let mut longest = Duration::ZERO;
         loop {
             // Resolves if the leader moves away from this round's target.
             let mut moved: Option<LeaderMoved> = None;
             match client.target(group, round, self.take_hint(group)) {
                 Ok(target) => {
                     let mut watch = client.leader_moved(group, &target);
+                    let began = Instant::now();
                     let outcome = tokio::select! {
                         biased;
                         outcome = tokio::time::timeout_at(deadline, attempt(target)) => match outcome {
@@ -243,6 +267,7 @@ impl Retrier {
                             }
                         }
                     };
+                    longest = longest.max(began.elapsed());
                     match outcome {
                         Attempt::Done(value) => return Ok(value),
                         Attempt::Retry {
@@ -278,6 +303,9 @@ impl Retrier {
             }
             if Instant::now() >= deadline {
                 return Err((uncertain, reason));
+            }
+            if certainty == Certainty::Guard && !uncertain && Instant::now() + longest > deadline {
+                return Err((false, reason));
             }
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
@@ -716,6 +744,35 @@ mod tests {
         assert!(retrier.submit(&cluster, 1, write).await.is_ok());
         assert_eq!(cluster.targets(), [1, 2]);
         assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_was_never_sent_is_not_made_unknown_by_the_deadline() {
+        let write = ForwardedWrite {
+            request_id: RequestId::new("client-key-4").unwrap(),
+            command: Command::Tick,
+        };
+        // Every attempt takes 300 ms to be refused (a dead peer across a
+        // WAN): the loop starts none it could not finish, so the deadline
+        // never cuts one in flight and the write stays certainly not done.
+        let mut cluster = Scripted::new(&[], Step::Unreachable);
+        cluster.attempt_time = Duration::from_millis(300);
+        let started = Instant::now();
+        let got = Retrier::new(POLICY).submit(&cluster, 1, write.clone()).await;
+        assert!(matches!(got, Err(RouteError::Unavailable { .. })), "{got:?}");
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed <= POLICY.deadline && elapsed + Duration::from_millis(300) > POLICY.deadline,
+            "gave up after {elapsed:?}: not within one attempt of the deadline"
+        );
+        // Once an attempt may have taken effect, the loop tries on until the
+        // deadline itself: nothing is lost by it.
+        let mut cluster = Scripted::new(&[Step::NoReply], Step::Unreachable);
+        cluster.attempt_time = Duration::from_millis(300);
+        let started = Instant::now();
+        let got = Retrier::new(POLICY).submit(&cluster, 1, write).await;
+        assert!(matches!(got, Err(RouteError::OutcomeUnknown { .. })), "{got:?}");
+        assert_eq!(started.elapsed(), POLICY.deadline);
     }
 
     #[tokio::test(start_paused = true)]
