@@ -62,14 +62,14 @@ impl DiskHealth {
         if let Err(e) = &outcome
             && !self.failed.swap(true, Ordering::AcqRel)
         {
-            tracing::error!(error = %e, "a sync failed: this node acknowledges no more writes and stops");
+            tracing::error!(
+                error = %e,
+                "a sync failed: this node acknowledges no more writes and stops. Check the disk \
+                 (kernel log, free space, the device's health), then start the node again: it keeps \
+                 only what the disk holds and fetches the rest from its peers"
+            );
         }
         outcome
-    }
-
-    /// Whether a sync has failed in this process.
-    pub fn failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
     }
 }
 
@@ -85,9 +85,9 @@ mod tests {
     fn one_failed_sync_fails_every_later_one() {
         let disk = DiskHealth::default();
         ok(&disk).unwrap();
-        assert!(!disk.failed());
+        assert!(!disk.failed.load(Ordering::Acquire));
         assert!(disk.sync(|| Err("IO error: No space left on device")).is_err());
-        assert!(disk.failed());
+        assert!(disk.failed.load(Ordering::Acquire));
         // The disk now answers fine, but its word is no longer taken.
         let mut ran = false;
         assert!(
