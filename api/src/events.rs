@@ -121,30 +121,195 @@ pub(crate) async fn get_event(
     let query = Query::Event(event, EventQuery::View);
     let level = Level::asked(&options, Level::Linearizable)?;
     let plan = freshness::plan(&state, level, &query)?;
-    // A seat map from this node's own replica is cached (`cache`); one read
-    // through the leader is not, since it answers for the leader's index.
-    // The key's indexes are read before anything the answer is made of.
-    let key = match &plan {
-        Plan::Here(..) => seat_map_key(&state, event, options.currency.as_deref()),
-        _ => None,
-    };
-    let (answer, freshness) = match freshness::answer_unless_cached(&state, plan, query, key.as_ref()).await?
-    {
+    let currency = options.currency;
+    // A `bounded` seat map from a replica in this region is kept by time; a
+    // `local` one from this node's replica, by index (see `cache`); one read
+    // through the leader is not kept. The keys' indexes are read before
+    // anything the answer is made of.
+    match plan {
+        Plan::Here(replica, now) if matches!(level, Level::Bounded { .. }) => {
+            match stamped_key(&state, replica.group_id, event, currency.as_deref()) {
+                Some(key) => stamped_seat_map(&state, replica, now, level, key, event, currency).await,
+                None => answer_seat_map(&state, Plan::Here(replica, now), None, event, currency).await,
+            }
+        }
+        Plan::Neighbour(nodes, group, level @ Level::Bounded { .. }) => {
+            let Some(key) = stamped_key(&state, group, event, currency.as_deref()) else {
+                return answer_seat_map(
+                    &state,
+                    Plan::Neighbour(nodes, group, level),
+                    None,
+                    event,
+                    currency,
+                )
+                .await;
+            };
+            borrowed_seat_map(state, Lenders { nodes, group, level }, key, event, currency).await
+        }
+        Plan::Here(..) => {
+            let key = seat_map_key(&state, event, currency.as_deref());
+            answer_seat_map(&state, plan, key, event, currency).await
+        }
+        _ => answer_seat_map(&state, plan, None, event, currency).await,
+    }
+}
+
+/// Answers a seat-map read the way `plan` says, from the read cache when
+/// `key` is there, keeping the answer under `key`.
+async fn answer_seat_map(
+    state: &AppState,
+    plan: Plan,
+    key: Option<cache::Key>,
+    event: EventId,
+    currency: Option<String>,
+) -> ApiResult {
+    let query = Query::Event(event, EventQuery::View);
+    let (answer, freshness) = match freshness::answer_unless_cached(state, plan, query, key.as_ref()).await? {
         Served::Cached(response) => return Ok(response),
         Served::Answer(answer, freshness) => (answer, freshness),
     };
-    let display = Display::asked(&state, options.currency.as_deref()).await?;
-    let zone = crate::venue_zone(&state, event);
-    match answer {
-        QueryResult::Event(EventAnswer::View(Some(view))) => {
-            let mut event = crate::in_zone(dto::Event::from(view), zone.as_deref());
-            if let Some(display) = &display {
-                display.event(&mut event)?;
-            }
-            Ok(freshness.respond(cached(&state, key, &event)))
-        }
-        _ => Err(Problem::not_found("unknown_event", "no such event")),
+    let body = seat_map_body(state, answer, event, currency.as_deref()).await?;
+    if let Some(key) = key {
+        state.cache.put(key, body.clone());
     }
+    Ok(freshness.respond(cache::json_response(body)))
+}
+
+/// The seat map in `answer`, in the venue's time zone and with display
+/// prices in the asked (or this region's) currency, serialized.
+async fn seat_map_body(
+    state: &AppState,
+    answer: QueryResult,
+    event: EventId,
+    currency: Option<&str>,
+) -> Result<axum::body::Bytes, Problem> {
+    let QueryResult::Event(EventAnswer::View(Some(view))) = answer else {
+        return Err(Problem::not_found("unknown_event", "no such event"));
+    };
+    let display = Display::asked(state, currency).await?;
+    let zone = crate::venue_zone(state, event);
+    let mut event = crate::in_zone(dto::Event::from(view), zone.as_deref());
+    if let Some(display) = &display {
+        display.event(&mut event)?;
+    }
+    Ok(cache::to_body(&event))
+}
+
+/// A `bounded` seat map from this node's own replica: the stamped answer
+/// serves while it is within the bound and either the replica has applied
+/// nothing since (it is exact) or it is younger than `cache::REFRESH_AFTER`;
+/// otherwise it is rendered afresh and kept.
+async fn stamped_seat_map(
+    state: &AppState,
+    replica: transport::replicas::GroupReplica,
+    now: freshness::Freshness,
+    level: Level,
+    key: cache::Key,
+    event: EventId,
+    currency: Option<String>,
+) -> ApiResult {
+    let Level::Bounded { max_staleness_ms, .. } = level else {
+        unreachable!("only bounded reads are kept by time");
+    };
+    let now_ms = transport::wall_clock_ms();
+    let exact = |stamp: &cache::Stamp| stamp.index.is_some() && stamp.index == now.index;
+    let usable = |stamp: &cache::Stamp| {
+        exact(stamp) || (stamp.staleness_ms(now_ms) <= max_staleness_ms && stamp.age() < cache::REFRESH_AFTER)
+    };
+    if let Some((body, stamp)) = state.cache.get_stamped(&key, usable) {
+        // An exact answer is as fresh as the replica is now.
+        let shown = if exact(&stamp) {
+            now
+        } else {
+            freshness::of_stamp(level, &stamp, now_ms)
+        };
+        return Ok(shown.respond(cache::json_response(body)));
+    }
+    let (node, index, closed_ms) = (now.served_by, now.index, now.closed_ms);
+    let plan = Plan::Here(replica, now);
+    let (answer, freshness) = freshness::answer(state, plan, Query::Event(event, EventQuery::View)).await?;
+    let body = seat_map_body(state, answer, event, currency.as_deref()).await?;
+    if let (Some(node), Some(closed_ms)) = (node, closed_ms) {
+        state.cache.put_stamped(key, body.clone(), node, index, closed_ms);
+    }
+    Ok(freshness.respond(cache::json_response(body)))
+}
+
+/// The replicas in this node's region that a seat map may be borrowed from.
+struct Lenders {
+    nodes: Vec<u64>,
+    group: booking::GroupId,
+    level: Level,
+}
+
+/// A `bounded` seat-map read on a node with no replica of the event's
+/// group: a borrowed answer still within the bound serves (and, once it is
+/// older than `cache::REFRESH_AFTER`, a newer one is borrowed behind it);
+/// otherwise one is borrowed now.
+async fn borrowed_seat_map(
+    state: AppState,
+    lenders: Lenders,
+    key: cache::Key,
+    event: EventId,
+    currency: Option<String>,
+) -> ApiResult {
+    let Level::Bounded { max_staleness_ms, .. } = lenders.level else {
+        unreachable!("only bounded reads are borrowed");
+    };
+    let now_ms = transport::wall_clock_ms();
+    let within = |stamp: &cache::Stamp| stamp.staleness_ms(now_ms) <= max_staleness_ms;
+    if let Some((body, stamp)) = state.cache.get_stamped(&key, within) {
+        let freshness = freshness::of_stamp(lenders.level, &stamp, now_ms);
+        if stamp.claim_refresh() {
+            let state = state.clone();
+            tokio::spawn(async move {
+                // A failed refresh leaves the old answer to age out of its bound.
+                let _ = borrow_seat_map(&state, lenders, key, event, currency.as_deref()).await;
+                stamp.refresh_done();
+            });
+        }
+        return Ok(freshness.respond(cache::json_response(body)));
+    }
+    let (body, freshness) = borrow_seat_map(&state, lenders, key, event, currency.as_deref()).await?;
+    Ok(freshness.respond(cache::json_response(body)))
+}
+
+/// Reads the seat map from a lender (or, as `freshness::answer` falls back,
+/// the leader) and keeps it under `key` if a lender answered.
+async fn borrow_seat_map(
+    state: &AppState,
+    lenders: Lenders,
+    key: cache::Key,
+    event: EventId,
+    currency: Option<&str>,
+) -> Result<(axum::body::Bytes, freshness::Freshness), Problem> {
+    let plan = Plan::Neighbour(lenders.nodes, lenders.group, lenders.level);
+    let (answer, freshness) = freshness::answer(state, plan, Query::Event(event, EventQuery::View)).await?;
+    let body = seat_map_body(state, answer, event, currency).await?;
+    if let (Some(node), Some(closed_ms)) = (freshness.served_by, freshness.closed_ms) {
+        state
+            .cache
+            .put_stamped(key, body.clone(), node, freshness.index, closed_ms);
+    }
+    Ok((body, freshness))
+}
+
+/// The key of a seat map kept by time: the event and the request, and the
+/// metadata group's index on this node (rates and the region table decide
+/// the display prices). What it reflects is in its stamp.
+fn stamped_key(
+    state: &AppState,
+    group: booking::GroupId,
+    event: EventId,
+    currency: Option<&str>,
+) -> Option<cache::Key> {
+    Some(cache::Key {
+        kind: "seat-map-stamped",
+        group,
+        applied: 0,
+        also: (booking::META_GROUP, applied_index(state, booking::META_GROUP)?),
+        request: format!("{}|{}", event.0, currency.unwrap_or("")),
+    })
 }
 
 /// What a local seat map is rendered from: the event group's applied index
@@ -162,13 +327,4 @@ fn seat_map_key(state: &AppState, event: EventId, currency: Option<&str>) -> Opt
         also: (booking::META_GROUP, applied_index(state, booking::META_GROUP)?),
         request: format!("{}|{}", event.0, currency.unwrap_or("")),
     })
-}
-
-/// Serializes `event`, keeping it under `key` when there is one.
-fn cached(state: &AppState, key: Option<cache::Key>, event: &dto::Event) -> axum::response::Response {
-    let body = cache::to_body(event);
-    if let Some(key) = key {
-        state.cache.put(key, body.clone());
-    }
-    cache::json_response(body)
 }

@@ -157,6 +157,98 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(body)
 }
 
+/// How many committed entries a replica may have left to apply and still
+/// count as caught up for `/readyz`: about a second of a busy group's writes,
+/// far less than a restarted or lagging replica's backlog.
+pub const READY_MAX_APPLY_LAG: u64 = 1_000;
+
+/// `GET /livez`: the process is up and its HTTP server answers. Nothing
+/// else is checked, on purpose: a live node that is not ready (a lost
+/// quorum, a backlog to apply) is to be waited for, not restarted.
+pub(crate) async fn livez(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "status": "live", "node_id": state.router.node_id() }))
+}
+
+/// `GET /readyz`: whether this node can serve its share now. 200 when it
+/// is; 503 `not_ready` naming every reason when not (see [`not_ready`]).
+pub(crate) async fn readyz(State(state): State<AppState>) -> HttpResponse {
+    let reasons = not_ready(&state);
+    if reasons.is_empty() {
+        return Json(json!({ "status": "ready", "node_id": state.router.node_id() })).into_response();
+    }
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        format!("this node cannot serve its share yet: {}", reasons.join("; ")),
+    )
+    .with("node_id", json!(state.router.node_id()))
+    .with("reasons", json!(reasons))
+    .into_response()
+}
+
+/// Why this node is not ready, or nothing: its copy of the cluster map is
+/// initialised, it runs a replica of every group the map places on it, each
+/// of them knows its leader and has applied all but [`READY_MAX_APPLY_LAG`]
+/// of the entries it knows committed, and its clock agrees with its peers'.
+pub(crate) fn not_ready(state: &AppState) -> Vec<String> {
+    let router = &state.router;
+    let node_id = router.node_id();
+    let mut reasons = Vec::new();
+    let replicas = router.groups().list();
+    let placed: Option<Vec<GroupId>> = router.with_local_map(|map| {
+        if !map.is_initialised() {
+            return Vec::new();
+        }
+        map.groups
+            .keys()
+            .copied()
+            .filter(|g| map.replica_on(*g, node_id).is_some())
+            .chain([META_GROUP])
+            .collect()
+    });
+    match placed {
+        Some(placed) if !placed.is_empty() => {
+            let missing: Vec<GroupId> = placed
+                .iter()
+                .copied()
+                .filter(|g| !replicas.iter().any(|r| r.group_id == *g))
+                .collect();
+            if !missing.is_empty() {
+                reasons.push(format!(
+                    "the replicas of groups {missing:?} have not started here"
+                ));
+            }
+        }
+        _ => reasons.push("this node's copy of the cluster map is not initialised".to_owned()),
+    }
+    for replica in &replicas {
+        let m = replica.raft.metrics().borrow_watched().clone();
+        if m.current_leader.is_none() {
+            reasons.push(format!(
+                "group {} has no leader (term {})",
+                replica.group_id, m.current_term
+            ));
+            continue;
+        }
+        let committed = m.cluster_committed.as_ref().map_or(0, |id| id.index);
+        let applied = m.last_applied.as_ref().map_or(0, |id| id.index);
+        if committed.saturating_sub(applied) > READY_MAX_APPLY_LAG {
+            reasons.push(format!(
+                "group {}'s replica has applied {applied} of {committed} committed entries",
+                replica.group_id
+            ));
+        }
+    }
+    let clock = router.groups().clock().snapshot();
+    if clock.suspect {
+        reasons.push(format!(
+            "this node's clock is suspect{}",
+            clock.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ));
+    }
+    reasons
+}
+
 /// Reads one per-group gauge from a replica's Raft metrics.
 type MetricReader = fn(&openraft::RaftMetrics<raft_store::TypeConfig>) -> u64;
 

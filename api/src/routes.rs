@@ -49,6 +49,22 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         e(
             Method::GET,
+            "/livez",
+            Public,
+            200,
+            "The process serves HTTP (restart it if this fails)",
+            get(ops::livez),
+        ),
+        e(
+            Method::GET,
+            "/readyz",
+            Public,
+            200,
+            "This node can serve its share: its replicas are led and caught up, its clock agrees",
+            get(ops::readyz),
+        ),
+        e(
+            Method::GET,
             "/metrics",
             Public,
             200,

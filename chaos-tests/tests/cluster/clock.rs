@@ -5,7 +5,7 @@
 //! seat, then its clock jumps an hour forward. Before the max-offset rule an
 //! hour-fast leader expired every hold at once and moved the log's clock an
 //! hour ahead for good. Now node 3 must refuse to stamp writes, say why in
-//! `/health`, and hand the group over; writes continue through every node
+//! `/health` (live, but 503 on `/readyz`), and hand the group over; writes continue through every node
 //! (node 3 included, which forwards them); the hold made before the jump
 //! stays active; nothing is stamped with the fast clock. Then its clock is
 //! put right, and it leads and writes again. The same for a jump backwards.
@@ -97,7 +97,28 @@ async fn scenario() -> anyhow::Result<()> {
             reason.contains("ms from 2 of its 2 peers") || reason.contains("jumped"),
             "{round}: reason {reason:?}"
         );
+        // It is live but not ready, and says why; its peers stay ready.
+        let (status, _, body) = test.client.raw(Method::GET, SKEWED, "/livez").await?;
+        ensure!(
+            status == StatusCode::OK,
+            "{round}: node 3's livez: {status} {body}"
+        );
+        let (status, _, body) = test.client.raw(Method::GET, SKEWED, "/readyz").await?;
+        let not_ready: Value = serde_json::from_str(&body)?;
+        ensure!(
+            status == StatusCode::SERVICE_UNAVAILABLE
+                && not_ready["code"] == "not_ready"
+                && not_ready["reasons"].as_array().is_some_and(|r| r
+                    .iter()
+                    .any(|r| r.as_str().is_some_and(|r| r.contains("clock is suspect")))),
+            "{round}: node 3's readyz: {status} {body}"
+        );
         for good in [1, 2] {
+            let (status, _, body) = test.client.raw(Method::GET, good, "/readyz").await?;
+            ensure!(
+                status == StatusCode::OK,
+                "{round}: node {good}'s readyz: {status} {body}"
+            );
             let h = health_json(&test, good).await?;
             ensure!(
                 h["clock"]["suspect"] == false,
@@ -152,6 +173,11 @@ async fn scenario() -> anyhow::Result<()> {
             Duration::from_secs(20),
             async || Ok((health_json(&test, SKEWED).await?["clock"]["suspect"] == false).then_some(())),
         )
+        .await?;
+        eventually("node 3 to be ready again", Duration::from_secs(20), async || {
+            let (status, _, _) = test.client.raw(Method::GET, SKEWED, "/readyz").await?;
+            Ok((status == StatusCode::OK).then_some(()))
+        })
         .await?;
     }
     lead_from(&test, SKEWED).await?;

@@ -234,6 +234,33 @@ async fn scenario() -> anyhow::Result<()> {
         "a neighbour's read took {:?}",
         beside.took
     );
+    // Read again, it is the borrowed answer that serves, from the cache,
+    // saying what it reflects: the same lender and index, no fresher.
+    let hits_before = cache_hits(&http, &test.cluster.http_url(NEIGHBOUR)).await?;
+    let again = get(
+        &http,
+        &test.cluster.http_url(NEIGHBOUR),
+        &format!("/v1/events/{EVENT}?consistency=bounded&max_staleness_ms=3000&fallback=none"),
+    )
+    .await?;
+    ensure!(again.status == StatusCode::OK, "{} {}", again.status, again.body);
+    ensure!(
+        again.served_by == Some(ABROAD) && again.as_of_index >= beside.as_of_index,
+        "the second read: served by {:?} at {:?}, the first at {:?}",
+        again.served_by,
+        again.as_of_index,
+        beside.as_of_index
+    );
+    ensure!(
+        again.staleness_ms.is_some_and(|s| s <= 3000),
+        "a borrowed answer beyond its bound: {:?}",
+        again.staleness_ms
+    );
+    let hits_after = cache_hits(&http, &test.cluster.http_url(NEIGHBOUR)).await?;
+    ensure!(
+        hits_after > hits_before,
+        "node {NEIGHBOUR}'s second read missed the cache ({hits_before} -> {hits_after} hits)"
+    );
 
     // Personal data stays home: a customer of ap-south registers there and
     // books the eu-west event; no eu-west node's files hold their address
@@ -272,6 +299,22 @@ async fn scenario() -> anyhow::Result<()> {
         Duration::from_secs(30),
         async || {
             let read = get(&http, &abroad, &path).await?;
+            Ok((read.body["held"] == 3).then_some(()))
+        },
+    )
+    .await?;
+    // The borrowed answer is refreshed behind the reads: the neighbour
+    // shows the new hold too.
+    eventually(
+        "the neighbour's borrowed seat map has the customer's hold",
+        Duration::from_secs(30),
+        async || {
+            let read = get(
+                &http,
+                &test.cluster.http_url(NEIGHBOUR),
+                &format!("/v1/events/{EVENT}?consistency=bounded&max_staleness_ms=3000&fallback=none"),
+            )
+            .await?;
             Ok((read.body["held"] == 3).then_some(()))
         },
     )
@@ -337,6 +380,33 @@ async fn scenario() -> anyhow::Result<()> {
         cut_at.elapsed() >= Duration::from_millis(500),
         "refused before any staleness could build up"
     );
+    // Nor does the neighbour's borrowed answer outlive the bound.
+    let borrowed_too_stale = eventually(
+        "the neighbour's bounded read refuses once the bound passes",
+        Duration::from_secs(30),
+        async || {
+            let read = get(
+                &http,
+                &test.cluster.http_url(NEIGHBOUR),
+                &format!("/v1/events/{EVENT}?consistency=bounded&max_staleness_ms=1000&fallback=none"),
+            )
+            .await?;
+            // An answer beyond the bound ends the wait too, and fails below.
+            if read.status == StatusCode::OK && read.staleness_ms.is_some_and(|s| s <= 1000) {
+                bail!("still within the bound ({:?} ms)", read.staleness_ms);
+            }
+            Ok(Some(read))
+        },
+    )
+    .await?;
+    ensure!(
+        borrowed_too_stale.status == StatusCode::SERVICE_UNAVAILABLE
+            && borrowed_too_stale.body["code"] == "replica_too_stale",
+        "the neighbour's read once the bound passed: {} (staleness {:?} ms) {}",
+        borrowed_too_stale.status,
+        borrowed_too_stale.staleness_ms,
+        borrowed_too_stale.body
+    );
     let later = get(&http, &abroad, &path).await?;
     ensure!(
         later.staleness_ms.is_some_and(|s| s >= 1000),
@@ -362,6 +432,19 @@ async fn scenario() -> anyhow::Result<()> {
     let after = get(&http, &abroad, &path).await?;
     ensure!(after.body["held"] == 3, "nothing changed: {}", after.body);
     test.finish().await
+}
+
+/// The read cache's hits so far on the node at `base`.
+async fn cache_hits(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("boxoffice_read_cache_hits_total")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .context("no boxoffice_read_cache_hits_total in /metrics")
 }
 
 /// The files of `node` (its data directory and its log) that contain any of `needles`.
