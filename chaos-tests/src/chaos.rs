@@ -43,7 +43,17 @@
 //! - `wan-delay`: for 5–7 s every node-to-node call is delayed 40–120 ms
 //!   each way plus up to 60 ms of jitter, and 0–10 % are lost (the seed
 //!   picks): a bad WAN, made in the nodes' transport (`transport::wan`'s
-//!   failpoint), since this machine's kernel has no `netem`.
+//!   failpoint), since this machine's kernel has no `netem`;
+//! - `region-loss`: every node of one region (the event leader's or
+//!   another, the seed picks) killed with `kill -9` at once, restarted 4–6 s
+//!   later. It needs a run over three regions or more (`regions`), where
+//!   the event is created to survive a region (`survive: region`, voters in
+//!   three regions): the sale must go on from the others.
+//!
+//! With `regions` above one the nodes are spread over that many regions
+//! (node `i + 1` in the `i % regions`-th), and with three or more the event
+//! gets a group of its own with voters in three regions; every fault that
+//! names "the leader" means that group's leader.
 //!
 //! The four cuts need real links: the run then puts every node in a
 //! network namespace of its own ([`crate::netlab`], root only). The clock
@@ -126,10 +136,13 @@ pub enum Fault {
     /// Every node-to-node link slow, jittery and lossy, as across a bad
     /// WAN (the `wan` failpoint: this kernel has no netem).
     WanDelay,
+    /// Every node of one region killed at once, then restarted: an event
+    /// that survives a region goes on selling from the others.
+    RegionLoss,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::KillLeader,
         Fault::KillNode,
         Fault::Pause,
@@ -144,6 +157,7 @@ impl Fault {
         Fault::DiskFail,
         Fault::ClockDrift,
         Fault::WanDelay,
+        Fault::RegionLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -162,6 +176,7 @@ impl Fault {
             Fault::DiskFail => "disk-fail",
             Fault::ClockDrift => "clock-drift",
             Fault::WanDelay => "wan-delay",
+            Fault::RegionLoss => "region-loss",
         }
     }
 
@@ -178,6 +193,11 @@ impl Fault {
     /// libfaketime ([`crate::fake_clock::FakeClock`]).
     pub fn needs_fake_clock(self) -> bool {
         matches!(self, Fault::ClockJump | Fault::ClockDrift)
+    }
+
+    /// Whether the fault needs a run over three regions or more.
+    pub fn needs_regions(self) -> bool {
+        self == Fault::RegionLoss
     }
 
     /// `kill-leader,pause` or `all`.
@@ -208,6 +228,20 @@ pub struct ChaosOptions {
     pub duration: Duration,
     pub clients: u64,
     pub nodes: usize,
+    /// Regions the nodes are spread over (see the module doc); 1: all in one.
+    pub regions: usize,
+}
+
+/// The regions of a run over `count` of them.
+fn region_names(count: usize) -> anyhow::Result<Vec<region_config::RegionId>> {
+    const KNOWN: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+    (0..count)
+        .map(|i| match KNOWN.get(i) {
+            Some(name) => region_config::RegionId::new(name),
+            None => region_config::RegionId::new(&format!("region-{}", i + 1)),
+        })
+        .collect::<Result<_, _>>()
+        .context("a region name")
 }
 
 /// One fault as it happened, in milliseconds of the run's clock.
@@ -234,6 +268,7 @@ pub struct OpCounts {
 pub struct ChaosReport {
     pub seed: u64,
     pub nodes: usize,
+    pub regions: usize,
     pub clients: u64,
     pub duration_ms: u64,
     pub ops: OpCounts,
@@ -254,6 +289,18 @@ pub struct ChaosReport {
 pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     if opts.faults.is_empty() || opts.nodes < 3 || opts.clients == 0 {
         bail!("a chaos run needs at least one fault, three nodes and one client");
+    }
+    if opts.regions == 0 || opts.regions > opts.nodes {
+        bail!(
+            "a chaos run spreads its {} nodes over 1 to {0} regions, not {}",
+            opts.nodes,
+            opts.regions
+        );
+    }
+    if opts.regions < 3 && opts.faults.iter().any(|f| f.needs_regions()) {
+        bail!(
+            "region-loss needs a run over three regions or more (--regions 3), so that the event's voters span three"
+        );
     }
     let network = opts.faults.iter().any(|f| f.needs_network());
     let fake_clocks = opts.faults.iter().any(|f| f.needs_fake_clock());
@@ -285,16 +332,39 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
             .iter()
             .any(|f| matches!(f, Fault::DiskFail | Fault::WanDelay)),
     };
-    let mut test = TestCluster::start_breakable(opts.nodes, RaftTuning::default(), &breakable).await?;
+    let regions = region_names(opts.regions)?;
+    let mut test =
+        TestCluster::start_breakable_in(opts.nodes, RaftTuning::default(), &regions, &breakable).await?;
     let leader = test.leader().await?;
     let client = test.client.clone();
     // Enough seats that the clients never run out (a client stops when no
     // seat is left, and a fault after that would show no recovery). Every
     // seat is tried once: four clients try about 6,400 in two minutes on
     // two cores.
-    let view = test
-        .create_event(leader, EVENT, &grid_event("chaos", 16, 40, 40)?)
+    let spec = grid_event("chaos", 16, 40, 40)?;
+    let group = if opts.regions >= 3 {
+        let extra = serde_json::json!({ "survive": "region", "home_region": regions[0].to_string() });
+        expect_ok(
+            client
+                .create_event_with(leader, EVENT, &spec, "create-event-chaos", extra)
+                .await?,
+            "create the event",
+        )?;
+        event_group(&client, leader).await?
+    } else {
+        test.create_event(leader, EVENT, &spec).await?;
+        crate::FIRST_DATA_GROUP
+    };
+    let leader = test
+        .cluster
+        .wait_group_leader(group, crate::READY_TIMEOUT)
         .await?;
+    let view = expect_ok(
+        client
+            .event_view(leader, EVENT, Consistency::Linearizable)
+            .await?,
+        "view",
+    )?;
     let picker = Arc::new(SeatPicker::new(view.seats().map(|s| s.id.clone()).collect()));
 
     let history = Arc::new(Recorder::default());
@@ -328,7 +398,7 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         }
         let fault = order.pop().expect("refilled above");
         tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..4_000))).await;
-        windows.push(inject(&mut test, fault, &mut rng, &history).await?);
+        windows.push(inject(&mut test, group, fault, &mut rng, &history).await?);
     }
     // A calm spell before the clients stop, so that the last fault's
     // recovery shows in the history too.
@@ -339,7 +409,10 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     }
 
     // Settled: every node runs, a leader answers, the final read is its.
-    let leader = test.leader().await?;
+    let leader = test
+        .cluster
+        .wait_group_leader(group, crate::READY_TIMEOUT)
+        .await?;
     let settled = client.clone().with_retry_budget(Duration::from_secs(30));
     let view = expect_ok(
         settled
@@ -371,6 +444,7 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     let report = ChaosReport {
         seed: opts.seed,
         nodes: opts.nodes,
+        regions: opts.regions,
         clients: opts.clients,
         duration_ms: started.elapsed().as_millis() as u64,
         ops,
@@ -395,6 +469,7 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
 /// Applies `fault`, waits it out and heals it; its window.
 async fn inject(
     test: &mut TestCluster,
+    group: u64,
     fault: Fault,
     rng: &mut StdRng,
     history: &Recorder,
@@ -408,7 +483,9 @@ async fn inject(
     let nodes = match fault {
         Fault::KillLeader | Fault::KillNode => {
             let node = if fault == Fault::KillLeader {
-                test.leader().await?
+                test.cluster
+                    .wait_group_leader(group, crate::READY_TIMEOUT)
+                    .await?
             } else {
                 victim
             };
@@ -420,7 +497,9 @@ async fn inject(
         }
         Fault::Pause | Fault::PauseLeader => {
             let victim = if fault == Fault::PauseLeader {
-                test.leader().await?
+                test.cluster
+                    .wait_group_leader(group, crate::READY_TIMEOUT)
+                    .await?
             } else {
                 victim
             };
@@ -441,7 +520,10 @@ async fn inject(
             running.clone()
         }
         Fault::IsolateLeader => {
-            let leader = test.leader().await?;
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
             let net = test.net.as_mut().context("isolate-leader needs a network lab")?;
             net.split(&[leader])?;
             // From when the rules are in force: installing them takes a
@@ -470,7 +552,10 @@ async fn inject(
             first.into_iter().chain(second).collect()
         }
         Fault::OneWayCut => {
-            let leader = test.leader().await?;
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
             let net = test.net.as_mut().context("one-way-cut needs a network lab")?;
             let deaf = rng.random_bool(0.5);
             for &other in running.iter().filter(|&&n| n != leader) {
@@ -502,12 +587,15 @@ async fn inject(
             vec![victim]
         }
         Fault::TransferCrash => {
-            let leader = test.leader().await?;
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
             let followers: Vec<NodeId> = running.iter().copied().filter(|&n| n != leader).collect();
             let to = followers[rng.random_range(0..followers.len())];
             let victim = if rng.random_bool(0.5) { leader } else { to };
             let asker = test.client.clone();
-            let path = format!("/v1/admin/groups/{}/transfer-leader", crate::FIRST_DATA_GROUP);
+            let path = format!("/v1/admin/groups/{group}/transfer-leader");
             start_ms = history.now_ms();
             // Whatever the transfer answers (it may not, its node dying):
             // the crash is what is being tested.
@@ -532,7 +620,10 @@ async fn inject(
             vec![leader, to]
         }
         Fault::ClockJump => {
-            let leader = test.leader().await?;
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
             let clock = test
                 .clocks
                 .get(&leader)
@@ -549,7 +640,10 @@ async fn inject(
             vec![leader]
         }
         Fault::DiskFail => {
-            let leader = test.leader().await?;
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
             start_ms = history.now_ms();
             test.fail_disk(leader, true)?;
             // Every later sync fails, its replicas stop at their next write,
@@ -578,7 +672,10 @@ async fn inject(
             vec![leader]
         }
         Fault::ClockDrift => {
-            let leader = test.leader().await?;
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
             let clock = test
                 .clocks
                 .get(&leader)
@@ -597,7 +694,7 @@ async fn inject(
                 clock.set_offset_ms(sign * step * DRIFT_STEP_MS)?;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let at_peak = test.cluster.leader_id().await;
+            let at_peak = test.cluster.group_leader(group).await;
             eprintln!(
                 "chaos: node {leader} {} ms off; the group's leader: {}",
                 sign * DRIFT_STEPS * DRIFT_STEP_MS,
@@ -626,6 +723,40 @@ async fn inject(
             }
             running.clone()
         }
+        Fault::RegionLoss => {
+            let leader = test
+                .cluster
+                .wait_group_leader(group, crate::READY_TIMEOUT)
+                .await?;
+            let region_of = |node: NodeId| test.cluster.config(node).region.clone();
+            let mut regions: Vec<_> = running.iter().map(|&n| region_of(n)).collect();
+            regions.sort();
+            regions.dedup();
+            // The leader's region half the time (the sale must move abroad),
+            // else another (it must go on undisturbed).
+            let lost = if rng.random_bool(0.5) {
+                region_of(leader)
+            } else {
+                regions[rng.random_range(0..regions.len())].clone()
+            };
+            let victims: Vec<NodeId> = running
+                .iter()
+                .copied()
+                .filter(|&n| region_of(n) == lost)
+                .collect();
+            eprintln!("chaos: region {lost} lost (nodes {victims:?}; the event's leader is node {leader})");
+            for &node in &victims {
+                test.cluster.kill(node)?;
+            }
+            // From when the region is gone: a leader killed last may still
+            // acknowledge while the others go.
+            start_ms = history.now_ms();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(4_000..6_000))).await;
+            for &node in &victims {
+                test.cluster.restart(node)?;
+            }
+            victims
+        }
     };
     let end_ms = history.now_ms();
     eprintln!(
@@ -639,6 +770,28 @@ async fn inject(
         end_ms,
         recovery_ms: None,
     })
+}
+
+/// The group the event was placed on, from node `node`'s map (the run has
+/// one event).
+async fn event_group(client: &ApiClient, node: NodeId) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + crate::READY_TIMEOUT;
+    loop {
+        let map = client.cluster(node).await?;
+        let placed = map["groups"].as_array().and_then(|groups| {
+            groups
+                .iter()
+                .find(|g| g["events"].as_u64().is_some_and(|n| n > 0))
+                .and_then(|g| g["group_id"].as_u64())
+        });
+        if let Some(group) = placed {
+            return Ok(group);
+        }
+        if Instant::now() >= deadline {
+            bail!("node {node}'s map places the event on no group: {map}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn signal(pid: u32, which: &str) -> anyhow::Result<()> {

@@ -193,6 +193,21 @@ impl TestCluster {
         Self::launch_breakable(nodes, raft, layout, &[], READY_TIMEOUT, &|_| {}, breakable).await
     }
 
+    /// [`TestCluster::start_breakable`] with the nodes spread over
+    /// `regions` (node `i + 1` in `regions[i % len]`).
+    pub async fn start_breakable_in(
+        nodes: usize,
+        raft: RaftTuning,
+        regions: &[region_config::RegionId],
+        breakable: &Breakable,
+    ) -> anyhow::Result<Self> {
+        let layout = ClusterLayout {
+            groups_per_region: 1,
+            ..ClusterLayout::default()
+        };
+        Self::launch_breakable(nodes, raft, layout, regions, READY_TIMEOUT, &|_| {}, breakable).await
+    }
+
     /// [`TestCluster::launch`] with `breakable`'s network and clocks.
     async fn launch_breakable(
         nodes: usize,

@@ -805,6 +805,11 @@ impl LocalCluster {
     /// leader of [`FIRST_DATA_GROUP`]; returns it.
     /// Fails early if a node exits, with the end of its log in the error.
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<NodeId> {
+        self.wait_group_leader(FIRST_DATA_GROUP, timeout).await
+    }
+
+    /// [`LocalCluster::wait_ready`] for the leader of `group`.
+    pub async fn wait_group_leader(&mut self, group: u64, timeout: Duration) -> anyhow::Result<NodeId> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some((id, status)) = self.reap_exited().into_iter().next() {
@@ -814,7 +819,7 @@ impl LocalCluster {
                     self.log_tail(id)
                 );
             }
-            if let Some(leader) = self.leader_id().await {
+            if let Some(leader) = self.group_leader(group).await {
                 return Ok(leader);
             }
             if Instant::now() >= deadline {
@@ -827,7 +832,7 @@ impl LocalCluster {
                     report.push_str(&format!("\n  node {id}: {answer}"));
                 }
                 bail!(
-                    "no agreed leader after {timeout:?}; logs in {}{report}",
+                    "no agreed leader of group {group} after {timeout:?}; logs in {}{report}",
                     self.base_dir.display()
                 );
             }

@@ -1,7 +1,7 @@
 //! `chaos`: one chaos run from the command line (see `chaos_tests::chaos`).
 //!
 //!   cargo run --bin chaos -- --faults all --seed 7 --duration 60 --clients 6 --nodes 3 \
-//!       --report run.json --timeline run.svg
+//!       --regions 3 --report run.json --timeline run.svg
 //!
 //! Exits 1 when the checker finds a violation; the JSON report says which.
 
@@ -20,8 +20,8 @@ use clap::Parser;
 struct Args {
     /// Comma-separated faults (kill-leader, kill-node, pause, pause-leader, restart-all,
     /// isolate-leader, split, one-way-cut, drop-responses, transfer-crash, clock-jump,
-    /// disk-fail, clock-drift, wan-delay; the cuts need root, the clock faults libfaketime)
-    /// or `all`.
+    /// disk-fail, clock-drift, wan-delay, region-loss; the cuts need root, the clock faults
+    /// libfaketime, region-loss --regions 3) or `all` (without region-loss under three regions).
     #[arg(long, default_value = "all")]
     faults: String,
     /// The seed of the fault schedule and the workload.
@@ -34,6 +34,9 @@ struct Args {
     clients: u64,
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+    /// Regions the nodes are spread over; with three or more the event survives a region.
+    #[arg(long, default_value_t = 1)]
+    regions: usize,
     /// Where the cluster runs: local processes (compose: deploy/compose.sh test).
     #[arg(long, default_value = "local")]
     target: String,
@@ -53,8 +56,14 @@ async fn main() -> anyhow::Result<()> {
         "--target {} is not supported by this binary: the compose cluster is driven by deploy/compose.sh",
         args.target
     );
+    let mut faults = Fault::parse_list(&args.faults)?;
+    if args.faults == "all" && args.regions < 3 {
+        eprintln!("region-loss left out: it needs --regions 3 or more");
+        faults.retain(|f| !f.needs_regions());
+    }
     let opts = ChaosOptions {
-        faults: Fault::parse_list(&args.faults)?,
+        faults,
+        regions: args.regions,
         seed: args.seed,
         duration: Duration::from_secs(args.duration),
         clients: args.clients,
