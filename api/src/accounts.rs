@@ -34,6 +34,28 @@ fn keys(state: &AppState) -> Result<&AuthKeys, Problem> {
     })
 }
 
+/// The keys, for a handler that signs an access token: refused before
+/// anything is written while this node's clock is suspect (it would stamp
+/// `iat` and `exp` with a clock its peers disagree with: an hour fast, a
+/// token that outlives its hour). A refused refresh has not rotated its
+/// token; the client retries on another node.
+fn signing_keys(state: &AppState) -> Result<&AuthKeys, Problem> {
+    let keys = keys(state)?;
+    let clock = state.router.groups().clock();
+    if clock.is_suspect() {
+        let why = clock
+            .snapshot()
+            .reason
+            .unwrap_or_else(|| "it is beyond the maximum offset".to_owned());
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "clock_suspect",
+            format!("this node's clock is suspect ({why}), so it signs no tokens; retry on another node"),
+        ));
+    }
+    Ok(keys)
+}
+
 /// The keyed hash an address is claimed under: readable only with the cluster secret.
 fn email_key(keys: &AuthKeys, email: &str) -> TokenHash {
     Sha256::new()
@@ -233,6 +255,8 @@ pub(crate) async fn register(
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> ApiResult {
+    // Checked before the account is made, not only before the token.
+    signing_keys(&state)?;
     let (group, account) = register_account(&state, &headers, body, Role::Customer).await?;
     let keys = keys(&state)?;
     let mut tokens = start_session(&state, keys, group, account.customer_id.clone()).await?;
@@ -252,7 +276,7 @@ pub(crate) async fn login(
     crate::limits::ClientIp(ip): crate::limits::ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult {
-    let keys = keys(&state)?;
+    let keys = signing_keys(&state)?;
     let email = normalise_email(&body.email)?;
     // Throttled attempts and a node at its hashing capacity are refused
     // before anything is read or hashed.
@@ -300,7 +324,7 @@ pub(crate) struct RefreshBody {
 }
 
 pub(crate) async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> ApiResult {
-    let keys = keys(&state)?;
+    let keys = signing_keys(&state)?;
     let presented = RefreshToken::parse(&body.refresh_token)?;
     let secret = RefreshToken::new_secret();
     let command = Command::Account(AccountCommand::RotateSession {
@@ -492,7 +516,7 @@ pub(crate) async fn guest_verify(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GuestVerifyBody>,
 ) -> ApiResult {
-    let keys = keys(&state)?;
+    let keys = signing_keys(&state)?;
     let invalid = || Problem::from(Rejection::CodeInvalid);
     let mut parts = body.challenge_id.split('.');
     let (Some("gc"), Some(group), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next())

@@ -344,6 +344,8 @@ static CATALOG: &[Entry] = catalog! {
         ja("支払い機能は無効です", "このノードでは支払いを利用できません。");
     "live_disabled" => de("Live-Ansicht abgeschaltet", "Dieser Knoten liefert keine Live-Sitzpläne.")
         ja("ライブ配信は無効です", "このノードはライブ座席表を配信していません。");
+    "clock_suspect" => de("Uhr dieses Knotens unzuverlässig", "Die Uhr dieses Knotens weicht von den anderen ab; er stellt keine Tokens aus. Bitte einen anderen Knoten versuchen.")
+        ja("このノードの時計が不正確です", "このノードの時計が他のノードとずれているため、トークンを発行しません。別のノードで再試行してください。");
     "not_ready" => de("Knoten nicht bereit", "Dieser Knoten kann seinen Teil noch nicht bedienen; die Gründe stehen in reasons.")
         ja("ノードの準備ができていません", "このノードはまだ担当分を処理できません。理由は reasons にあります。");
     "replica_too_stale" => de("Daten zu alt", "Die Daten dieses Knotens sind älter, als die Anfrage erlaubt.")

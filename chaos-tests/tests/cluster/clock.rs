@@ -5,7 +5,7 @@
 //! seat, then its clock jumps an hour forward. Before the max-offset rule an
 //! hour-fast leader expired every hold at once and moved the log's clock an
 //! hour ahead for good. Now node 3 must refuse to stamp writes, say why in
-//! `/health` (live, but 503 on `/readyz`), and hand the group over; writes continue through every node
+//! `/health` (live, but 503 on `/readyz`), sign no tokens, and hand the group over; writes continue through every node
 //! (node 3 included, which forwards them); the hold made before the jump
 //! stays active; nothing is stamped with the fast clock. Then its clock is
 //! put right, and it leads and writes again. The same for a jump backwards.
@@ -112,6 +112,31 @@ async fn scenario() -> anyhow::Result<()> {
                     .iter()
                     .any(|r| r.as_str().is_some_and(|r| r.contains("clock is suspect")))),
             "{round}: node 3's readyz: {status} {body}"
+        );
+        // Nor does it sign tokens, and a registration it refuses makes no
+        // account: the same address registers at node 1 afterwards.
+        let http = reqwest::Client::new();
+        let email = format!("clock-{round}@example.org");
+        let register = async |node: NodeId| -> anyhow::Result<(StatusCode, Value)> {
+            let answer = http
+                .post(format!("{}/v1/auth/register", test.cluster.http_url(node)))
+                .json(
+                    &json!({ "email": email, "password": "a long enough password", "name": "Clock Tester" }),
+                )
+                .send()
+                .await?;
+            let status = answer.status();
+            Ok((status, answer.json().await.unwrap_or(Value::Null)))
+        };
+        let (status, body) = register(SKEWED).await?;
+        ensure!(
+            status == StatusCode::SERVICE_UNAVAILABLE && body["code"] == "clock_suspect",
+            "{round}: registering at node 3: {status} {body}"
+        );
+        let (status, body) = register(1).await?;
+        ensure!(
+            status == StatusCode::CREATED,
+            "{round}: registering at node 1 after node 3 refused: {status} {body}"
         );
         for good in [1, 2] {
             let (status, _, body) = test.client.raw(Method::GET, good, "/readyz").await?;
