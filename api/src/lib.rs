@@ -50,6 +50,7 @@ pub mod request_ids;
 mod respond;
 mod routes;
 pub mod serve;
+pub mod telemetry;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub feed: Option<raft_store::FeedHub>,
     /// Rendered answers kept for identical requests (see `cache`).
     pub cache: Arc<cache::ReadCache>,
+    /// Request metrics for `/metrics` (see `telemetry`).
+    pub telemetry: Arc<telemetry::Telemetry>,
 }
 
 /// Sends a guest's one-time code to their address (the node's e-mail

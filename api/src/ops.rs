@@ -386,6 +386,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
             let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", read(m));
         }
     }
+    state.telemetry.encode(&mut out);
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         out,

@@ -524,6 +524,10 @@ pub fn app(state: AppState) -> HttpRouter {
         router = router.route(endpoint.path, endpoint.handler);
     }
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::middleware,
+        ))
         .fallback(|| async { Problem::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

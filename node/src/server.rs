@@ -284,6 +284,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         })),
         feed: Some(feed),
         cache: Arc::new(api::cache::ReadCache::new(config.http.read_cache_bytes)),
+        telemetry: Default::default(),
     });
     let http_shutdown = shutdown.clone();
     tracing::info!(node_id, http = %config.http_addr, grpc = %config.grpc_addr, "node serving");

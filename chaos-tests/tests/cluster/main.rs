@@ -15,6 +15,7 @@ mod live;
 mod localized;
 mod many_groups_restart;
 mod membership;
+mod metrics;
 mod multi_group;
 mod prices;
 mod quiet_groups;

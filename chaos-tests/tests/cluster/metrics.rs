@@ -1,0 +1,139 @@
+//! `/metrics` after a booking flow: the request counters and the latency
+//! histogram of the node that served it moved by exactly what was asked of
+//! it, by route template, and the store's figures are there beside them.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use chaos_tests::{TestCluster, expect_ok, grid_event};
+use region_config::RaftTuning;
+use reqwest::Method;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+const EVENT: u64 = 1;
+const NODE: u64 = 2;
+const HOLDS: &str = "/v1/events/{event_id}/holds";
+const CONFIRM: &str = "/v1/events/{event_id}/holds/{hold_id}/confirm";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_flow_moves_the_request_counters_by_what_was_asked() -> anyhow::Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, scenario())
+        .await
+        .context("the test did not finish in time")?
+}
+
+/// The value of the sample `name{…}` whose labels include every one of
+/// `labels` (0 when there is none yet: a series appears on first use).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<u64> {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix('{')) else {
+            continue;
+        };
+        let Some((inside, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let have: Vec<&str> = inside.split(',').collect();
+        if wanted.iter().all(|w| have.contains(&w.as_str())) {
+            ensure!(found.is_none(), "two {name} samples match {labels:?}");
+            found = Some(value.trim().parse::<f64>().with_context(|| format!("{line:?}"))? as u64);
+        }
+    }
+    Ok(found.unwrap_or(0))
+}
+
+async fn scenario() -> anyhow::Result<()> {
+    let test = TestCluster::start(3, RaftTuning::default()).await?;
+    let view = test
+        .create_event(1, EVENT, &grid_event("metrics", 1, 1, 10)?)
+        .await?;
+    let seats: Vec<String> = view.seats().map(|s| s.id.clone()).collect();
+    let client = test.client.clone();
+    let metrics = async || -> anyhow::Result<String> {
+        let (status, _, body) = client.raw(Method::GET, NODE, "/metrics").await?;
+        ensure!(status.is_success(), "GET /metrics: {status}");
+        Ok(body)
+    };
+    let before = metrics().await?;
+
+    // Through node 2 (a follower or the leader, whichever): three holds,
+    // one refused for a seat already held, and one confirm.
+    let mut holds = Vec::new();
+    for (i, seat) in seats[..3].iter().enumerate() {
+        let hold = expect_ok(
+            client
+                .hold_seats(
+                    NODE,
+                    EVENT,
+                    &format!("buyer-{i}"),
+                    std::slice::from_ref(seat),
+                    &format!("m-hold-{i}"),
+                )
+                .await?,
+            "a hold",
+        )?;
+        holds.push(hold);
+    }
+    let refused = client
+        .hold_seats(NODE, EVENT, "late", &seats[..1], "m-hold-late")
+        .await?;
+    let problem = refused.err().context("a hold of a held seat was accepted")?;
+    ensure!(
+        problem.status == 409,
+        "a hold of a held seat: {} {}",
+        problem.status,
+        problem.code
+    );
+    expect_ok(
+        client
+            .confirm(NODE, EVENT, &holds[0].hold_id, "buyer-0", "m-confirm-0")
+            .await?,
+        "the confirm",
+    )?;
+
+    let after = metrics().await?;
+    let moved = |name: &str, labels: &[(&str, &str)]| -> anyhow::Result<u64> {
+        Ok(sample(&after, name, labels)? - sample(&before, name, labels)?)
+    };
+    let requests = "boxoffice_http_requests_total";
+    let created = moved(
+        requests,
+        &[("route", HOLDS), ("method", "POST"), ("status", "201")],
+    )?;
+    ensure!(created == 3, "{created} holds counted created, 3 made");
+    let conflicts = moved(
+        requests,
+        &[("route", HOLDS), ("method", "POST"), ("status", "409")],
+    )?;
+    ensure!(conflicts == 1, "{conflicts} holds counted refused, 1 refused");
+    let confirmed = moved(
+        requests,
+        &[("route", CONFIRM), ("method", "POST"), ("status", "201")],
+    )?;
+    ensure!(confirmed == 1, "{confirmed} confirms counted, 1 made");
+    let timed = moved(
+        "boxoffice_http_request_duration_seconds_count",
+        &[("route", HOLDS), ("method", "POST")],
+    )?;
+    ensure!(timed == 4, "{timed} hold requests timed, 4 made");
+    // The largest bucket holds every one of them; no id became a label.
+    let all = moved(
+        "boxoffice_http_request_duration_seconds_bucket",
+        &[("route", HOLDS), ("method", "POST"), ("le", "+Inf")],
+    )?;
+    ensure!(all == 4, "the +Inf bucket moved by {all}");
+    ensure!(
+        !after.contains(&format!("/v1/events/{EVENT}/holds")),
+        "a concrete path became a label"
+    );
+    // The store's and the replicas' figures are still served beside them.
+    for name in [
+        "boxoffice_wal_syncs_total",
+        "boxoffice_groups_hosted",
+        "boxoffice_raft_term{",
+    ] {
+        ensure!(after.contains(name), "no {name} in /metrics");
+    }
+    test.finish().await
+}
