@@ -254,47 +254,57 @@ type MetricReader = fn(&openraft::RaftMetrics<raft_store::TypeConfig>) -> u64;
 
 /// Prometheus text exposition of this node's Raft and storage counters.
 pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
-    use std::fmt::Write;
+    use prometheus_client::metrics::counter::ConstCounter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+    use prometheus_client::registry::Registry;
     use std::sync::atomic::Ordering::Relaxed;
-    let wal = &state.wal_stats;
+    // Read at scrape time from the replicas, the store and the cache into a
+    // registry of this scrape; the request metrics follow (`telemetry`).
     let replicas = state.router.groups().list();
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    let snapshots: Vec<_> = replicas
+        .iter()
+        .map(|r| {
+            (
+                r.group_id,
+                r.is_quiet(),
+                r.raft.metrics().borrow_watched().clone(),
+            )
+        })
+        .collect();
+    let mut registry = Registry::default();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        registry.register(
+            name,
+            help,
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)),
+        );
     };
-    metric(
+    gauge(
         "boxoffice_groups_hosted",
-        "gauge",
-        "Raft replicas this node runs.",
+        "Raft replicas this node runs",
         replicas.len() as u64,
     );
-    let leading = replicas
+    let led = snapshots
         .iter()
-        .filter(|r| r.raft.metrics().borrow_watched().state == ServerState::Leader)
+        .filter(|(_, _, m)| m.state == ServerState::Leader)
         .count();
-    metric(
-        "boxoffice_groups_led",
-        "gauge",
-        "Groups this node leads.",
-        leading as u64,
-    );
-    metric(
+    gauge("boxoffice_groups_led", "Groups this node leads", led as u64);
+    let parked = snapshots.iter().filter(|(_, quiet, _)| *quiet).count();
+    gauge(
         "boxoffice_groups_parked",
-        "gauge",
-        "Replicas whose timers are parked because their group is idle.",
-        replicas.iter().filter(|r| r.is_quiet()).count() as u64,
+        "Replicas whose timers are parked because their group is idle",
+        parked as u64,
     );
     let clock = state.router.groups().clock().snapshot();
-    metric(
+    gauge(
         "boxoffice_clock_suspect",
-        "gauge",
-        "1 while this node's clock is beyond the maximum offset from its peers or just jumped: it stamps no write.",
+        "1 while this node's clock is beyond the maximum offset from its peers or just jumped: it stamps no write",
         u64::from(clock.suspect),
     );
-    metric(
+    gauge(
         "boxoffice_clock_offset_max_ms",
-        "gauge",
-        "The largest clock offset measured to a peer, in ms (either sign).",
+        "The largest clock offset measured to a peer, in ms (either sign)",
         clock
             .offsets
             .iter()
@@ -302,96 +312,133 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
             .max()
             .unwrap_or(0),
     );
-    metric(
-        "boxoffice_wal_syncs_total",
-        "counter",
-        "WAL syncs by the group-commit thread.",
-        wal.syncs.load(Relaxed),
-    );
-    metric(
-        "boxoffice_wal_appends_total",
-        "counter",
-        "Log appends made durable.",
-        wal.appends.load(Relaxed),
-    );
-    metric(
-        "boxoffice_log_entries_written_total",
-        "counter",
-        "Log entries appended.",
-        wal.entries.load(Relaxed),
-    );
-    metric(
-        "boxoffice_wal_sync_microseconds_total",
-        "counter",
-        "Time spent in WAL syncs.",
-        wal.sync_micros.load(Relaxed),
-    );
     let cache = state.cache.stats();
-    for (name, kind, help, value) in [
+    gauge(
+        "boxoffice_read_cache_entries",
+        "Answers in the read cache",
+        cache.entries,
+    );
+    gauge(
+        "boxoffice_read_cache_bytes",
+        "Weight of the read cache in bytes",
+        cache.bytes,
+    );
+    let wal = &state.wal_stats;
+    for (name, help, value) in [
         (
-            "boxoffice_read_cache_hits_total",
-            "counter",
-            "Searches and local seat maps answered from the read cache.",
+            "boxoffice_wal_syncs",
+            "WAL syncs by the group-commit thread",
+            wal.syncs.load(Relaxed),
+        ),
+        (
+            "boxoffice_wal_appends",
+            "Log appends made durable",
+            wal.appends.load(Relaxed),
+        ),
+        (
+            "boxoffice_log_entries_written",
+            "Log entries appended",
+            wal.entries.load(Relaxed),
+        ),
+        (
+            "boxoffice_wal_sync_microseconds",
+            "Time spent in WAL syncs",
+            wal.sync_micros.load(Relaxed),
+        ),
+        (
+            "boxoffice_read_cache_hits",
+            "Searches and seat maps answered from the read cache",
             cache.hits,
         ),
         (
-            "boxoffice_read_cache_misses_total",
-            "counter",
-            "Cacheable reads rendered afresh.",
+            "boxoffice_read_cache_misses",
+            "Cacheable reads rendered afresh",
             cache.misses,
         ),
         (
-            "boxoffice_read_cache_evictions_total",
-            "counter",
-            "Cached answers dropped for size or age.",
+            "boxoffice_read_cache_evictions",
+            "Cached answers dropped for size or age",
             cache.evictions,
         ),
-        (
-            "boxoffice_read_cache_entries",
-            "gauge",
-            "Answers in the read cache.",
-            cache.entries,
-        ),
-        (
-            "boxoffice_read_cache_bytes",
-            "gauge",
-            "Weight of the read cache in bytes.",
-            cache.bytes,
-        ),
     ] {
-        metric(name, kind, help, value);
+        registry.register(name, help, ConstCounter::new(value));
     }
-    // Per-group gauges, labelled by group.
-    let per_group: [(&str, &str, MetricReader); 4] = [
-        ("boxoffice_raft_term", "Current Raft term.", |m| m.current_term),
+    // Per group, labelled by group; the lag of each member only where this
+    // node leads (only a leader knows what its followers matched).
+    let per_group: [(&str, &str, MetricReader); 5] = [
+        ("boxoffice_raft_term", "Current Raft term", |m| m.current_term),
         (
             "boxoffice_raft_is_leader",
-            "1 if this node leads the group.",
+            "1 if this node leads the group",
             |m| u64::from(m.state == ServerState::Leader),
         ),
-        ("boxoffice_raft_last_log_index", "Last log index.", |m| {
+        ("boxoffice_raft_last_log_index", "Last log index", |m| {
             m.last_log_index.unwrap_or(0)
         }),
-        ("boxoffice_raft_applied_index", "Last applied log index.", |m| {
+        (
+            "boxoffice_raft_committed_index",
+            "Last index this replica knows committed",
+            |m| m.cluster_committed.as_ref().map_or(0, |id| id.index),
+        ),
+        ("boxoffice_raft_applied_index", "Last applied log index", |m| {
             m.last_applied.as_ref().map_or(0, |id| id.index)
         }),
     ];
-    let snapshots: Vec<_> = replicas
-        .iter()
-        .map(|r| (r.group_id, r.raft.metrics().borrow_watched().clone()))
-        .collect();
     for (name, help, read) in per_group {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (group, m) in &snapshots {
-            let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", read(m));
+        let family = Family::<GroupLabel, Gauge>::default();
+        for (group, _, m) in &snapshots {
+            family
+                .get_or_create(&GroupLabel { group: *group })
+                .set(i64::try_from(read(m)).unwrap_or(i64::MAX));
+        }
+        registry.register(name, help, family);
+    }
+    let parked = Family::<GroupLabel, Gauge>::default();
+    let lag = Family::<MemberLabel, Gauge>::default();
+    for (group, quiet, m) in &snapshots {
+        parked
+            .get_or_create(&GroupLabel { group: *group })
+            .set(i64::from(*quiet));
+        let last = m.last_log_index.unwrap_or(0);
+        for (replica, matched) in m.replication.iter().flat_map(|r| r.iter()) {
+            let matched = matched.as_ref().map_or(0, |id| id.index);
+            lag.get_or_create(&MemberLabel {
+                group: *group,
+                replica: *replica,
+            })
+            .set(i64::try_from(last.saturating_sub(matched)).unwrap_or(i64::MAX));
         }
     }
+    registry.register(
+        "boxoffice_raft_parked",
+        "1 while this replica's timers are parked because its group is idle",
+        parked,
+    );
+    registry.register(
+        "boxoffice_raft_replica_lag_entries",
+        "On the group's leader: entries of its log a member has not matched yet",
+        lag,
+    );
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
     state.telemetry.encode(&mut out);
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         out,
     )
         .into_response()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+struct GroupLabel {
+    group: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+struct MemberLabel {
+    group: u64,
+    replica: u64,
 }
 
 /// `GET /v1/cluster` (and `/v1/admin/cluster`): the map and every local group.

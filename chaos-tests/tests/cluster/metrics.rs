@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use chaos_tests::{TestCluster, expect_ok, grid_event};
+use chaos_tests::{TestCluster, eventually, expect_ok, grid_event};
 use region_config::RaftTuning;
 use reqwest::Method;
 
@@ -132,8 +132,37 @@ async fn scenario() -> anyhow::Result<()> {
         "boxoffice_wal_syncs_total",
         "boxoffice_groups_hosted",
         "boxoffice_raft_term{",
+        "boxoffice_raft_committed_index{",
+        "boxoffice_raft_parked{",
     ] {
         ensure!(after.contains(name), "no {name} in /metrics");
     }
+    // Node 2's replica of the event group applies the four accepted writes
+    // (the refused hold is decided without an entry), once it hears of
+    // their commit.
+    let applied_before = sample(&before, "boxoffice_raft_applied_index", &[("group", "1")])?;
+    eventually(
+        "node 2 to apply the four writes",
+        Duration::from_secs(10),
+        async || {
+            let now = sample(
+                &metrics().await?,
+                "boxoffice_raft_applied_index",
+                &[("group", "1")],
+            )?;
+            Ok((now >= applied_before + 4).then_some(()))
+        },
+    )
+    .await?;
+    // Its leader knows each member's lag.
+    let leader = test.cluster.leader_id().await.context("no leader")?;
+    let (_, _, text) = client.raw(Method::GET, leader, "/metrics").await?;
+    ensure!(
+        text.lines()
+            .filter(|l| l.starts_with("boxoffice_raft_replica_lag_entries{group=\"1\""))
+            .count()
+            >= 2,
+        "the leader shows no lag of group 1's members:\n{text}"
+    );
     test.finish().await
 }
