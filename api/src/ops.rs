@@ -363,6 +363,36 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
     ] {
         registry.register(name, help, ConstCounter::new(value));
     }
+    let routed = state.router.route_stats();
+    for (name, help, value) in [
+        (
+            "boxoffice_router_attempts",
+            "Requests' attempts sent to a replica believed to lead a group (this node's or a peer's)",
+            routed.attempts,
+        ),
+        (
+            "boxoffice_router_retries",
+            "Times a request went round again: after an attempt that did not settle it, or with no replica to try",
+            routed.retries,
+        ),
+        (
+            "boxoffice_router_redirects",
+            "Retries sent straight to the leader a peer named",
+            routed.redirects,
+        ),
+        (
+            "boxoffice_router_outcome_unknown",
+            "Writes given up at the deadline with an attempt that may have taken effect",
+            routed.outcome_unknown,
+        ),
+        (
+            "boxoffice_router_unavailable",
+            "Requests given up at the deadline certainly without effect",
+            routed.unavailable,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value));
+    }
     // Per group, labelled by group; the lag of each member only where this
     // node leads (only a leader knows what its followers matched).
     let per_group: [(&str, &str, MetricReader); 5] = [

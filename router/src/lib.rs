@@ -40,6 +40,7 @@ use transport::channels::ChannelPool;
 use transport::replicas::{GroupReplica, Groups};
 
 pub use expiry::run_expiry_ticker;
+pub use retry::RouteStats;
 use retry::{LeaderClient, LeaderMoved, Retrier};
 
 /// How hard the router tries before giving up on a request.
@@ -111,6 +112,11 @@ impl Router {
 
     pub fn node_id(&self) -> u64 {
         self.node_id
+    }
+
+    /// What this node's retry loop has done since it started (`/metrics`).
+    pub fn route_stats(&self) -> RouteStats {
+        self.retrier.stats()
     }
 
     pub fn region(&self) -> &RegionId {

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use booking::{GroupId, Query, QueryResult, ReplicaId, Response};
@@ -90,12 +91,39 @@ enum Attempt<T> {
     },
 }
 
+/// What the retry loop has done since the node started, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    redirects: AtomicU64,
+    unknown: AtomicU64,
+    unavailable: AtomicU64,
+}
+
+/// A reading of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    /// Attempts sent to a replica believed to lead (this node's or a peer's).
+    pub attempts: u64,
+    /// Times a request went round again: after an attempt that did not
+    /// settle it, or when no replica to try was known.
+    pub retries: u64,
+    /// Retries sent straight to the leader a peer named.
+    pub redirects: u64,
+    /// Writes given up with their outcome unknown.
+    pub outcome_unknown: u64,
+    /// Requests given up as unavailable (certainly without effect).
+    pub unavailable: u64,
+}
+
 /// The retry loop with its policy and the leaders peers have named.
 pub(crate) struct Retrier {
     pub(crate) policy: RetryPolicy,
     /// Per group, the leader replica a peer named most recently; used before
     /// the client's own guess, which lags behind a fresh election.
     hints: Mutex<HashMap<GroupId, ReplicaId>>,
+    counters: Counters,
 }
 
 impl Retrier {
@@ -103,7 +131,29 @@ impl Retrier {
         Retrier {
             policy,
             hints: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
         }
+    }
+
+    pub(crate) fn stats(&self) -> RouteStats {
+        let c = &self.counters;
+        RouteStats {
+            attempts: c.attempts.load(Relaxed),
+            retries: c.retries.load(Relaxed),
+            redirects: c.redirects.load(Relaxed),
+            outcome_unknown: c.unknown.load(Relaxed),
+            unavailable: c.unavailable.load(Relaxed),
+        }
+    }
+
+    /// Counts how a request was given up.
+    fn gave_up(&self, uncertain: bool) {
+        let counter = if uncertain {
+            &self.counters.unknown
+        } else {
+            &self.counters.unavailable
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     /// Applies `write` once on the leader of `group`.
@@ -120,6 +170,7 @@ impl Retrier {
             })
             .await;
         outcome.map_err(|(uncertain, reason)| {
+            self.gave_up(uncertain);
             if uncertain {
                 RouteError::OutcomeUnknown {
                     request_id: write.request_id.clone(),
@@ -145,7 +196,10 @@ impl Retrier {
                 async move { self.certain(self.interpret(group, client.query(target, group, query).await)) }
             })
             .await;
-        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
+        outcome.map_err(|(_, reason)| {
+            self.gave_up(false);
+            RouteError::Unavailable { reason }
+        })
     }
 
     /// Has the leader of `group` carry out `op`. Every operation is idempotent
@@ -162,7 +216,10 @@ impl Retrier {
                 async move { self.certain(self.interpret(group, client.manage(target, group, op).await)) }
             })
             .await;
-        outcome.map_err(|(_, reason)| RouteError::Unavailable { reason })
+        outcome.map_err(|(_, reason)| {
+            self.gave_up(false);
+            RouteError::Unavailable { reason }
+        })
     }
 
     fn interpret<T>(&self, group: GroupId, reply: Result<LeaderReply<T>, PeerError>) -> Attempt<T> {
@@ -250,6 +307,7 @@ impl Retrier {
                 Ok(target) => {
                     let mut watch = client.leader_moved(group, &target);
                     let began = Instant::now();
+                    self.counters.attempts.fetch_add(1, Relaxed);
                     let outcome = tokio::select! {
                         biased;
                         outcome = tokio::time::timeout_at(deadline, attempt(target)) => match outcome {
@@ -278,6 +336,8 @@ impl Retrier {
                             reason = why;
                             if self.has_hint(group) && redirects < 3 && Instant::now() < deadline {
                                 redirects += 1;
+                                self.counters.retries.fetch_add(1, Relaxed);
+                                self.counters.redirects.fetch_add(1, Relaxed);
                                 continue;
                             }
                             redirects = 0;
@@ -308,6 +368,7 @@ impl Retrier {
                 return Err((false, reason));
             }
             backoff = (backoff * 2).min(self.policy.max_backoff);
+            self.counters.retries.fetch_add(1, Relaxed);
         }
     }
 
@@ -708,6 +769,22 @@ mod tests {
                 // deadline is hard, even with an attempt in flight).
                 assert_eq!(elapsed, POLICY.deadline, "{name}: gave up after {elapsed:?}");
             }
+            // The counters for /metrics saw the same: every attempt, every
+            // round after the first, and how the request ended.
+            let stats = retrier.stats();
+            let tries = u64::from(tries);
+            assert_eq!(stats.attempts, tries, "{name}: attempts counted");
+            assert_eq!(stats.retries, tries - 1, "{name}: retries counted");
+            assert!(stats.redirects <= stats.retries, "{name}: redirects counted");
+            assert_eq!(
+                (stats.outcome_unknown, stats.unavailable),
+                match case.expect {
+                    Expect::Done => (0, 0),
+                    Expect::OutcomeUnknown => (1, 0),
+                    Expect::Unavailable => (0, 1),
+                },
+                "{name}: how it ended, counted"
+            );
             if case.kind == Kind::Write {
                 let ids = cluster.seen.lock().unwrap();
                 assert!(

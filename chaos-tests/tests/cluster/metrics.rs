@@ -22,16 +22,24 @@ async fn a_booking_flow_moves_the_request_counters_by_what_was_asked() -> anyhow
         .context("the test did not finish in time")?
 }
 
-/// The value of the sample `name{…}` whose labels include every one of
-/// `labels` (0 when there is none yet: a series appears on first use).
+/// The value of the sample `name{…}` (or `name`, unlabelled) whose labels
+/// include every one of `labels` (0 when there is none yet: a series
+/// appears on first use).
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<u64> {
     let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     let mut found = None;
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix('{')) else {
+        let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        let Some((inside, value)) = rest.split_once("} ") else {
+        let (inside, value) = if let Some(labelled) = rest.strip_prefix('{') {
+            let Some(split) = labelled.split_once("} ") else {
+                continue;
+            };
+            split
+        } else if let Some(value) = rest.strip_prefix(' ') {
+            ("", value)
+        } else {
             continue;
         };
         let have: Vec<&str> = inside.split(',').collect();
@@ -117,6 +125,9 @@ async fn scenario() -> anyhow::Result<()> {
         &[("route", HOLDS), ("method", "POST")],
     )?;
     ensure!(timed == 4, "{timed} hold requests timed, 4 made");
+    // Each of the five writes went to a leader at least once.
+    let attempts = moved("boxoffice_router_attempts_total", &[])?;
+    ensure!(attempts >= 5, "{attempts} router attempts for 5 writes");
     // The largest bucket holds every one of them; no id became a label.
     let all = moved(
         "boxoffice_http_request_duration_seconds_bucket",
@@ -134,6 +145,7 @@ async fn scenario() -> anyhow::Result<()> {
         "boxoffice_raft_term{",
         "boxoffice_raft_committed_index{",
         "boxoffice_raft_parked{",
+        "boxoffice_router_outcome_unknown_total",
     ] {
         ensure!(after.contains(name), "no {name} in /metrics");
     }
