@@ -363,6 +363,16 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
     ] {
         registry.register(name, help, ConstCounter::new(value));
     }
+    registry.register(
+        "boxoffice_wal_sync_duration_seconds",
+        "Time of each WAL sync by the group-commit thread",
+        wal.sync_seconds.clone(),
+    );
+    registry.register(
+        "boxoffice_wal_appends_per_sync",
+        "Log appends each WAL sync made durable (the group commit's batching)",
+        wal.appends_per_sync.clone(),
+    );
     let routed = state.router.route_stats();
     for (name, help, value) in [
         (

@@ -125,6 +125,23 @@ async fn scenario() -> anyhow::Result<()> {
         &[("route", HOLDS), ("method", "POST")],
     )?;
     ensure!(timed == 4, "{timed} hold requests timed, 4 made");
+    // Every WAL sync of node 2 is in the sync-time histogram, and every
+    // append in the batching one (a sync may land between the two reads,
+    // never the other way: the histograms are written first).
+    let (syncs, timed_syncs) = (
+        sample(&after, "boxoffice_wal_syncs_total", &[])?,
+        sample(&after, "boxoffice_wal_sync_duration_seconds_count", &[])?,
+    );
+    ensure!(
+        syncs > 0 && timed_syncs >= syncs && timed_syncs <= syncs + 2,
+        "{timed_syncs} syncs timed of {syncs}"
+    );
+    let appends = sample(&after, "boxoffice_wal_appends_total", &[])?;
+    let batched = sample(&after, "boxoffice_wal_appends_per_sync_sum", &[])?;
+    ensure!(
+        batched == appends,
+        "{batched} appends in the histogram of {appends}"
+    );
     // Each of the five writes went to a leader at least once.
     let attempts = moved("boxoffice_router_attempts_total", &[])?;
     ensure!(attempts >= 5, "{attempts} router attempts for 5 writes");
@@ -146,6 +163,7 @@ async fn scenario() -> anyhow::Result<()> {
         "boxoffice_raft_committed_index{",
         "boxoffice_raft_parked{",
         "boxoffice_router_outcome_unknown_total",
+        "boxoffice_wal_sync_duration_seconds_bucket{",
     ] {
         ensure!(after.contains(name), "no {name} in /metrics");
     }
