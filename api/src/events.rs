@@ -208,9 +208,7 @@ async fn stamped_seat_map(
     event: EventId,
     currency: Option<String>,
 ) -> ApiResult {
-    let Level::Bounded { max_staleness_ms, .. } = level else {
-        unreachable!("only bounded reads are kept by time");
-    };
+    let max_staleness_ms = bound(level);
     let now_ms = transport::wall_clock_ms();
     let exact = |stamp: &cache::Stamp| stamp.index.is_some() && stamp.index == now.index;
     let usable = |stamp: &cache::Stamp| {
@@ -221,7 +219,7 @@ async fn stamped_seat_map(
         let shown = if exact(&stamp) {
             now
         } else {
-            freshness::of_stamp(level, &stamp, now_ms)
+            freshness::of_stamp(level, &stamp)
         };
         return Ok(shown.respond(cache::json_response(body)));
     }
@@ -253,13 +251,10 @@ async fn borrowed_seat_map(
     event: EventId,
     currency: Option<String>,
 ) -> ApiResult {
-    let Level::Bounded { max_staleness_ms, .. } = lenders.level else {
-        unreachable!("only bounded reads are borrowed");
-    };
-    let now_ms = transport::wall_clock_ms();
+    let (max_staleness_ms, now_ms) = (bound(lenders.level), transport::wall_clock_ms());
     let within = |stamp: &cache::Stamp| stamp.staleness_ms(now_ms) <= max_staleness_ms;
     if let Some((body, stamp)) = state.cache.get_stamped(&key, within) {
-        let freshness = freshness::of_stamp(lenders.level, &stamp, now_ms);
+        let freshness = freshness::of_stamp(lenders.level, &stamp);
         if stamp.claim_refresh() {
             let state = state.clone();
             tokio::spawn(async move {
@@ -294,22 +289,23 @@ async fn borrow_seat_map(
     Ok((body, freshness))
 }
 
-/// The key of a seat map kept by time: the event and the request, and the
-/// metadata group's index on this node (rates and the region table decide
-/// the display prices). What it reflects is in its stamp.
+/// The staleness bound of a read kept by time (only `bounded` reads are).
+fn bound(level: Level) -> u64 {
+    match level {
+        Level::Bounded { max_staleness_ms, .. } => max_staleness_ms,
+        Level::Linearizable | Level::Local => unreachable!("only bounded reads are kept by time"),
+    }
+}
+
+/// The key of a seat map kept by time: its index is in its stamp, not in
+/// the key (see `seat_map_key_at`).
 fn stamped_key(
     state: &AppState,
     group: booking::GroupId,
     event: EventId,
     currency: Option<&str>,
 ) -> Option<cache::Key> {
-    Some(cache::Key {
-        kind: "seat-map-stamped",
-        group,
-        applied: 0,
-        also: (booking::META_GROUP, applied_index(state, booking::META_GROUP)?),
-        request: format!("{}|{}", event.0, currency.unwrap_or("")),
-    })
+    seat_map_key_at(state, "seat-map-stamped", group, 0, event, currency)
 }
 
 /// What a local seat map is rendered from: the event group's applied index
@@ -320,10 +316,31 @@ fn seat_map_key(state: &AppState, event: EventId, currency: Option<&str>) -> Opt
         .router
         .with_local_map(|map| map.placements.get(&event).copied())
         .flatten()?;
-    Some(cache::Key {
-        kind: "seat-map",
+    seat_map_key_at(
+        state,
+        "seat-map",
         group,
-        applied: applied_index(state, group)?,
+        applied_index(state, group)?,
+        event,
+        currency,
+    )
+}
+
+/// A seat map's key: the event and the asked currency, the event group's
+/// index `applied`, and the metadata group's on this node (rates and the
+/// region table decide the display prices).
+fn seat_map_key_at(
+    state: &AppState,
+    kind: &'static str,
+    group: booking::GroupId,
+    applied: u64,
+    event: EventId,
+    currency: Option<&str>,
+) -> Option<cache::Key> {
+    Some(cache::Key {
+        kind,
+        group,
+        applied,
         also: (booking::META_GROUP, applied_index(state, booking::META_GROUP)?),
         request: format!("{}|{}", event.0, currency.unwrap_or("")),
     })

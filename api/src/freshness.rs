@@ -162,15 +162,10 @@ fn local_freshness(state: &AppState, replica: &transport::replicas::GroupReplica
     replica_freshness(state.router.node_id(), closed_ms, index, level)
 }
 
-/// What an answer kept by time (`cache::Stamp`) says about itself at `now_ms`.
-pub(crate) fn of_stamp(level: Level, stamp: &crate::cache::Stamp, now_ms: u64) -> Freshness {
-    Freshness {
-        level: level.name(),
-        served_by: Some(stamp.node),
-        index: stamp.index,
-        closed_ms: Some(stamp.closed_ms),
-        staleness_ms: Some(stamp.staleness_ms(now_ms)),
-    }
+/// What an answer kept by time (`cache::Stamp`) says about itself now: what
+/// the replica that answered said then, grown older.
+pub(crate) fn of_stamp(level: Level, stamp: &crate::cache::Stamp) -> Freshness {
+    replica_freshness(stamp.node, stamp.closed_ms, stamp.index, level)
 }
 
 fn replica_freshness(node: u64, closed_ms: u64, index: Option<u64>, level: Level) -> Freshness {

@@ -106,12 +106,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     let node_id = router.node_id();
     let (initialised, epoch, expected) = router
         .with_local_map(|map| {
-            let carried = map
-                .groups
-                .keys()
-                .filter(|g| map.replica_on(**g, node_id).is_some())
-                .count();
-            (map.is_initialised(), map.epoch(), carried + 1)
+            (
+                map.is_initialised(),
+                map.epoch(),
+                placed_on(map, node_id).count() + 1,
+            )
         })
         .unwrap_or((false, 0, 1));
     let mut body = match replicas.iter().find(|r| r.group_id == booking::META_GROUP) {
@@ -157,6 +156,15 @@ pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(body)
 }
 
+/// The groups (but the metadata group, on every node) that `map` places a
+/// replica of on `node`.
+fn placed_on(map: &booking::ClusterMap, node: u64) -> impl Iterator<Item = GroupId> + '_ {
+    map.groups
+        .keys()
+        .copied()
+        .filter(move |g| map.replica_on(*g, node).is_some())
+}
+
 /// How many committed entries a replica may have left to apply and still
 /// count as caught up for `/readyz`: about a second of a busy group's writes,
 /// far less than a restarted or lagging replica's backlog.
@@ -179,7 +187,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> HttpResponse {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "not_ready",
-        format!("this node cannot serve its share yet: {}", reasons.join("; ")),
+        format!(
+            "this node cannot serve its share yet: {}; it becomes ready by itself once these clear \
+             (a live node need not be restarted; /health shows each group)",
+            reasons.join("; ")
+        ),
     )
     .with("node_id", json!(state.router.node_id()))
     .with("reasons", json!(reasons))
@@ -195,22 +207,17 @@ pub(crate) fn not_ready(state: &AppState) -> Vec<String> {
     let node_id = router.node_id();
     let mut reasons = Vec::new();
     let replicas = router.groups().list();
-    let placed: Option<Vec<GroupId>> = router.with_local_map(|map| {
-        if !map.is_initialised() {
-            return Vec::new();
-        }
-        map.groups
-            .keys()
-            .copied()
-            .filter(|g| map.replica_on(*g, node_id).is_some())
-            .chain([META_GROUP])
-            .collect()
-    });
+    let placed = router
+        .with_local_map(|map| {
+            map.is_initialised()
+                .then(|| placed_on(map, node_id).collect::<Vec<_>>())
+        })
+        .flatten();
     match placed {
-        Some(placed) if !placed.is_empty() => {
+        Some(placed) => {
             let missing: Vec<GroupId> = placed
-                .iter()
-                .copied()
+                .into_iter()
+                .chain([META_GROUP])
                 .filter(|g| !replicas.iter().any(|r| r.group_id == *g))
                 .collect();
             if !missing.is_empty() {
@@ -222,7 +229,8 @@ pub(crate) fn not_ready(state: &AppState) -> Vec<String> {
         _ => reasons.push("this node's copy of the cluster map is not initialised".to_owned()),
     }
     for replica in &replicas {
-        let m = replica.raft.metrics().borrow_watched().clone();
+        let metrics = replica.raft.metrics();
+        let m = metrics.borrow_watched();
         if m.current_leader.is_none() {
             reasons.push(format!(
                 "group {} has no leader (term {})",
@@ -324,6 +332,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
         cache.bytes,
     );
     let wal = &state.wal_stats;
+    let routed = state.router.route_stats();
     for (name, help, value) in [
         (
             "boxoffice_wal_syncs",
@@ -360,21 +369,6 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
             "Cached answers dropped for size or age",
             cache.evictions,
         ),
-    ] {
-        registry.register(name, help, ConstCounter::new(value));
-    }
-    registry.register(
-        "boxoffice_wal_sync_duration_seconds",
-        "Time of each WAL sync by the group-commit thread",
-        wal.sync_seconds.clone(),
-    );
-    registry.register(
-        "boxoffice_wal_appends_per_sync",
-        "Log appends each WAL sync made durable (the group commit's batching)",
-        wal.appends_per_sync.clone(),
-    );
-    let routed = state.router.route_stats();
-    for (name, help, value) in [
         (
             "boxoffice_router_attempts",
             "Requests' attempts sent to a replica believed to lead a group (this node's or a peer's)",
@@ -403,6 +397,16 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
     ] {
         registry.register(name, help, ConstCounter::new(value));
     }
+    registry.register(
+        "boxoffice_wal_sync_duration_seconds",
+        "Time of each WAL sync by the group-commit thread",
+        wal.sync_seconds.clone(),
+    );
+    registry.register(
+        "boxoffice_wal_appends_per_sync",
+        "Log appends each WAL sync made durable (the group commit's batching)",
+        wal.appends_per_sync.clone(),
+    );
     // Per group, labelled by group; the lag of each member only where this
     // node leads (only a leader knows what its followers matched).
     let per_group: [(&str, &str, MetricReader); 5] = [

@@ -521,13 +521,14 @@ pub fn endpoints() -> Vec<Endpoint> {
 pub fn app(state: AppState) -> HttpRouter {
     let mut router = HttpRouter::new();
     for endpoint in endpoints() {
-        router = router.route(endpoint.path, endpoint.handler);
+        // Each route counts its own answers under its template.
+        let counted = endpoint.handler.route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), endpoint.path),
+            crate::telemetry::middleware,
+        ));
+        router = router.route(endpoint.path, counted);
     }
     router
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::telemetry::middleware,
-        ))
         .fallback(|| async { Problem::not_found("not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

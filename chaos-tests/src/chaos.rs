@@ -355,10 +355,7 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         test.create_event(leader, EVENT, &spec).await?;
         crate::FIRST_DATA_GROUP
     };
-    let leader = test
-        .cluster
-        .wait_group_leader(group, crate::READY_TIMEOUT)
-        .await?;
+    let leader = event_leader(&mut test, group).await?;
     let view = expect_ok(
         client
             .event_view(leader, EVENT, Consistency::Linearizable)
@@ -409,10 +406,7 @@ pub async fn run(opts: &ChaosOptions) -> anyhow::Result<ChaosReport> {
     }
 
     // Settled: every node runs, a leader answers, the final read is its.
-    let leader = test
-        .cluster
-        .wait_group_leader(group, crate::READY_TIMEOUT)
-        .await?;
+    let leader = event_leader(&mut test, group).await?;
     let settled = client.clone().with_retry_budget(Duration::from_secs(30));
     let view = expect_ok(
         settled
@@ -483,9 +477,7 @@ async fn inject(
     let nodes = match fault {
         Fault::KillLeader | Fault::KillNode => {
             let node = if fault == Fault::KillLeader {
-                test.cluster
-                    .wait_group_leader(group, crate::READY_TIMEOUT)
-                    .await?
+                event_leader(test, group).await?
             } else {
                 victim
             };
@@ -497,9 +489,7 @@ async fn inject(
         }
         Fault::Pause | Fault::PauseLeader => {
             let victim = if fault == Fault::PauseLeader {
-                test.cluster
-                    .wait_group_leader(group, crate::READY_TIMEOUT)
-                    .await?
+                event_leader(test, group).await?
             } else {
                 victim
             };
@@ -520,10 +510,7 @@ async fn inject(
             running.clone()
         }
         Fault::IsolateLeader => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             let net = test.net.as_mut().context("isolate-leader needs a network lab")?;
             net.split(&[leader])?;
             // From when the rules are in force: installing them takes a
@@ -552,10 +539,7 @@ async fn inject(
             first.into_iter().chain(second).collect()
         }
         Fault::OneWayCut => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             let net = test.net.as_mut().context("one-way-cut needs a network lab")?;
             let deaf = rng.random_bool(0.5);
             for &other in running.iter().filter(|&&n| n != leader) {
@@ -587,10 +571,7 @@ async fn inject(
             vec![victim]
         }
         Fault::TransferCrash => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             let followers: Vec<NodeId> = running.iter().copied().filter(|&n| n != leader).collect();
             let to = followers[rng.random_range(0..followers.len())];
             let victim = if rng.random_bool(0.5) { leader } else { to };
@@ -620,10 +601,7 @@ async fn inject(
             vec![leader, to]
         }
         Fault::ClockJump => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             let clock = test
                 .clocks
                 .get(&leader)
@@ -640,10 +618,7 @@ async fn inject(
             vec![leader]
         }
         Fault::DiskFail => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             start_ms = history.now_ms();
             test.fail_disk(leader, true)?;
             // Every later sync fails, its replicas stop at their next write,
@@ -672,10 +647,7 @@ async fn inject(
             vec![leader]
         }
         Fault::ClockDrift => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             let clock = test
                 .clocks
                 .get(&leader)
@@ -724,10 +696,7 @@ async fn inject(
             running.clone()
         }
         Fault::RegionLoss => {
-            let leader = test
-                .cluster
-                .wait_group_leader(group, crate::READY_TIMEOUT)
-                .await?;
+            let leader = event_leader(test, group).await?;
             let region_of = |node: NodeId| test.cluster.config(node).region.clone();
             let mut regions: Vec<_> = running.iter().map(|&n| region_of(n)).collect();
             regions.sort();
@@ -770,6 +739,11 @@ async fn inject(
         end_ms,
         recovery_ms: None,
     })
+}
+
+/// The leader of the event's group, once every running node agrees.
+async fn event_leader(test: &mut TestCluster, group: u64) -> anyhow::Result<NodeId> {
+    test.cluster.wait_group_leader(group, crate::READY_TIMEOUT).await
 }
 
 /// The group the event was placed on, from node `node`'s map (the run has
