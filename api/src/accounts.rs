@@ -177,7 +177,7 @@ async fn start_session(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterBody {
     email: String,
@@ -264,7 +264,7 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json(tokens)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
     email: String,
@@ -317,7 +317,7 @@ pub(crate) async fn login(
     Ok(Json(tokens).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshBody {
     refresh_token: String,
@@ -407,7 +407,7 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResu
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GuestBody {
     email: String,
@@ -504,7 +504,7 @@ pub(crate) async fn guest(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GuestVerifyBody {
     challenge_id: String,
@@ -555,7 +555,7 @@ pub(crate) async fn guest_verify(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUserBody {
     email: String,
@@ -587,7 +587,7 @@ pub(crate) async fn create_user(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleBody {
     role: dto::Role,

@@ -31,6 +31,7 @@ use booking::{CustomerId, Role, TokenHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{AppState, Problem};
 
@@ -267,7 +268,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| Problem::unauthorized("invalid_token", "use Authorization: Bearer <token>"))?;
         if let Some(admin) = state.admin_token.as_deref()
-            && constant_time_eq(token.as_bytes(), admin.as_bytes())
+            && bool::from(token.as_bytes().ct_eq(admin.as_bytes()))
         {
             return Ok(Caller::Operator);
         }
@@ -300,14 +301,6 @@ impl FromRequestParts<AppState> for Caller {
             region,
         })
     }
-}
-
-/// Equal-length byte strings compared without an early exit.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 // ----- Passwords ------------------------------------------------------------

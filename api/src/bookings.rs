@@ -12,13 +12,14 @@ use booking::{
 };
 use serde::Deserialize;
 
+use crate::live::HolderBody;
 use crate::prices::Display;
 use crate::{
     ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Caller, OptionalJson, Problem, ReadOptions, dto,
     event_id, in_zone, limits, parse_id, query_zone, read, require_caller, submit,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BestBody {
     section: String,
@@ -26,14 +27,14 @@ pub(crate) struct BestBody {
     quantity: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GaBody {
     area: String,
     quantity: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HoldBody {
     /// Staff name the customer they act for; customers may omit it.
@@ -42,12 +43,6 @@ pub(crate) struct HoldBody {
     best: Option<BestBody>,
     ga: Option<GaBody>,
     ttl_secs: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HolderBody {
-    holder: Option<String>,
 }
 
 pub(crate) async fn create_hold(

@@ -49,7 +49,7 @@ async fn local(state: &AppState, query: Query) -> Result<QueryResult, Problem> {
     Ok(state.router.query_local(query).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FxRatesBody {
     /// The currency the rates are from.
@@ -97,10 +97,14 @@ pub(crate) async fn get_fx_rates(State(state): State<AppState>) -> ApiResult {
         return Err(Problem::internal("unexpected answer to a rate list"));
     };
     let rates: Vec<dto::FxRate> = rates.into_iter().map(dto::FxRate::from).collect();
-    Ok(Json(json!({ "rates": rates, "as_of_index": as_of_index(&state) })).into_response())
+    Ok(Json(dto::FxRates {
+        rates,
+        as_of_index: as_of_index(&state),
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VenueBody {
     name: String,
@@ -193,14 +197,16 @@ pub(crate) async fn list_venues(
         .then(|| venues.last().map(|v| v.venue_id.to_string()))
         .flatten();
     let venues: Vec<dto::Venue> = venues.into_iter().map(dto::Venue::from).collect();
-    Ok(
-        Json(json!({ "venues": venues, "next_cursor": next, "as_of_index": as_of_index(&state) }))
-            .into_response(),
-    )
+    Ok(Json(dto::VenuePage {
+        venues,
+        next_cursor: next,
+        as_of_index: as_of_index(&state),
+    })
+    .into_response())
 }
 
 /// What `POST /v1/events` may say about the event besides its seat map.
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Clone, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListingBody {
     #[serde(default)]
@@ -473,7 +479,11 @@ pub(crate) async fn search(
         .into_iter()
         .map(|view| priced(&state, display.as_ref(), dto::Listing::from(view)))
         .collect::<Result<Vec<_>, _>>()?;
-    let body = cache::to_body(&json!({ "events": events, "next_cursor": next, "as_of_index": applied }));
+    let body = cache::to_body(&dto::ListingPage {
+        events,
+        next_cursor: next,
+        as_of_index: applied,
+    });
     if let Some(key) = key {
         state.cache.put(key, body.clone());
     }
@@ -523,5 +533,5 @@ pub(crate) async fn my_orders(State(state): State<AppState>, caller: Caller) -> 
             crate::in_zone(dto::Order::from(order), zone.as_deref())
         })
         .collect();
-    Ok(Json(json!({ "orders": shown })).into_response())
+    Ok(Json(dto::Orders { orders: shown }).into_response())
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! mirrored_enum {
     ($(#[$doc:meta])* $dto:ident from $core:ty { $($variant:ident),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $dto {
             $($variant),+
@@ -116,7 +116,7 @@ pub fn time_in(ms: Millis, zone: Option<&str>) -> Option<String> {
 }
 
 /// An amount in integer minor units of one ISO 4217 currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Money {
     pub amount_minor: i64,
     pub currency: Currency,
@@ -139,7 +139,7 @@ impl From<Money> for booking::Money {
 
 // ---------------------------------------------------------------- events
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub event_id: EventId,
     pub name: String,
@@ -165,7 +165,7 @@ pub struct Event {
     pub ga_areas: Vec<GaArea>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tier {
     pub name: String,
     /// What a ticket costs: the event's own currency, what a card is charged.
@@ -179,7 +179,7 @@ pub struct Tier {
 
 /// A price converted for showing (never for charging): the amount, the rate
 /// one unit of the charge currency bought, and when that rate was observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DisplayPrice {
     pub amount_minor: i64,
     pub currency: Currency,
@@ -211,7 +211,7 @@ impl From<booking::Converted> for DisplayPrice {
 }
 
 /// One exchange rate: one `base` buys `rate` of `quote`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FxRate {
     pub base: Currency,
     pub quote: Currency,
@@ -238,19 +238,19 @@ impl From<booking::FxRate> for FxRate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Section {
     pub name: String,
     pub rows: Vec<Row>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Row {
     pub name: String,
     pub seats: Vec<Seat>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Seat {
     pub id: String,
     pub number: u32,
@@ -258,7 +258,7 @@ pub struct Seat {
     pub status: SeatStatus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GaArea {
     pub name: String,
     pub tier: String,
@@ -292,7 +292,7 @@ convert!(booking::GaAreaView => GaArea { name, tier, capacity, available });
 // ---------------------------------------------------------------- event specs (request bodies)
 
 /// The seat map and rules of a new event, as `POST /v1/events` takes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventSpec {
     pub name: String,
     pub currency: Currency,
@@ -311,32 +311,32 @@ pub struct EventSpec {
     pub max_active_holds_per_customer: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceTier {
     pub name: String,
     pub price: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SectionSpec {
     pub name: String,
     pub rows: Vec<RowSpec>,
 }
 
 /// A row; `seats` are listed left to right as seen from the stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowSpec {
     pub name: String,
     pub seats: Vec<SeatSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeatSpec {
     pub number: u32,
     pub tier: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GaAreaSpec {
     pub name: String,
     pub capacity: u32,
@@ -368,7 +368,7 @@ convert!(booking::GaAreaSpec => GaAreaSpec { name, capacity, tier });
 
 // ---------------------------------------------------------------- holds, orders, tickets
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hold {
     pub hold_id: HoldId,
     pub event_id: EventId,
@@ -393,13 +393,13 @@ pub struct Hold {
     pub expires_in_ms: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GaSelection {
     pub area: String,
     pub quantity: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     pub order_id: OrderId,
     pub event_id: EventId,
@@ -417,7 +417,7 @@ pub struct Order {
     pub tickets: Vec<Ticket>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub code: TicketCode,
     pub event_id: EventId,
@@ -483,7 +483,7 @@ impl Zoned for Ticket {
 
 // ---------------------------------------------------------------- payments
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Payment {
     pub payment_id: u64,
     pub event_id: EventId,
@@ -501,7 +501,7 @@ pub struct Payment {
     pub history: Vec<PaymentStep>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentStep {
     pub at_ms: Millis,
     pub at: Option<String>,
@@ -529,7 +529,7 @@ impl Zoned for Payment {
 
 // ---------------------------------------------------------------- accounts
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     pub customer_id: CustomerId,
     pub email: String,
@@ -543,7 +543,7 @@ pub struct Account {
 }
 
 /// Where notices go when a notice names no channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotifyPreference {
     pub channel: Channel,
     pub webhook_url: Option<String>,
@@ -565,7 +565,7 @@ convert!(booking::NotifyPreference => NotifyPreference { webhook_url; into: chan
 
 // ---------------------------------------------------------------- catalog
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Venue {
     pub venue_id: u64,
     pub name: String,
@@ -578,7 +578,7 @@ pub struct Venue {
     pub created_at: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Listing {
     pub event_id: EventId,
     pub name: String,
@@ -669,14 +669,14 @@ impl From<booking::VenueView> for Venue {
 // ---------------------------------------------------------------- notices and the waitlist
 
 /// A notice's id as clients see it: `{log_index}.{ordinal}`'s two parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeId {
     pub log_index: u64,
     pub ordinal: u32,
 }
 
 /// What a notice tells its recipient (also the `data` of a notice webhook).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
     OrderConfirmed {
@@ -740,7 +740,7 @@ impl From<booking::NoticeKind> for NoticeKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     Pending {
@@ -818,7 +818,7 @@ impl From<booking::Delivery> for Delivery {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notice {
     pub event_id: EventId,
     pub notice_id: NoticeId,
@@ -832,7 +832,7 @@ pub struct Notice {
 }
 
 /// A customer's place on an event's waitlist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WaitlistEntry {
     pub event_id: EventId,
     pub customer_id: CustomerId,
@@ -878,7 +878,7 @@ impl Zoned for WaitlistEntry {
 // ---------------------------------------------------------------- live seat maps
 
 /// One `change` of a live seat map (`GET /v1/events/{id}/live`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AvailabilityChange {
     pub event_id: EventId,
     pub log_index: u64,
@@ -893,19 +893,19 @@ pub struct AvailabilityChange {
     pub available: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeatChange {
     pub seat: String,
     pub status: SeatStatus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AreaAvailability {
     pub area: String,
     pub available: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TierAvailability {
     pub tier: String,
     pub available: u32,
@@ -1038,4 +1038,43 @@ mod tests {
         let api = EventSpec::from(core.clone());
         assert_eq!(booking::EventSpec::from(api), core);
     }
+}
+
+// ---------------------------------------------------------------- lists and pages
+
+/// A page of search results (`GET /v1/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ListingPage {
+    pub events: Vec<Listing>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+    /// The metadata group's applied index the page was read at.
+    pub as_of_index: Option<u64>,
+}
+
+/// A page of venues (`GET /v1/venues`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VenuePage {
+    pub venues: Vec<Venue>,
+    pub next_cursor: Option<String>,
+    pub as_of_index: Option<u64>,
+}
+
+/// Every exchange rate (`GET /v1/fx-rates`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FxRates {
+    pub rates: Vec<FxRate>,
+    pub as_of_index: Option<u64>,
+}
+
+/// A customer's orders over every event, newest first (`GET /v1/me/orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Orders {
+    pub orders: Vec<Order>,
+}
+
+/// A customer's notices of one event (`GET /v1/events/{event_id}/notices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Notices {
+    pub notices: Vec<Notice>,
 }

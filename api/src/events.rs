@@ -13,7 +13,7 @@ use crate::{
     dto, event_id, render, request_id,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateEventBody {
     event_id: u64,

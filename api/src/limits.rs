@@ -11,20 +11,25 @@
 //! load balancer in practice). The table is bounded: when it is full, buckets
 //! that are full again (idle clients) are dropped first.
 
-use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use crate::Problem;
 use crate::auth::Caller;
 
-/// Most buckets kept per limit.
+/// Most buckets kept per limit before idle ones are dropped.
 const MAX_BUCKETS: usize = 100_000;
 
 /// One limit: `per_minute` requests a minute on average, bursts of `burst`.
@@ -32,6 +37,13 @@ const MAX_BUCKETS: usize = 100_000;
 pub struct Rate {
     pub per_minute: u32,
     pub burst: u32,
+}
+
+impl Rate {
+    fn quota(self) -> Quota {
+        let at_least_one = |n: u32| NonZeroU32::new(n.max(1)).expect("at least one");
+        Quota::per_minute(at_least_one(self.per_minute)).allow_burst(at_least_one(self.burst))
+    }
 }
 
 /// The limits of a node (from its `[limits]` config). `None` turns a limit off.
@@ -43,46 +55,42 @@ pub struct LimitConfig {
     pub checkouts_per_ip: Option<Rate>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// One limit's buckets (GCRA, the `governor` crate), one per key.
+struct Limiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
+    buckets: RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<C::Instant>>,
 }
 
-#[derive(Debug)]
-struct Limiter {
-    rate: Rate,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl Limiter {
+impl<K: Hash + Eq + Clone> Limiter<K> {
     fn new(rate: Rate) -> Self {
+        Limiter::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> Limiter<K, C> {
+    fn with_clock(rate: Rate, clock: C) -> Self {
         Limiter {
-            rate,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: RateLimiter::dashmap_with_clock(rate.quota(), clock),
         }
     }
 
     /// Takes a token for `key`, or says how long until one is there.
-    fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let per_sec = f64::from(self.rate.per_minute.max(1)) / 60.0;
-        let burst = f64::from(self.rate.burst.max(1));
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < burst);
+    fn take(&self, key: &K) -> Result<(), Duration> {
+        if self.buckets.len() >= MAX_BUCKETS {
+            // Buckets that are full again belong to idle clients: a fresh
+            // bucket would answer the same.
+            self.buckets.retain_recent();
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_sec).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_sec))
-        }
+        self.buckets
+            .check_key(key)
+            .map_err(|refused| refused.wait_time_from(self.buckets.clock().now()))
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> std::fmt::Debug for Limiter<K, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("buckets", &self.buckets.len())
+            .finish()
     }
 }
 
@@ -95,10 +103,12 @@ pub enum Action {
 
 #[derive(Debug)]
 pub struct RateLimits {
-    holds_per_account: Option<Limiter>,
-    holds_per_ip: Option<Limiter>,
-    checkouts_per_account: Option<Limiter>,
-    checkouts_per_ip: Option<Limiter>,
+    holds_per_account: Option<Limiter<String>>,
+    holds_per_ip: Option<Limiter<IpAddr>>,
+    checkouts_per_account: Option<Limiter<String>>,
+    checkouts_per_ip: Option<Limiter<IpAddr>>,
+    /// Refusals by action (hold, checkout) and limit (account, ip).
+    refused: [[AtomicU64; 2]; 2],
 }
 
 impl RateLimits {
@@ -108,7 +118,21 @@ impl RateLimits {
             holds_per_ip: config.holds_per_ip.map(Limiter::new),
             checkouts_per_account: config.checkouts_per_account.map(Limiter::new),
             checkouts_per_ip: config.checkouts_per_ip.map(Limiter::new),
+            refused: Default::default(),
         }
+    }
+
+    /// Requests refused so far: `(action, limit, count)`, with action `hold`
+    /// or `checkout` and limit `account` or `ip`.
+    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
+        [(Action::Hold, "hold"), (Action::Checkout, "checkout")]
+            .into_iter()
+            .flat_map(move |(action, name)| {
+                ["account", "ip"]
+                    .into_iter()
+                    .zip(&self.refused[action as usize])
+                    .map(move |(limit, n)| (name, limit, n.load(Relaxed)))
+            })
     }
 
     /// Lets the request through or refuses it with `429` and `Retry-After`.
@@ -120,15 +144,17 @@ impl RateLimits {
             Action::Hold => (&self.holds_per_account, &self.holds_per_ip),
             Action::Checkout => (&self.checkouts_per_account, &self.checkouts_per_ip),
         };
-        let now = Instant::now();
         let mut wait = None;
         if let (Some(limiter), Some(customer)) = (per_account, caller.customer_id()) {
-            wait = limiter.take(customer.as_str(), now).err();
+            wait = limiter.take(&customer.as_str().to_owned()).err();
         }
-        if wait.is_none()
-            && let (Some(limiter), Some(ip)) = (per_ip, ip)
-        {
-            wait = limiter.take(&ip.to_string(), now).err();
+        if wait.is_some() {
+            self.refused[action as usize][0].fetch_add(1, Relaxed);
+        } else if let (Some(limiter), Some(ip)) = (per_ip, ip) {
+            wait = limiter.take(&ip).err();
+            if wait.is_some() {
+                self.refused[action as usize][1].fetch_add(1, Relaxed);
+            }
         }
         match wait {
             None => Ok(()),
@@ -179,21 +205,28 @@ mod tests {
 
     #[test]
     fn buckets_allow_a_burst_then_refill() {
-        let limiter = Limiter::new(Rate {
-            per_minute: 60,
-            burst: 2,
-        });
-        let t0 = Instant::now();
-        assert!(limiter.take("a", t0).is_ok());
-        assert!(limiter.take("a", t0).is_ok());
-        let wait = limiter.take("a", t0).unwrap_err();
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = Limiter::with_clock(
+            Rate {
+                per_minute: 60,
+                burst: 2,
+            },
+            clock.clone(),
+        );
+        let (a, b) = ("a".to_owned(), "b".to_owned());
+        assert!(limiter.take(&a).is_ok());
+        assert!(limiter.take(&a).is_ok());
+        let wait = limiter.take(&a).unwrap_err();
         assert!(
             wait <= Duration::from_secs(1) && wait > Duration::ZERO,
             "{wait:?}"
         );
-        // Another key has its own bucket; a second later one token is back.
-        assert!(limiter.take("b", t0).is_ok());
-        assert!(limiter.take("a", t0 + Duration::from_millis(1_001)).is_ok());
+        // Another key has its own bucket; a second later one token is back,
+        // and only one.
+        assert!(limiter.take(&b).is_ok());
+        clock.advance(Duration::from_millis(1_001));
+        assert!(limiter.take(&a).is_ok());
+        assert!(limiter.take(&a).is_err());
     }
 
     #[test]
@@ -217,6 +250,8 @@ mod tests {
         assert!(refused.retry_after.is_some_and(|s| (1..=60).contains(&s)));
         assert!(limits.check(Action::Hold, &customer("u.1.bob"), None).is_ok());
         assert!(limits.check(Action::Checkout, &alice, None).is_ok());
+        let refused: Vec<_> = limits.refusals().filter(|(_, _, n)| *n > 0).collect();
+        assert_eq!(refused, [("hold", "account", 1)]);
         for _ in 0..5 {
             assert!(limits.check(Action::Hold, &Caller::Operator, None).is_ok());
         }

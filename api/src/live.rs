@@ -264,7 +264,7 @@ fn into_stream(live: Live) -> impl Stream<Item = Result<Event, std::convert::Inf
 
 // ----- Waitlist ---------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JoinBody {
     holder: Option<String>,
@@ -292,10 +292,11 @@ pub(crate) async fn join_waitlist(
     crate::submit(&state, &caller, &headers, command).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HolderBody {
-    holder: Option<String>,
+    /// Staff name the customer they act for; customers may omit it.
+    pub(crate) holder: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -367,7 +368,7 @@ async fn read_for_holder(
 
 // ----- Reminders and notices ------------------------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReminderBody {
     holder: Option<String>,
@@ -442,7 +443,7 @@ pub(crate) async fn notices(
     read_for_holder(&state, &caller, &raw_event, query, EventQuery::Notices).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreferenceBody {
     channel: dto::Channel,

@@ -262,7 +262,7 @@ type MetricReader = fn(&openraft::RaftMetrics<raft_store::TypeConfig>) -> u64;
 
 /// Prometheus text exposition of this node's Raft and storage counters.
 pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
-    use prometheus_client::metrics::counter::ConstCounter;
+    use prometheus_client::metrics::counter::{ConstCounter, Counter};
     use prometheus_client::metrics::family::Family;
     use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
     use prometheus_client::registry::Registry;
@@ -439,6 +439,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
     }
     let parked = Family::<GroupLabel, Gauge>::default();
     let lag = Family::<MemberLabel, Gauge>::default();
+    let lag_ms = Family::<MemberLabel, Gauge>::default();
     for (group, quiet, m) in &snapshots {
         parked
             .get_or_create(&GroupLabel { group: *group })
@@ -446,13 +447,44 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
         let last = m.last_log_index.unwrap_or(0);
         for (replica, matched) in m.replication.iter().flat_map(|r| r.iter()) {
             let matched = matched.as_ref().map_or(0, |id| id.index);
-            lag.get_or_create(&MemberLabel {
+            let member = MemberLabel {
                 group: *group,
                 replica: *replica,
-            })
-            .set(i64::try_from(last.saturating_sub(matched)).unwrap_or(i64::MAX));
+            };
+            let behind = last.saturating_sub(matched);
+            lag.get_or_create(&member)
+                .set(i64::try_from(behind).unwrap_or(i64::MAX));
+            // A member that matched everything is not behind; one that has
+            // not is behind by at least the time since it last answered.
+            let acked = m
+                .heartbeat
+                .as_ref()
+                .and_then(|h| h.get(replica).cloned().flatten());
+            let ms = match (behind, acked) {
+                (0, _) => 0,
+                (_, Some(at)) => openraft::Instant::elapsed(&*at).as_millis(),
+                (_, None) => continue,
+            };
+            lag_ms
+                .get_or_create(&member)
+                .set(i64::try_from(ms).unwrap_or(i64::MAX));
         }
     }
+    registry.register(
+        "boxoffice_raft_replica_lag_ms",
+        "On the group's leader: 0 for a member that matched its whole log, else the time since the member last acknowledged",
+        lag_ms,
+    );
+    group_stats(&mut registry, &replicas);
+    let refused = Family::<Refusal, Counter>::default();
+    for (action, limit, n) in state.limits.refusals() {
+        refused.get_or_create(&Refusal { action, limit }).inc_by(n);
+    }
+    registry.register(
+        "boxoffice_rate_limited",
+        "Requests refused with 429 by this node's rate limits, by action (hold, checkout) and limit (account, ip)",
+        refused,
+    );
     registry.register(
         "boxoffice_raft_parked",
         "1 while this replica's timers are parked because its group is idle",
@@ -477,6 +509,120 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> HttpResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
 struct GroupLabel {
     group: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+struct Refusal {
+    action: &'static str,
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+struct GroupOutcome {
+    group: u64,
+    outcome: &'static str,
+}
+
+/// What each replica's state machine did (`raft_store::ReplicaStats`). The
+/// booking, payment and notice counts are the rules' and every replica of a
+/// group applies the same log, so each counts the same: a dashboard takes
+/// `max by (group, outcome)` across nodes, not the sum.
+fn group_stats(registry: &mut prometheus_client::registry::Registry, replicas: &[GroupReplica]) {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use std::sync::atomic::Ordering::Relaxed;
+    let bookings = Family::<GroupOutcome, Counter>::default();
+    let payments = Family::<GroupOutcome, Counter>::default();
+    let notices = Family::<GroupOutcome, Counter>::default();
+    let leaderships = Family::<GroupLabel, Counter>::default();
+    let built = Family::<GroupLabel, Counter>::default();
+    let installed = Family::<GroupLabel, Counter>::default();
+    let mut histograms = GroupHistograms::default();
+    for replica in replicas {
+        let group = replica.group_id;
+        let stats = replica.state.stats();
+        let tally = stats.tally();
+        for (family, counts) in [
+            (&bookings, tally.bookings().to_vec()),
+            (&payments, tally.payment_steps().collect()),
+            (&notices, tally.notices().to_vec()),
+        ] {
+            for (outcome, n) in counts {
+                family.get_or_create(&GroupOutcome { group, outcome }).inc_by(n);
+            }
+        }
+        for (family, counter) in [
+            (&leaderships, &stats.leaderships),
+            (&built, &stats.snapshots_built),
+            (&installed, &stats.snapshots_installed),
+        ] {
+            family
+                .get_or_create(&GroupLabel { group })
+                .inc_by(counter.load(Relaxed));
+        }
+        histograms.0.push((group, stats.clone()));
+    }
+    registry.register(
+        "boxoffice_bookings",
+        "Booking outcomes applied by this replica: held, conflict (places taken), expired, released, confirmed, cancelled, checked_in",
+        bookings,
+    );
+    registry.register(
+        "boxoffice_payments",
+        "Payments entering each status (pending: started; succeeded, failed, refund_pending, refunded)",
+        payments,
+    );
+    registry.register(
+        "boxoffice_notices",
+        "Notice delivery outcomes recorded: delivered, retried (a failed attempt to be tried again), failed (given up)",
+        notices,
+    );
+    registry.register(
+        "boxoffice_raft_leader_changes",
+        "Leaderships that committed their first entry, as this replica applied them",
+        leaderships,
+    );
+    registry.register("boxoffice_snapshots_built", "Snapshots this replica built", built);
+    registry.register(
+        "boxoffice_snapshots_installed",
+        "Snapshots this replica installed from its leader",
+        installed,
+    );
+    registry.register_collector(Box::new(histograms));
+}
+
+/// The per-group histograms, which live in each replica's stats: a collector
+/// writes them under one descriptor each, labelled by group.
+#[derive(Debug, Default)]
+struct GroupHistograms(Vec<(u64, std::sync::Arc<raft_store::ReplicaStats>)>);
+
+impl prometheus_client::collector::Collector for GroupHistograms {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::histogram::Histogram;
+        type Pick = fn(&raft_store::ReplicaStats) -> &Histogram;
+        let described: [(&str, &str, Pick); 2] = [
+            (
+                "boxoffice_raft_apply_duration_seconds",
+                "Time to apply each batch of committed entries, by group",
+                |s| &s.apply_seconds,
+            ),
+            (
+                "boxoffice_raft_entries_per_apply",
+                "Committed entries applied in each batch, by group: the proposals Raft carried together",
+                |s| &s.entries_per_apply,
+            ),
+        ];
+        for (name, help, pick) in described {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for (group, stats) in &self.0 {
+                let label = GroupLabel { group: *group };
+                pick(stats).encode(family.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
@@ -588,7 +734,7 @@ pub(crate) async fn admin_cluster(State(state): State<AppState>, headers: Header
     Ok(Json(cluster_view(&state, true)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateGroupBody {
     home_region: RegionId,
@@ -614,7 +760,7 @@ pub(crate) async fn create_group(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlaceEventBody {
     home_region: RegionId,
@@ -650,7 +796,7 @@ pub(crate) async fn place_event(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransferBody {
     to_node: u64,
@@ -737,7 +883,7 @@ impl From<MembershipError> for Problem {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddNodeBody {
     node_id: u64,

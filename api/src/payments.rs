@@ -38,11 +38,12 @@ use booking::{
     PaymentView, RequestId, Success,
 };
 use booking::{Query, QueryResult};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Caller, constant_time_eq};
+use crate::auth::Caller;
 use crate::{ApiPath, ApiResult, AppState, OptionalJson, Problem, dto, event_id, parse_id, request_id};
 
 /// How far a webhook's timestamp may be from this node's clock.
@@ -95,7 +96,7 @@ pub trait PaymentProvider: Send + Sync + 'static {
 }
 
 /// The body of a provider's webhook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookBody {
     pub reference: String,
@@ -106,9 +107,8 @@ pub struct WebhookBody {
 
 /// `t={unix secs},v1={hex HMAC-SHA256 of "{t}.{body}"}`.
 pub fn sign(secret: &[u8], unix_secs: u64, body: &[u8]) -> String {
-    let mut message = format!("{unix_secs}.").into_bytes();
-    message.extend_from_slice(body);
-    format!("t={unix_secs},v1={}", hex(&hmac_sha256(secret, &message)))
+    let tag = signer(secret, unix_secs, body).finalize().into_bytes();
+    format!("t={unix_secs},v1={}", hex::encode(tag))
 }
 
 /// Checks a webhook signature header against the body.
@@ -129,36 +129,19 @@ pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], now_secs: u64)
     if now_secs.abs_diff(t) > SIGNATURE_TOLERANCE_SECS {
         return Err(bad("the timestamp is too far from now"));
     }
-    let expected = sign(secret, t, body);
-    let expected_v1 = expected.rsplit_once("v1=").map_or("", |(_, v)| v);
-    if !constant_time_eq(expected_v1.as_bytes(), v1.as_bytes()) {
-        return Err(bad("the signature does not match"));
-    }
-    Ok(())
+    let tag = hex::decode(v1).map_err(|_| bad("v1 is not hexadecimal"))?;
+    // `verify_slice` compares in constant time.
+    signer(secret, t, body)
+        .verify_slice(&tag)
+        .map_err(|_| bad("the signature does not match"))
 }
 
-/// HMAC (RFC 2104) over SHA-256.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// HMAC-SHA256 (RFC 2104) fed with `"{t}.{body}"`.
+fn signer(secret: &[u8], unix_secs: u64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(format!("{unix_secs}.").as_bytes());
+    mac.update(body);
+    mac
 }
 
 fn unix_now() -> u64 {
@@ -394,7 +377,7 @@ fn payments(state: &AppState) -> Result<&Payments, Problem> {
 
 // ----- Routes ------------------------------------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckoutBody {
     /// The payment method token (default `tok_visa`).
@@ -611,10 +594,18 @@ mod tests {
 
     #[test]
     fn hmac_matches_rfc_4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
         assert_eq!(
-            hex(&mac),
+            hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // The webhook signer is that MAC over "{t}.{body}".
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"7.{}");
+        assert_eq!(
+            sign(b"Jefe", 7, b"{}"),
+            format!("t=7,v1={}", hex::encode(mac.finalize().into_bytes()))
         );
     }
 

@@ -76,7 +76,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> ApiResult {
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegionBody {
     name: String,

@@ -297,28 +297,36 @@ pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, que
     let zone = query_zone(state, &query);
     let z = zone.as_deref();
     match read(state, options, query).await? {
-        QueryResult::Event(EventAnswer::View(view)) => {
-            found(view.map(|v| in_zone(dto::Event::from(v), z)), "unknown_event", "event")
-        }
-        QueryResult::Event(EventAnswer::Hold(view)) => {
-            found(view.map(|v| in_zone(dto::Hold::from(v), z)), "unknown_hold", "hold")
-        }
-        QueryResult::Event(EventAnswer::Order(view)) => {
-            found(view.map(|v| in_zone(dto::Order::from(v), z)), "unknown_order", "order")
-        }
-        QueryResult::Event(EventAnswer::Ticket(view)) => {
-            found(view.map(|v| in_zone(dto::Ticket::from(v), z)), "unknown_ticket", "ticket")
-        }
-        QueryResult::Account(AccountAnswer::Account(view)) => {
-            found(
-                view.map(|v| crate::regions::account(state, v)),
-                "unknown_account",
-                "account",
-            )
-        }
-        QueryResult::Event(EventAnswer::Payment(view)) => {
-            found(view.map(|v| in_zone(dto::Payment::from(v), z)), "unknown_payment", "payment")
-        }
+        QueryResult::Event(EventAnswer::View(view)) => found(
+            view.map(|v| in_zone(dto::Event::from(v), z)),
+            "unknown_event",
+            "event",
+        ),
+        QueryResult::Event(EventAnswer::Hold(view)) => found(
+            view.map(|v| in_zone(dto::Hold::from(v), z)),
+            "unknown_hold",
+            "hold",
+        ),
+        QueryResult::Event(EventAnswer::Order(view)) => found(
+            view.map(|v| in_zone(dto::Order::from(v), z)),
+            "unknown_order",
+            "order",
+        ),
+        QueryResult::Event(EventAnswer::Ticket(view)) => found(
+            view.map(|v| in_zone(dto::Ticket::from(v), z)),
+            "unknown_ticket",
+            "ticket",
+        ),
+        QueryResult::Account(AccountAnswer::Account(view)) => found(
+            view.map(|v| crate::regions::account(state, v)),
+            "unknown_account",
+            "account",
+        ),
+        QueryResult::Event(EventAnswer::Payment(view)) => found(
+            view.map(|v| in_zone(dto::Payment::from(v), z)),
+            "unknown_payment",
+            "payment",
+        ),
         QueryResult::Catalog(CatalogAnswer::Venue(view)) => {
             found(view.map(dto::Venue::from), "unknown_venue", "venue")
         }
@@ -330,9 +338,12 @@ pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, que
             "not_waitlisted",
             "waitlist entry",
         ),
-        QueryResult::Event(EventAnswer::Notices(notices)) => Ok(Json(
-            serde_json::json!({ "notices": notices.into_iter().map(|n| in_zone(dto::Notice::from(n), z)).collect::<Vec<_>>() }),
-        )
+        QueryResult::Event(EventAnswer::Notices(notices)) => Ok(Json(dto::Notices {
+            notices: notices
+                .into_iter()
+                .map(|n| in_zone(dto::Notice::from(n), z))
+                .collect(),
+        })
         .into_response()),
         QueryResult::Map(_)
         | QueryResult::Account(AccountAnswer::ByEmail(_))

@@ -7,9 +7,10 @@ use axum::http::StatusCode;
 use axum::response::Response as HttpResponse;
 use axum::routing::{MethodRouter, get, post, put};
 use booking::{Command, EventCommand};
+use utoipa::openapi::{Ref, RefOr, schema::Schema};
 
 use crate::{
-    Access, AppState, MAX_BODY_BYTES, Problem, accounts, bookings, catalog, events, live, openapi, ops,
+    Access, AppState, MAX_BODY_BYTES, Problem, accounts, bookings, catalog, dto, events, live, openapi, ops,
     payments, regions, request_ids, tickets,
 };
 
@@ -21,7 +22,44 @@ pub struct Endpoint {
     pub access: Access,
     /// The status of a success.
     pub ok: u16,
+    /// The JSON body it takes, and whether it must be there.
+    pub body: Option<(Doc, bool)>,
+    /// The JSON body of a success, when it is one of the API's types.
+    pub answer: Option<Doc>,
     handler: MethodRouter<AppState>,
+}
+
+/// The schemas a route's document refers to, by name.
+pub type Components = Vec<(String, RefOr<Schema>)>;
+
+/// A type's place in the document: a reference to it, with it and every
+/// schema it refers to added to `components`.
+pub type Doc = fn(&mut Components) -> RefOr<Schema>;
+
+pub fn doc<T: utoipa::ToSchema>(components: &mut Components) -> RefOr<Schema> {
+    components.push((T::name().into_owned(), T::schema()));
+    T::schemas(components);
+    Ref::from_schema_name(T::name()).into()
+}
+
+impl Endpoint {
+    /// Takes a required JSON body of `doc`'s type.
+    fn takes(mut self, doc: Doc) -> Self {
+        self.body = Some((doc, true));
+        self
+    }
+
+    /// Takes a JSON body of `doc`'s type, or none.
+    fn may_take(mut self, doc: Doc) -> Self {
+        self.body = Some((doc, false));
+        self
+    }
+
+    /// Answers a success with `doc`'s type.
+    fn gives(mut self, doc: Doc) -> Self {
+        self.answer = Some(doc);
+        self
+    }
 }
 
 /// Every route of the API, in the order of `docs/http-api.md`. The router and
@@ -36,6 +74,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         summary,
         access,
         ok,
+        body: None,
+        answer: None,
         handler,
     };
     vec![
@@ -102,7 +142,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Create a data group",
             post(ops::create_group),
-        ),
+        )
+        .takes(doc::<ops::CreateGroupBody>),
         e(
             Method::POST,
             "/v1/admin/groups/{group_id}/transfer-leader",
@@ -110,7 +151,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Hand a group's leadership to another node",
             post(ops::transfer_leader),
-        ),
+        )
+        .takes(doc::<ops::TransferBody>),
         e(
             Method::POST,
             "/v1/admin/events/{event_id}/placement",
@@ -118,7 +160,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Place an event on a group",
             post(ops::place_event),
-        ),
+        )
+        .takes(doc::<ops::PlaceEventBody>),
         e(
             Method::POST,
             "/v1/admin/nodes",
@@ -126,7 +169,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Add a node",
             post(ops::add_node),
-        ),
+        )
+        .takes(doc::<ops::AddNodeBody>),
         e(
             Method::POST,
             "/v1/admin/nodes/{node_id}/remove",
@@ -142,7 +186,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Create an account with a role",
             post(accounts::create_user),
-        ),
+        )
+        .takes(doc::<accounts::CreateUserBody>)
+        .gives(doc::<dto::Account>),
         e(
             Method::POST,
             "/v1/admin/users/{customer_id}/role",
@@ -150,7 +196,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Change an account's role",
             post(accounts::set_role),
-        ),
+        )
+        .takes(doc::<accounts::RoleBody>)
+        .gives(doc::<dto::Account>),
         e(
             Method::GET,
             "/v1/admin/payments/ledger",
@@ -166,7 +214,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Register and log in",
             post(accounts::register),
-        ),
+        )
+        .takes(doc::<accounts::RegisterBody>),
         e(
             Method::POST,
             "/v1/auth/login",
@@ -174,7 +223,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Log in",
             post(accounts::login),
-        ),
+        )
+        .takes(doc::<accounts::LoginBody>),
         e(
             Method::POST,
             "/v1/auth/refresh",
@@ -182,7 +232,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Rotate a refresh token",
             post(accounts::refresh),
-        ),
+        )
+        .takes(doc::<accounts::RefreshBody>),
         e(
             Method::POST,
             "/v1/auth/logout",
@@ -190,7 +241,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             204,
             "End a session",
             post(accounts::logout),
-        ),
+        )
+        .takes(doc::<accounts::RefreshBody>),
         e(
             Method::POST,
             "/v1/auth/guest",
@@ -198,7 +250,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             202,
             "Send a guest a one-time code by e-mail",
             post(accounts::guest),
-        ),
+        )
+        .takes(doc::<accounts::GuestBody>),
         e(
             Method::POST,
             "/v1/auth/guest/verify",
@@ -206,7 +259,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "A guest token for the code from the e-mail",
             post(accounts::guest_verify),
-        ),
+        )
+        .takes(doc::<accounts::GuestVerifyBody>),
         e(
             Method::GET,
             "/v1/me",
@@ -230,7 +284,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Admit a scanned ticket",
             post(tickets::check_in_scanned),
-        ),
+        )
+        .takes(doc::<tickets::ScanBody>),
         e(
             Method::POST,
             "/v1/events",
@@ -238,7 +293,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Create an event",
             post(events::create_event),
-        ),
+        )
+        .takes(doc::<events::CreateEventBody>),
         e(
             Method::GET,
             "/v1/events",
@@ -246,7 +302,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Search event listings",
             get(catalog::search),
-        ),
+        )
+        .gives(doc::<dto::ListingPage>),
         e(
             Method::POST,
             "/v1/events/{event_id}/publish",
@@ -262,7 +319,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Exchange rates used for display prices",
             get(catalog::get_fx_rates),
-        ),
+        )
+        .gives(doc::<dto::FxRates>),
         e(
             Method::PUT,
             "/v1/admin/fx-rates",
@@ -270,7 +328,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Set exchange rates from one base currency",
             put(catalog::put_fx_rates),
-        ),
+        )
+        .takes(doc::<catalog::FxRatesBody>),
         e(
             Method::GET,
             "/v1/regions",
@@ -286,7 +345,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Describe a region (its default currency, language, time zone and endpoint)",
             put(regions::put),
-        ),
+        )
+        .takes(doc::<regions::RegionBody>),
         e(
             Method::POST,
             "/v1/venues",
@@ -294,7 +354,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Add a venue",
             post(catalog::create_venue),
-        ),
+        )
+        .takes(doc::<catalog::VenueBody>)
+        .gives(doc::<dto::Venue>),
         e(
             Method::GET,
             "/v1/venues",
@@ -302,7 +364,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "List venues",
             get(catalog::list_venues),
-        ),
+        )
+        .gives(doc::<dto::VenuePage>),
         e(
             Method::GET,
             "/v1/venues/{venue_id}",
@@ -310,7 +373,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "A venue",
             get(catalog::get_venue),
-        ),
+        )
+        .gives(doc::<dto::Venue>),
         e(
             Method::GET,
             "/v1/events/{event_id}/listing",
@@ -318,7 +382,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "An event's listing",
             get(catalog::get_listing),
-        ),
+        )
+        .gives(doc::<dto::Listing>),
         e(
             Method::GET,
             "/v1/me/orders",
@@ -326,7 +391,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "The caller's orders, newest first",
             get(catalog::my_orders),
-        ),
+        )
+        .gives(doc::<dto::Orders>),
         e(
             Method::GET,
             "/v1/events/{event_id}",
@@ -334,7 +400,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "An event's seat map and counts",
             get(events::get_event),
-        ),
+        )
+        .gives(doc::<dto::Event>),
         e(
             Method::POST,
             "/v1/events/{event_id}/cancel",
@@ -358,7 +425,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Join a sold-out event's waitlist",
             post(live::join_waitlist),
-        ),
+        )
+        .takes(doc::<live::JoinBody>)
+        .gives(doc::<dto::WaitlistEntry>),
         e(
             Method::GET,
             "/v1/events/{event_id}/waitlist",
@@ -366,7 +435,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "The caller's place on the waitlist",
             get(live::get_waitlist),
-        ),
+        )
+        .gives(doc::<dto::WaitlistEntry>),
         e(
             Method::POST,
             "/v1/events/{event_id}/waitlist/leave",
@@ -374,7 +444,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Leave the waitlist",
             post(live::leave_waitlist),
-        ),
+        )
+        .may_take(doc::<live::HolderBody>),
         e(
             Method::POST,
             "/v1/events/{event_id}/reminders",
@@ -382,7 +453,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Be reminded before the event starts",
             post(live::subscribe_reminder),
-        ),
+        )
+        .may_take(doc::<live::ReminderBody>)
+        .gives(doc::<dto::Notice>),
         e(
             Method::POST,
             "/v1/events/{event_id}/reminders/cancel",
@@ -390,7 +463,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Stop the reminder",
             post(live::unsubscribe_reminder),
-        ),
+        )
+        .may_take(doc::<live::HolderBody>),
         e(
             Method::GET,
             "/v1/events/{event_id}/notices",
@@ -398,7 +472,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "The caller's notifications about the event and their delivery",
             get(live::notices),
-        ),
+        )
+        .gives(doc::<dto::Notices>),
         e(
             Method::PUT,
             "/v1/me/notifications",
@@ -406,7 +481,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Choose how notifications reach you (email, webhook, log)",
             put(live::set_notifications),
-        ),
+        )
+        .takes(doc::<live::PreferenceBody>)
+        .gives(doc::<dto::Account>),
         e(
             Method::POST,
             "/v1/events/{event_id}/holds",
@@ -414,7 +491,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Hold seats or places",
             post(bookings::create_hold),
-        ),
+        )
+        .takes(doc::<bookings::HoldBody>)
+        .gives(doc::<dto::Hold>),
         e(
             Method::GET,
             "/v1/events/{event_id}/holds/{hold_id}",
@@ -422,7 +501,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "A hold with its countdown",
             get(bookings::get_hold),
-        ),
+        )
+        .gives(doc::<dto::Hold>),
         e(
             Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/extend",
@@ -432,7 +512,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             bookings::hold_route(|event_id, hold_id, holder| {
                 Command::Event(event_id, EventCommand::ExtendHold { hold_id, holder })
             }),
-        ),
+        )
+        .may_take(doc::<live::HolderBody>)
+        .gives(doc::<dto::Hold>),
         e(
             Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/release",
@@ -442,7 +524,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             bookings::hold_route(|event_id, hold_id, holder| {
                 Command::Event(event_id, EventCommand::ReleaseHold { hold_id, holder })
             }),
-        ),
+        )
+        .may_take(doc::<live::HolderBody>),
         e(
             Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/confirm",
@@ -450,7 +533,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             201,
             "Confirm a free hold, or any hold as staff",
             post(bookings::confirm_hold),
-        ),
+        )
+        .may_take(doc::<live::HolderBody>)
+        .gives(doc::<dto::Order>),
         e(
             Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/checkout",
@@ -458,7 +543,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             202,
             "Pay for a hold",
             post(payments::checkout),
-        ),
+        )
+        .may_take(doc::<payments::CheckoutBody>)
+        .gives(doc::<dto::Payment>),
         e(
             Method::GET,
             "/v1/events/{event_id}/payments/{payment_id}",
@@ -466,7 +553,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "A payment and its history",
             get(payments::get_payment),
-        ),
+        )
+        .gives(doc::<dto::Payment>),
         e(
             Method::POST,
             "/v1/payments/webhook",
@@ -474,7 +562,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "The provider's signed answer",
             post(payments::webhook),
-        ),
+        )
+        .takes(doc::<payments::WebhookBody>),
         e(
             Method::GET,
             "/v1/events/{event_id}/orders/{order_id}",
@@ -482,7 +571,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "An order",
             get(bookings::get_order),
-        ),
+        )
+        .gives(doc::<dto::Order>),
         e(
             Method::POST,
             "/v1/events/{event_id}/orders/{order_id}/cancel",
@@ -490,7 +580,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Cancel an order (refunded if paid)",
             post(bookings::cancel_order),
-        ),
+        )
+        .may_take(doc::<live::HolderBody>)
+        .gives(doc::<dto::Order>),
         e(
             Method::GET,
             "/v1/events/{event_id}/tickets/{code}",
@@ -498,7 +590,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "A ticket with its signed QR payload",
             get(tickets::get_ticket),
-        ),
+        )
+        .gives(doc::<dto::Ticket>),
         e(
             Method::GET,
             "/v1/events/{event_id}/tickets/{code}/qr.svg",
@@ -544,6 +637,21 @@ pub fn app(state: AppState) -> HttpRouter {
         ))
         .layer(axum::middleware::from_fn(request_ids::middleware))
         .layer(axum::middleware::from_fn(security_headers))
+        // A span per request for the logs (at debug: free when off), with
+        // credentials marked sensitive so that no layer prints them.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(
+            tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer::new([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::COOKIE,
+                axum::http::HeaderName::from_static(crate::payments::SIGNATURE_HEADER),
+            ]),
+        )
         .with_state(state)
 }
 

@@ -205,7 +205,7 @@ pub(crate) async fn check_in(
     submit(&state, &caller, &headers, command).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScanBody {
     payload: String,

@@ -187,7 +187,7 @@ pub enum ReadReplicas {
 }
 
 /// What a group's voters must survive (CockroachDB's ZONE and REGION goals).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Survive {
     /// All voters in the home region (when it has enough nodes): a write

@@ -438,3 +438,49 @@ mod tests {
         assert_eq!(Money::new(i64::MAX, eur).checked_add(Money::new(1, eur)), None);
     }
 }
+
+// ----- OpenAPI schemas ------------------------------------------------------
+//
+// The identifiers are documented as what they serialize to: integers for the
+// log-index ids, strings with their shape for the others (the same rules
+// `new` checks), so a generated client and a fuzzer send only what could be
+// valid.
+
+macro_rules! id_schema {
+    ($ty:ident: integer, $doc:literal) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .description(Some($doc))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $ty {}
+    };
+    ($ty:ident: string $pattern:expr, $example:literal, $doc:literal) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some($pattern))
+                    .examples([$example])
+                    .description(Some($doc))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $ty {}
+    };
+}
+
+id_schema!(EventId: integer, "An event, numbered by its organiser");
+id_schema!(HoldId: integer, "A hold: the log index of the entry that made it");
+id_schema!(OrderId: integer, "An order: the log index of the entry that confirmed its hold");
+id_schema!(CustomerId: string "^[A-Za-z0-9._@+-]{1,128}$", "u.1.alice", "A customer or guest");
+id_schema!(TicketCode: string "^[A-Za-z0-9-]{1,128}$", "7K2M-9QXD-4T1B", "A ticket's code (case-insensitive)");
+id_schema!(RegionId: string "^[a-z0-9-]{1,32}$", "eu-west", "A region");
+id_schema!(Currency: string "^[A-Z]{3}$", "EUR", "An ISO 4217 currency code");

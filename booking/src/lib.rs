@@ -90,6 +90,7 @@ pub use events::records::{
     CustomerRecord, EventRecord, EventValue, GaRecord, HeldPlaces, HoldRecord, HoldState, OrderRecord,
     SeatRecord, TicketPlace, TicketRecord, WaitlistRecord,
 };
+pub use events::tally::Tally;
 pub use events::views::{
     EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
     SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,

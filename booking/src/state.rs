@@ -48,6 +48,7 @@ use crate::command::{Command, Request, Response, Success};
 use crate::events::feed::AvailabilityChange;
 use crate::events::notices::{NoticeId, NoticeView};
 use crate::events::payments::PaymentView;
+use crate::events::tally::Tally;
 use crate::events::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
 use crate::events::vocab::{EventAnswer, EventQuery, EventSuccess};
 use crate::events::{Events, LoadIssue};
@@ -144,6 +145,12 @@ impl BookingState {
     /// The availability changes recorded since the last call, in log order.
     pub fn take_changes(&mut self) -> Vec<AvailabilityChange> {
         self.events.take_changes()
+    }
+
+    /// What the rules did since the last call (booking outcomes, payment
+    /// steps, notice deliveries), for metrics; not part of the state.
+    pub fn take_tally(&mut self) -> Tally {
+        std::mem::take(&mut self.events.tally)
     }
 
     /// Applies one committed entry. `log_index` is the entry's Raft log index:

@@ -316,6 +316,7 @@ pub struct SnapshotBuilder {
     pub(crate) membership: StoredMembership,
     pub(crate) dir: PathBuf,
     pub(crate) publish_lock: PublishLock,
+    pub(crate) stats: std::sync::Arc<crate::ReplicaStats>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -368,6 +369,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         })
         .await
         .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))??;
+        crate::ReplicaStats::count(&self.stats.snapshots_built);
         Ok(Snapshot {
             meta,
             snapshot: built,

@@ -28,6 +28,7 @@ use crate::keys::{
     SM_APPLIED, SM_RECORDS_START, decode_record_key, prefixed, record_key, replica_end, replica_start,
     unprefixed,
 };
+use crate::replica_stats::ReplicaStats;
 use crate::snapshot::{self, PinnedSnapshot, PublishLock, SnapshotBuilder, SnapshotFile};
 use crate::store::CF_SM;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -36,10 +37,16 @@ use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 #[derive(Clone)]
 pub struct SharedState {
     state: Arc<RwLock<BookingState>>,
+    stats: Arc<ReplicaStats>,
 }
 
 impl SharedState {
     /// Locks the state for reading. Keep the guard short: applies wait for it.
+    /// What this replica's state machine did, for metrics.
+    pub fn stats(&self) -> &Arc<ReplicaStats> {
+        &self.stats
+    }
+
     pub fn read(&self) -> RwLockReadGuard<'_, BookingState> {
         self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -60,6 +67,7 @@ pub struct StateMachine {
     publish_lock: PublishLock,
     /// Where this replica's availability changes go, and its group.
     feed: Option<(FeedHub, u64)>,
+    stats: Arc<ReplicaStats>,
 }
 
 type AppliedMeta = (Option<LogId>, StoredMembership);
@@ -108,6 +116,7 @@ impl StateMachine {
             snapshot_dir,
             publish_lock: PublishLock::default(),
             feed: None,
+            stats: Arc::default(),
         })
     }
 
@@ -124,6 +133,7 @@ impl StateMachine {
     pub fn shared(&self) -> SharedState {
         SharedState {
             state: self.state.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -150,7 +160,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let mut applied_any = false;
+        let started = std::time::Instant::now();
+        let mut applied = 0u64;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let index = entry.log_id.index;
@@ -174,7 +185,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     Some(response)
                 }
-                EntryPayload::Blank => None,
+                EntryPayload::Blank => {
+                    ReplicaStats::count(&self.stats.leaderships);
+                    None
+                }
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     None
@@ -187,13 +201,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 hub.publish(*group, index, Vec::new());
             }
             self.last_applied = Some(entry.log_id);
-            applied_any = true;
+            applied += 1;
             if let Some(responder) = responder {
                 responder.send(response);
             }
         }
-        if applied_any {
-            let dirty = self.write_state().take_dirty();
+        if applied > 0 {
+            let (dirty, tally) = {
+                let mut state = self.write_state();
+                (state.take_dirty(), state.take_tally())
+            };
+            self.stats.add(tally);
             let cf = self.db.cf_handle(CF_SM).expect("sm column family");
             let mut batch = WriteBatch::default();
             for (key, record) in dirty {
@@ -206,6 +224,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let meta: AppliedMeta = (self.last_applied, self.membership.clone());
             batch.put_cf(cf, prefixed(self.replica, SM_APPLIED), encode(&meta));
             self.db.write(batch).map_err(db_err)?;
+            self.stats.apply_seconds.observe(started.elapsed().as_secs_f64());
+            self.stats.entries_per_apply.observe(applied as f64);
         }
         Ok(())
     }
@@ -218,6 +238,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: self.membership.clone(),
             dir: self.snapshot_dir.clone(),
             publish_lock: self.publish_lock.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -273,6 +294,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        ReplicaStats::count(&self.stats.snapshots_installed);
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }

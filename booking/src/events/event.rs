@@ -65,6 +65,8 @@ pub(crate) struct Context<'a> {
     /// Places whose availability changed, in the order they changed, for the
     /// live feed (`feed`). The state machine drains it after every rule.
     pub touched: &'a mut Vec<TicketPlace>,
+    /// What the rules did, for metrics.
+    pub tally: &'a mut super::tally::Tally,
 }
 
 /// Derived per-tier counts; available is capacity minus both.
@@ -235,6 +237,7 @@ impl EventState {
         ctx.expiry.insert((hold.expires_at_ms, self.id, hold_id));
         ctx.dirty.insert((self.id, EventKey::Hold(hold_id)));
         self.holds.insert(hold_id, hold);
+        ctx.tally.held += 1;
         Ok(self.hold_view(hold_id).expect("the hold was just inserted"))
     }
 
@@ -346,6 +349,7 @@ impl EventState {
         // The customer's count does not change: the places move from hold to order.
         let hold = self.holds.get_mut(&hold_id).expect("checked by active_hold");
         hold.state = HoldState::Confirmed(order_id);
+        ctx.tally.confirmed += 1;
         let holder = hold.holder.clone();
         self.forget_active_hold(&holder);
         ctx.dirty.insert((self.id, EventKey::Hold(hold_id)));
@@ -453,6 +457,7 @@ impl EventState {
     /// Cancels a live order without asking whether it may be: its places go
     /// back on sale and its tickets become void.
     pub(super) fn cancel_unchecked(&mut self, ctx: &mut Context<'_>, order_id: OrderId) {
+        ctx.tally.cancelled += 1;
         let order = &self.orders[&order_id];
         let places: Vec<TicketPlace> = order
             .tickets
@@ -491,6 +496,7 @@ impl EventState {
         }
         let ticket = self.tickets.get_mut(code).expect("looked up above");
         ticket.checked_in_at_ms = Some(ctx.now);
+        ctx.tally.checked_in += 1;
         ctx.dirty.insert((self.id, EventKey::Ticket(code.clone())));
         Ok(ctx.now)
     }
@@ -897,6 +903,11 @@ impl EventState {
     pub(super) fn end_hold(&mut self, ctx: &mut Context<'_>, hold_id: HoldId, state: HoldState) {
         let hold = self.holds.get_mut(&hold_id).expect("caller checked the hold");
         hold.state = state;
+        match state {
+            HoldState::Expired => ctx.tally.expired += 1,
+            HoldState::Released => ctx.tally.released += 1,
+            HoldState::Active | HoldState::Confirmed(_) => {}
+        }
         let places = hold.places.clone();
         let holder = hold.holder.clone();
         self.forget_active_hold(&holder);

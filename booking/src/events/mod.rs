@@ -28,6 +28,7 @@ pub mod notices;
 pub mod payments;
 pub mod records;
 pub mod render;
+pub mod tally;
 pub mod ticket_codes;
 pub mod views;
 pub mod vocab;
@@ -42,6 +43,7 @@ use self::payments::{
     MAX_PAYMENT_TEXT, PaymentOutcome, PaymentRecord, PaymentStatus, PaymentStep, PaymentView, Payments,
 };
 use self::records::{EventRecord, EventValue, TicketPlace};
+use self::tally::Tally;
 use self::views::{HoldView, OrderView};
 use self::vocab::{EventAnswer, EventCommand, EventQuery, EventSuccess, WAITLIST_OFFER_TTL_MS};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, Money, OrderId};
@@ -67,6 +69,8 @@ pub(crate) struct Events {
     changes: Option<Vec<AvailabilityChange>>,
     /// The entry being applied and how many changes it made so far.
     change_ordinal: (u64, u32),
+    /// What the rules did since the state machine last asked. Not state.
+    pub(crate) tally: Tally,
 }
 
 impl Events {
@@ -109,6 +113,7 @@ impl Events {
                 dirty: &mut self.dirty,
                 expiry: &mut self.expiry,
                 touched: &mut self.touched,
+                tally: &mut self.tally,
             };
             event.expire(&mut ctx, hold_id);
             self.note_change(log_index, event_id, ChangeCause::Expired);
@@ -122,6 +127,9 @@ impl Events {
     pub fn execute(&mut self, log_index: u64, event_id: EventId, command: &EventCommand) -> EventResponse {
         let response = self.run(log_index, event_id, command);
         self.touched.clear();
+        if let Err(Rejection::SeatUnavailable { .. } | Rejection::NotEnoughSeats { .. }) = response {
+            self.tally.conflict += 1;
+        }
         response
     }
 
@@ -209,6 +217,7 @@ impl Events {
                     PaymentStatus::Refunded => {}
                     PaymentStatus::RefundPending => {
                         let step = self.step(PaymentStatus::Refunded, None);
+                        self.tally.count_payment(step.status);
                         self.payments
                             .set_status(&mut self.dirty, event_id, *payment_id, step, None);
                     }
@@ -284,8 +293,12 @@ impl Events {
                 self.notices
                     .get(event_id, *notice_id)
                     .ok_or(Rejection::UnknownNotice)?;
-                self.notices
-                    .delivered(&mut self.dirty, event_id, *notice_id, self.clock, *channel);
+                if self
+                    .notices
+                    .delivered(&mut self.dirty, event_id, *notice_id, self.clock, *channel)
+                {
+                    self.tally.notices_delivered += 1;
+                }
                 Ok(EventSuccess::NoticeUpdated(
                     self.notices.view(event_id, *notice_id).expect("exists"),
                 ))
@@ -298,14 +311,18 @@ impl Events {
                 self.notices
                     .get(event_id, *notice_id)
                     .ok_or(Rejection::UnknownNotice)?;
-                self.notices.failed(
+                match self.notices.failed(
                     &mut self.dirty,
                     event_id,
                     *notice_id,
                     self.clock,
                     error,
                     *permanent,
-                );
+                ) {
+                    Some(true) => self.tally.notices_failed += 1,
+                    Some(false) => self.tally.notices_retried += 1,
+                    None => {}
+                }
                 Ok(EventSuccess::NoticeUpdated(
                     self.notices.view(event_id, *notice_id).expect("exists"),
                 ))
@@ -437,6 +454,7 @@ impl Events {
             }],
         };
         self.payments.insert(&mut self.dirty, event_id, log_index, record);
+        self.tally.count_payment(PaymentStatus::Pending);
         Ok(EventSuccess::PaymentStarted(
             self.payment_view(event_id, log_index),
         ))
@@ -506,6 +524,7 @@ impl Events {
             }
         };
         let step = self.step(status, detail);
+        self.tally.count_payment(step.status);
         self.payments
             .set_status(&mut self.dirty, event_id, payment_id, step, order_id);
         Ok(EventSuccess::PaymentUpdated(
@@ -524,6 +543,7 @@ impl Events {
             .is_some_and(|p| p.status == PaymentStatus::Succeeded);
         if succeeded {
             let step = self.step(PaymentStatus::RefundPending, Some(why.to_owned()));
+            self.tally.count_payment(step.status);
             self.payments
                 .set_status(&mut self.dirty, event_id, payment_id, step, None);
         }
@@ -618,6 +638,7 @@ impl Events {
             dirty: &mut self.dirty,
             expiry: &mut self.expiry,
             touched: &mut self.touched,
+            tally: &mut self.tally,
         };
         Ok((event, ctx))
     }

@@ -273,7 +273,8 @@ impl Notices {
         self.notices.get(&(event_id, notice_id))
     }
 
-    /// Records a delivery. A notice already settled stays as it was.
+    /// Records a delivery, and says whether it did. A notice already
+    /// settled stays as it was.
     pub fn delivered(
         &mut self,
         dirty: &mut EventKeys,
@@ -281,10 +282,10 @@ impl Notices {
         notice_id: NoticeId,
         now: Millis,
         channel: Channel,
-    ) {
+    ) -> bool {
         let key = (event_id, notice_id);
         let Some(record) = self.notices.get(&key) else {
-            return;
+            return false;
         };
         if let Delivery::Pending { attempts, .. } = record.delivery {
             let mut record = record.clone();
@@ -294,11 +295,14 @@ impl Notices {
                 channel,
             };
             self.put(dirty, key, record);
+            return true;
         }
+        false
     }
 
     /// Records a failed attempt: retried with backoff, or given up after
-    /// `MAX_DELIVERY_ATTEMPTS` or at once if `permanent`.
+    /// `MAX_DELIVERY_ATTEMPTS` or at once if `permanent`. Says which
+    /// (`Some(true)`: given up), or `None` if the notice was not pending.
     pub fn failed(
         &mut self,
         dirty: &mut EventKeys,
@@ -307,13 +311,11 @@ impl Notices {
         now: Millis,
         error: &str,
         permanent: bool,
-    ) {
+    ) -> Option<bool> {
         let key = (event_id, notice_id);
-        let Some(record) = self.notices.get(&key) else {
-            return;
-        };
+        let record = self.notices.get(&key)?;
         let Delivery::Pending { attempts, .. } = record.delivery else {
-            return;
+            return None;
         };
         let attempts = attempts + 1;
         let mut error = error.to_owned();
@@ -325,7 +327,8 @@ impl Notices {
             error.truncate(end);
         }
         let mut record = record.clone();
-        record.delivery = if permanent || attempts >= MAX_DELIVERY_ATTEMPTS {
+        let given_up = permanent || attempts >= MAX_DELIVERY_ATTEMPTS;
+        record.delivery = if given_up {
             Delivery::Failed {
                 at_ms: now,
                 attempts,
@@ -339,6 +342,7 @@ impl Notices {
             }
         };
         self.put(dirty, key, record);
+        Some(given_up)
     }
 
     /// Forgets notices settled more than `NOTICE_RETENTION_MS` before `now`.

@@ -1,6 +1,8 @@
 //! `/metrics` after a booking flow: the request counters and the latency
 //! histogram of the node that served it moved by exactly what was asked of
-//! it, by route template, and the store's figures are there beside them.
+//! it, by route template; its replica of the event's group counted the
+//! booking outcomes the rules decided; and the store's figures are there
+//! beside them.
 
 use std::time::Duration;
 
@@ -184,6 +186,32 @@ async fn scenario() -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Its state machine counted what the rules did, once each (the five
+    // entries are applied once on this replica, whatever the retries).
+    let after = metrics().await?;
+    let group = ("group", "1");
+    for (outcome, made) in [("held", 3), ("conflict", 1), ("confirmed", 1), ("released", 0)] {
+        let counted = sample(&after, "boxoffice_bookings_total", &[group, ("outcome", outcome)])?
+            - sample(
+                &before,
+                "boxoffice_bookings_total",
+                &[group, ("outcome", outcome)],
+            )?;
+        ensure!(
+            counted == made,
+            "{counted} bookings counted {outcome}, {made} made"
+        );
+    }
+    let entries = sample(&after, "boxoffice_raft_entries_per_apply_sum", &[group])?
+        - sample(&before, "boxoffice_raft_entries_per_apply_sum", &[group])?;
+    let batches = sample(&after, "boxoffice_raft_apply_duration_seconds_count", &[group])?
+        - sample(&before, "boxoffice_raft_apply_duration_seconds_count", &[group])?;
+    ensure!(
+        entries >= 5 && (1..=entries).contains(&batches),
+        "{entries} entries applied in {batches} batches"
+    );
+    let elected = sample(&after, "boxoffice_raft_leader_changes_total", &[group])?;
+    ensure!(elected >= 1, "no leadership of group 1 counted");
     // Its leader knows each member's lag.
     let leader = test.cluster.leader_id().await.context("no leader")?;
     let (_, _, text) = client.raw(Method::GET, leader, "/metrics").await?;
@@ -194,5 +222,37 @@ async fn scenario() -> anyhow::Result<()> {
             >= 2,
         "the leader shows no lag of group 1's members:\n{text}"
     );
+    ensure!(
+        text.lines()
+            .filter(|l| l.starts_with("boxoffice_raft_replica_lag_ms{group=\"1\""))
+            .count()
+            >= 2,
+        "the leader shows no lag in ms of group 1's members"
+    );
+    // Every series the on-sale dashboard plots is one a node serves (the
+    // leader's page has them all: lag is only known there).
+    let board = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/grafana/dashboards/boxoffice-onsale.json"),
+    )?;
+    let board: serde_json::Value = serde_json::from_str(&board)?;
+    let mut plotted = 0;
+    for panel in board["panels"].as_array().context("no panels")? {
+        for target in panel["targets"].as_array().context("a panel without targets")? {
+            let expr = target["expr"].as_str().context("a target without expr")?;
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("boxoffice_"))
+            {
+                plotted += 1;
+                ensure!(
+                    text.lines()
+                        .any(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' '])),
+                    "the dashboard plots {name}, which /metrics does not serve"
+                );
+            }
+        }
+    }
+    ensure!(plotted >= 16, "the dashboard plots only {plotted} series");
     test.finish().await
 }
