@@ -46,6 +46,11 @@ pub fn openapi() -> Value {
                 takes_input,
             ),
             (
+                "422",
+                "a field names something that does not exist or breaks a rule",
+                takes_input,
+            ),
+            (
                 "401",
                 "no credentials, or they are invalid or expired",
                 endpoint.access != Access::Public,

@@ -199,10 +199,11 @@ impl From<Rejection> for Problem {
             | Rejection::UnknownTier { .. }
             | Rejection::UnknownArea { .. }
             | Rejection::UnknownRegion { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Rejection::MapNotInitialised | Rejection::NoGroupAvailable | Rejection::NotEnoughNodes { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Rejection::MapInitialised
+            Rejection::MapNotInitialised | Rejection::NoGroupAvailable => StatusCode::SERVICE_UNAVAILABLE,
+            // The cluster as it is cannot do it until an operator adds
+            // nodes: the request conflicts with its state, no retry helps.
+            Rejection::NotEnoughNodes { .. }
+            | Rejection::MapInitialised
             | Rejection::NodeExists { .. }
             | Rejection::NodeDraining { .. }
             | Rejection::NodeHasReplicas { .. } => StatusCode::CONFLICT,

@@ -728,6 +728,15 @@ impl ClusterMap {
             }),
             Some(_) => Err(Rejection::NodeExists { node_id }),
             None => {
+                // Two nodes at one address would each receive the other's
+                // traffic: the address names the node that has it.
+                if let Some((&other, _)) = self
+                    .nodes
+                    .iter()
+                    .find(|(_, n)| n.grpc_addr == joining.grpc_addr || n.http_addr == joining.http_addr)
+                {
+                    return Err(Rejection::NodeExists { node_id: other });
+                }
                 self.nodes.insert(node_id, joining);
                 dirty.insert(MapKey::Node(node_id));
                 self.bump(dirty);
@@ -1401,11 +1410,14 @@ mod tests {
 
     use super::*;
 
+    /// A node of `region` at addresses no other node of the test has.
     fn node(region: &str) -> NodeInfo {
+        static NEXT_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(1);
+        let port = NEXT_PORT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
         NodeInfo {
             region: RegionId::new(region).unwrap(),
-            grpc_addr: "127.0.0.1:1".to_owned(),
-            http_addr: "127.0.0.1:2".to_owned(),
+            grpc_addr: format!("127.0.0.1:{port}"),
+            http_addr: format!("127.0.0.1:{}", port + 1),
             draining: false,
         }
     }
@@ -1551,6 +1563,28 @@ mod tests {
             &mut dirty,
         );
         assert_eq!(again, Err(Rejection::MapInitialised));
+    }
+
+    #[test]
+    fn a_node_cannot_take_another_nodes_address() {
+        let mut map = three_regions();
+        let mut dirty = BTreeSet::new();
+        let taken = map.nodes[&1].clone();
+        for (grpc_addr, http_addr) in [
+            (taken.grpc_addr.clone(), "127.0.0.1:65001".to_owned()),
+            ("127.0.0.1:65002".to_owned(), taken.http_addr.clone()),
+        ] {
+            let info = NodeInfo {
+                grpc_addr,
+                http_addr,
+                ..node("eu")
+            };
+            assert_eq!(
+                map.apply(&MapCommand::AddNode { node_id: 9, info }, &mut dirty),
+                Err(Rejection::NodeExists { node_id: 1 })
+            );
+        }
+        assert!(!map.nodes.contains_key(&9));
     }
 
     #[test]

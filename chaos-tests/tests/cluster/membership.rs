@@ -178,7 +178,7 @@ async fn scenario() -> anyhow::Result<()> {
         )
         .await?;
     ensure!(
-        status == StatusCode::SERVICE_UNAVAILABLE && problem["code"] == "not_enough_nodes",
+        status == StatusCode::CONFLICT && problem["code"] == "not_enough_nodes",
         "{status} {problem}"
     );
     let map_after: Value = all.cluster(joining).await?;
