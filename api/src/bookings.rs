@@ -212,3 +212,213 @@ pub(crate) async fn cancel_order(
     );
     submit(&state, &caller, &headers, command).await
 }
+
+// ----- Staff views ----------------------------------------------------------
+
+/// `?status=&holder=&cursor=&limit=` of a staff list, with the read's
+/// consistency (`linearizable` unless asked otherwise).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    holder: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 500; default 100.
+    limit: Option<u32>,
+    consistency: Option<String>,
+    max_staleness_ms: Option<u64>,
+    fallback: Option<String>,
+}
+
+impl ListQuery {
+    fn filter<S: serde::de::DeserializeOwned>(&self) -> Result<booking::ListFilter<S>, Problem> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|raw| {
+                serde_json::from_value(serde_json::Value::String(raw.to_owned()))
+                    .map_err(|_| Problem::invalid_field("status", format!("no status {raw:?}")))
+            })
+            .transpose()?;
+        let holder = self
+            .holder
+            .as_deref()
+            .map(|raw| CustomerId::new(raw).map_err(|e| Problem::invalid_field("holder", e.to_string())))
+            .transpose()?;
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|raw| parse_id("cursor", raw))
+            .transpose()?;
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=booking::MAX_PAGE).contains(&limit) {
+            return Err(Problem::invalid_field(
+                "limit",
+                format!("must be 1 to {}", booking::MAX_PAGE),
+            ));
+        }
+        Ok(booking::ListFilter {
+            after,
+            limit,
+            status,
+            holder,
+        })
+    }
+
+    fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            consistency: self.consistency.clone(),
+            max_staleness_ms: self.max_staleness_ms,
+            fallback: self.fallback.clone(),
+            currency: None,
+        }
+    }
+}
+
+/// The cursor of the page after one that ended at `last`, if it was full.
+fn next_cursor(listed: usize, limit: u32, last: Option<u64>) -> Option<String> {
+    (listed == limit as usize)
+        .then(|| last.map(|id| id.to_string()))
+        .flatten()
+}
+
+/// `GET /v1/events/{event_id}/holds`: a page of the event's holds (staff).
+pub(crate) async fn list_holds(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(list): ApiQuery<ListQuery>,
+) -> ApiResult {
+    caller.require_staff()?;
+    let filter = list.filter::<dto::HoldStatus>()?;
+    let limit = filter.limit;
+    let filter = booking::ListFilter {
+        status: filter.status.map(booking::HoldStatus::from),
+        after: filter.after,
+        limit,
+        holder: filter.holder,
+    };
+    let query = Query::Event(event_id(&raw_event)?, EventQuery::Holds(filter));
+    let zone = query_zone(&state, &query);
+    let QueryResult::Event(EventAnswer::Holds(views)) = read(&state, &list.read_options(), query).await?
+    else {
+        return Err(Problem::internal("unexpected answer to a hold list"));
+    };
+    let next = next_cursor(views.len(), limit, views.last().map(|v| v.hold_id.0));
+    let holds = views
+        .into_iter()
+        .map(|v| in_zone(dto::Hold::from(v), zone.as_deref()))
+        .collect();
+    Ok(Json(dto::HoldPage {
+        holds,
+        next_cursor: next,
+    })
+    .into_response())
+}
+
+/// `GET /v1/events/{event_id}/orders`: a page of the event's orders (staff).
+pub(crate) async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(list): ApiQuery<ListQuery>,
+) -> ApiResult {
+    caller.require_staff()?;
+    let filter = list.filter::<dto::OrderStatus>()?;
+    let limit = filter.limit;
+    let filter = booking::ListFilter {
+        status: filter.status.map(booking::OrderStatus::from),
+        after: filter.after,
+        limit,
+        holder: filter.holder,
+    };
+    let query = Query::Event(event_id(&raw_event)?, EventQuery::Orders(filter));
+    let zone = query_zone(&state, &query);
+    let QueryResult::Event(EventAnswer::Orders(views)) = read(&state, &list.read_options(), query).await?
+    else {
+        return Err(Problem::internal("unexpected answer to an order list"));
+    };
+    let next = next_cursor(views.len(), limit, views.last().map(|v| v.order_id.0));
+    let orders = views
+        .into_iter()
+        .map(|v| in_zone(dto::Order::from(v), zone.as_deref()))
+        .collect();
+    Ok(Json(dto::OrderPage {
+        orders,
+        next_cursor: next,
+    })
+    .into_response())
+}
+
+/// `?ids=A-1-1,A-1-2` of a seat read, with the read's consistency.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SeatsQuery {
+    ids: Option<String>,
+    consistency: Option<String>,
+    max_staleness_ms: Option<u64>,
+    fallback: Option<String>,
+}
+
+/// `GET /v1/events/{event_id}/seats?ids=…`: only the seats asked about,
+/// instead of the whole map. Anyone sees each seat's status; staff also see
+/// the hold or order that has it and its holder.
+pub(crate) async fn seats(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(raw_event): ApiPath<String>,
+    ApiQuery(asked): ApiQuery<SeatsQuery>,
+) -> ApiResult {
+    let ids: Vec<String> = asked
+        .ids
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() || ids.len() > booking::MAX_SEATS_PER_READ {
+        return Err(Problem::invalid_field(
+            "ids",
+            format!("name 1 to {} seats, comma-separated", booking::MAX_SEATS_PER_READ),
+        ));
+    }
+    let options = ReadOptions {
+        consistency: asked.consistency,
+        max_staleness_ms: asked.max_staleness_ms,
+        fallback: asked.fallback,
+        currency: None,
+    };
+    let query = Query::Event(event_id(&raw_event)?, EventQuery::Seats(ids.clone()));
+    let QueryResult::Event(EventAnswer::Seats(found)) = read(&state, &options, query).await? else {
+        return Err(Problem::internal("unexpected answer to a seat read"));
+    };
+    if found.iter().all(Option::is_none) && !event_exists(&state, &raw_event).await? {
+        return Err(Problem::not_found("unknown_event", "no such event"));
+    }
+    let staff = caller.is_staff();
+    let mut seats = Vec::with_capacity(found.len());
+    for (id, detail) in ids.into_iter().zip(found) {
+        let detail =
+            detail.ok_or_else(|| Problem::from(booking::Rejection::UnknownSeat { seat: id.clone() }))?;
+        seats.push(dto::SeatState {
+            seat: detail.seat,
+            status: detail.status.into(),
+            hold_id: staff.then_some(detail.hold_id).flatten(),
+            order_id: staff.then_some(detail.order_id).flatten(),
+            holder: staff.then_some(detail.holder).flatten(),
+        });
+    }
+    Ok(Json(dto::Seats { seats }).into_response())
+}
+
+/// Whether the event exists, from this node's view of the map.
+async fn event_exists(state: &AppState, raw_event: &str) -> Result<bool, Problem> {
+    let query = Query::Event(event_id(raw_event)?, EventQuery::View);
+    Ok(matches!(
+        read(state, &ReadOptions::default(), query).await?,
+        QueryResult::Event(EventAnswer::View(Some(_)))
+    ))
+}

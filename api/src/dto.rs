@@ -1078,3 +1078,35 @@ pub struct Orders {
 pub struct Notices {
     pub notices: Vec<Notice>,
 }
+
+/// A page of an event's holds (staff: `GET /v1/events/{event_id}/holds`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HoldPage {
+    pub holds: Vec<Hold>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of an event's orders (staff: `GET /v1/events/{event_id}/orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub next_cursor: Option<String>,
+}
+
+/// One seat asked about: its status, and for staff the hold or order that
+/// has it and whose it is (`null` for everyone else).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SeatState {
+    pub seat: String,
+    pub status: SeatStatus,
+    pub hold_id: Option<HoldId>,
+    pub order_id: Option<OrderId>,
+    pub holder: Option<CustomerId>,
+}
+
+/// The seats asked about, in the order asked (`GET /v1/events/{event_id}/seats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Seats {
+    pub seats: Vec<SeatState>,
+}

@@ -351,6 +351,8 @@ pub(crate) async fn read_and_render(state: &AppState, options: &ReadOptions, que
         | QueryResult::Catalog(CatalogAnswer::Venues(_))
         | QueryResult::Catalog(CatalogAnswer::Search(_))
         | QueryResult::Catalog(CatalogAnswer::FxRates(_))
+        // Pages and seat reads have routes of their own (`bookings`).
+        | QueryResult::Event(EventAnswer::Holds(_) | EventAnswer::Orders(_) | EventAnswer::Seats(_))
         | QueryResult::Orders(_) => Err(Problem::not_found("not_found", "not served over HTTP")),
     }
 }

@@ -496,6 +496,33 @@ pub fn endpoints() -> Vec<Endpoint> {
         .gives(doc::<dto::Hold>),
         e(
             Method::GET,
+            "/v1/events/{event_id}/holds",
+            Staff,
+            200,
+            "A page of the event's holds, filtered by status and holder",
+            get(bookings::list_holds),
+        )
+        .gives(doc::<dto::HoldPage>),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/orders",
+            Staff,
+            200,
+            "A page of the event's orders, filtered by status and holder",
+            get(bookings::list_orders),
+        )
+        .gives(doc::<dto::OrderPage>),
+        e(
+            Method::GET,
+            "/v1/events/{event_id}/seats",
+            Public,
+            200,
+            "Only the seats asked about (staff also see who has each)",
+            get(bookings::seats),
+        )
+        .gives(doc::<dto::Seats>),
+        e(
+            Method::GET,
             "/v1/events/{event_id}/holds/{hold_id}",
             Customer,
             200,

@@ -95,7 +95,10 @@ pub use events::views::{
     EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
     SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView, WaitlistView,
 };
-pub use events::vocab::{EventAnswer, EventCommand, EventQuery, EventSuccess, Selection};
+pub use events::vocab::{
+    EventAnswer, EventCommand, EventQuery, EventSuccess, ListFilter, MAX_PAGE, MAX_SEATS_PER_READ,
+    SeatDetail, Selection,
+};
 pub use fx::{Converted, FxRate, Rate};
 pub use ids::{
     Currency, CustomerId, EventId, HoldId, MAX_REGION_LEN, Millis, Money, NodeId, OrderId, RegionId,

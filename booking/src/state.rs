@@ -1372,6 +1372,127 @@ mod outbox_tests {
     }
 
     #[test]
+    fn staff_list_holds_and_orders_by_page_and_see_who_has_a_seat() {
+        use crate::events::views::{HoldStatus, OrderStatus};
+        use crate::events::vocab::{EventAnswer, EventQuery, ListFilter};
+        let mut log = Log::new();
+        let sold = log.hold(10, &alice(), &["A-1-1"], 60_000);
+        log.run(
+            20,
+            Command::Event(
+                EVENT,
+                EventCommand::ConfirmHold {
+                    hold_id: sold.hold_id,
+                    holder: alice(),
+                },
+            ),
+        )
+        .unwrap();
+        log.hold(30, &bob(), &["A-1-2"], 1_000);
+        log.run(5_000, Command::Tick).unwrap();
+        let held = log.hold(5_010, &bob(), &["A-1-2"], 60_000);
+        // Alice asks for the seat Bob holds: refused, and counted a conflict.
+        let taken = Command::Event(
+            EVENT,
+            EventCommand::Hold {
+                holder: alice(),
+                selection: Selection::Seats(vec!["A-1-2".to_owned()]),
+                ttl_ms: None,
+            },
+        );
+        assert!(log.run(5_020, taken).is_err());
+
+        let holds = |filter: ListFilter<HoldStatus>| match log
+            .state
+            .event_answer(EVENT, EventQuery::Holds(filter))
+        {
+            EventAnswer::Holds(views) => views.iter().map(|v| (v.hold_id.0, v.status)).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let all = |limit| ListFilter {
+            after: None,
+            limit,
+            status: None,
+            holder: None,
+        };
+        let everything = holds(all(10));
+        assert_eq!(
+            everything.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            [HoldStatus::Confirmed, HoldStatus::Expired, HoldStatus::Active]
+        );
+        // Two pages of two: the second starts after the first's last id.
+        let first = holds(all(2));
+        let second = holds(ListFilter {
+            after: Some(first[1].0),
+            ..all(2)
+        });
+        assert_eq!([first, second].concat(), everything);
+        assert_eq!(
+            holds(ListFilter {
+                status: Some(HoldStatus::Active),
+                ..all(10)
+            }),
+            [(held.hold_id.0, HoldStatus::Active)]
+        );
+        assert_eq!(
+            holds(ListFilter {
+                holder: Some(alice()),
+                ..all(10)
+            }),
+            [(sold.hold_id.0, HoldStatus::Confirmed)]
+        );
+        let orders = |status| match log.state.event_answer(
+            EVENT,
+            EventQuery::Orders(ListFilter {
+                after: None,
+                limit: 10,
+                status,
+                holder: None,
+            }),
+        ) {
+            EventAnswer::Orders(views) => views.len(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((orders(None), orders(Some(OrderStatus::Cancelled))), (1, 0));
+
+        let EventAnswer::Seats(seats) = log.state.event_answer(
+            EVENT,
+            EventQuery::Seats(vec!["A-1-1".into(), "A-1-2".into(), "Z-9-9".into()]),
+        ) else {
+            panic!("not a seat answer");
+        };
+        let who: Vec<_> = seats
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map(|s| (s.status, s.hold_id, s.order_id.is_some(), s.holder.clone()))
+            })
+            .collect();
+        assert_eq!(
+            who,
+            [
+                Some((SeatStatusView::Sold, Some(sold.hold_id), true, Some(alice()))),
+                Some((SeatStatusView::Held, Some(held.hold_id), false, Some(bob()))),
+                None,
+            ]
+        );
+
+        // The tally saw every outcome once.
+        let tally = log.state.take_tally();
+        assert_eq!(
+            (
+                tally.held,
+                tally.conflict,
+                tally.expired,
+                tally.confirmed,
+                tally.released
+            ),
+            (3, 1, 1, 1, 0)
+        );
+        assert_eq!(log.state.take_tally(), Default::default(), "drained");
+    }
+
+    #[test]
     fn every_change_of_places_is_in_the_feed_in_log_order() {
         let mut log = Log::new();
         let first = log.hold(10, &alice(), &["A-1-1"], 60_000);

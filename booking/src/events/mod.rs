@@ -659,6 +659,14 @@ impl Events {
             }
             EventQuery::Waitlist(customer) => EventAnswer::Waitlist(event.waitlist_view(customer)),
             EventQuery::Notices(customer) => EventAnswer::Notices(self.notices.of(event_id, customer)),
+            EventQuery::Holds(filter) => EventAnswer::Holds(event.holds_page(filter)),
+            EventQuery::Orders(filter) => EventAnswer::Orders(event.orders_page(filter)),
+            EventQuery::Seats(ids) => EventAnswer::Seats(
+                ids.iter()
+                    .take(vocab::MAX_SEATS_PER_READ)
+                    .map(|id| event.seat_detail(id))
+                    .collect(),
+            ),
         }
     }
 

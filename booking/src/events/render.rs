@@ -1,12 +1,15 @@
 //! What an event looks like from outside: its seat map with counts, and its
 //! holds, orders and tickets (the types are in `views`).
 
+use std::ops::Bound;
+
 use super::event::EventState;
 use super::records::{HeldPlaces, HoldState, SeatRecord, TicketPlace};
 use super::views::{
     EventView, GaAreaView, GaSelectionView, HoldStatus, HoldView, OrderStatus, OrderView, RowView,
     SeatStatusView, SeatView, SectionView, TicketStatus, TicketView, TierView,
 };
+use super::vocab::{ListFilter, MAX_PAGE, SeatDetail};
 use crate::ids::{HoldId, OrderId, TicketCode};
 
 impl EventState {
@@ -93,6 +96,64 @@ impl EventState {
             sections,
             ga_areas,
         }
+    }
+
+    /// The holds `filter` asks for, in id order.
+    pub fn holds_page(&self, filter: &ListFilter<HoldStatus>) -> Vec<HoldView> {
+        let start = filter
+            .after
+            .map_or(Bound::Unbounded, |after| Bound::Excluded(HoldId(after)));
+        self.holds
+            .range((start, Bound::Unbounded))
+            .filter(|(_, hold)| filter.holder.as_ref().is_none_or(|h| *h == hold.holder))
+            .filter_map(|(&id, _)| self.hold_view(id))
+            .filter(|view| filter.status.is_none_or(|s| s == view.status))
+            .take(filter.limit.min(MAX_PAGE) as usize)
+            .collect()
+    }
+
+    /// The orders `filter` asks for, in id order.
+    pub fn orders_page(&self, filter: &ListFilter<OrderStatus>) -> Vec<OrderView> {
+        let start = filter
+            .after
+            .map_or(Bound::Unbounded, |after| Bound::Excluded(OrderId(after)));
+        self.orders
+            .range((start, Bound::Unbounded))
+            .filter(|(_, order)| filter.holder.as_ref().is_none_or(|h| *h == order.holder))
+            .filter_map(|(&id, _)| self.order_view(id))
+            .filter(|view| filter.status.is_none_or(|s| s == view.status))
+            .take(filter.limit.min(MAX_PAGE) as usize)
+            .collect()
+    }
+
+    /// A seat's status and who has it; `None` for an id the map lacks.
+    pub fn seat_detail(&self, id: &str) -> Option<SeatDetail> {
+        let index = self.map.seat(id)?;
+        let (status, hold_id, order_id, holder) = match &self.seats[index as usize] {
+            None => (SeatStatusView::Available, None, None, None),
+            Some(SeatRecord::Held(hold_id)) => (
+                SeatStatusView::Held,
+                Some(*hold_id),
+                None,
+                self.holds.get(hold_id).map(|h| h.holder.clone()),
+            ),
+            Some(SeatRecord::Sold(order_id)) => {
+                let order = self.orders.get(order_id);
+                (
+                    SeatStatusView::Sold,
+                    order.map(|o| o.hold_id),
+                    Some(*order_id),
+                    order.map(|o| o.holder.clone()),
+                )
+            }
+        };
+        Some(SeatDetail {
+            seat: id.to_owned(),
+            status,
+            hold_id,
+            order_id,
+            holder,
+        })
     }
 
     pub fn hold_view(&self, hold_id: HoldId) -> Option<HoldView> {

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::notices::{Channel, NoticeId, NoticeView};
 use super::payments::{PaymentOutcome, PaymentView};
-use super::views::{EventView, HoldView, OrderView, TicketView, WaitlistView};
+use super::views::{
+    EventView, HoldStatus, HoldView, OrderStatus, OrderView, SeatStatusView, TicketView, WaitlistView,
+};
 use crate::ids::{CustomerId, EventId, HoldId, Millis, OrderId, TicketCode};
 use crate::layout::EventSpec;
 
@@ -211,6 +213,39 @@ pub enum EventQuery {
     Waitlist(CustomerId),
     /// A customer's notices about the event.
     Notices(CustomerId),
+    // Staff reads. Appended: queries travel between nodes in postcard.
+    /// A page of the event's holds, in id order.
+    Holds(ListFilter<HoldStatus>),
+    /// A page of the event's orders, in id order.
+    Orders(ListFilter<OrderStatus>),
+    /// What holds or bought each of these seats (at most
+    /// `MAX_SEATS_PER_READ`).
+    Seats(Vec<String>),
+}
+
+/// Most holds or orders one page lists.
+pub const MAX_PAGE: u32 = 500;
+/// Most seats one `Seats` read asks about.
+pub const MAX_SEATS_PER_READ: usize = 500;
+
+/// Which of an event's holds or orders a page lists: those after `after`
+/// (an id), of `status` and `holder` when given, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFilter<S> {
+    pub after: Option<u64>,
+    pub limit: u32,
+    pub status: Option<S>,
+    pub holder: Option<CustomerId>,
+}
+
+/// One seat as staff see it: its status and the hold or order that has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatDetail {
+    pub seat: String,
+    pub status: SeatStatusView,
+    pub hold_id: Option<HoldId>,
+    pub order_id: Option<OrderId>,
+    pub holder: Option<CustomerId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +257,10 @@ pub enum EventAnswer {
     Payment(Option<PaymentView>),
     Waitlist(Option<WaitlistView>),
     Notices(Vec<NoticeView>),
+    Holds(Vec<HoldView>),
+    Orders(Vec<OrderView>),
+    /// Per asked seat, in the order asked; `None` for an id the event lacks.
+    Seats(Vec<Option<SeatDetail>>),
 }
 
 impl EventAnswer {
@@ -235,6 +274,9 @@ impl EventAnswer {
             EventQuery::Payment(_) => EventAnswer::Payment(None),
             EventQuery::Waitlist(_) => EventAnswer::Waitlist(None),
             EventQuery::Notices(_) => EventAnswer::Notices(Vec::new()),
+            EventQuery::Holds(_) => EventAnswer::Holds(Vec::new()),
+            EventQuery::Orders(_) => EventAnswer::Orders(Vec::new()),
+            EventQuery::Seats(ids) => EventAnswer::Seats(vec![None; ids.len()]),
         }
     }
 }

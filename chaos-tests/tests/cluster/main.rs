@@ -24,6 +24,7 @@ mod replica_repair;
 mod restart_all;
 mod security;
 mod snapshot_catchup;
+mod staff_views;
 mod survive;
 mod upgrade;
 mod wan;
