@@ -217,7 +217,8 @@ pub(crate) async fn cancel_order(
 
 /// `?status=&holder=&cursor=&limit=` of a staff list, with the read's
 /// consistency (`linearizable` unless asked otherwise).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     status: Option<String>,
@@ -352,7 +353,8 @@ pub(crate) async fn list_orders(
 }
 
 /// `?ids=A-1-1,A-1-2` of a seat read, with the read's consistency.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeatsQuery {
     ids: Option<String>,

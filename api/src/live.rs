@@ -299,7 +299,8 @@ pub(crate) struct HolderBody {
     pub(crate) holder: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HolderQuery {
     holder: Option<String>,
 }

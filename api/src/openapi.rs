@@ -25,6 +25,13 @@ pub fn openapi() -> Value {
             .split('/')
             .filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": path_schema(name) }))
+            .chain(
+                endpoint
+                    .query
+                    .into_iter()
+                    .flat_map(|params| params())
+                    .map(|p| serde_json::to_value(p).expect("a parameter serializes")),
+            )
             .collect();
         let security = match endpoint.access {
             Access::Public | Access::Provider => json!([]),
@@ -39,6 +46,7 @@ pub fn openapi() -> Value {
         let mut responses = serde_json::Map::new();
         responses.insert(endpoint.ok.to_string(), success);
         let takes_input = endpoint.body.is_some() || !parameters.is_empty();
+        let has_path_ids = endpoint.path.contains('{');
         for (status, why, applies) in [
             (
                 "400",
@@ -60,7 +68,7 @@ pub fn openapi() -> Value {
                 "the caller may not do this",
                 !matches!(endpoint.access, Access::Public | Access::Provider),
             ),
-            ("404", "no such resource", !parameters.is_empty()),
+            ("404", "no such resource", has_path_ids),
             (
                 "409",
                 "the request conflicts with the current state",

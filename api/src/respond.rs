@@ -256,7 +256,8 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
     Ok((status, Json(body)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReadOptions {
     /// `linearizable`, `bounded` or `local` (see `freshness`).
     pub(crate) consistency: Option<String>,

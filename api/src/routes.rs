@@ -26,6 +26,8 @@ pub struct Endpoint {
     pub body: Option<(Doc, bool)>,
     /// The JSON body of a success, when it is one of the API's types.
     pub answer: Option<Doc>,
+    /// Its query parameters.
+    pub query: Option<QueryDoc>,
     handler: MethodRouter<AppState>,
 }
 
@@ -35,6 +37,13 @@ pub type Components = Vec<(String, RefOr<Schema>)>;
 /// A type's place in the document: a reference to it, with it and every
 /// schema it refers to added to `components`.
 pub type Doc = fn(&mut Components) -> RefOr<Schema>;
+
+/// A route's query parameters, from the struct they are read into.
+pub type QueryDoc = fn() -> Vec<utoipa::openapi::path::Parameter>;
+
+pub fn query<T: utoipa::IntoParams>() -> Vec<utoipa::openapi::path::Parameter> {
+    T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+}
 
 pub fn doc<T: utoipa::ToSchema>(components: &mut Components) -> RefOr<Schema> {
     components.push((T::name().into_owned(), T::schema()));
@@ -52,6 +61,12 @@ impl Endpoint {
     /// Takes a JSON body of `doc`'s type, or none.
     fn may_take(mut self, doc: Doc) -> Self {
         self.body = Some((doc, false));
+        self
+    }
+
+    /// Reads the query parameters of `doc`'s type.
+    fn asks(mut self, doc: QueryDoc) -> Self {
+        self.query = Some(doc);
         self
     }
 
@@ -76,6 +91,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         ok,
         body: None,
         answer: None,
+        query: None,
         handler,
     };
     vec![
@@ -303,6 +319,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Search event listings",
             get(catalog::search),
         )
+        .asks(query::<catalog::SearchQuery>)
         .gives(doc::<dto::ListingPage>),
         e(
             Method::POST,
@@ -365,6 +382,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "List venues",
             get(catalog::list_venues),
         )
+        .asks(query::<catalog::PageQuery>)
         .gives(doc::<dto::VenuePage>),
         e(
             Method::GET,
@@ -374,6 +392,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "A venue",
             get(catalog::get_venue),
         )
+        .asks(query::<crate::respond::ReadOptions>)
         .gives(doc::<dto::Venue>),
         e(
             Method::GET,
@@ -383,6 +402,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "An event's listing",
             get(catalog::get_listing),
         )
+        .asks(query::<crate::respond::ReadOptions>)
         .gives(doc::<dto::Listing>),
         e(
             Method::GET,
@@ -401,6 +421,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "An event's seat map and counts",
             get(events::get_event),
         )
+        .asks(query::<crate::respond::ReadOptions>)
         .gives(doc::<dto::Event>),
         e(
             Method::POST,
@@ -436,6 +457,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "The caller's place on the waitlist",
             get(live::get_waitlist),
         )
+        .asks(query::<live::HolderQuery>)
         .gives(doc::<dto::WaitlistEntry>),
         e(
             Method::POST,
@@ -473,6 +495,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "The caller's notifications about the event and their delivery",
             get(live::notices),
         )
+        .asks(query::<live::HolderQuery>)
         .gives(doc::<dto::Notices>),
         e(
             Method::PUT,
@@ -502,6 +525,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "A page of the event's holds, filtered by status and holder",
             get(bookings::list_holds),
         )
+        .asks(query::<bookings::ListQuery>)
         .gives(doc::<dto::HoldPage>),
         e(
             Method::GET,
@@ -511,6 +535,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "A page of the event's orders, filtered by status and holder",
             get(bookings::list_orders),
         )
+        .asks(query::<bookings::ListQuery>)
         .gives(doc::<dto::OrderPage>),
         e(
             Method::GET,
@@ -520,6 +545,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Only the seats asked about (staff also see who has each)",
             get(bookings::seats),
         )
+        .asks(query::<bookings::SeatsQuery>)
         .gives(doc::<dto::Seats>),
         e(
             Method::GET,
@@ -529,6 +555,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "A hold with its countdown",
             get(bookings::get_hold),
         )
+        .asks(query::<crate::respond::ReadOptions>)
         .gives(doc::<dto::Hold>),
         e(
             Method::POST,
@@ -599,6 +626,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "An order",
             get(bookings::get_order),
         )
+        .asks(query::<crate::respond::ReadOptions>)
         .gives(doc::<dto::Order>),
         e(
             Method::POST,
@@ -618,6 +646,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "A ticket with its signed QR payload",
             get(tickets::get_ticket),
         )
+        .asks(query::<crate::respond::ReadOptions>)
         .gives(doc::<dto::Ticket>),
         e(
             Method::GET,
