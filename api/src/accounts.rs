@@ -136,23 +136,29 @@ fn token_body(
     group: u64,
     secret: String,
     zone: Option<&str>,
-) -> serde_json::Value {
+) -> dto::Tokens {
     let refresh = RefreshToken {
         group,
         session_id: grant.session_id,
         secret,
     };
-    json!({
-        "customer_id": grant.customer_id,
-        "role": dto::Role::from(grant.role),
-        "region": grant.region,
-        "token_type": "Bearer",
-        "access_token": keys.access_token(&grant.customer_id, grant.role.as_str(), grant.region.as_str(), Some(grant.session_id)),
-        "expires_in": keys.access_ttl.as_secs(),
-        "refresh_token": refresh.render(),
-        "refresh_expires_at_ms": grant.expires_at_ms,
-        "refresh_expires_at": dto::time_in(grant.expires_at_ms, zone),
-    })
+    dto::Tokens {
+        customer_id: grant.customer_id.clone(),
+        role: grant.role.into(),
+        region: grant.region.clone(),
+        token_type: "Bearer".to_owned(),
+        access_token: keys.access_token(
+            &grant.customer_id,
+            grant.role.as_str(),
+            grant.region.as_str(),
+            Some(grant.session_id),
+        ),
+        expires_in: keys.access_ttl.as_secs(),
+        refresh_token: Some(refresh.render()),
+        refresh_expires_at_ms: Some(grant.expires_at_ms),
+        refresh_expires_at: dto::time_in(grant.expires_at_ms, zone),
+        account: None,
+    }
 }
 
 /// Starts a session for an account and renders the token pair.
@@ -161,7 +167,7 @@ async fn start_session(
     keys: &AuthKeys,
     group: u64,
     customer_id: CustomerId,
-) -> Result<serde_json::Value, Problem> {
+) -> Result<dto::Tokens, Problem> {
     let secret = RefreshToken::new_secret();
     let command = Command::Account(AccountCommand::StartSession {
         customer_id,
@@ -260,7 +266,7 @@ pub(crate) async fn register(
     let (group, account) = register_account(&state, &headers, body, Role::Customer).await?;
     let keys = keys(&state)?;
     let mut tokens = start_session(&state, keys, group, account.customer_id.clone()).await?;
-    tokens["account"] = json!(crate::regions::account(&state, account));
+    tokens.account = Some(crate::regions::account(&state, account));
     Ok((StatusCode::CREATED, Json(tokens)).into_response())
 }
 
@@ -494,12 +500,12 @@ pub(crate) async fn guest(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "challenge_id": format!("gc.{home}.{challenge_id}"),
-            "expires_in": GUEST_CODE_TTL.as_secs(),
-            "expires_at_ms": expires_at_ms,
-            "sent_to": "email",
-        })),
+        Json(dto::GuestChallenge {
+            challenge_id: format!("gc.{home}.{challenge_id}"),
+            expires_in: GUEST_CODE_TTL.as_secs(),
+            expires_at_ms,
+            sent_to: "email".to_owned(),
+        }),
     )
         .into_response())
 }
@@ -536,14 +542,18 @@ pub(crate) async fn guest_verify(
         code_hash: code_hash(keys, group, code),
     });
     match state.router.submit_to_group(group, fresh_id(), command).await? {
-        Ok(Success::Account(AccountSuccess::GuestVerified(guest))) => Ok(Json(json!({
-            "customer_id": guest.customer_id,
-            "role": "guest",
-            "region": guest.region,
-            "token_type": "Bearer",
-            "access_token": keys.access_token(&guest.customer_id, "guest", guest.region.as_str(), None),
-            "expires_in": keys.access_ttl.as_secs(),
-        }))
+        Ok(Success::Account(AccountSuccess::GuestVerified(guest))) => Ok(Json(dto::Tokens {
+            access_token: keys.access_token(&guest.customer_id, "guest", guest.region.as_str(), None),
+            customer_id: guest.customer_id,
+            role: dto::Role::Guest,
+            region: guest.region,
+            token_type: "Bearer".to_owned(),
+            expires_in: keys.access_ttl.as_secs(),
+            refresh_token: None,
+            refresh_expires_at_ms: None,
+            refresh_expires_at: None,
+            account: None,
+        })
         .into_response()),
         Ok(Success::Account(AccountSuccess::GuestCodeWrong { attempts_left })) => {
             tracing::warn!(target: "boxoffice::security", challenge = %body.challenge_id, attempts_left, "wrong guest code");

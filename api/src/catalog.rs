@@ -22,7 +22,6 @@ use booking::{
 };
 use booking::{Query, QueryResult};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::Caller;
 use crate::cache;
@@ -326,10 +325,12 @@ pub(crate) async fn publish(
             set_listing_status(&state, event_id, ListingStatus::OnSale).await?;
             let zone = crate::respond::venue_zone(&state, event_id);
             let at = dto::time_in(at_ms, zone.as_deref());
-            Ok(
-                Json(json!({ "event_id": event_id, "published_at_ms": at_ms, "published_at": at }))
-                    .into_response(),
-            )
+            Ok(Json(dto::Published {
+                event_id,
+                published_at_ms: at_ms,
+                published_at: at,
+            })
+            .into_response())
         }
         other => Err(Problem::unexpected(&other)),
     }

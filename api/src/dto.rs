@@ -1110,3 +1110,80 @@ pub struct SeatState {
 pub struct Seats {
     pub seats: Vec<SeatState>,
 }
+
+// ---------------------------------------------------------------- sessions
+
+/// What a login, registration, refresh or guest verification answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Tokens {
+    pub customer_id: CustomerId,
+    pub role: Role,
+    pub region: RegionId,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// A JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Seconds the access token is valid for.
+    pub expires_in: u64,
+    /// Trade it for a new pair at `/v1/auth/refresh` (not for guests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at_ms: Option<Millis>,
+    /// `refresh_expires_at_ms` in RFC 3339 in the account's region's zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at: Option<String>,
+    /// The new account (registration only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
+}
+
+/// A guest's code is on its way (`POST /v1/auth/guest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuestChallenge {
+    /// Send it back with the code to `/v1/auth/guest/verify`.
+    pub challenge_id: String,
+    pub expires_in: u64,
+    pub expires_at_ms: Millis,
+    /// How the code was sent: `email`.
+    pub sent_to: String,
+}
+
+// ---------------------------------------------------------------- small answers
+
+/// An event was created (`POST /v1/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventCreated {
+    pub event_id: EventId,
+    pub capacity: u32,
+}
+
+/// An event went on sale (`POST /v1/events/{event_id}/publish`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Published {
+    pub event_id: EventId,
+    pub published_at_ms: Millis,
+    /// `published_at_ms` in RFC 3339 at the venue's local time.
+    pub published_at: Option<String>,
+}
+
+/// An event was cancelled: its orders too, their payments to be refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventCancelled {
+    pub event_id: EventId,
+    pub orders_cancelled: u32,
+    pub refunds: u32,
+}
+
+/// A hold was released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Released {
+    pub hold_id: HoldId,
+}
+
+/// A ticket was admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckedIn {
+    pub code: TicketCode,
+    pub checked_in_at_ms: Millis,
+}

@@ -130,7 +130,11 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
         }
         Success::Event(EventSuccess::Published { event_id, at_ms }) => (
             StatusCode::OK,
-            json!({ "event_id": event_id, "published_at_ms": at_ms, "published_at": dto::time_in(at_ms, z) }),
+            json!(dto::Published {
+                event_id,
+                published_at_ms: at_ms,
+                published_at: dto::time_in(at_ms, z),
+            }),
         ),
         Success::Event(EventSuccess::Cancelled {
             event_id,
@@ -138,11 +142,15 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
             refunds,
         }) => (
             StatusCode::OK,
-            json!({ "event_id": event_id, "orders_cancelled": orders_cancelled, "refunds": refunds }),
+            json!(dto::EventCancelled {
+                event_id,
+                orders_cancelled,
+                refunds,
+            }),
         ),
         Success::Event(EventSuccess::Created { event_id, capacity }) => (
             StatusCode::CREATED,
-            json!({ "event_id": event_id, "capacity": capacity }),
+            json!(dto::EventCreated { event_id, capacity }),
         ),
         Success::Event(EventSuccess::Held(hold)) => {
             (StatusCode::CREATED, json!(in_zone(dto::Hold::from(hold), z)))
@@ -150,16 +158,22 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
         Success::Event(EventSuccess::Extended(hold)) => {
             (StatusCode::OK, json!(in_zone(dto::Hold::from(hold), z)))
         }
-        Success::Event(EventSuccess::Released { hold_id }) => (StatusCode::OK, json!({ "hold_id": hold_id })),
+        Success::Event(EventSuccess::Released { hold_id }) => {
+            (StatusCode::OK, json!(dto::Released { hold_id }))
+        }
         Success::Event(EventSuccess::Confirmed(order)) => {
             (StatusCode::CREATED, json!(in_zone(dto::Order::from(order), z)))
         }
         Success::Event(EventSuccess::OrderCancelled(order)) => {
             (StatusCode::OK, json!(in_zone(dto::Order::from(order), z)))
         }
-        Success::Event(EventSuccess::CheckedIn { code, at_ms }) => {
-            (StatusCode::OK, json!({ "code": code, "checked_in_at_ms": at_ms }))
-        }
+        Success::Event(EventSuccess::CheckedIn { code, at_ms }) => (
+            StatusCode::OK,
+            json!(dto::CheckedIn {
+                code,
+                checked_in_at_ms: at_ms,
+            }),
+        ),
         Success::Ticked => (StatusCode::OK, json!({})),
         Success::Map(MapSuccess::Initialised { epoch, groups }) => {
             (StatusCode::OK, json!({ "map_epoch": epoch, "groups": groups }))

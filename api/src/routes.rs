@@ -231,7 +231,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Register and log in",
             post(accounts::register),
         )
-        .takes(doc::<accounts::RegisterBody>),
+        .takes(doc::<accounts::RegisterBody>)
+        .gives(doc::<dto::Tokens>),
         e(
             Method::POST,
             "/v1/auth/login",
@@ -240,7 +241,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Log in",
             post(accounts::login),
         )
-        .takes(doc::<accounts::LoginBody>),
+        .takes(doc::<accounts::LoginBody>)
+        .gives(doc::<dto::Tokens>),
         e(
             Method::POST,
             "/v1/auth/refresh",
@@ -249,7 +251,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Rotate a refresh token",
             post(accounts::refresh),
         )
-        .takes(doc::<accounts::RefreshBody>),
+        .takes(doc::<accounts::RefreshBody>)
+        .gives(doc::<dto::Tokens>),
         e(
             Method::POST,
             "/v1/auth/logout",
@@ -267,7 +270,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Send a guest a one-time code by e-mail",
             post(accounts::guest),
         )
-        .takes(doc::<accounts::GuestBody>),
+        .takes(doc::<accounts::GuestBody>)
+        .gives(doc::<dto::GuestChallenge>),
         e(
             Method::POST,
             "/v1/auth/guest/verify",
@@ -276,7 +280,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "A guest token for the code from the e-mail",
             post(accounts::guest_verify),
         )
-        .takes(doc::<accounts::GuestVerifyBody>),
+        .takes(doc::<accounts::GuestVerifyBody>)
+        .gives(doc::<dto::Tokens>),
         e(
             Method::GET,
             "/v1/me",
@@ -301,7 +306,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Admit a scanned ticket",
             post(tickets::check_in_scanned),
         )
-        .takes(doc::<tickets::ScanBody>),
+        .takes(doc::<tickets::ScanBody>)
+        .gives(doc::<dto::CheckedIn>),
         e(
             Method::POST,
             "/v1/events",
@@ -310,7 +316,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Create an event",
             post(events::create_event),
         )
-        .takes(doc::<events::CreateEventBody>),
+        .takes(doc::<events::CreateEventBody>)
+        .gives(doc::<dto::EventCreated>),
         e(
             Method::GET,
             "/v1/events",
@@ -328,7 +335,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Put a draft event on sale",
             post(catalog::publish),
-        ),
+        )
+        .gives(doc::<dto::Published>),
         e(
             Method::GET,
             "/v1/fx-rates",
@@ -430,7 +438,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Cancel an event and refund it",
             post(payments::cancel_event),
-        ),
+        )
+        .gives(doc::<dto::EventCancelled>),
         e(
             Method::GET,
             "/v1/events/{event_id}/live",
@@ -579,7 +588,8 @@ pub fn endpoints() -> Vec<Endpoint> {
                 Command::Event(event_id, EventCommand::ReleaseHold { hold_id, holder })
             }),
         )
-        .may_take(doc::<live::HolderBody>),
+        .may_take(doc::<live::HolderBody>)
+        .gives(doc::<dto::Released>),
         e(
             Method::POST,
             "/v1/events/{event_id}/holds/{hold_id}/confirm",
@@ -663,7 +673,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             200,
             "Admit a ticket by code",
             post(tickets::check_in),
-        ),
+        )
+        .gives(doc::<dto::CheckedIn>),
     ]
 }
 

@@ -802,7 +802,7 @@ async fn scenario() -> anyhow::Result<()> {
         (Method::GET, "/v2/events".to_owned()),
         (Method::GET, "/".to_owned()),
         (Method::POST, format!("{holds}/{alice_hold}/frobnicate")),
-        (Method::GET, format!("{events}/seats")),
+        (Method::GET, format!("{events}/sections")),
     ] {
         wire.expect_problem(
             method,
@@ -818,7 +818,7 @@ async fn scenario() -> anyhow::Result<()> {
     for (method, path) in [
         (Method::DELETE, "/v1/events".to_owned()),
         (Method::DELETE, events.clone()),
-        (Method::GET, holds.clone()),
+        (Method::PUT, holds.clone()),
         (Method::PUT, format!("{holds}/{alice_hold}")),
         (Method::GET, format!("{holds}/{alice_hold}/confirm")),
         (Method::GET, format!("{events}/tickets/{ticket}/check-in")),
