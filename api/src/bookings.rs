@@ -233,12 +233,18 @@ pub(crate) struct ListQuery {
 }
 
 impl ListQuery {
-    fn filter<S: serde::de::DeserializeOwned>(&self) -> Result<booking::ListFilter<S>, Problem> {
+    /// The filter, its status read as the API spells it (`Api`) and given
+    /// to the core as `Core`.
+    fn filter<Api, Core>(&self) -> Result<booking::ListFilter<Core>, Problem>
+    where
+        Api: serde::de::DeserializeOwned + Into<Core>,
+    {
         let status = self
             .status
             .as_deref()
             .map(|raw| {
-                serde_json::from_value(serde_json::Value::String(raw.to_owned()))
+                serde_json::from_value::<Api>(serde_json::Value::String(raw.to_owned()))
+                    .map(Into::into)
                     .map_err(|_| Problem::invalid_field("status", format!("no status {raw:?}")))
             })
             .transpose()?;
@@ -284,6 +290,22 @@ fn next_cursor(listed: usize, limit: u32, last: Option<u64>) -> Option<String> {
         .flatten()
 }
 
+/// Reads a staff list (`query`) of the event, with the venue's zone for
+/// the times.
+async fn staff_list(
+    state: &AppState,
+    raw_event: &str,
+    list: &ListQuery,
+    query: EventQuery,
+) -> Result<(EventAnswer, Option<String>), Problem> {
+    let query = Query::Event(event_id(raw_event)?, query);
+    let zone = query_zone(state, &query);
+    match read(state, &list.read_options(), query).await? {
+        QueryResult::Event(answer) => Ok((answer, zone)),
+        _ => Err(Problem::internal("unexpected answer to a staff list")),
+    }
+}
+
 /// `GET /v1/events/{event_id}/holds`: a page of the event's holds (staff).
 pub(crate) async fn list_holds(
     State(state): State<AppState>,
@@ -292,30 +314,19 @@ pub(crate) async fn list_holds(
     ApiQuery(list): ApiQuery<ListQuery>,
 ) -> ApiResult {
     caller.require_staff()?;
-    let filter = list.filter::<dto::HoldStatus>()?;
+    let filter = list.filter::<dto::HoldStatus, _>()?;
     let limit = filter.limit;
-    let filter = booking::ListFilter {
-        status: filter.status.map(booking::HoldStatus::from),
-        after: filter.after,
-        limit,
-        holder: filter.holder,
-    };
-    let query = Query::Event(event_id(&raw_event)?, EventQuery::Holds(filter));
-    let zone = query_zone(&state, &query);
-    let QueryResult::Event(EventAnswer::Holds(views)) = read(&state, &list.read_options(), query).await?
+    let (EventAnswer::Holds(views), zone) =
+        staff_list(&state, &raw_event, &list, EventQuery::Holds(filter)).await?
     else {
         return Err(Problem::internal("unexpected answer to a hold list"));
     };
-    let next = next_cursor(views.len(), limit, views.last().map(|v| v.hold_id.0));
+    let next_cursor = next_cursor(views.len(), limit, views.last().map(|v| v.hold_id.0));
     let holds = views
         .into_iter()
         .map(|v| in_zone(dto::Hold::from(v), zone.as_deref()))
         .collect();
-    Ok(Json(dto::HoldPage {
-        holds,
-        next_cursor: next,
-    })
-    .into_response())
+    Ok(Json(dto::HoldPage { holds, next_cursor }).into_response())
 }
 
 /// `GET /v1/events/{event_id}/orders`: a page of the event's orders (staff).
@@ -326,30 +337,19 @@ pub(crate) async fn list_orders(
     ApiQuery(list): ApiQuery<ListQuery>,
 ) -> ApiResult {
     caller.require_staff()?;
-    let filter = list.filter::<dto::OrderStatus>()?;
+    let filter = list.filter::<dto::OrderStatus, _>()?;
     let limit = filter.limit;
-    let filter = booking::ListFilter {
-        status: filter.status.map(booking::OrderStatus::from),
-        after: filter.after,
-        limit,
-        holder: filter.holder,
-    };
-    let query = Query::Event(event_id(&raw_event)?, EventQuery::Orders(filter));
-    let zone = query_zone(&state, &query);
-    let QueryResult::Event(EventAnswer::Orders(views)) = read(&state, &list.read_options(), query).await?
+    let (EventAnswer::Orders(views), zone) =
+        staff_list(&state, &raw_event, &list, EventQuery::Orders(filter)).await?
     else {
         return Err(Problem::internal("unexpected answer to an order list"));
     };
-    let next = next_cursor(views.len(), limit, views.last().map(|v| v.order_id.0));
+    let next_cursor = next_cursor(views.len(), limit, views.last().map(|v| v.order_id.0));
     let orders = views
         .into_iter()
         .map(|v| in_zone(dto::Order::from(v), zone.as_deref()))
         .collect();
-    Ok(Json(dto::OrderPage {
-        orders,
-        next_cursor: next,
-    })
-    .into_response())
+    Ok(Json(dto::OrderPage { orders, next_cursor }).into_response())
 }
 
 /// `?ids=A-1-1,A-1-2` of a seat read, with the read's consistency.

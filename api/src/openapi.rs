@@ -5,48 +5,71 @@
 //! types, formats, what is required, enums, descriptions from the doc
 //! comments), so the document cannot describe a field the code does not
 //! send. Every error is `application/problem+json` (`Problem`), under the
-//! statuses the route can answer with.
+//! statuses the route can answer with. The document is assembled with
+//! `utoipa`'s builders, not written by hand.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use serde_json::{Value, json};
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem, PathsBuilder,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
+};
 
 use crate::routes::Components;
 use crate::{Access, endpoints};
 
 /// The OpenAPI 3.1 document of `endpoints()`.
 pub fn openapi() -> Value {
+    serde_json::to_value(document()).expect("the document serializes")
+}
+
+/// The document, assembled with `utoipa`'s builders from the route table.
+fn document() -> OpenApi {
     let mut components: Components = Vec::new();
-    let mut paths = serde_json::Map::new();
+    let mut paths = PathsBuilder::new();
     for endpoint in endpoints() {
-        let parameters: Vec<Value> = endpoint
+        let mut parameters: Vec<Parameter> = endpoint
             .path
             .split('/')
             .filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": path_schema(name) }))
-            .chain(
-                endpoint
-                    .query
-                    .into_iter()
-                    .flat_map(|params| params())
-                    .map(|p| serde_json::to_value(p).expect("a parameter serializes")),
-            )
+            .map(|name| {
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(path_schema(name)))
+                    .build()
+            })
             .collect();
-        let security = match endpoint.access {
-            Access::Public | Access::Provider => json!([]),
-            _ => json!([{ "bearer": [] }]),
-        };
-        let mut success = json!({ "description": "success" });
-        if let Some(doc) = endpoint.answer {
-            success["content"] = json!({ "application/json": { "schema": doc(&mut components) } });
-        } else if let Some(kind) = non_json_answer(endpoint.path) {
-            success["content"] = json!({ kind: {} });
-        }
-        let mut responses = serde_json::Map::new();
-        responses.insert(endpoint.ok.to_string(), success);
+        let has_path_ids = !parameters.is_empty();
+        parameters.extend(endpoint.query.into_iter().flat_map(|params| params()));
         let takes_input = endpoint.body.is_some() || !parameters.is_empty();
-        let has_path_ids = endpoint.path.contains('{');
+
+        let mut success = ResponseBuilder::new().description("success");
+        if let Some(doc) = endpoint.answer {
+            success = success.content("application/json", content(doc(&mut components)));
+        } else if let Some(kind) = non_json_answer(endpoint.path) {
+            success = success.content(kind, ContentBuilder::new().build());
+        }
+        let mut operation = OperationBuilder::new()
+            .summary(Some(endpoint.summary))
+            .operation_id(Some(format!("{} {}", endpoint.method, endpoint.path)))
+            .parameters(Some(parameters))
+            .response(endpoint.ok.to_string(), success.build())
+            .extensions(Some(
+                ExtensionsBuilder::new()
+                    .add("x-access", format!("{:?}", endpoint.access).to_lowercase())
+                    .build(),
+            ));
         for (status, why, applies) in [
             (
                 "400",
@@ -86,58 +109,86 @@ pub fn openapi() -> Value {
             ),
         ] {
             if applies {
-                responses.insert(status.into(), problem_response(why));
+                let problem = ResponseBuilder::new().description(why).content(
+                    "application/problem+json",
+                    content(Ref::from_schema_name("Problem").into()),
+                );
+                operation = operation.response(status, problem.build());
             }
         }
-        let mut operation = json!({
-            "summary": endpoint.summary,
-            "operationId": format!("{} {}", endpoint.method, endpoint.path),
-            "x-access": format!("{:?}", endpoint.access).to_lowercase(),
-            "parameters": parameters,
-            "security": security,
-            "responses": responses,
-        });
+        if !matches!(endpoint.access, Access::Public | Access::Provider) {
+            operation = operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        }
         if let Some((doc, required)) = endpoint.body {
-            operation["requestBody"] = json!({
-                "required": required,
-                "content": { "application/json": { "schema": doc(&mut components) } }
-            });
+            let body = RequestBodyBuilder::new()
+                .required(Some(if required { Required::True } else { Required::False }))
+                .content("application/json", content(doc(&mut components)));
+            operation = operation.request_body(Some(body.build()));
         }
-        let item = paths.entry(endpoint.path.to_owned()).or_insert_with(|| json!({}));
-        item[endpoint.method.as_str().to_lowercase()] = operation;
+        let method = match endpoint.method {
+            axum::http::Method::GET => HttpMethod::Get,
+            axum::http::Method::PUT => HttpMethod::Put,
+            axum::http::Method::POST => HttpMethod::Post,
+            ref other => panic!("no OpenAPI method for {other}"),
+        };
+        paths = paths.path(endpoint.path, PathItem::new(method, operation.build()));
     }
-    let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
+    // One schema per name; two types of one name would shadow each other.
+    let mut schemas: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
     for (name, schema) in components {
-        let schema = serde_json::to_value(schema).expect("a schema serializes");
-        let previous = schemas.insert(name.clone(), schema.clone());
-        assert!(
-            previous.is_none_or(|p| p == schema),
-            "two types are documented as {name}"
-        );
-    }
-    schemas.insert("Problem".into(), problem_schema());
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "boxoffice",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Multi-region event ticketing. Field by field: docs/http-api.md."
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
-            "schemas": schemas,
+        if let Some(previous) = schemas.insert(name.clone(), schema.clone()) {
+            assert!(previous == schema, "two types are documented as {name}");
         }
-    })
+    }
+    let problem: Schema = serde_json::from_value(problem_schema()).expect("the problem schema is a schema");
+    schemas.insert("Problem".into(), problem.into());
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("boxoffice")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Multi-region event ticketing. Field by field: docs/http-api.md.",
+                )),
+        )
+        .paths(paths.build())
+        .components(Some(components))
+        .build()
+}
+
+fn content(schema: RefOr<Schema>) -> utoipa::openapi::Content {
+    ContentBuilder::new().schema(Some(schema)).build()
 }
 
 /// Path parameters: ids are integers, except customers and ticket codes.
-fn path_schema(name: &str) -> Value {
+fn path_schema(name: &str) -> RefOr<Schema> {
+    let string = |pattern: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .into()
+    };
     match name {
-        "customer_id" => json!({ "type": "string", "pattern": "^[A-Za-z0-9._@+-]{1,128}$" }),
-        "code" => json!({ "type": "string", "pattern": "^[A-Za-z0-9-]{1,128}$" }),
-        "region_id" => json!({ "type": "string", "pattern": "^[a-z0-9-]{1,32}$" }),
-        _ => json!({ "type": "integer", "format": "int64", "minimum": 0 }),
+        "customer_id" => string("^[A-Za-z0-9._@+-]{1,128}$"),
+        "code" => string("^[A-Za-z0-9-]{1,128}$"),
+        "region_id" => string("^[a-z0-9-]{1,32}$"),
+        _ => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .into(),
     }
 }
 
@@ -152,13 +203,6 @@ fn non_json_answer(path: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn problem_response(why: &str) -> Value {
-    json!({
-        "description": why,
-        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
-    })
 }
 
 /// RFC 9457 with a stable `code`; some codes add fields of their own.
