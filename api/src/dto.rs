@@ -1187,3 +1187,17 @@ pub struct CheckedIn {
     pub code: TicketCode,
     pub checked_in_at_ms: Millis,
 }
+
+/// A customer left an event's waitlist or cancelled its reminder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventRef {
+    pub event_id: EventId,
+}
+
+/// Exchange rates were set (`PUT /v1/admin/fx-rates`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FxRatesSet {
+    pub base: Currency,
+    /// How many quote currencies were set.
+    pub count: u32,
+}

@@ -206,7 +206,7 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
             (StatusCode::OK, json!(dto::Listing::from(listing)))
         }
         Success::Catalog(CatalogSuccess::FxRatesSet { base, count }) => {
-            (StatusCode::OK, json!({ "base": base, "count": count }))
+            (StatusCode::OK, json!(dto::FxRatesSet { base, count }))
         }
         Success::Account(AccountSuccess::EmailClaimed { claim, fresh }) => (
             StatusCode::OK,
@@ -240,7 +240,7 @@ pub(crate) fn render_in(response: Response, z: Option<&str>) -> ApiResult {
         }
         Success::Event(EventSuccess::ReminderCancelled { event_id })
         | Success::Event(EventSuccess::LeftWaitlist { event_id }) => {
-            (StatusCode::OK, json!({ "event_id": event_id }))
+            (StatusCode::OK, json!(dto::EventRef { event_id }))
         }
         Success::Event(EventSuccess::Waitlisted(view)) => (
             StatusCode::CREATED,

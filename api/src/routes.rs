@@ -354,7 +354,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Set exchange rates from one base currency",
             put(catalog::put_fx_rates),
         )
-        .takes(doc::<catalog::FxRatesBody>),
+        .takes(doc::<catalog::FxRatesBody>)
+        .gives(doc::<dto::FxRatesSet>),
         e(
             Method::GET,
             "/v1/regions",
@@ -476,7 +477,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Leave the waitlist",
             post(live::leave_waitlist),
         )
-        .may_take(doc::<live::HolderBody>),
+        .may_take(doc::<live::HolderBody>)
+        .gives(doc::<dto::EventRef>),
         e(
             Method::POST,
             "/v1/events/{event_id}/reminders",
@@ -495,7 +497,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Stop the reminder",
             post(live::unsubscribe_reminder),
         )
-        .may_take(doc::<live::HolderBody>),
+        .may_take(doc::<live::HolderBody>)
+        .gives(doc::<dto::EventRef>),
         e(
             Method::GET,
             "/v1/events/{event_id}/notices",
