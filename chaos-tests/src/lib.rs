@@ -208,6 +208,17 @@ impl TestCluster {
         Self::launch_breakable(nodes, raft, layout, regions, READY_TIMEOUT, &|_| {}, breakable).await
     }
 
+    /// Starts `nodes` nodes in one region laid out as `layout` and returns
+    /// at once, without waiting for any leader: for tests that watch the
+    /// cluster come up.
+    pub async fn spawn_with_layout(
+        nodes: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+    ) -> anyhow::Result<Self> {
+        Self::spawn_breakable(nodes, raft, layout, &[], &|_| {}, &Breakable::default())
+    }
+
     /// [`TestCluster::launch`] with `breakable`'s network and clocks.
     async fn launch_breakable(
         nodes: usize,
@@ -215,6 +226,20 @@ impl TestCluster {
         layout: ClusterLayout,
         regions: &[region_config::RegionId],
         ready_within: Duration,
+        configure: &dyn Fn(&mut region_config::NodeConfig),
+        breakable: &Breakable,
+    ) -> anyhow::Result<Self> {
+        let mut test = Self::spawn_breakable(nodes, raft, layout, regions, configure, breakable)?;
+        test.cluster.wait_ready(ready_within).await?;
+        Ok(test)
+    }
+
+    /// The processes of [`TestCluster::launch_breakable`], started and not waited for.
+    fn spawn_breakable(
+        nodes: usize,
+        raft: RaftTuning,
+        layout: ClusterLayout,
+        regions: &[region_config::RegionId],
         configure: &dyn Fn(&mut region_config::NodeConfig),
         breakable: &Breakable,
     ) -> anyhow::Result<Self> {
@@ -264,16 +289,14 @@ impl TestCluster {
         }
         cluster.spawn_all()?;
         let client = ApiClient::for_cluster(&cluster)?;
-        let mut test = Self {
+        Ok(Self {
             cluster,
             net,
             clocks,
             failpoints,
             client,
             dir: Some(dir),
-        };
-        test.cluster.wait_ready(ready_within).await?;
-        Ok(test)
+        })
     }
 
     /// Fails (or mends) node `id`'s disk: while failed, every sync the node

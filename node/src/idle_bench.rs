@@ -2,10 +2,12 @@
 //!
 //! For each group count G it starts a local 3-node cluster laid out with G
 //! data groups (three replicas each, so every node runs G + 1 replicas),
-//! waits until every group has a leader, lets it settle, then samples each
-//! node's CPU time (from `/proc/<pid>/stat`) and resident memory (from
-//! `/proc/<pid>/status`) over a quiet window with no client traffic. It prints
-//! one line per node and a JSON summary per G. Nothing is timed against a
+//! times how long until every group has a leader, lets it settle, then
+//! samples each node's CPU time (from `/proc/<pid>/stat`) and resident memory
+//! (from `/proc/<pid>/status`) over a quiet window with no client traffic.
+//! Then it kills every node and restarts them (time until every group is led
+//! again), and kills one node (time until every group it led has a new
+//! leader). It prints one line per node and a JSON summary per G. Nothing is timed against a
 //! threshold: this is a measurement to compare settings, not a test.
 
 use std::path::PathBuf;
@@ -65,9 +67,8 @@ pub async fn run(opts: IdleBenchOptions, binary: PathBuf) -> anyhow::Result<()> 
         let mut cluster =
             LocalCluster::start_with_addrs(&binary, &base_dir, addrs, raft.clone(), layout, &[])?;
         let started = Instant::now();
-        let ready = cluster.wait_ready(Duration::from_secs(300)).await;
-        let outcome = match ready {
-            Ok(_) => measure(&cluster, groups, &opts, started.elapsed()).await,
+        let outcome = match cluster.wait_ready(READY_WITHIN).await {
+            Ok(_) => run_phases(&mut cluster, groups, &opts, started.elapsed()).await,
             Err(e) => Err(e),
         };
         cluster.stop_all().await?;
@@ -76,12 +77,107 @@ pub async fn run(opts: IdleBenchOptions, binary: PathBuf) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// How long any phase may take before the benchmark gives up on it.
+const READY_WITHIN: Duration = Duration::from_secs(300);
+
+/// After a cold start: the quiet window, a restart of every node, and the
+/// failover of one killed node's groups.
+async fn run_phases(
+    cluster: &mut LocalCluster,
+    groups: u32,
+    opts: &IdleBenchOptions,
+    cold_ready: Duration,
+) -> anyhow::Result<()> {
+    let idle = measure(cluster, groups, opts, cold_ready).await?;
+    let ids = cluster.running_ids();
+    for &id in &ids {
+        cluster.kill(id)?;
+    }
+    let restarted = Instant::now();
+    for &id in &ids {
+        cluster.restart(id)?;
+    }
+    cluster.wait_ready(READY_WITHIN).await?;
+    let restart_ready = restarted.elapsed();
+    eprintln!(
+        "[bench-idle] every node killed and restarted: every group led after {:.1} s; settling {} s",
+        restart_ready.as_secs_f64(),
+        opts.settle_s
+    );
+    tokio::time::sleep(Duration::from_secs(opts.settle_s)).await;
+    let victim = *ids.first().context("no node")?;
+    let led_by_victim = cluster
+        .health(victim)
+        .await?
+        .groups
+        .iter()
+        .filter(|g| g.group_id != booking::META_GROUP && g.state == "leader")
+        .count();
+    cluster.kill(victim)?;
+    let failover = wait_failed_over(cluster, victim).await?;
+    eprintln!(
+        "[bench-idle] node {victim} killed: the {led_by_victim} groups it led have new leaders after {:.1} s",
+        failover.as_secs_f64()
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "idle-groups", "data_groups": groups, "replicas_per_group": 3,
+            "heartbeat_ms": opts.heartbeat_ms, "quiesce_after_ms": opts.quiesce_after_ms,
+            "window_s": opts.window_s,
+            "cold_start_ready_s": secs(cold_ready),
+            "restart_all_ready_s": secs(restart_ready),
+            "failover": { "node": victim, "groups_it_led": led_by_victim, "all_led_again_s": secs(failover) },
+            "mean_cpu_pct_of_core_per_node": idle.mean_cpu,
+            "nodes": idle.per_node,
+        })
+    );
+    Ok(())
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+/// Waits until every surviving node sees a live leader of every group it
+/// hosts (none led by `dead`); returns how long that took.
+async fn wait_failed_over(cluster: &LocalCluster, dead: region_config::NodeId) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let mut settled = true;
+        for id in cluster.running_ids() {
+            let led = match cluster.health(id).await {
+                Ok(health) => health
+                    .groups
+                    .iter()
+                    .all(|g| g.leader_node.is_some_and(|leader| leader != dead)),
+                Err(_) => false,
+            };
+            settled &= led;
+        }
+        if settled {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < READY_WITHIN,
+            "groups of node {dead} still without a live leader after {READY_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The quiet window's figures.
+struct Idle {
+    mean_cpu: f64,
+    per_node: Vec<serde_json::Value>,
+}
+
 async fn measure(
     cluster: &LocalCluster,
     groups: u32,
     opts: &IdleBenchOptions,
     ready_after: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Idle> {
     eprintln!(
         "[bench-idle] {groups} data groups led everywhere after {:.1} s; settling {} s",
         ready_after.as_secs_f64(),
@@ -120,18 +216,10 @@ async fn measure(
         .filter_map(|n| n["cpu_pct_of_core"].as_f64())
         .sum::<f64>()
         / per_node.len().max(1) as f64;
-    println!(
-        "{}",
-        json!({
-            "bench": "idle-groups", "data_groups": groups, "replicas_per_group": 3,
-            "heartbeat_ms": opts.heartbeat_ms, "quiesce_after_ms": opts.quiesce_after_ms,
-            "window_s": opts.window_s,
-            "ready_after_s": (ready_after.as_secs_f64() * 10.0).round() / 10.0,
-            "mean_cpu_pct_of_core_per_node": (mean_cpu * 10.0).round() / 10.0,
-            "nodes": per_node,
-        })
-    );
-    Ok(())
+    Ok(Idle {
+        mean_cpu: (mean_cpu * 10.0).round() / 10.0,
+        per_node,
+    })
 }
 
 /// `VmRSS` of a process, in KiB.

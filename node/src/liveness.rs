@@ -27,6 +27,28 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// `transport::quiescence::wake_leaderless`).
 const WAKE_PER_INTERVAL: usize = 64;
 
+/// Elections this node may start per interval for groups whose leader's node
+/// went silent (see `transport::quiescence::take_over_from`): more than the
+/// start-up waves, since a dead node's groups take no writes until then.
+const TAKEOVERS_PER_INTERVAL: usize = 256;
+
+/// An awake replica that has known no leader this long is parked again and
+/// waits for a later wave: several election timeouts, so a failover's
+/// elections are never cut short.
+const STALLED_AFTER: Duration = Duration::from_secs(5);
+
+/// A yielding task that waits longer than this for its turn means this node
+/// is too busy to start more elections.
+const BUSY_LAG: Duration = Duration::from_millis(20);
+
+/// A ping answered slower than this means the cluster is too busy to start
+/// more elections (see `run_liveness`).
+const SLOW_PING: Duration = Duration::from_millis(200);
+
+/// After this many `down_after`s of silence every parked follower of the
+/// silent node wakes to elect, whoever was chosen to campaign.
+const FALLBACK_AFTER: u32 = 3;
+
 /// Pings peers until `shutdown`; wakes parked followers of peers that went quiet.
 ///
 /// Each ping also carries this node's closed-time claims for the peer's
@@ -44,24 +66,58 @@ pub async fn run_liveness(
     // Only answers, unlike `last_ok`, which starts counting at first sight.
     let mut answered_at: HashMap<u64, Instant> = HashMap::new();
     let mut down: HashMap<u64, bool> = HashMap::new();
+    // What each peer last said it runs, and what the map gives each node
+    // (recounted when the map changes).
+    let mut running: HashMap<u64, u64> = HashMap::new();
+    let mut assigned: (u64, HashMap<u64, u64>) = (u64::MAX, HashMap::new());
+    // The last round of pings found a peer slow or silent.
+    let mut congested = false;
+    // Since when each awake replica has known no leader.
+    let mut stalled: HashMap<u64, Instant> = HashMap::new();
     let mut clock = Periodic::new(INTERVAL, &shutdown);
     while clock.next().await {
-        let woken = quiescence::wake_leaderless(&groups, WAKE_PER_INTERVAL);
-        if woken > 0 {
-            tracing::debug!(woken, "woke leaderless replicas to elect");
-        }
         let Some(meta) = groups.get(META_GROUP) else {
             continue;
         };
-        let peers: Vec<(u64, String)> = meta
-            .state
-            .read()
-            .cluster_map()
-            .nodes
-            .iter()
-            .filter(|(id, _)| **id != node_id)
-            .map(|(id, n)| (*id, n.grpc_addr.clone()))
-            .collect();
+        let peers: Vec<(u64, String)> = {
+            let state = meta.state.read();
+            let map = state.cluster_map();
+            if assigned.0 != map.epoch() {
+                assigned = (map.epoch(), replicas_per_node(map));
+            }
+            map.nodes
+                .iter()
+                .filter(|(id, _)| **id != node_id)
+                .map(|(id, n)| (*id, n.grpc_addr.clone()))
+                .collect()
+        };
+        // New groups are founded once every peer that answers has started
+        // the replicas the map gives it.
+        let found = peers.iter().all(|(peer, _)| {
+            down.get(peer) == Some(&true)
+                || running.get(peer).copied().unwrap_or(0) >= assigned.1.get(peer).copied().unwrap_or(0)
+        });
+        // How long a task that yields waits for its turn: this node's own
+        // backlog of Raft work.
+        let queued = Instant::now();
+        tokio::task::yield_now().await;
+        let lag = queued.elapsed();
+        congested |= lag > BUSY_LAG;
+        let requeued = quiescence::requeue_stalled(&groups, &mut stalled, STALLED_AFTER, congested);
+        if requeued > 0 {
+            tracing::debug!(requeued, congested, "parked replicas whose elections stalled");
+        }
+        // No new elections while peers answer slowly: the node (or they)
+        // cannot keep up with the groups already awake.
+        let limit = if congested { 0 } else { WAKE_PER_INTERVAL };
+        let woken = quiescence::wake_leaderless(&groups, limit, quiescence::MAX_AWAKE_DATA_REPLICAS, found);
+        if woken.count > 0 {
+            tracing::debug!(woken = woken.count, "woke leaderless replicas to elect");
+        }
+        if !woken.campaigners.is_empty() {
+            // Not awaited here: the pings below must not wait on elections.
+            tokio::spawn(quiescence::campaign(woken.campaigners));
+        }
         let at_ms = transport::wall_clock_ms();
         let answered = |node: u64| answered_at.get(&node).is_some_and(|t| t.elapsed() < lease.parked);
         // One pass over the groups this node leads, then each peer its share.
@@ -84,12 +140,20 @@ pub async fn run_liveness(
         )
         .await;
         let now = Instant::now();
+        let mut silent = Vec::new();
+        let mut slowest = Duration::ZERO;
+        let mut answered_now = 0;
         for ((peer, _), answer) in peers.iter().zip(answers) {
             let seen = *last_ok.entry(*peer).or_insert(now);
             if let Some(answer) = answer {
                 if let Some(offset) = answer.offset {
                     groups.clock().record(*peer, offset);
                 }
+                if let Some(replicas) = answer.replicas {
+                    running.insert(*peer, replicas);
+                }
+                slowest = slowest.max(answer.rtt);
+                answered_now += 1;
                 last_ok.insert(*peer, now);
                 answered_at.insert(*peer, now);
                 if down.insert(*peer, false) == Some(true) {
@@ -97,17 +161,43 @@ pub async fn run_liveness(
                 }
                 continue;
             }
-            if now.duration_since(seen) < down_after {
+            let quiet_for = now.duration_since(seen);
+            if quiet_for < down_after {
                 continue;
             }
             if down.insert(*peer, true) != Some(true) {
                 tracing::warn!(peer, "node stopped answering");
             }
-            // Every interval while it is down: a follower parked meanwhile
-            // (it cannot be, but a replica started meanwhile could follow it).
-            let woken = quiescence::wake_followers_of(&groups, *peer);
-            if woken > 0 {
-                tracing::info!(peer, woken, "woke parked followers of a silent node");
+            silent.push((*peer, quiet_for));
+        }
+        let unanswered = peers.len() - silent.len() - answered_now;
+        congested = slowest > SLOW_PING || unanswered > 0;
+        let up = |node: u64| node == node_id || down.get(&node) != Some(&true);
+        for (peer, quiet_for) in silent {
+            // Every interval while it is down. First one chosen successor
+            // per group campaigns, a bounded wave at a time; if that has
+            // not been enough, every parked follower of it wakes to elect.
+            if quiet_for < down_after * FALLBACK_AFTER {
+                let woken = quiescence::take_over_from(
+                    &groups,
+                    peer,
+                    &up,
+                    TAKEOVERS_PER_INTERVAL,
+                    quiescence::MAX_AWAKE_DATA_REPLICAS,
+                );
+                if woken.count > 0 {
+                    tracing::info!(
+                        peer,
+                        campaigns = woken.count,
+                        "taking over groups led by a silent node"
+                    );
+                    tokio::spawn(quiescence::campaign(woken.campaigners));
+                }
+            } else {
+                let woken = quiescence::wake_followers_of(&groups, peer);
+                if woken > 0 {
+                    tracing::info!(peer, woken, "woke parked followers of a silent node");
+                }
             }
         }
         let peer_ids: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
@@ -115,6 +205,17 @@ pub async fn run_liveness(
             hand_over_leadership(&groups).await;
         }
     }
+}
+
+/// How many replicas `map` gives each node, the metadata replica included.
+fn replicas_per_node(map: &booking::ClusterMap) -> HashMap<u64, u64> {
+    let mut count: HashMap<u64, u64> = map.nodes.keys().map(|&node| (node, 1)).collect();
+    for &group in map.groups.keys() {
+        for (_, node) in map.replicas_of(group) {
+            *count.entry(node).or_default() += 1;
+        }
+    }
+    count
 }
 
 /// While this node's clock is suspect its leaders refuse writes (see

@@ -7,7 +7,9 @@
 //! that the map lists first (the one on the group's preferred node, in its
 //! home region) initialises a new group's membership and calls an election at
 //! once, so new groups get their first leader at home without waiting out an
-//! election timeout. A restarted node reads the map from its own storage
+//! election timeout; when thousands of groups are created together, only a
+//! wave of them elects at once and the rest queue (see
+//! `transport::quiescence::wake_leaderless`). A restarted node reads the map from its own storage
 //! before Raft replays anything, so it restarts every replica it had.
 //!
 //! All replicas share one RocksDB database (one WAL, one group-commit
@@ -29,6 +31,13 @@ use tokio_util::sync::CancellationToken;
 use transport::channels::ChannelPool;
 use transport::network::NetworkFactory;
 use transport::replicas::{GroupReplica, Groups};
+
+/// New groups one reconciliation founds at once; a larger batch queues its
+/// foundings for node liveness, which admits a wave per interval.
+const FOUNDED_AT_ONCE: usize = 64;
+
+/// Replicas stopped together when the node shuts down.
+const SHUTDOWNS_AT_ONCE: usize = 64;
 
 #[derive(Clone)]
 pub struct ReplicaManager {
@@ -124,50 +133,61 @@ impl ReplicaManager {
                 }
             }
         }
+        let missing: Vec<(GroupId, ReplicaId)> = map
+            .groups
+            .keys()
+            .filter(|&&group_id| self.groups.get(group_id).is_none())
+            .filter_map(|&group_id| Some((group_id, map.replica_on(group_id, self.node_id)?)))
+            .collect();
+        // A few new groups (an event's own group) elect at once; a batch of
+        // thousands (a cluster's layout) queues its foundings for node
+        // liveness, which admits them in waves once every peer has started
+        // its replicas too.
+        let found_now = missing.len() <= FOUNDED_AT_ONCE;
         let mut started = 0;
-        for (&group_id, info) in &map.groups {
-            let Some(replica_id) = map.replica_on(group_id, self.node_id) else {
-                continue;
-            };
-            if self.groups.get(group_id).is_some() {
-                continue;
-            }
+        for (group_id, replica_id) in missing {
             let replica = self.start(group_id, replica_id, self.data_config.clone()).await?;
             started += 1;
             // Starting hundreds of groups at once must not starve the ones running.
             tokio::task::yield_now().await;
             // Replica ids are allocated in preference order, so the lowest id
             // sits on the node chosen first, in the group's home region.
+            let info = &map.groups[&group_id];
             let preferred = info.voters.keys().next() == Some(&replica_id);
-            if preferred && !replica.raft.is_initialized().await? {
-                let members: BTreeMap<u64, NodeAddr> = info
-                    .voters
-                    .iter()
-                    .filter_map(|(&replica, &node)| {
-                        let addr = map.nodes.get(&node)?;
-                        Some((
-                            replica,
-                            NodeAddr {
-                                node_id: node,
-                                region: addr.region.to_string(),
-                                grpc_addr: addr.grpc_addr.clone(),
-                                http_addr: addr.http_addr.clone(),
-                            },
-                        ))
-                    })
-                    .collect();
-                match replica.raft.initialize(members).await {
-                    Ok(()) => {
-                        // Lead at home now rather than after an election timeout;
-                        // a leader needs its timers for heartbeats until it parks.
-                        replica.wake();
-                        if let Err(e) = replica.raft.trigger().elect(false).await {
-                            tracing::debug!(group_id, error = %e, "could not call an election");
-                        }
-                        tracing::info!(group_id, "group initialised");
+            if !preferred || replica.raft.is_initialized().await? {
+                continue;
+            }
+            let members: BTreeMap<u64, NodeAddr> = info
+                .voters
+                .iter()
+                .filter_map(|(&replica, &node)| {
+                    let addr = map.nodes.get(&node)?;
+                    Some((
+                        replica,
+                        NodeAddr {
+                            node_id: node,
+                            region: addr.region.to_string(),
+                            grpc_addr: addr.grpc_addr.clone(),
+                            http_addr: addr.http_addr.clone(),
+                        },
+                    ))
+                })
+                .collect();
+            if !found_now {
+                replica.queue_founding(members);
+                continue;
+            }
+            match replica.raft.initialize(members).await {
+                Ok(()) => {
+                    // Lead at home now rather than after an election timeout;
+                    // a leader needs its timers for heartbeats until it parks.
+                    replica.wake();
+                    if let Err(e) = replica.raft.trigger().elect(false).await {
+                        tracing::debug!(group_id, error = %e, "could not call an election");
                     }
-                    Err(e) => tracing::info!(group_id, error = %e, "group already initialised"),
+                    tracing::info!(group_id, "group initialised");
                 }
+                Err(e) => tracing::info!(group_id, error = %e, "group already initialised"),
             }
         }
         if started > 0 {
@@ -210,15 +230,27 @@ impl ReplicaManager {
         }
     }
 
-    /// Shuts every replica down, data groups first.
+    /// Shuts every replica down, data groups first (many at a time: a node
+    /// with thousands of groups must still stop within its grace period),
+    /// the metadata group last.
     pub async fn shutdown_all(&self) {
-        let mut replicas = self.groups.list();
-        replicas.sort_by_key(|r| std::cmp::Reverse(r.group_id));
-        for replica in replicas {
+        use futures::stream::{self, StreamExt};
+        let (meta, data): (Vec<_>, Vec<_>) = self
+            .groups
+            .list()
+            .into_iter()
+            .partition(|r| r.group_id == META_GROUP);
+        let stop = |replica: GroupReplica| async move {
             if let Err(e) = replica.raft.shutdown().await {
                 tracing::warn!(group = replica.group_id, error = %e, "replica did not shut down cleanly");
             }
             self.groups.remove(replica.group_id);
+        };
+        stream::iter(data)
+            .for_each_concurrent(SHUTDOWNS_AT_ONCE, stop)
+            .await;
+        for replica in meta {
+            stop(replica).await;
         }
     }
 }

@@ -10,8 +10,11 @@
 //! leader wakes again and stays awake.
 //!
 //! Data replicas also *start* parked, and node liveness wakes those that know
-//! no leader a few dozen at a time, so a node (re)starting a thousand groups
-//! holds its elections in waves rather than all at once.
+//! no leader a few dozen at a time, and only while fewer than
+//! [`MAX_AWAKE_DATA_REPLICAS`] run their timers, so a node creating or
+//! restarting thousands of groups holds its elections in waves rather than all
+//! at once. A leader elected into silence parks as soon as its log is on every
+//! member, which frees its slot for the next wave.
 //!
 //! A parked replica still answers every message; only its timers stop. It wakes
 //! on new entries, on any vote request (someone is electing) and on a snapshot;
@@ -25,10 +28,11 @@
 //! stops answering, every parked follower whose leader lives there wakes, so
 //! its election timer runs and a new leader is elected as usual.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use openraft::Instant as _;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
@@ -41,6 +45,7 @@ use crate::codec::{decode, encode};
 use crate::proto::Envelope;
 use crate::proto::raft_client::RaftClient;
 use crate::replicas::{GroupReplica, Groups};
+use raft_store::NodeAddr;
 
 /// How long a leader waits for a follower's answer to a parking request.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -78,9 +83,29 @@ pub struct Quiescer {
     groups: Groups,
     pool: ChannelPool,
     idle_after: Duration,
-    /// Per group: the last log index seen and since when it has not moved.
-    seen: HashMap<u64, (Option<u64>, Instant)>,
+    /// Per group this node leads: what the last pass saw of its log.
+    seen: HashMap<u64, Seen>,
 }
+
+/// What the quiescer last saw of a group this node leads.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    term: u64,
+    last: Option<u64>,
+    /// Since when `last` has not moved.
+    since: Instant,
+    /// The log has not grown since this leader was first seen in `term`:
+    /// it was elected into silence (a start, a restart, a failover of an
+    /// idle group) and may park as soon as its log is everywhere, without
+    /// waiting out `idle_after`. Cleared once it has grown or parking was
+    /// tried, so a group that clients woke waits out the full idle time.
+    untouched: bool,
+}
+
+/// Groups asked to park at once by one pass: enough that thousands of
+/// groups elected together park within a few passes, few enough that the
+/// requests do not crowd out the node's other traffic.
+const PARK_ASKS_IN_FLIGHT: usize = 64;
 
 impl Quiescer {
     pub fn new(groups: Groups, pool: ChannelPool, idle_after: Duration) -> Self {
@@ -98,28 +123,48 @@ impl Quiescer {
         let replicas = self.groups.list();
         self.seen
             .retain(|group, _| replicas.iter().any(|r| r.group_id == *group));
-        let mut parked = 0;
+        let mut ready = Vec::new();
         for replica in replicas {
             if replica.is_quiet() {
                 continue;
             }
-            let Some(ask) = self.ready_to_park(&replica, now) else {
-                continue;
-            };
-            let followers = followers(&replica);
-            // Park first: no heartbeat of ours may follow a follower's parking.
-            replica.park();
-            let answers = join_all(
-                followers
-                    .iter()
-                    .map(|(id, addr)| ask_to_park(&self.pool, addr, replica.group_id, *id, &ask)),
-            )
+            if let Some(ask) = self.ready_to_park(&replica, now) {
+                let followers = followers(&replica);
+                ready.push((replica, ask, followers));
+            }
+        }
+        let pool = &self.pool;
+        let outcomes: Vec<(u64, Option<u64>, bool)> = stream::iter(ready)
+            .map(|(replica, ask, followers)| async move {
+                // Park first: no heartbeat of ours may follow a follower's parking.
+                replica.park();
+                let answers = join_all(
+                    followers
+                        .iter()
+                        .map(|(id, addr)| ask_to_park(pool, addr, replica.group_id, *id, &ask)),
+                )
+                .await;
+                let all = answers.iter().all(|parked| *parked);
+                if !all {
+                    replica.wake();
+                }
+                (replica.group_id, ask.last_log_index, all)
+            })
+            .buffer_unordered(PARK_ASKS_IN_FLIGHT)
+            .collect()
             .await;
-            if answers.iter().all(|parked| *parked) {
+        let mut parked = 0;
+        for (group_id, last, all) in outcomes {
+            if all {
                 parked += 1;
-            } else {
-                replica.wake();
-                self.seen.insert(replica.group_id, (ask.last_log_index, now));
+            }
+            if let Some(seen) = self.seen.get_mut(&group_id) {
+                seen.untouched = false;
+                if !all {
+                    // Refused: wait out the idle time again before asking.
+                    seen.last = last;
+                    seen.since = now;
+                }
             }
         }
         parked
@@ -134,12 +179,27 @@ impl Quiescer {
             return None;
         }
         let last = m.last_log_index;
-        let entry = self.seen.entry(replica.group_id).or_insert((last, now));
-        if entry.0 != last {
-            *entry = (last, now);
+        let term = m.current_term;
+        let fresh = Seen {
+            term,
+            last,
+            since: now,
+            untouched: true,
+        };
+        let seen = self.seen.entry(replica.group_id).or_insert(fresh);
+        if seen.term != term {
+            *seen = fresh;
+        }
+        if seen.last != last {
+            seen.last = last;
+            seen.since = now;
+            seen.untouched = false;
             return None;
         }
-        if now.duration_since(entry.1) < self.idle_after {
+        // Seen at least once before with this log: quiet for a pass.
+        let quiet_for = now.duration_since(seen.since);
+        let idle = quiet_for >= self.idle_after || (seen.untouched && !quiet_for.is_zero());
+        if !idle {
             return None;
         }
         let committed = m.cluster_committed.as_ref().map(|id| id.index);
@@ -157,7 +217,7 @@ impl Quiescer {
         }
         Some(QuiesceRequest {
             leader: m.id,
-            term: m.current_term,
+            term,
             last_log_index: last,
         })
     }
@@ -379,11 +439,14 @@ pub async fn ping(
     let rtt = sent.elapsed();
     // A node of an older version answers with its replica count alone: it
     // is alive, but its clock is not measured.
-    let offset = decode::<Result<PingAnswer, String>>(&answer.into_inner().payload)
+    let answer = decode::<Result<PingAnswer, String>>(&answer.into_inner().payload)
         .ok()
-        .and_then(Result::ok)
-        .map(|answer| Offset::measure(sent_wall_ms, rtt, answer.wall_ms));
-    Some(Pinged { offset })
+        .and_then(Result::ok);
+    Some(Pinged {
+        offset: answer.map(|answer| Offset::measure(sent_wall_ms, rtt, answer.wall_ms)),
+        replicas: answer.map(|answer| answer.replicas),
+        rtt,
+    })
 }
 
 /// What a node answers a liveness ping with.
@@ -400,6 +463,10 @@ pub struct PingAnswer {
 pub struct Pinged {
     /// The peer's clock against this node's, when its answer carried it.
     pub offset: Option<Offset>,
+    /// How many replicas the peer runs, when its answer said.
+    pub replicas: Option<u64>,
+    /// How long the answer took.
+    pub rtt: Duration,
 }
 
 /// Wakes every parked follower whose leader lives on `node`, so that its
@@ -407,20 +474,7 @@ pub struct Pinged {
 pub fn wake_followers_of(groups: &Groups, node: u64) -> usize {
     let mut woken = 0;
     for replica in groups.list() {
-        if !replica.is_quiet() {
-            continue;
-        }
-        let leader_node = {
-            let watch = replica.raft.metrics();
-            let m = watch.borrow_watched();
-            m.current_leader.and_then(|leader| {
-                m.membership_config
-                    .membership()
-                    .get_node(&leader)
-                    .map(|n| n.node_id)
-            })
-        };
-        if leader_node == Some(node) {
+        if replica.is_quiet() && leader_node(&replica) == Some(node) {
             replica.wake();
             woken += 1;
         }
@@ -428,20 +482,220 @@ pub fn wake_followers_of(groups: &Groups, node: u64) -> usize {
     woken
 }
 
-/// Wakes at most `limit` parked replicas that know no leader, lowest group
-/// first, so that their election timers run. Data replicas start parked (a
-/// node starting a thousand of them must not hold a thousand elections at
-/// once); this lets them elect in waves. Returns how many woke.
-pub fn wake_leaderless(groups: &Groups, limit: usize) -> usize {
-    let mut woken = 0;
+/// The node of the leader `replica` follows, if it knows one.
+fn leader_node(replica: &GroupReplica) -> Option<u64> {
+    let watch = replica.raft.metrics();
+    let m = watch.borrow_watched();
+    m.current_leader.and_then(|leader| {
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.node_id)
+    })
+}
+
+/// The first response to `node` going silent: of every group led from there
+/// that has a parked replica here, one surviving voter campaigns at once,
+/// the one the group's id picks among the voters on nodes that still answer
+/// (`up`), so that the survivors share the elections out instead of all of
+/// them timing out together. The others stay parked; the campaigner's vote
+/// request wakes them. At most `limit` campaigns start here per call, fewer
+/// if they would take the node past `max_awake`; the caller calls again each
+/// interval while the node is silent, and falls back to
+/// [`wake_followers_of`] if that is not enough.
+pub fn take_over_from(
+    groups: &Groups,
+    node: u64,
+    up: &dyn Fn(u64) -> bool,
+    limit: usize,
+    max_awake: usize,
+) -> Woken {
+    let budget = limit.min(max_awake.saturating_sub(groups.awake_data_replicas()));
+    let mut woken = Woken::default();
     for replica in groups.list() {
-        if woken == limit {
+        if woken.count == budget {
             break;
         }
-        if replica.is_quiet() && replica.raft.metrics().borrow_watched().current_leader.is_none() {
+        if replica.group_id == 0 || !replica.is_quiet() || leader_node(&replica) != Some(node) {
+            continue;
+        }
+        let chosen = {
+            let watch = replica.raft.metrics();
+            let m = watch.borrow_watched();
+            let membership = m.membership_config.membership();
+            let voters: Vec<(u64, u64)> = membership
+                .voter_ids()
+                .filter_map(|id| Some((id, membership.get_node(&id)?.node_id)))
+                .collect();
+            successor(replica.group_id, &voters, node, up)
+        };
+        if chosen == Some(replica.replica_id) {
             replica.wake();
-            woken += 1;
+            woken.count += 1;
+            woken.campaigners.push((replica, None));
         }
     }
     woken
+}
+
+/// Which of a group's `voters` (replica id, node id), in replica-id order,
+/// campaigns when `dead` goes silent: among those on other nodes that are
+/// `up`, the one the group id picks, so that the survivors of a node split
+/// its groups between them.
+fn successor(group_id: u64, voters: &[(u64, u64)], dead: u64, up: &dyn Fn(u64) -> bool) -> Option<u64> {
+    let survivors: Vec<u64> = voters
+        .iter()
+        .filter(|(_, node)| *node != dead && up(*node))
+        .map(|(replica, _)| *replica)
+        .collect();
+    if survivors.is_empty() {
+        return None;
+    }
+    survivors.get(group_id as usize % survivors.len()).copied()
+}
+
+/// Data replicas a node lets run their timers while it still wakes more
+/// to elect. Every awake replica ticks 20 times a second and an awake leader
+/// heartbeats each follower 4 times; measured on two shared cores (debug
+/// build, three nodes), a few hundred per node saturate them: appends and
+/// votes time out, elections start again, and neither the new groups nor
+/// the metadata group keep a leader. Below the cap, each group elected parks
+/// a pass or two later and frees its slot, so start-up time grows linearly
+/// with the group count.
+pub const MAX_AWAKE_DATA_REPLICAS: usize = 128;
+
+/// Leaderless replicas woken per call however many are awake.
+const ALWAYS_WOKEN: usize = 4;
+
+/// Wakes at most `limit` parked replicas that know no leader, fewer (down to
+/// a handful) if that would take the node's awake data replicas past
+/// `max_awake`, so that their election timers run. Data replicas start parked
+/// (a node starting a thousand of them must not hold a thousand elections at
+/// once); this lets them elect in waves. Replicas queued to found a new group
+/// go first, but only if `found` (every peer has started the replicas the map
+/// gives it: a founder calling on a peer that has no replica yet would only
+/// time out, stay awake and try again); they are returned, for the caller to
+/// initialise their groups and call the elections now. A replica that knows
+/// no membership and founds nothing is left alone: it cannot campaign, and
+/// the founder's first message wakes it.
+pub fn wake_leaderless(groups: &Groups, limit: usize, max_awake: usize, found: bool) -> Woken {
+    // A few always: a node whose groups are all busy must still elect.
+    let budget = limit
+        .min(max_awake.saturating_sub(groups.awake_data_replicas()))
+        .max(limit.min(ALWAYS_WOKEN));
+    let mut woken = Woken::default();
+    let mut founders = Vec::new();
+    let mut others = Vec::new();
+    for replica in groups.list() {
+        if replica.group_id == 0 || !replica.is_quiet() {
+            continue;
+        }
+        if replica.founding_queued() {
+            if found {
+                founders.push(replica);
+            }
+        } else if knows_no_leader(&replica) {
+            others.push(replica);
+        }
+    }
+    for replica in founders.into_iter().chain(others).take(budget) {
+        replica.wake();
+        woken.count += 1;
+        if let Some(members) = replica.take_founding() {
+            woken.campaigners.push((replica, Some(members)));
+        }
+    }
+    woken
+}
+
+/// Calls an election on each replica, at once rather than after an
+/// election timeout, first initialising the group of each that founds one:
+/// the founders of new groups, the chosen successors of a silent node's
+/// leaders.
+pub async fn campaign(campaigners: Vec<(GroupReplica, Option<BTreeMap<u64, NodeAddr>>)>) {
+    join_all(campaigners.into_iter().map(|(replica, founding)| async move {
+        if let Some(members) = founding
+            && let Err(e) = replica.raft.initialize(members).await
+        {
+            tracing::info!(group = replica.group_id, error = %e, "group already initialised");
+        }
+        if let Err(e) = replica.raft.trigger().elect(false).await {
+            tracing::debug!(group = replica.group_id, error = %e, "could not call an election");
+        }
+    }))
+    .await;
+}
+
+/// What [`wake_leaderless`] and [`take_over_from`] woke.
+#[derive(Default)]
+pub struct Woken {
+    pub count: usize,
+    /// Woken replicas to call an election now, each with the members of
+    /// the group it founds, if it founds one.
+    pub campaigners: Vec<(GroupReplica, Option<BTreeMap<u64, NodeAddr>>)>,
+}
+
+/// Parks awake data replicas that have known no leader for `after`
+/// (`since`: when each was first seen so, kept between calls), or at once
+/// when `congested`: an election that has not succeeded by then is only
+/// adding votes and ticks to a node that cannot keep up, and
+/// [`wake_leaderless`] admits the replica again in a later wave. Parking
+/// stops timers only; terms and votes are untouched. Returns how many it
+/// parked.
+pub fn requeue_stalled(
+    groups: &Groups,
+    since: &mut HashMap<u64, Instant>,
+    after: Duration,
+    congested: bool,
+) -> usize {
+    let now = Instant::now();
+    let mut stalled = HashMap::new();
+    let mut parked = 0;
+    for replica in groups.list() {
+        if replica.group_id == 0 || replica.is_quiet() {
+            continue;
+        }
+        let leaderless = replica.raft.metrics().borrow_watched().current_leader.is_none();
+        if !leaderless {
+            continue;
+        }
+        let first = *since.get(&replica.group_id).unwrap_or(&now);
+        if congested || now.duration_since(first) >= after {
+            replica.park();
+            parked += 1;
+        } else {
+            stalled.insert(replica.group_id, first);
+        }
+    }
+    *since = stalled;
+    parked
+}
+
+/// Parked, with a membership, and no leader known.
+fn knows_no_leader(replica: &GroupReplica) -> bool {
+    let watch = replica.raft.metrics();
+    let m = watch.borrow_watched();
+    m.current_leader.is_none() && m.membership_config.membership().voter_ids().next().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_survivors_of_a_node_share_its_groups_and_skip_the_silent() {
+        // Replicas 10, 11, 12 of one group on nodes 1, 2, 3; node 1 died.
+        let voters = [(10, 1), (11, 2), (12, 3)];
+        let all_up = |_: u64| true;
+        let picked: Vec<Option<u64>> = (0..4).map(|g| successor(g, &voters, 1, &all_up)).collect();
+        assert_eq!(picked, [Some(11), Some(12), Some(11), Some(12)]);
+        // Node 3 is silent too: node 2's replica takes every group.
+        let three_down = |n: u64| n != 3;
+        assert!((0..4).all(|g| successor(g, &voters, 1, &three_down) == Some(11)));
+        // Nobody left to campaign.
+        let none_up = |_: u64| false;
+        assert_eq!(successor(0, &voters, 1, &none_up), None);
+        // The dead node is never chosen, even when "up" says it answers.
+        assert!((0..4).all(|g| successor(g, &voters, 2, &all_up) != Some(11)));
+    }
 }

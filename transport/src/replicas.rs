@@ -3,12 +3,12 @@
 //! router reads and writes through them, quiescence parks and wakes them,
 //! and the API reports on them; none of these needs more than this module.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use raft_store::{Raft, SharedState};
+use raft_store::{NodeAddr, Raft, SharedState};
 
 /// One local replica: what the transport, the router and the API need of it.
 #[derive(Clone)]
@@ -24,6 +24,10 @@ pub struct GroupReplica {
     pub snapshot_dir: Arc<Path>,
     /// Whether this replica's timers are parked (see [`crate::quiescence`]).
     pub quiet: Arc<AtomicBool>,
+    /// On the replica that is to found a new group: the group's first
+    /// members, kept until node liveness admits it to initialise the group
+    /// and call its first election (see `quiescence::wake_leaderless`).
+    founding: Arc<Mutex<Option<BTreeMap<u64, NodeAddr>>>>,
     /// What the group's leader has told this replica about how current it
     /// is (see [`Closed`]).
     closed: Arc<Mutex<Closed>>,
@@ -80,6 +84,7 @@ impl GroupReplica {
             state,
             snapshot_dir: Arc::from(snapshot_dir),
             quiet: Arc::new(AtomicBool::new(parked)),
+            founding: Arc::default(),
             closed: Arc::default(),
         }
     }
@@ -139,6 +144,21 @@ impl GroupReplica {
 
     pub fn is_quiet(&self) -> bool {
         self.quiet.load(Ordering::Acquire)
+    }
+
+    /// Queues this replica to found its group with `members` when admitted.
+    pub fn queue_founding(&self, members: BTreeMap<u64, NodeAddr>) {
+        *self.founding.lock().unwrap_or_else(|p| p.into_inner()) = Some(members);
+    }
+
+    /// Whether a founding is queued here (it stays queued).
+    pub fn founding_queued(&self) -> bool {
+        self.founding.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Takes the queued founding's members, if any.
+    pub fn take_founding(&self) -> Option<BTreeMap<u64, NodeAddr>> {
+        self.founding.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The voters of the group as this replica's Raft membership has them.
@@ -209,6 +229,18 @@ impl Groups {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many data-group replicas have their timers running: the node's
+    /// share of groups electing, leading awake or following awake. The
+    /// metadata group (0, always ticking) is not counted.
+    pub fn awake_data_replicas(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|r| r.group_id != 0 && !r.is_quiet())
+            .count()
     }
 
     pub fn get(&self, group_id: u64) -> Option<GroupReplica> {

@@ -14,6 +14,7 @@ mod kill_leader;
 mod live;
 mod localized;
 mod many_groups_restart;
+mod many_groups_start;
 mod membership;
 mod metrics;
 mod multi_group;
