@@ -41,6 +41,9 @@ const STALLED_AFTER: Duration = Duration::from_secs(5);
 /// is too busy to start more elections.
 const BUSY_LAG: Duration = Duration::from_millis(20);
 
+/// Leaderless replicas woken per interval while congested.
+const CONGESTED_WAKES: usize = 4;
+
 /// A ping answered slower than this means the cluster is too busy to start
 /// more elections (see `run_liveness`).
 const SLOW_PING: Duration = Duration::from_millis(200);
@@ -107,9 +110,16 @@ pub async fn run_liveness(
         if requeued > 0 {
             tracing::debug!(requeued, congested, "parked replicas whose elections stalled");
         }
-        // No new elections while peers answer slowly: the node (or they)
-        // cannot keep up with the groups already awake.
-        let limit = if congested { 0 } else { WAKE_PER_INTERVAL };
+        // While peers answer slowly or this node lags, it (or they) cannot
+        // keep up with the groups already awake: no new groups are founded,
+        // and only a trickle of leaderless replicas wakes (never none: a
+        // node busy for good must still elect).
+        let limit = if congested {
+            CONGESTED_WAKES
+        } else {
+            WAKE_PER_INTERVAL
+        };
+        let found = found && !congested;
         let woken = quiescence::wake_leaderless(&groups, limit, quiescence::MAX_AWAKE_DATA_REPLICAS, found);
         if woken.count > 0 {
             tracing::debug!(woken = woken.count, "woke leaderless replicas to elect");

@@ -635,13 +635,13 @@ pub struct Woken {
     pub campaigners: Vec<(GroupReplica, Option<BTreeMap<u64, NodeAddr>>)>,
 }
 
-/// Parks awake data replicas that have known no leader for `after`
-/// (`since`: when each was first seen so, kept between calls), or at once
-/// when `congested`: an election that has not succeeded by then is only
-/// adding votes and ticks to a node that cannot keep up, and
-/// [`wake_leaderless`] admits the replica again in a later wave. Parking
-/// stops timers only; terms and votes are untouched. Returns how many it
-/// parked.
+/// Parks awake data replicas of groups that never had a leader once they
+/// have waited `after` for one (`since`: when each was first seen so, kept
+/// between calls), or at once when `congested`: an election
+/// that has not succeeded in several election timeouts is only adding votes
+/// and ticks to a node that cannot keep up, and [`wake_leaderless`] admits
+/// the replica again in a later wave. Parking stops timers only; terms and
+/// votes are untouched. Returns how many it parked.
 pub fn requeue_stalled(
     groups: &Groups,
     since: &mut HashMap<u64, Instant>,
@@ -655,8 +655,18 @@ pub fn requeue_stalled(
         if replica.group_id == 0 || replica.is_quiet() {
             continue;
         }
-        let leaderless = replica.raft.metrics().borrow_watched().current_leader.is_none();
-        if !leaderless {
+        let (leaderless, never_led) = {
+            let watch = replica.raft.metrics();
+            let m = watch.borrow_watched();
+            // Index 0 is the founding membership; a first leader's entry follows it.
+            (
+                m.current_leader.is_none(),
+                m.last_applied.is_none_or(|id| id.index == 0),
+            )
+        };
+        // Only groups that never had a leader (a start-up wave): a
+        // failover's or a restart's election is never cut short.
+        if !leaderless || !never_led {
             continue;
         }
         let first = *since.get(&replica.group_id).unwrap_or(&now);
