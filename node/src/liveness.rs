@@ -73,7 +73,8 @@ pub async fn run_liveness(
     // (recounted when the map changes).
     let mut running: HashMap<u64, u64> = HashMap::new();
     let mut assigned: (u64, HashMap<u64, u64>) = (u64::MAX, HashMap::new());
-    // The last round of pings found a peer slow or silent.
+    // This node lagged, or the last round of pings found a peer slow or
+    // unanswered (see `BUSY_LAG`, `SLOW_PING`).
     let mut congested = false;
     // Since when each awake replica has known no leader.
     let mut stalled: HashMap<u64, Instant> = HashMap::new();

@@ -9,8 +9,9 @@
 //! once, so new groups get their first leader at home without waiting out an
 //! election timeout; when thousands of groups are created together, only a
 //! wave of them elects at once and the rest queue (see
-//! `transport::quiescence::wake_leaderless`). A restarted node reads the map from its own storage
-//! before Raft replays anything, so it restarts every replica it had.
+//! `transport::quiescence::wake_leaderless`). A restarted node reads the map
+//! from its own storage before Raft replays anything, so it restarts every
+//! replica it had.
 //!
 //! All replicas share one RocksDB database (one WAL, one group-commit
 //! flusher), one gRPC server and one connection per peer.
